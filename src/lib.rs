@@ -1,0 +1,6 @@
+//! wschat: a WebSocket chat daemon speaking the workerman-chat protocol on a hand-rolled, single-threaded
+//! mio reactor, with its load client and capture analyzer. The protocol core (`ws`, `chat`) is pure code;
+//! the reactor only moves bytes between sockets and that core.
+#![deny(missing_docs)]
+
+pub mod ws;
