@@ -4,3 +4,5 @@
 #![deny(missing_docs)]
 
 pub mod ws;
+pub mod bench;
+pub mod dump;
