@@ -3,6 +3,7 @@
 //! the reactor only moves bytes between sockets and that core.
 #![deny(missing_docs)]
 
+pub mod chat;
 pub mod ws;
 pub mod bench;
 pub mod dump;

@@ -1,0 +1,355 @@
+//! The JSON messages of the chat protocol: parsing what clients send (with the contract's error codes) and
+//! serializing what the server sends, field for field as in workerman-chat.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Longest accepted nickname, in characters, after trimming.
+pub const MAX_NAME_CHARS: usize = 32;
+
+/// Longest accepted room id, in bytes.
+pub const MAX_ROOM_BYTES: usize = 64;
+
+/// The room a login without `room_id` joins.
+pub const DEFAULT_ROOM: &str = "1";
+
+/// A message from a client, validated for shape (not yet against the hub's state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMessage<'a> {
+    /// `{"type":"login","name":N,"room_id":R}`.
+    Login {
+        /// The nickname as sent (not yet trimmed or validated).
+        name: Cow<'a, str>,
+        /// The room to join; [`DEFAULT_ROOM`] when absent or empty.
+        room: Cow<'a, str>,
+    },
+    /// `{"type":"say","to_uid":V,"content":C}`.
+    Say {
+        /// Who should receive it.
+        to: Recipient,
+        /// The text, relayed unchanged.
+        content: Cow<'a, str>,
+    },
+    /// `{"type":"logout"}`: leave the room but keep the connection.
+    Logout,
+    /// `{"type":"pong"}`: workerman-chat's application-level heartbeat answer; accepted and ignored.
+    Pong,
+}
+
+/// The `to_uid` of a say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    /// `"all"` (or no `to_uid`): the whole room.
+    All,
+    /// One user by uid.
+    User(u64),
+    /// A string that is neither `"all"` nor a number: nobody has that uid.
+    Nobody,
+}
+
+/// The error codes of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Not a JSON object, or a field of the wrong JSON type.
+    BadJson,
+    /// `type` missing or not known.
+    UnknownType,
+    /// A say or logout before login.
+    NotLoggedIn,
+    /// A name that is empty, too long or has control characters.
+    BadName,
+    /// A second login on the same connection.
+    AlreadyLoggedIn,
+    /// A private message to a uid that is not in the sender's room.
+    NoSuchUser,
+    /// A say with empty content.
+    EmptyContent,
+}
+
+impl ErrorCode {
+    /// The code as sent in the `code` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::NotLoggedIn => "not_logged_in",
+            ErrorCode::BadName => "bad_name",
+            ErrorCode::AlreadyLoggedIn => "already_logged_in",
+            ErrorCode::NoSuchUser => "no_such_user",
+            ErrorCode::EmptyContent => "empty_content",
+        }
+    }
+
+    /// A human-readable explanation, sent in the `message` field.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "expected a JSON object with fields of the right types",
+            ErrorCode::UnknownType => "type must be one of login, say, logout",
+            ErrorCode::NotLoggedIn => "log in first",
+            ErrorCode::BadName => "name must be 1 to 32 characters without control characters",
+            ErrorCode::AlreadyLoggedIn => "this connection is already logged in",
+            ErrorCode::NoSuchUser => "no user with that uid in your room",
+            ErrorCode::EmptyContent => "content must not be empty",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for ErrorCode {}
+
+/// The raw shape of any client message; every field optional so that missing fields get protocol errors.
+#[derive(Deserialize)]
+struct Incoming<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    room_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    to_uid: Option<ToUid<'a>>,
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// `to_uid` as it may be written: a number, or a string ("all" or digits).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ToUid<'a> {
+    Number(u64),
+    Text(#[serde(borrow)] Cow<'a, str>),
+}
+
+/// Parses one text message from a client.
+pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ErrorCode> {
+    // serde would also accept a JSON array for a struct; the protocol wants an object.
+    if !text.trim_start().starts_with('{') {
+        return Err(ErrorCode::BadJson);
+    }
+    let msg: Incoming<'_> = serde_json::from_str(text).map_err(|_| ErrorCode::BadJson)?;
+    match msg.kind.as_deref() {
+        Some("login") => {
+            let room = match msg.room_id {
+                Some(r) if r.len() > MAX_ROOM_BYTES => return Err(ErrorCode::BadJson),
+                Some(r) if !r.trim().is_empty() => r,
+                _ => Cow::Borrowed(DEFAULT_ROOM),
+            };
+            Ok(ClientMessage::Login { name: msg.name.unwrap_or_default(), room })
+        }
+        Some("say") => {
+            let to = match msg.to_uid {
+                None => Recipient::All,
+                Some(ToUid::Number(0)) => Recipient::Nobody,
+                Some(ToUid::Number(n)) => Recipient::User(n),
+                Some(ToUid::Text(t)) if t == "all" => Recipient::All,
+                Some(ToUid::Text(t)) => match t.trim().parse::<u64>() {
+                    Ok(n) if n > 0 => Recipient::User(n),
+                    _ => Recipient::Nobody,
+                },
+            };
+            Ok(ClientMessage::Say { to, content: msg.content.unwrap_or_default() })
+        }
+        Some("logout") => Ok(ClientMessage::Logout),
+        Some("pong") => Ok(ClientMessage::Pong),
+        _ => Err(ErrorCode::UnknownType),
+    }
+}
+
+/// One entry of a user list.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UserEntry<'a> {
+    /// The user's uid.
+    pub uid: u64,
+    /// The user's name.
+    pub name: &'a str,
+}
+
+/// The `to_uid` of an outgoing say: the string "all" or a uid number.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ToUidOut {
+    /// Sent to the whole room.
+    All(&'static str),
+    /// Sent privately to this uid.
+    User(u64),
+}
+
+/// A message from the server, serialized with `type` first as workerman-chat does.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage<'a> {
+    /// Everyone in the room, in login order, sent to a newcomer.
+    UserList {
+        /// The users.
+        user_list: &'a [UserEntry<'a>],
+    },
+    /// Someone logged in.
+    Login {
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// A chat message.
+    Say {
+        /// The sender's uid.
+        from_uid: u64,
+        /// "all" or the recipient's uid.
+        to_uid: ToUidOut,
+        /// The text, unchanged.
+        content: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// Someone left.
+    Logout {
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// A request was refused; the connection stays open.
+    Error {
+        /// The error code.
+        code: &'a str,
+        /// A human-readable explanation.
+        message: &'a str,
+    },
+}
+
+impl ServerMessage<'_> {
+    /// Appends the JSON text of this message to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // Serializing these plain structs into a Vec cannot fail: no maps with non-string keys, no I/O.
+        if serde_json::to_writer(&mut *out, self).is_err() {
+            out.extend_from_slice(br#"{"type":"error","code":"internal","message":"encoding failed"}"#);
+        }
+    }
+}
+
+/// The error message for `code`, as JSON text.
+pub fn error_json(code: ErrorCode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96);
+    ServerMessage::Error { code: code.as_str(), message: code.message() }.write_json(&mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn json(m: &ServerMessage<'_>) -> String {
+        let mut out = Vec::new();
+        m.write_json(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn seed_messages_parse() {
+        assert_eq!(
+            parse_client_message(r#"{"type":"login","name":"mynick"}"#),
+            Ok(ClientMessage::Login { name: "mynick".into(), room: DEFAULT_ROOM.into() })
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"say","to_uid":"all","content":"hi,  all !"}"#),
+            Ok(ClientMessage::Say { to: Recipient::All, content: "hi,  all !".into() })
+        );
+    }
+
+    #[test]
+    fn recipients() {
+        let to = |v: &str| match parse_client_message(&format!(r#"{{"type":"say","to_uid":{v},"content":"x"}}"#)) {
+            Ok(ClientMessage::Say { to, .. }) => Ok(to),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e),
+        };
+        assert_eq!(to("7"), Ok(Recipient::User(7)));
+        assert_eq!(to("\"7\""), Ok(Recipient::User(7)));
+        assert_eq!(to("\"all\""), Ok(Recipient::All));
+        assert_eq!(to("\"bob\""), Ok(Recipient::Nobody));
+        assert_eq!(to("0"), Ok(Recipient::Nobody));
+        assert_eq!(to("-1"), Err(ErrorCode::BadJson));
+        assert_eq!(to("1.5"), Err(ErrorCode::BadJson));
+        assert_eq!(to("[1]"), Err(ErrorCode::BadJson));
+        assert_eq!(
+            parse_client_message(r#"{"type":"say","content":"x"}"#),
+            Ok(ClientMessage::Say { to: Recipient::All, content: "x".into() })
+        );
+    }
+
+    #[test]
+    fn rooms() {
+        assert_eq!(
+            parse_client_message(r#"{"type":"login","name":"a","room_id":"lobby"}"#),
+            Ok(ClientMessage::Login { name: "a".into(), room: "lobby".into() })
+        );
+        let long = format!(r#"{{"type":"login","name":"a","room_id":"{}"}}"#, "r".repeat(65));
+        assert_eq!(parse_client_message(&long), Err(ErrorCode::BadJson));
+        assert_eq!(parse_client_message(r#"{"type":"login","name":"a","room_id":5}"#), Err(ErrorCode::BadJson));
+    }
+
+    #[test]
+    fn shape_errors() {
+        for bad in ["", "null", "[]", "[\"login\"]", "\"login\"", "42", "{", "{\"type\":\"login\"", "not json"] {
+            assert_eq!(parse_client_message(bad), Err(ErrorCode::BadJson), "{bad}");
+        }
+        assert_eq!(parse_client_message(r#"{"type":5}"#), Err(ErrorCode::BadJson));
+        assert_eq!(parse_client_message(r#"{"type":"login","name":5}"#), Err(ErrorCode::BadJson));
+        assert_eq!(parse_client_message(r#"{"type":"say","content":["x"]}"#), Err(ErrorCode::BadJson));
+        assert_eq!(parse_client_message(r#"{}"#), Err(ErrorCode::UnknownType));
+        assert_eq!(parse_client_message(r#"{"type":"dance"}"#), Err(ErrorCode::UnknownType));
+        assert_eq!(parse_client_message(r#"{"type":"logout"}"#), Ok(ClientMessage::Logout));
+        assert_eq!(parse_client_message(r#"{"type":"pong"}"#), Ok(ClientMessage::Pong));
+    }
+
+    #[test]
+    fn escaped_strings_are_decoded() {
+        assert_eq!(
+            parse_client_message(r#"{"type":"login","name":"\u732a\u732a"}"#),
+            Ok(ClientMessage::Login { name: "猪猪".into(), room: DEFAULT_ROOM.into() })
+        );
+    }
+
+    #[test]
+    fn server_messages_have_the_seed_field_order() {
+        let users = [UserEntry { uid: 1, name: "猪猪" }, UserEntry { uid: 2, name: "mynick" }];
+        assert_eq!(
+            json(&ServerMessage::UserList { user_list: &users }),
+            r#"{"type":"user_list","user_list":[{"uid":1,"name":"猪猪"},{"uid":2,"name":"mynick"}]}"#
+        );
+        assert_eq!(
+            json(&ServerMessage::Login { uid: 2, name: "mynick", time: "2014-08-12 17:50:30" }),
+            r#"{"type":"login","uid":2,"name":"mynick","time":"2014-08-12 17:50:30"}"#
+        );
+        assert_eq!(
+            json(&ServerMessage::Say {
+                from_uid: 2,
+                to_uid: ToUidOut::All("all"),
+                content: "hi,  all !",
+                time: "2014-08-12 17:51:02"
+            }),
+            r#"{"type":"say","from_uid":2,"to_uid":"all","content":"hi,  all !","time":"2014-08-12 17:51:02"}"#
+        );
+        assert_eq!(
+            json(&ServerMessage::Say { from_uid: 2, to_uid: ToUidOut::User(1), content: "<b>", time: "t" }),
+            r#"{"type":"say","from_uid":2,"to_uid":1,"content":"<b>","time":"t"}"#
+        );
+        assert_eq!(
+            json(&ServerMessage::Logout { uid: 2, name: "mynick", time: "t" }),
+            r#"{"type":"logout","uid":2,"name":"mynick","time":"t"}"#
+        );
+        let err = String::from_utf8(error_json(ErrorCode::NoSuchUser)).unwrap();
+        assert!(err.starts_with(r#"{"type":"error","code":"no_such_user","message":"#), "{err}");
+    }
+}
