@@ -1,0 +1,270 @@
+// Browser test of the wschat chat page: starts the release daemon on ephemeral ports, drives headless
+// Debian Chromium through playwright-core with three users (alice, bob, carol) and checks the page's
+// behaviour against the contract: login, user list, broadcast, private messages, HTML-injection safety,
+// leave notices, connection state and automatic re-login after the daemon restarts.
+//
+// Run: `make test-e2e` (or `cd tests/e2e && npm ci && node --test`).
+// Env: WSCHAT_BIN overrides the daemon binary, CHROMIUM the browser executable.
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const BIN = process.env.WSCHAT_BIN || path.resolve(HERE, '../../target/release/wschat');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const ARTIFACTS = path.join(HERE, 'artifacts');
+const WAIT = 5000; // ms for any single expectation
+const XSS = '<img src=x onerror=alert(1)>';
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-quic',
+];
+
+fs.mkdirSync(ARTIFACTS, { recursive: true });
+
+// ---- daemon -----------------------------------------------------------------------------------
+const daemons = new Set();
+
+/** Starts the daemon and resolves with {proc, wsPort, httpPort} once it printed its listening line. */
+function startDaemon(wsAddr = '127.0.0.1:0', httpAddr = '127.0.0.1:0', tag = 'daemon') {
+  assert.ok(fs.existsSync(BIN), `daemon binary not found at ${BIN} (run \`cargo build --release\` first)`);
+  const proc = spawn(BIN, ['--ws', wsAddr, '--http', httpAddr], { stdio: ['ignore', 'pipe', 'pipe'] });
+  daemons.add(proc);
+  proc.on('exit', () => daemons.delete(proc));
+  const log = fs.createWriteStream(path.join(ARTIFACTS, `${tag}.log`));
+  proc.stderr.pipe(log);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('daemon did not print its listening line within 10 s')), 10000);
+    proc.on('error', (e) => { clearTimeout(timer); reject(e); });
+    proc.on('exit', (code, sig) => { clearTimeout(timer); reject(new Error(`daemon exited early (${code ?? sig})`)); });
+    const rl = createInterface({ input: proc.stdout });
+    let first = true;
+    rl.on('line', (line) => {
+      log.write(`[stdout] ${line}\n`);
+      if (!first) return;
+      first = false;
+      clearTimeout(timer);
+      const m = /^wschat listening ws=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)$/.exec(line);
+      if (!m) return reject(new Error(`unexpected first stdout line from daemon: ${JSON.stringify(line)}`));
+      resolve({ proc, wsPort: Number(m[1]), httpPort: Number(m[2]) });
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL if it has not exited after 3 s. */
+async function stopDaemon(proc) {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(t);
+}
+
+// Whatever happens (assertion failure, exception, Ctrl-C), no daemon outlives the test process.
+process.on('exit', () => { for (const p of daemons) p.kill('SIGKILL'); });
+
+// ---- page helpers -----------------------------------------------------------------------------
+const text = (page, sel) => page.$eval(sel, (e) => e.textContent);
+
+/** Waits until the text of `sel` contains (or, with present=false, no longer contains) `needle`. */
+async function waitText(page, sel, needle, present = true, timeout = WAIT) {
+  try {
+    await page.waitForFunction(
+      ([s, n, p]) => { const e = document.querySelector(s); return !!e && e.textContent.includes(n) === p; },
+      [sel, needle, present], { timeout, polling: 50 });
+  } catch (e) {
+    const got = await text(page, sel).catch(() => '<missing>');
+    throw new Error(`${page.__who}: ${sel} ${present ? 'never showed' : 'still shows'} ${JSON.stringify(needle)}; ` +
+      `it reads ${JSON.stringify(got)}`);
+  }
+}
+
+/** Waits until #status matches `re`. */
+async function waitStatus(page, re, timeout = WAIT) {
+  try {
+    await page.waitForFunction((src) => new RegExp(src).test(document.querySelector('#status').textContent.trim()),
+      re.source, { timeout, polling: 50 });
+  } catch {
+    throw new Error(`${page.__who}: #status never matched ${re}; it reads ${JSON.stringify(await text(page, '#status'))}`);
+  }
+}
+
+/** Names shown in #users (each entry's text, "(you)" marker stripped). */
+const userNames = (page) => page.$$eval('#users li', (lis) =>
+  lis.map((li) => (li.querySelector('.uname') ?? li).textContent.replace(/\(you\)/, '').trim()));
+
+async function waitUsers(page, expected) {
+  const want = [...expected].sort();
+  try {
+    await page.waitForFunction((w) => {
+      const got = [...document.querySelectorAll('#users li')]
+        .map((li) => (li.querySelector('.uname') ?? li).textContent.replace(/\(you\)/, '').trim()).sort();
+      return JSON.stringify(got) === JSON.stringify(w);
+    }, want, { timeout: WAIT, polling: 50 });
+  } catch {
+    assert.deepEqual((await userNames(page)).sort(), want, `${page.__who}: #users`);
+  }
+}
+
+// ---- the test -------------------------------------------------------------------------------
+describe('wschat chat page in Chromium', { timeout: 60000 }, () => {
+  let daemon, context, userDir;
+  const pages = {};
+  const dialogs = [];
+  const pageErrors = [];
+  let failed = false;
+
+  // Steps share state; once one fails the rest are skipped instead of piling up follow-on failures.
+  const step = (name, fn) => it(name, async (t) => {
+    if (failed) return t.skip('an earlier step failed');
+    try { await fn(t); } catch (e) { failed = true; throw e; }
+  });
+
+  async function open(who) {
+    const page = await context.newPage();
+    page.__who = who;
+    page.on('dialog', (d) => { dialogs.push(`${who}: ${d.type()} ${d.message()}`); d.dismiss().catch(() => {}); });
+    page.on('pageerror', (e) => pageErrors.push(`${who}: ${e.message}`));
+    await page.goto(`http://127.0.0.1:${daemon.httpPort}/`);
+    await waitStatus(page, /^connected$/);
+    pages[who] = page;
+    return page;
+  }
+
+  async function login(page, name) {
+    assert.equal(await page.isDisabled('#message'), true, '#message must be disabled before login');
+    assert.equal(await page.isDisabled('#send'), true, '#send must be disabled before login');
+    await page.fill('#name', name);
+    await page.click('#login');
+    await page.waitForSelector('#message:not([disabled])', { timeout: WAIT });
+    await page.waitForSelector('#send:not([disabled])', { timeout: WAIT });
+  }
+
+  async function say(page, content, { to = 'all', enter = false } = {}) {
+    if (to === 'all') await page.selectOption('#to', 'all');
+    else await page.selectOption('#to', { label: to });
+    await page.fill('#message', content);
+    if (enter) await page.press('#message', 'Enter'); else await page.click('#send');
+    await page.waitForFunction(() => document.querySelector('#message').value === '', null, { timeout: WAIT })
+      .catch(() => { throw new Error(`${page.__who}: #message not cleared after sending`); });
+  }
+
+  before(async () => {
+    daemon = await startDaemon();
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wschat-e2e-chromium-'));
+    context = await chromium.launchPersistentContext(userDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 960, height: 640 },
+    });
+  });
+
+  after(async () => {
+    if (failed && context) {
+      for (const [who, page] of Object.entries(pages)) {
+        if (!page.isClosed()) await page.screenshot({ path: path.join(ARTIFACTS, `failure-${who}.png`) }).catch(() => {});
+      }
+    }
+    await context?.close().catch(() => {});
+    for (const p of [...daemons]) await stopDaemon(p);
+    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  step('GET / serves the page with the ws port filled in', async () => {
+    const res = await fetch(`http://127.0.0.1:${daemon.httpPort}/`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+    const html = await res.text();
+    assert.ok(!html.includes('__WS_PORT__'), 'placeholder __WS_PORT__ was not replaced');
+    assert.ok(html.includes(`<meta name="wschat-ws-port" content="${daemon.wsPort}">`), 'ws port meta missing');
+  });
+
+  step('alice and bob log in and both see both users', async () => {
+    const alice = await open('alice');
+    const bob = await open('bob');
+    await login(alice, 'alice');
+    await login(bob, 'bob');
+    await waitUsers(alice, ['alice', 'bob']);
+    await waitUsers(bob, ['alice', 'bob']);
+    await waitText(alice, '#messages', 'bob joined');
+  });
+
+  step('a message to all reaches both (Enter sends)', async () => {
+    await say(pages.alice, 'hello everyone', { enter: true });
+    await waitText(pages.alice, '#messages', 'hello everyone');
+    await waitText(pages.bob, '#messages', 'hello everyone');
+  });
+
+  step('a private message reaches only its recipient', async () => {
+    const carol = await open('carol');
+    await login(carol, 'carol');
+    for (const p of Object.values(pages)) await waitUsers(p, ['alice', 'bob', 'carol']);
+    // #to: "all" plus one option per other user, valued by uid
+    const opts = await pages.bob.$$eval('#to option', (os) => os.map((o) => [o.value, o.textContent.trim()]));
+    assert.equal(opts[0][0], 'all');
+    assert.deepEqual(opts.slice(1).map((o) => o[1]).sort(), ['alice', 'carol']);
+    for (const [v] of opts.slice(1)) assert.match(v, /^\d+$/, `option value ${v} is not a uid`);
+
+    await say(pages.bob, 'psst alice, secret 42', { to: 'alice' });
+    await waitText(pages.alice, '#messages', 'psst alice, secret 42');
+    await waitText(pages.bob, '#messages', 'psst alice, secret 42'); // echoed to the sender
+    const line = await pages.alice.$$eval('#messages li', (lis) =>
+      lis.map((l) => l.textContent).find((t) => t.includes('secret 42')));
+    assert.match(line, /private/i, 'private message is not marked as private');
+    // Per-sender order is preserved, so once carol sees bob's next public message she would already
+    // have seen the private one, had it been sent to her.
+    await say(pages.bob, 'back to everyone');
+    await waitText(pages.carol, '#messages', 'back to everyone');
+    assert.ok(!(await text(pages.carol, '#messages')).includes('secret 42'), 'carol saw a private message');
+  });
+
+  step('HTML in a message is shown as text, never executed', async () => {
+    await say(pages.alice, XSS);
+    await waitText(pages.bob, '#messages', XSS);
+    await waitText(pages.carol, '#messages', XSS);
+    await pages.bob.waitForTimeout(300); // give a (wrongly) injected <img> time to fail loading and fire onerror
+    for (const p of Object.values(pages)) {
+      assert.equal(await p.$$eval('#messages img', (x) => x.length), 0, `${p.__who}: <img> injected into #messages`);
+    }
+    const exact = await pages.bob.$$eval('#messages li', (lis, s) =>
+      lis.some((l) => [...l.querySelectorAll('*')].some((e) => e.textContent === s)), XSS);
+    assert.ok(exact, 'bob: no element shows the exact payload text');
+    assert.deepEqual(dialogs, [], 'a dialog was opened');
+  });
+
+  step('when bob closes his page alice sees him leave', async () => {
+    await pages.bob.close();
+    await waitText(pages.alice, '#messages', 'bob left');
+    await waitUsers(pages.alice, ['alice', 'carol']);
+    await waitUsers(pages.carol, ['alice', 'carol']);
+    const opts = await pages.alice.$$eval('#to option', (os) => os.map((o) => o.textContent.trim()));
+    assert.ok(!opts.includes('bob'), '#to still offers bob');
+    assert.equal((await text(pages.alice, '#status')).trim(), 'connected');
+    await pages.alice.screenshot({ path: path.join(ARTIFACTS, 'chat.png') });
+    await pages.carol.setViewportSize({ width: 390, height: 760 });
+    await pages.carol.screenshot({ path: path.join(ARTIFACTS, 'chat-phone.png') });
+  });
+
+  step('after a daemon restart the page reconnects and logs in again', async () => {
+    const { alice } = pages;
+    await stopDaemon(daemon.proc);
+    await waitStatus(alice, /^disconnected\b.*retrying in [\d.]+\s*s/);
+    assert.equal(await alice.isDisabled('#message'), true, '#message must be disabled while disconnected');
+    daemon = await startDaemon(`127.0.0.1:${daemon.wsPort}`, '127.0.0.1:0', 'daemon-restarted');
+    await waitStatus(alice, /^connected$/, 15000); // backoff: 0.5 s, 1 s, 2 s, ...
+    await waitUsers(alice, ['alice', 'carol']);
+    await alice.waitForSelector('#message:not([disabled])', { timeout: WAIT });
+    await say(alice, 'I am back');
+    await waitText(pages.carol, '#messages', 'I am back');
+    assert.equal((await text(alice, '#status')).trim(), 'connected');
+    assert.deepEqual(pageErrors, [], 'uncaught errors in the page');
+  });
+});
