@@ -138,7 +138,9 @@ describe('wschat chat page in Chromium', { timeout: 60000 }, () => {
     return page;
   }
 
+  // Interacting with a background tab is slow (its rendering is paused), so focus the tab first.
   async function login(page, name) {
+    await page.bringToFront();
     assert.equal(await page.isDisabled('#message'), true, '#message must be disabled before login');
     assert.equal(await page.isDisabled('#send'), true, '#send must be disabled before login');
     await page.fill('#name', name);
@@ -148,6 +150,7 @@ describe('wschat chat page in Chromium', { timeout: 60000 }, () => {
   }
 
   async function say(page, content, { to = 'all', enter = false } = {}) {
+    await page.bringToFront();
     if (to === 'all') await page.selectOption('#to', 'all');
     else await page.selectOption('#to', { label: to });
     await page.fill('#message', content);
@@ -203,8 +206,18 @@ describe('wschat chat page in Chromium', { timeout: 60000 }, () => {
     await waitText(pages.bob, '#messages', 'hello everyone');
   });
 
-  step('a private message reaches only its recipient', async () => {
+  step('a refused login shows the error and lets the user try again', async () => {
     const carol = await open('carol');
+    await carol.bringToFront();
+    await carol.fill('#name', 'c'.repeat(33)); // over 32 characters: bad_name
+    await carol.click('#login');
+    await waitText(carol, '#messages', 'bad_name');
+    await carol.waitForSelector('#login:not([disabled])', { timeout: WAIT });
+    assert.equal(await carol.isDisabled('#message'), true, '#message enabled after a refused login');
+  });
+
+  step('a private message reaches only its recipient', async () => {
+    const { carol } = pages;
     await login(carol, 'carol');
     for (const p of Object.values(pages)) await waitUsers(p, ['alice', 'bob', 'carol']);
     // #to: "all" plus one option per other user, valued by uid
