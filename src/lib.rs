@@ -3,7 +3,14 @@
 //! the reactor only moves bytes between sockets and that core.
 #![deny(missing_docs)]
 
-pub mod chat;
-pub mod ws;
 pub mod bench;
+pub mod chat;
+pub mod config;
+pub mod conn;
 pub mod dump;
+pub mod http;
+pub mod metrics;
+pub mod outbox;
+pub mod reactor;
+pub mod timer;
+pub mod ws;

@@ -1,1 +1,37 @@
-fn main() {}
+//! `wschat`: the chat daemon. Parses flags, binds, prints the bound addresses, runs the reactor.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use wschat::config::Args;
+use wschat::reactor::Reactor;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cfg = match args.into_config() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("wschat: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut reactor = match Reactor::bind(cfg) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("wschat: error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    println!("wschat listening ws={} http={}", reactor.ws_addr(), reactor.http_addr());
+    let _ = std::io::stdout().flush();
+    log::info!("listening: WebSocket on {}, chat page on http://{}/", reactor.ws_addr(), reactor.http_addr());
+    match reactor.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wschat: error: event loop failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The daemon's command line (clap) and the validated [`Config`] it produces, with the contract's defaults.
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Command-line flags of `wschat`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wschat",
+    version,
+    about = "WebSocket chat daemon speaking the workerman-chat protocol",
+    long_about = "WebSocket chat daemon speaking the workerman-chat protocol on a single-threaded mio reactor.\n\
+                  Open http://127.0.0.1:55151 in a browser to chat. RUST_LOG sets the log level (default info)."
+)]
+pub struct Args {
+    /// WebSocket listener address (port 0 picks a free port)
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7272")]
+    pub ws: String,
+    /// HTTP listener for the chat page, /healthz and /metrics
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:55151")]
+    pub http: String,
+    /// Open WebSocket connections allowed; further handshakes are answered 503
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Largest frame or reassembled message accepted; larger ones are closed with 1009
+    #[arg(long, value_name = "N", default_value_t = 65_536)]
+    pub max_message_bytes: usize,
+    /// Time allowed to complete the WebSocket handshake
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub handshake_timeout_ms: u64,
+    /// Idle clients are pinged after this many seconds; silent for two intervals, they are closed
+    #[arg(long, value_name = "N", default_value_t = 25)]
+    pub ping_interval_secs: u64,
+    /// Unsent output allowed per client before it is disconnected as a slow consumer (close 1008)
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub send_buffer_limit: usize,
+    /// Origin allowed to connect (repeatable); without it any origin is allowed
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    pub allow_origin: Vec<String>,
+    /// Last N room messages sent to a newcomer after its user list
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub history: usize,
+    /// Conformance mode: echo every text/binary message to its sender; no chat protocol
+    #[arg(long)]
+    pub echo: bool,
+    /// Log every frame received and sent, unmasked, at info level (target wschat::frames)
+    #[arg(long)]
+    pub trace_frames: bool,
+}
+
+/// A validated configuration for the reactor.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// WebSocket listener address.
+    pub ws_addr: SocketAddr,
+    /// HTTP listener address.
+    pub http_addr: SocketAddr,
+    /// Open WebSocket connections allowed.
+    pub max_connections: usize,
+    /// Largest frame or message, in bytes.
+    pub max_message_bytes: usize,
+    /// Deadline for the handshake.
+    pub handshake_timeout: Duration,
+    /// Ping interval; two of them without a byte from the client close it.
+    pub ping_interval: Duration,
+    /// Unsent bytes allowed per client.
+    pub send_buffer_limit: usize,
+    /// Allowed origins; empty means any.
+    pub allowed_origins: Vec<String>,
+    /// Messages of history per room.
+    pub history: usize,
+    /// Echo mode instead of chat.
+    pub echo: bool,
+    /// Log every frame.
+    pub trace_frames: bool,
+}
+
+/// A flag value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// An address that does not parse or resolve.
+    BadAddress {
+        /// The flag.
+        flag: &'static str,
+        /// The value given.
+        value: String,
+    },
+    /// A number outside its allowed range.
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// What is allowed.
+        allowed: &'static str,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::BadAddress { flag, value } => {
+                write!(f, "{flag}: cannot use {value:?} as an address (expected HOST:PORT, e.g. 127.0.0.1:7272)")
+            }
+            ConfigError::OutOfRange { flag, allowed } => write!(f, "{flag}: must be {allowed}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Largest accepted `--max-message-bytes` (the frame codec itself supports more; this bounds memory).
+pub const MAX_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
+
+fn resolve(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = || ConfigError::BadAddress { flag, value: value.to_string() };
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    value.to_socket_addrs().map_err(|_| bad())?.next().ok_or_else(bad)
+}
+
+impl Args {
+    /// Validates the flags into a [`Config`].
+    pub fn into_config(self) -> Result<Config, ConfigError> {
+        let ws_addr = resolve("--ws", &self.ws)?;
+        let http_addr = resolve("--http", &self.http)?;
+        if self.max_connections == 0 {
+            return Err(ConfigError::OutOfRange { flag: "--max-connections", allowed: "at least 1" });
+        }
+        if !(125..=MAX_MESSAGE_LIMIT).contains(&self.max_message_bytes) {
+            return Err(ConfigError::OutOfRange { flag: "--max-message-bytes", allowed: "between 125 and 67108864" });
+        }
+        if self.handshake_timeout_ms == 0 {
+            return Err(ConfigError::OutOfRange { flag: "--handshake-timeout-ms", allowed: "at least 1" });
+        }
+        if self.ping_interval_secs == 0 || self.ping_interval_secs > 86_400 {
+            return Err(ConfigError::OutOfRange { flag: "--ping-interval-secs", allowed: "between 1 and 86400" });
+        }
+        if self.send_buffer_limit < 1024 {
+            return Err(ConfigError::OutOfRange { flag: "--send-buffer-limit", allowed: "at least 1024" });
+        }
+        if self.history > 10_000 {
+            return Err(ConfigError::OutOfRange { flag: "--history", allowed: "at most 10000" });
+        }
+        Ok(Config {
+            ws_addr,
+            http_addr,
+            max_connections: self.max_connections,
+            max_message_bytes: self.max_message_bytes,
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
+            ping_interval: Duration::from_secs(self.ping_interval_secs),
+            send_buffer_limit: self.send_buffer_limit,
+            allowed_origins: self.allow_origin,
+            history: self.history,
+            echo: self.echo,
+            trace_frames: self.trace_frames,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut all = vec!["wschat"];
+        all.extend_from_slice(args);
+        Args::try_parse_from(all).expect("clap accepts").into_config()
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.ws_addr, "0.0.0.0:7272".parse().unwrap());
+        assert_eq!(c.http_addr, "0.0.0.0:55151".parse().unwrap());
+        assert_eq!(c.max_connections, 10_000);
+        assert_eq!(c.max_message_bytes, 65_536);
+        assert_eq!(c.handshake_timeout, Duration::from_secs(10));
+        assert_eq!(c.ping_interval, Duration::from_secs(25));
+        assert_eq!(c.send_buffer_limit, 4 * 1024 * 1024);
+        assert!(c.allowed_origins.is_empty());
+        assert_eq!(c.history, 0);
+        assert!(!c.echo);
+    }
+
+    #[test]
+    fn flags() {
+        let c = parse(&["--ws", "127.0.0.1:0", "--allow-origin", "http://a", "--allow-origin", "http://b", "--echo"])
+            .unwrap();
+        assert_eq!(c.ws_addr.port(), 0);
+        assert_eq!(c.allowed_origins, ["http://a", "http://b"]);
+        assert!(c.echo);
+        assert!(parse(&["--ws", "[::1]:7272"]).is_ok());
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let e = parse(&["--ws", "nonsense"]).unwrap_err();
+        assert!(e.to_string().contains("--ws"), "{e}");
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--max-message-bytes", "10"]).is_err());
+        assert!(parse(&["--ping-interval-secs", "0"]).is_err());
+        assert!(Args::try_parse_from(["wschat", "--max-connections", "-5"]).is_err());
+    }
+}

@@ -1,0 +1,91 @@
+//! One client connection as the reactor keeps it: its socket, what it speaks, its phase, unparsed input,
+//! the message decoder, queued output and its current deadline.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+use crate::outbox::Outbox;
+use crate::ws::message::{MessageDecoder, Role};
+
+/// Which listener the connection came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The WebSocket port.
+    WebSocket,
+    /// The web port (page, health, metrics).
+    Http,
+}
+
+/// Where the connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for a complete request head.
+    Handshake,
+    /// WebSocket open: frames flow.
+    Open,
+    /// A last answer (close frame or HTTP response) is queued; after it is written the write side is shut
+    /// and the connection lingers until the peer closes or the linger deadline passes.
+    Closing,
+}
+
+/// A connection in the reactor's slab.
+#[derive(Debug)]
+pub struct Conn {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The peer's address, for logs.
+    pub peer: SocketAddr,
+    /// WebSocket or HTTP.
+    pub kind: Kind,
+    /// Life-cycle phase.
+    pub phase: Phase,
+    /// Unique over the process, so timers of a reused slab key are recognised as stale.
+    pub serial: u64,
+    /// Bytes received but not yet used: a partial request head, or the tail of a partial frame.
+    pub inbuf: Vec<u8>,
+    /// Frame and message state.
+    pub decoder: MessageDecoder,
+    /// Queued output.
+    pub outbox: Outbox,
+    /// When the peer last sent anything.
+    pub last_rx: Instant,
+    /// The tick of the deadline that is current; wheel entries with another tick are stale.
+    pub timer_tick: u64,
+    /// Already in the reactor's list of connections to flush this turn.
+    pub dirty: bool,
+    /// The write side has been shut down (FIN sent).
+    pub write_shut: bool,
+    /// Counted in the open-connections gauge.
+    pub counted_open: bool,
+}
+
+impl Conn {
+    /// A freshly accepted connection.
+    pub fn new(stream: TcpStream, peer: SocketAddr, kind: Kind, serial: u64, now: Instant, max_message: usize) -> Conn {
+        Conn {
+            stream,
+            peer,
+            kind,
+            phase: Phase::Handshake,
+            serial,
+            inbuf: Vec::new(),
+            decoder: MessageDecoder::new(Role::Server, max_message),
+            outbox: Outbox::default(),
+            last_rx: now,
+            timer_tick: 0,
+            dirty: false,
+            write_shut: false,
+            counted_open: false,
+        }
+    }
+
+    /// Gives back buffers an idle connection does not need.
+    pub fn release_idle_buffers(&mut self) {
+        if self.inbuf.is_empty() {
+            self.inbuf = Vec::new();
+        }
+        self.outbox.release_if_empty();
+    }
+}

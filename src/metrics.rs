@@ -1,0 +1,91 @@
+//! The daemon's counters and gauges, and their Prometheus text exposition.
+
+use std::fmt::Write;
+
+/// Everything /metrics reports. Plain integers: the reactor is single-threaded.
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    /// Open WebSocket connections (handshake done).
+    pub connections: u64,
+    /// Logged-in users (filled in from the hub when rendering).
+    pub users: u64,
+    /// Data messages received from clients.
+    pub messages_in_total: u64,
+    /// Frames queued to clients as a result of messages (one per recipient).
+    pub deliveries_total: u64,
+    /// Bytes written to WebSocket clients.
+    pub bytes_out_total: u64,
+    /// Clients disconnected for exceeding the send-buffer limit.
+    pub slow_consumer_disconnects_total: u64,
+    /// Connections closed for a protocol violation (frames or handshake).
+    pub protocol_errors_total: u64,
+    /// Handshakes completed.
+    pub handshakes_total: u64,
+    /// Handshakes refused (bad request, origin, capacity).
+    pub handshake_rejections_total: u64,
+    /// Connections accepted on both listeners.
+    pub accepted_total: u64,
+    /// HTTP requests answered.
+    pub http_requests_total: u64,
+}
+
+impl Metrics {
+    /// The Prometheus text format of all metrics.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(1536);
+        let rows: [(&str, &str, &str, u64); 11] = [
+            ("wschat_connections", "gauge", "Open WebSocket connections.", self.connections),
+            ("wschat_users", "gauge", "Logged-in chat users.", self.users),
+            ("wschat_messages_in_total", "counter", "Data messages received from clients.", self.messages_in_total),
+            ("wschat_deliveries_total", "counter", "Messages queued to recipients.", self.deliveries_total),
+            ("wschat_bytes_out_total", "counter", "Bytes written to WebSocket clients.", self.bytes_out_total),
+            (
+                "wschat_slow_consumer_disconnects_total",
+                "counter",
+                "Clients cut off at the send-buffer limit.",
+                self.slow_consumer_disconnects_total,
+            ),
+            (
+                "wschat_protocol_errors_total",
+                "counter",
+                "Connections closed for a protocol violation.",
+                self.protocol_errors_total,
+            ),
+            ("wschat_handshakes_total", "counter", "WebSocket handshakes completed.", self.handshakes_total),
+            (
+                "wschat_handshake_rejections_total",
+                "counter",
+                "WebSocket handshakes refused.",
+                self.handshake_rejections_total,
+            ),
+            ("wschat_accepted_total", "counter", "TCP connections accepted.", self.accepted_total),
+            ("wschat_http_requests_total", "counter", "HTTP requests answered.", self.http_requests_total),
+        ];
+        for (name, kind, help, value) in rows {
+            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_contract_metric_with_type() {
+        let m = Metrics { connections: 3, deliveries_total: 42, ..Default::default() };
+        let text = m.render();
+        assert!(text.contains("# TYPE wschat_connections gauge\nwschat_connections 3\n"));
+        assert!(text.contains("# TYPE wschat_users gauge\n"));
+        assert!(text.contains("wschat_deliveries_total 42\n"));
+        for counter in [
+            "wschat_messages_in_total",
+            "wschat_bytes_out_total",
+            "wschat_slow_consumer_disconnects_total",
+            "wschat_protocol_errors_total",
+        ] {
+            assert!(text.contains(&format!("# TYPE {counter} counter\n{counter} 0\n")), "{counter}");
+        }
+    }
+}

@@ -1,0 +1,848 @@
+//! The event loop: one thread, one mio `Poll` (edge-triggered epoll), two listeners, a slab of
+//! connections, the timer wheel and the signal pipe. It moves bytes between sockets and the pure core
+//! (`ws`, `chat`, `http`), applies what the core decides, flushes every touched connection once per loop
+//! turn, and runs the shutdown sequence.
+
+use std::fmt;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
+
+use log::{debug, info, log_enabled, warn, Level};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+use crate::chat::hub::{ConnId, Effects, Frame, Hub};
+use crate::chat::protocol::parse_client_message;
+use crate::config::Config;
+use crate::conn::{Conn, Kind, Phase};
+use crate::http::{self, Route};
+use crate::metrics::Metrics;
+use crate::timer::{TimerEntry, TimerWheel};
+use crate::ws::frame::{close_code, close_payload, frame, FrameHeader, OpCode};
+use crate::ws::handshake::{self, error_response};
+use crate::ws::message::Message;
+
+const WS_LISTENER: Token = Token(usize::MAX - 1);
+const HTTP_LISTENER: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// Size of the shared read buffer every socket is read into.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Reads per readiness event before other connections get their turn (the rest is read next turn).
+const READS_PER_TURN: usize = 16;
+
+/// How long a closing connection may linger waiting for the peer to close.
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Time allowed to send an HTTP request head.
+const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long accepting pauses after the process runs out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long the shutdown sequence waits for goodbyes to be written.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Connections beyond `--max-connections` kept for handshakes in flight and web requests; past this the
+/// reactor accepts and immediately closes, so file descriptors stay bounded.
+const EXTRA_SOCKETS: usize = 1024;
+
+/// Logging target of `--trace-frames`.
+const FRAMES_TARGET: &str = "wschat::frames";
+
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A listener could not be bound.
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Setting up epoll or the signal pipe failed.
+    Setup(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Bind { what, addr, source } => write!(f, "cannot listen for {what} on {addr}: {source}"),
+            StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The local time stamp of chat messages, formatted once per second.
+#[derive(Debug, Default)]
+struct TimeText {
+    second: u64,
+    text: String,
+}
+
+impl TimeText {
+    fn refresh(&mut self) {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if now != self.second || self.text.is_empty() {
+            self.second = now;
+            self.text = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        }
+    }
+}
+
+/// The daemon's event loop and everything it owns.
+pub struct Reactor {
+    cfg: Config,
+    poll: Poll,
+    ws_listener: Option<TcpListener>,
+    http_listener: Option<TcpListener>,
+    signals: Signals,
+    ws_addr: SocketAddr,
+    http_addr: SocketAddr,
+    conns: Slab<Conn>,
+    hub: Hub,
+    effects: Effects,
+    metrics: Metrics,
+    wheel: TimerWheel,
+    expired: Vec<TimerEntry>,
+    /// Connections with output queued this turn.
+    dirty: Vec<usize>,
+    /// Connections that stopped reading early and must be read again next turn.
+    read_again: Vec<usize>,
+    /// Connections whose user must leave the hub (its logout broadcast is applied at a safe point).
+    leaving: Vec<usize>,
+    scratch: Vec<u8>,
+    next_serial: u64,
+    page: Rc<[u8]>,
+    time: TimeText,
+    now: Instant,
+    accept_paused_until: Option<Instant>,
+    last_accept_warning: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl Reactor {
+    /// Binds both listeners and the signal handlers.
+    pub fn bind(cfg: Config) -> Result<Reactor, StartError> {
+        let poll = Poll::new().map_err(StartError::Setup)?;
+        let mut ws_listener = TcpListener::bind(cfg.ws_addr).map_err(|source| StartError::Bind {
+            what: "WebSocket",
+            addr: cfg.ws_addr,
+            source,
+        })?;
+        let mut http_listener = TcpListener::bind(cfg.http_addr).map_err(|source| StartError::Bind {
+            what: "HTTP",
+            addr: cfg.http_addr,
+            source,
+        })?;
+        let ws_addr = ws_listener.local_addr().map_err(StartError::Setup)?;
+        let http_addr = http_listener.local_addr().map_err(StartError::Setup)?;
+        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(StartError::Setup)?;
+        let registry = poll.registry();
+        registry.register(&mut ws_listener, WS_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
+        registry.register(&mut http_listener, HTTP_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
+        registry.register(&mut signals, SIGNALS, Interest::READABLE).map_err(StartError::Setup)?;
+        let now = Instant::now();
+        let page: Rc<[u8]> = Rc::from(http::render_page(ws_addr.port()));
+        Ok(Reactor {
+            hub: Hub::new(cfg.history),
+            cfg,
+            poll,
+            ws_listener: Some(ws_listener),
+            http_listener: Some(http_listener),
+            signals,
+            ws_addr,
+            http_addr,
+            conns: Slab::with_capacity(1024),
+            effects: Effects::default(),
+            metrics: Metrics::default(),
+            wheel: TimerWheel::new(now),
+            expired: Vec::new(),
+            dirty: Vec::new(),
+            read_again: Vec::new(),
+            leaving: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            next_serial: 1,
+            page,
+            time: TimeText::default(),
+            now,
+            accept_paused_until: None,
+            last_accept_warning: None,
+            shutdown_deadline: None,
+        })
+    }
+
+    /// The bound WebSocket address.
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Runs until SIGINT or SIGTERM, then closes every client with 1001 and returns.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.now = Instant::now();
+            for event in events.iter() {
+                match event.token() {
+                    WS_LISTENER => self.accept(Kind::WebSocket),
+                    HTTP_LISTENER => self.accept(Kind::Http),
+                    SIGNALS => self.on_signal(),
+                    Token(k) => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            self.on_readable(k);
+                        }
+                        if event.is_writable() {
+                            self.flush(k);
+                        }
+                    }
+                }
+            }
+            for k in std::mem::take(&mut self.read_again) {
+                self.on_readable(k);
+            }
+            self.resume_accepting();
+            self.expire_timers();
+            self.process_leaving();
+            self.flush_dirty();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || self.now >= deadline {
+                    info!("stopped: {} connection(s) closed at shutdown", self.metrics.connections);
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.read_again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let mut timeout: Option<Duration> = None;
+        let mut consider = |d: Duration| timeout = Some(timeout.map_or(d, |t| t.min(d)));
+        if !self.wheel.is_empty() {
+            consider(self.wheel.until_next_tick(now));
+        }
+        if let Some(until) = self.accept_paused_until {
+            consider(until.saturating_duration_since(now));
+        }
+        if let Some(deadline) = self.shutdown_deadline {
+            consider(deadline.saturating_duration_since(now));
+        }
+        timeout
+    }
+
+    // ----- accepting -----
+
+    fn accept(&mut self, kind: Kind) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let listener = match kind {
+                Kind::WebSocket => self.ws_listener.as_ref(),
+                Kind::Http => self.http_listener.as_ref(),
+            };
+            let Some(listener) = listener else { return };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer, kind),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays in the backlog. Retrying
+                    // at once would spin the CPU, so pause accepting briefly and try again from the loop.
+                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
+                    let quiet =
+                        self.last_accept_warning.is_some_and(|t| self.now.duration_since(t) < Duration::from_secs(5));
+                    if !quiet {
+                        warn!("accept failed: {e}; pausing accepts for {} ms", ACCEPT_BACKOFF.as_millis());
+                        self.last_accept_warning = Some(self.now);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn resume_accepting(&mut self) {
+        if self.accept_paused_until.is_some_and(|t| self.now >= t) {
+            self.accept_paused_until = None;
+            self.accept(Kind::WebSocket);
+            self.accept(Kind::Http);
+        }
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, kind: Kind) {
+        self.metrics.accepted_total += 1;
+        if self.conns.len() >= self.cfg.max_connections + EXTRA_SOCKETS {
+            debug!("{peer}: dropped at accept, {} sockets open", self.conns.len());
+            return;
+        }
+        if let Err(e) = stream.set_nodelay(true) {
+            debug!("{peer}: TCP_NODELAY failed: {e}");
+        }
+        let entry = self.conns.vacant_entry();
+        let k = entry.key();
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(k), Interest::READABLE | Interest::WRITABLE) {
+            warn!("{peer}: cannot register socket: {e}");
+            return;
+        }
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        entry.insert(Conn::new(stream, peer, kind, serial, self.now, self.cfg.max_message_bytes));
+        let timeout = match kind {
+            Kind::WebSocket => self.cfg.handshake_timeout,
+            Kind::Http => HTTP_REQUEST_TIMEOUT,
+        };
+        self.arm_timer(k, self.now + timeout);
+        debug!("{peer}: accepted on the {} port as #{k}", if kind == Kind::WebSocket { "ws" } else { "http" });
+    }
+
+    // ----- reading -----
+
+    fn on_readable(&mut self, k: usize) {
+        for _ in 0..READS_PER_TURN {
+            let Some(conn) = self.conns.get_mut(k) else { return };
+            let phase = conn.phase;
+            match conn.stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    debug!("{}: peer closed the connection", conn.peer);
+                    self.remove(k);
+                    return;
+                }
+                Ok(n) => {
+                    conn.last_rx = self.now;
+                    match (phase, conn.kind) {
+                        (Phase::Closing, _) => {} // Lingering: the peer's last bytes are read and dropped.
+                        (Phase::Open, _) => self.on_frames_input(k, n),
+                        (Phase::Handshake, kind) => self.on_head_input(k, n, kind),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("{}: read error: {e}", conn.peer);
+                    self.remove(k);
+                    return;
+                }
+            }
+        }
+        self.read_again.push(k);
+    }
+
+    /// Bytes of a request head (WebSocket upgrade or web request) arrived in `scratch[..n]`.
+    fn on_head_input(&mut self, k: usize, n: usize, kind: Kind) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        conn.inbuf.extend_from_slice(&self.scratch[..n]);
+        match kind {
+            Kind::Http => self.on_http_request(k),
+            Kind::WebSocket => self.on_upgrade_request(k),
+        }
+    }
+
+    fn on_http_request(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let answer = match http::parse_request(&conn.inbuf) {
+            Ok(None) => return,
+            Ok(Some(Route::Page)) => http::response(200, "text/html; charset=utf-8", "", &self.page),
+            Ok(Some(Route::Health)) => http::response(200, "text/plain; charset=utf-8", "", b"ok\n"),
+            Ok(Some(Route::Metrics)) => {
+                let mut m = self.metrics.clone();
+                m.users = self.hub.user_count() as u64;
+                http::response(200, "text/plain; version=0.0.4; charset=utf-8", "", m.render().as_bytes())
+            }
+            Ok(Some(Route::NotFound)) => http::response(404, "text/plain; charset=utf-8", "", b"not found\n"),
+            Err(e) => {
+                debug!("{}: bad web request: {e}", conn.peer);
+                http::error_response(e)
+            }
+        };
+        self.metrics.http_requests_total += 1;
+        conn.inbuf = Vec::new();
+        self.finish_with(k, Rc::from(answer));
+    }
+
+    fn on_upgrade_request(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let refusal = match handshake::parse_request(&conn.inbuf) {
+            Ok(None) => return,
+            Err(e) => {
+                debug!("{}: handshake refused ({}): {e}", conn.peer, e.status());
+                self.metrics.protocol_errors_total += 1;
+                e.response()
+            }
+            Ok(Some((req, head_len))) => {
+                if !origin_allowed(&self.cfg.allowed_origins, req.origin.as_deref()) {
+                    debug!("{}: origin {:?} not allowed", conn.peer, req.origin);
+                    error_response(403, "", "origin not allowed\n")
+                } else if self.metrics.connections >= self.cfg.max_connections as u64 {
+                    debug!("{}: refused, {} connections open", conn.peer, self.metrics.connections);
+                    error_response(503, "Retry-After: 1\r\n", "too many connections\n")
+                } else {
+                    conn.outbox.push(Rc::from(handshake::switching_protocols(&req.key)));
+                    conn.phase = Phase::Open;
+                    conn.counted_open = true;
+                    self.metrics.connections += 1;
+                    self.metrics.handshakes_total += 1;
+                    debug!("{}: WebSocket open as #{k} (path {})", conn.peer, req.path);
+                    let rest = conn.inbuf.split_off(head_len);
+                    conn.inbuf = Vec::new();
+                    self.mark_dirty(k);
+                    self.arm_timer(k, self.now + self.cfg.ping_interval);
+                    if !rest.is_empty() {
+                        // Frames that came in the same segment as the request.
+                        if let Some(conn) = self.conns.get_mut(k) {
+                            conn.inbuf = rest;
+                        }
+                        self.process_inbuf(k);
+                    }
+                    return;
+                }
+            }
+        };
+        self.metrics.handshake_rejections_total += 1;
+        if let Some(conn) = self.conns.get_mut(k) {
+            conn.inbuf = Vec::new();
+        }
+        self.finish_with(k, Rc::from(refusal));
+    }
+
+    /// Frame bytes arrived in `scratch[..n]` for an open connection.
+    fn on_frames_input(&mut self, k: usize, n: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.inbuf.is_empty() {
+            // Hot path: decode straight from the shared read buffer; keep only an unfinished tail.
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let used = self.decode_frames(k, &mut scratch[..n]);
+            if used < n {
+                if let Some(conn) = self.conns.get_mut(k) {
+                    if conn.phase == Phase::Open {
+                        conn.inbuf.extend_from_slice(&scratch[used..n]);
+                    }
+                }
+            }
+            self.scratch = scratch;
+        } else {
+            conn.inbuf.extend_from_slice(&self.scratch[..n]);
+            self.process_inbuf(k);
+        }
+    }
+
+    /// Decodes what the connection's own buffer holds and keeps the unused rest.
+    fn process_inbuf(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let mut buf = std::mem::take(&mut conn.inbuf);
+        let used = self.decode_frames(k, &mut buf);
+        if let Some(conn) = self.conns.get_mut(k) {
+            if conn.phase == Phase::Open && used < buf.len() {
+                buf.drain(..used);
+                conn.inbuf = buf;
+            }
+        }
+    }
+
+    /// Runs the decoder over `buf` and handles every message; returns the bytes used.
+    fn decode_frames(&mut self, k: usize, buf: &mut [u8]) -> usize {
+        let Some(conn) = self.conns.get_mut(k) else { return buf.len() };
+        let placeholder = crate::ws::message::MessageDecoder::new(crate::ws::message::Role::Server, 0);
+        let mut decoder = std::mem::replace(&mut conn.decoder, placeholder);
+        let mut pos = 0;
+        loop {
+            if self.conns.get(k).is_none_or(|c| c.phase != Phase::Open) {
+                pos = buf.len();
+                break;
+            }
+            match decoder.decode(&mut buf[pos..]) {
+                Err(e) => {
+                    self.metrics.protocol_errors_total += 1;
+                    if let Some(conn) = self.conns.get(k) {
+                        debug!("{}: protocol error: {e}; closing with {}", conn.peer, e.close_code());
+                    }
+                    self.close(k, e.close_code(), &e.to_string());
+                    pos = buf.len();
+                    break;
+                }
+                Ok(d) => {
+                    let progressed = d.consumed > 0 || d.message.is_some();
+                    pos += d.consumed;
+                    if let Some(m) = d.message {
+                        self.on_message(k, m);
+                    }
+                    if !progressed {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(conn) = self.conns.get_mut(k) {
+            conn.decoder = decoder;
+        }
+        pos
+    }
+
+    // ----- messages -----
+
+    fn on_message(&mut self, k: usize, msg: Message<'_>) {
+        if self.cfg.trace_frames {
+            self.trace_in(k, &msg);
+        }
+        match msg {
+            Message::Text(text) if self.cfg.echo => {
+                self.metrics.messages_in_total += 1;
+                self.deliver(k, Rc::from(frame(OpCode::Text, text.as_bytes())));
+            }
+            Message::Binary(data) if self.cfg.echo => {
+                self.metrics.messages_in_total += 1;
+                self.deliver(k, Rc::from(frame(OpCode::Binary, data)));
+            }
+            Message::Text(text) => {
+                self.metrics.messages_in_total += 1;
+                self.time.refresh();
+                let mut effects = std::mem::take(&mut self.effects);
+                match parse_client_message(text) {
+                    Ok(m) => self.hub.handle(k, m, &self.time.text, &mut effects),
+                    Err(code) => self.hub.error(k, code, &mut effects),
+                }
+                self.apply(&mut effects);
+                self.effects = effects;
+                self.process_leaving();
+            }
+            Message::Binary(_) => {
+                self.metrics.protocol_errors_total += 1;
+                self.close(k, close_code::UNSUPPORTED_DATA, "binary messages are not part of the chat protocol");
+            }
+            Message::Ping(payload) => self.send_control(k, OpCode::Pong, payload),
+            Message::Pong(_) => {}
+            Message::Close(code) => {
+                let code = code.map_or(close_code::NORMAL, |(c, _)| c);
+                if let Some(conn) = self.conns.get(k) {
+                    debug!("{}: peer sent close {code}", conn.peer);
+                }
+                self.close(k, code, "");
+            }
+        }
+    }
+
+    /// Queues every frame the hub addressed.
+    fn apply(&mut self, effects: &mut Effects) {
+        for (conn, frame) in effects.sends.drain(..) {
+            self.deliver(conn, frame);
+        }
+    }
+
+    /// Lets users of closed connections leave their rooms; their logout broadcasts may cut off further slow
+    /// consumers, which are handled in the same loop.
+    fn process_leaving(&mut self) {
+        while let Some(k) = self.leaving.pop() {
+            if self.shutdown_deadline.is_some() {
+                // Everyone is leaving: no logout storm at shutdown.
+                continue;
+            }
+            self.time.refresh();
+            let mut effects = std::mem::take(&mut self.effects);
+            self.hub.leave(k, &self.time.text, &mut effects);
+            self.apply(&mut effects);
+            self.effects = effects;
+        }
+    }
+
+    /// Queues a data frame for an open connection, enforcing the send-buffer limit.
+    fn deliver(&mut self, k: ConnId, frame: Frame) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.phase != Phase::Open {
+            return;
+        }
+        self.metrics.deliveries_total += 1;
+        if self.cfg.trace_frames {
+            trace_out(conn.peer, k, &frame);
+        }
+        conn.outbox.push(frame);
+        if conn.outbox.queued_bytes() > self.cfg.send_buffer_limit {
+            self.metrics.slow_consumer_disconnects_total += 1;
+            info!("{}: slow consumer: more than {} bytes unsent; disconnecting", conn.peer, self.cfg.send_buffer_limit);
+            conn.outbox.discard_unstarted();
+            self.close(k, close_code::POLICY_VIOLATION, "send buffer limit exceeded");
+            return;
+        }
+        self.mark_dirty(k);
+    }
+
+    fn send_control(&mut self, k: usize, op: OpCode, payload: &[u8]) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.phase != Phase::Open {
+            return;
+        }
+        conn.outbox.push(Rc::from(frame(op, payload)));
+        self.mark_dirty(k);
+    }
+
+    // ----- closing -----
+
+    /// Sends a close frame (when the connection is open) and begins the closing phase.
+    fn close(&mut self, k: usize, code: u16, reason: &str) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.phase != Phase::Open {
+            return;
+        }
+        // A reason must fit a control frame: 125 bytes minus the code.
+        let mut end = reason.len().min(123);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
+        }
+        let close = Rc::from(frame(OpCode::Close, &close_payload(code, &reason[..end])));
+        if self.cfg.trace_frames {
+            trace_out(conn.peer, k, &close);
+        }
+        self.leaving.push(k);
+        self.finish_with(k, close);
+    }
+
+    /// Queues a last answer, then the connection half-closes after writing it and lingers.
+    fn finish_with(&mut self, k: usize, last: Frame) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.counted_open {
+            conn.counted_open = false;
+            self.metrics.connections -= 1;
+        }
+        conn.phase = Phase::Closing;
+        conn.outbox.push(last);
+        self.mark_dirty(k);
+        self.arm_timer(k, self.now + LINGER);
+    }
+
+    /// Drops a connection at once.
+    fn remove(&mut self, k: usize) {
+        if !self.conns.contains(k) {
+            return;
+        }
+        // The hub must forget this slab key before the slab can hand it to a new connection.
+        if self.hub.uid_of(k).is_some() {
+            self.leaving.push(k);
+            self.process_leaving();
+            // At shutdown process_leaving skips the broadcast; the user must still go.
+            let mut ignored = Effects::default();
+            self.hub.leave(k, "", &mut ignored);
+        }
+        let mut conn = self.conns.remove(k);
+        if conn.counted_open {
+            self.metrics.connections -= 1;
+        }
+        if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
+            debug!("{}: deregister failed: {e}", conn.peer);
+        }
+        debug!("{}: connection #{k} closed", conn.peer);
+    }
+
+    // ----- writing -----
+
+    fn mark_dirty(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(k);
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        for &k in &dirty {
+            self.flush(k);
+        }
+        dirty.clear();
+        // Flushing may not add work, but keep any that was added and reuse the allocation.
+        dirty.append(&mut self.dirty);
+        self.dirty = dirty;
+    }
+
+    fn flush(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        conn.dirty = false;
+        if conn.outbox.is_empty() {
+            return;
+        }
+        match conn.outbox.flush(&mut conn.stream) {
+            Ok(done) => {
+                if conn.kind == Kind::WebSocket {
+                    self.metrics.bytes_out_total += done.written as u64;
+                }
+                if done.drained && conn.phase == Phase::Closing && !conn.write_shut {
+                    conn.write_shut = true;
+                    // Half-close: the peer sees our last bytes and EOF; we keep reading until it closes so
+                    // unread input never turns our close into a reset.
+                    if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
+                        debug!("{}: shutdown failed: {e}", conn.peer);
+                        self.remove(k);
+                    }
+                }
+            }
+            Err(e) => {
+                debug!("{}: write error: {e}", conn.peer);
+                self.remove(k);
+            }
+        }
+    }
+
+    // ----- timers -----
+
+    fn arm_timer(&mut self, k: usize, at: Instant) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        conn.timer_tick = self.wheel.schedule(at, k, conn.serial);
+    }
+
+    fn expire_timers(&mut self) {
+        let mut expired = std::mem::take(&mut self.expired);
+        self.wheel.expire(self.now, &mut expired);
+        for entry in expired.drain(..) {
+            let Some(conn) = self.conns.get_mut(entry.key) else { continue };
+            if conn.serial != entry.serial || conn.timer_tick != entry.tick {
+                continue; // Stale: the connection was replaced or re-armed since.
+            }
+            self.on_deadline(entry.key);
+        }
+        self.expired = expired;
+    }
+
+    fn on_deadline(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        match conn.phase {
+            Phase::Handshake => {
+                debug!("{}: no complete request in time; closing", conn.peer);
+                self.remove(k);
+            }
+            Phase::Closing => self.remove(k),
+            Phase::Open => {
+                let ping = self.cfg.ping_interval;
+                let silent = self.now.saturating_duration_since(conn.last_rx);
+                conn.release_idle_buffers();
+                if silent >= ping * 2 {
+                    debug!("{}: silent for {} s; closing", conn.peer, silent.as_secs());
+                    self.close(k, close_code::GOING_AWAY, "idle timeout");
+                } else if silent >= ping {
+                    let last_rx = conn.last_rx;
+                    self.send_control(k, OpCode::Ping, b"");
+                    self.arm_timer(k, last_rx + ping * 2);
+                } else {
+                    let last_rx = conn.last_rx;
+                    self.arm_timer(k, last_rx + ping);
+                }
+            }
+        }
+    }
+
+    // ----- shutdown -----
+
+    fn on_signal(&mut self) {
+        let got: Vec<i32> = self.signals.pending().collect();
+        if got.is_empty() || self.shutdown_deadline.is_some() {
+            return;
+        }
+        info!("signal {} received: closing {} connection(s)", got[0], self.metrics.connections);
+        self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
+        for listener in [self.ws_listener.take(), self.http_listener.take()].into_iter().flatten() {
+            let mut listener = listener;
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            match self.conns.get(k).map(|c| c.phase) {
+                Some(Phase::Open) => self.close(k, close_code::GOING_AWAY, "server shutting down"),
+                Some(Phase::Handshake) => self.remove(k),
+                _ => {}
+            }
+        }
+    }
+
+    // ----- tracing -----
+
+    fn trace_in(&self, k: usize, msg: &Message<'_>) {
+        let Some(conn) = self.conns.get(k) else { return };
+        if !log_enabled!(target: FRAMES_TARGET, Level::Info) {
+            return;
+        }
+        match msg {
+            Message::Text(t) => info!(target: FRAMES_TARGET, "{} #{k} <- text {}B {t}", conn.peer, t.len()),
+            Message::Binary(b) => info!(target: FRAMES_TARGET, "{} #{k} <- binary {}B {}", conn.peer, b.len(), hex(b)),
+            Message::Ping(p) => info!(target: FRAMES_TARGET, "{} #{k} <- ping {}", conn.peer, hex(p)),
+            Message::Pong(p) => info!(target: FRAMES_TARGET, "{} #{k} <- pong {}", conn.peer, hex(p)),
+            Message::Close(c) => info!(target: FRAMES_TARGET, "{} #{k} <- close {c:?}", conn.peer),
+        }
+    }
+}
+
+/// Logs one outgoing frame (server frames are unmasked, so the payload is readable as is).
+fn trace_out(peer: SocketAddr, k: usize, frame: &[u8]) {
+    if !log_enabled!(target: FRAMES_TARGET, Level::Info) {
+        return;
+    }
+    let Ok(Some(h)) = FrameHeader::decode(frame) else { return };
+    let payload = &frame[h.header_len.min(frame.len())..];
+    match h.op() {
+        Some(OpCode::Text) => {
+            info!(target: FRAMES_TARGET, "{peer} #{k} -> text {}B {}", payload.len(), String::from_utf8_lossy(payload))
+        }
+        Some(op) => info!(target: FRAMES_TARGET, "{peer} #{k} -> {op} {}B {}", payload.len(), hex(payload)),
+        None => {}
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().take(64).map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether a handshake's Origin passes the allow-list; no list allows all, no Origin (not a browser) passes.
+fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    match origin {
+        None => true,
+        Some(_) if allowed.is_empty() => true,
+        Some(o) => {
+            let o = o.trim().trim_end_matches('/');
+            allowed.iter().any(|a| a.trim().trim_end_matches('/').eq_ignore_ascii_case(o))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_policy() {
+        let list = vec!["http://127.0.0.1:55151".to_string()];
+        assert!(origin_allowed(&[], Some("http://evil")));
+        assert!(origin_allowed(&list, None));
+        assert!(origin_allowed(&list, Some("http://127.0.0.1:55151")));
+        assert!(origin_allowed(&list, Some("HTTP://127.0.0.1:55151/")));
+        assert!(!origin_allowed(&list, Some("http://evil.example")));
+    }
+
+    #[test]
+    fn time_text_has_the_contract_format() {
+        let mut t = TimeText::default();
+        t.refresh();
+        let b = t.text.as_bytes();
+        assert_eq!(b.len(), 19, "{}", t.text);
+        assert_eq!((b[4], b[7], b[10], b[13], b[16]), (b'-', b'-', b' ', b':', b':'));
+    }
+}
