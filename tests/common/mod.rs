@@ -80,3 +80,180 @@ pub fn parse_listening_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
     }
     Some((ws?, http?))
 }
+
+/// A raw TCP client for malformed input: writes exactly the bytes given and reads server frames with its own
+/// minimal parser (independent of the crate's codec).
+pub struct Raw {
+    /// The socket.
+    pub stream: std::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A frame as read by [`Raw`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawFrame {
+    /// FIN bit.
+    pub fin: bool,
+    /// Opcode.
+    pub opcode: u8,
+    /// Unmasked payload.
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The close code of a close frame.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == 8 && self.payload.len() >= 2).then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+    /// The payload as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+}
+
+/// A masked client frame with explicit FIN, RSV bits (high nibble) and opcode.
+pub fn client_frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let key = [0x11u8, 0x22, 0x33, 0x44];
+    let mut out = vec![(if fin { 0x80 } else { 0 }) | (rsv << 4) | opcode];
+    let len = payload.len();
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xffff {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    out.extend_from_slice(&key);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out
+}
+
+/// A masked, final text frame.
+pub fn text_frame(text: &str) -> Vec<u8> {
+    client_frame(true, 0, 1, text.as_bytes())
+}
+
+/// The upgrade request this harness sends.
+pub fn upgrade_request(extra_headers: &str) -> String {
+    format!(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra_headers}\r\n"
+    )
+}
+
+impl Raw {
+    /// Connects without sending anything.
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Raw { stream, buf: Vec::new() }
+    }
+
+    /// Connects and completes a WebSocket handshake; panics unless the answer is 101.
+    pub fn open(addr: SocketAddr) -> Raw {
+        let mut raw = Raw::connect(addr);
+        raw.send(upgrade_request("").as_bytes());
+        let head = raw.read_head();
+        assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+        assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), "{head}");
+        raw
+    }
+
+    /// Writes bytes as they are.
+    pub fn send(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    fn fill(&mut self) -> bool {
+        use std::io::Read;
+        let mut chunk = [0u8; 65536];
+        match self.stream.read(&mut chunk) {
+            Ok(0) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            Err(e) => panic!("read failed: {e}"),
+        }
+    }
+
+    /// Reads an HTTP response head (and, when it announces one, its body); returns them as text.
+    pub fn read_head(&mut self) -> String {
+        loop {
+            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head: Vec<u8> = self.buf.drain(..end + 4).collect();
+                let mut text = String::from_utf8_lossy(&head).into_owned();
+                let len = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                while self.buf.len() < len && self.fill() {}
+                let body: Vec<u8> = self.buf.drain(..len.min(self.buf.len())).collect();
+                text.push_str(&String::from_utf8_lossy(&body));
+                return text;
+            }
+            assert!(self.fill(), "connection closed before a response head: {:?}", String::from_utf8_lossy(&self.buf));
+        }
+    }
+
+    /// Reads the next server frame; `None` on EOF.
+    pub fn read_frame(&mut self) -> Option<RawFrame> {
+        loop {
+            if self.buf.len() >= 2 {
+                let (fin, opcode) = (self.buf[0] & 0x80 != 0, self.buf[0] & 0x0f);
+                assert_eq!(self.buf[1] & 0x80, 0, "server frames must not be masked");
+                let (len, head) = match self.buf[1] & 0x7f {
+                    126 if self.buf.len() >= 4 => (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4),
+                    127 if self.buf.len() >= 10 => {
+                        let mut b = [0u8; 8];
+                        b.copy_from_slice(&self.buf[2..10]);
+                        (u64::from_be_bytes(b) as usize, 10)
+                    }
+                    126 | 127 => (usize::MAX, 0),
+                    n => (n as usize, 2),
+                };
+                if len != usize::MAX && self.buf.len() >= head + len {
+                    let payload = self.buf[head..head + len].to_vec();
+                    self.buf.drain(..head + len);
+                    return Some(RawFrame { fin, opcode, payload });
+                }
+            }
+            if !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Reads frames until a close frame and returns its code; panics on EOF without one.
+    pub fn expect_close(&mut self) -> u16 {
+        loop {
+            match self.read_frame() {
+                Some(f) if f.opcode == 8 => return f.close_code().unwrap_or(1005),
+                Some(_) => continue,
+                None => panic!("connection ended without a close frame"),
+            }
+        }
+    }
+
+    /// True when the server closes the TCP connection (EOF or reset) within the read timeout.
+    pub fn sees_eof(&mut self) -> bool {
+        loop {
+            match self.read_frame() {
+                Some(_) => continue,
+                None => return true,
+            }
+        }
+    }
+
+    /// Reads the next text frame as JSON.
+    pub fn read_json(&mut self) -> serde_json::Value {
+        let f = self.read_frame().expect("a frame");
+        assert_eq!(f.opcode, 1, "expected text, got {f:?}");
+        serde_json::from_slice(&f.payload).expect("JSON")
+    }
+}
