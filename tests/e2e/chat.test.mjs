@@ -27,6 +27,7 @@ const CHROMIUM_ARGS = [
 ];
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
+for (const f of fs.readdirSync(ARTIFACTS)) if (/^failure-.*\.png$/.test(f)) fs.rmSync(path.join(ARTIFACTS, f));
 
 // ---- daemon -----------------------------------------------------------------------------------
 const daemons = new Set();
