@@ -1,2 +1,15 @@
-//! The load client engine behind `wschat-bench`: scenarios, a single-threaded mio client, latency
-//! histograms and the delivery audit.
+//! The load client behind `wschat-bench`: a single-threaded mio client engine that reuses the crate's frame
+//! codec and the client side of its handshake, the fanout, saturate and connect scenarios, the delivery
+//! audit (loss, duplicates, reordering per sender), latency histograms and the report.
+
+pub mod audit;
+pub mod content;
+pub mod engine;
+pub mod report;
+pub mod scenario;
+pub mod sys;
+pub mod target;
+
+pub use engine::Proto;
+pub use report::Report;
+pub use scenario::{run, BenchConfig, BenchError, Scenario};

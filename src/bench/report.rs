@@ -1,0 +1,313 @@
+//! The result of a bench run: one flat record with the keys the contract names (for `--json`), the steps of
+//! a saturate run, and the human table printed by default.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// 99.9th percentile.
+    pub p999_us: f64,
+    /// Largest.
+    pub max_us: f64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Number of samples.
+    pub samples: u64,
+}
+
+impl Latency {
+    /// Percentiles of a histogram of nanoseconds.
+    pub fn from_histogram(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Latency {
+            p50_us: us(h.value_at_quantile(0.50)),
+            p90_us: us(h.value_at_quantile(0.90)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+            mean_us: h.mean() / 1000.0,
+            samples: h.len(),
+        }
+    }
+}
+
+/// One rate step of a saturate run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Step {
+    /// Offered messages per second (all senders together).
+    pub rate: f64,
+    /// Offered deliveries per second: messages actually sent times receivers, over the step's time.
+    pub offered_deliveries_per_s: f64,
+    /// Deliveries received per second during the step.
+    pub deliveries_per_s: f64,
+    /// Messages sent in the step.
+    pub sent: u64,
+    /// Deliveries still missing when the step's drain ended.
+    pub lost: u64,
+    /// Latency of the step's messages.
+    pub latency: Latency,
+    /// The bench's own CPU share during the step (1.0 = one core).
+    pub client_cpu: f64,
+    /// The server's CPU share during the step, when its pid is known.
+    pub server_cpu: Option<f64>,
+    /// Whether the step was sustained.
+    pub ok: bool,
+    /// Why not, when it was not.
+    pub reason: String,
+}
+
+/// Everything a run reports. Keys follow CONTRACT.md; fields a scenario does not measure stay zero or null.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// `fanout`, `saturate` or `connect`.
+    pub scenario: String,
+    /// `chat` or `raw`.
+    pub proto: String,
+    /// The target URL.
+    pub url: String,
+    /// Connections asked for.
+    pub clients: usize,
+    /// Connections that completed the handshake (and login).
+    pub connected: usize,
+    /// Connections that failed or were closed by the server.
+    pub failed: usize,
+    /// Sending connections.
+    pub senders: usize,
+    /// Content bytes per message.
+    pub payload: usize,
+    /// Offered messages per second (saturate: of the best sustained step).
+    pub rate: f64,
+    /// Measured seconds (saturate: per step).
+    pub duration_s: f64,
+    /// Warm-up seconds.
+    pub warmup_s: f64,
+    /// Messages sent in the whole run.
+    pub sent: u64,
+    /// Deliveries expected: every message to every receiver.
+    pub expected: u64,
+    /// Distinct deliveries received.
+    pub delivered: u64,
+    /// Expected deliveries never received.
+    pub lost: u64,
+    /// Deliveries received more than once.
+    pub duplicated: u64,
+    /// Deliveries that arrived after a later message of the same sender.
+    pub out_of_order: u64,
+    /// Deliveries per second in the measured window (saturate: the highest sustained).
+    pub deliveries_per_s: f64,
+    /// Offered deliveries per second in the measured window.
+    pub offered_deliveries_per_s: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile latency, µs.
+    pub p999_us: f64,
+    /// Largest latency, µs.
+    pub max_us: f64,
+    /// Mean latency, µs.
+    pub mean_us: f64,
+    /// Latency samples.
+    pub latency_samples: u64,
+    /// The bench's own CPU share over the measured window (1.0 = one core busy).
+    pub client_cpu: f64,
+    /// The server's CPU share over the measured window (with `--pid`).
+    pub server_cpu: Option<f64>,
+    /// True when the bench itself was near a full core: the figures then bound the client, not the server.
+    pub client_limited: bool,
+    /// Handshakes (and logins) per second (connect).
+    pub handshakes_per_s: Option<f64>,
+    /// Server RSS growth per connection, bytes (connect with `--pid`).
+    pub rss_per_conn_bytes: Option<f64>,
+    /// Server RSS before connecting (connect with `--pid`).
+    pub rss_before_bytes: Option<u64>,
+    /// Server RSS with every connection idle (connect with `--pid`).
+    pub rss_after_bytes: Option<u64>,
+    /// Chat `error` messages received.
+    pub server_errors: u64,
+    /// The first problem seen: a chat error or a connection failure.
+    pub first_error: Option<String>,
+    /// Sends skipped because a connection's output was backed up.
+    pub send_stalls: u64,
+    /// Bytes read from the server.
+    pub bytes_in: u64,
+    /// Read calls that returned data.
+    pub reads: u64,
+    /// Write calls that wrote data.
+    pub writes: u64,
+    /// The saturate run's steps.
+    pub steps: Vec<Step>,
+}
+
+/// A number in engineering style: 1234567 → "1.23 M".
+pub fn si(v: f64) -> String {
+    let a = v.abs();
+    if a >= 1e9 {
+        format!("{:.2} G", v / 1e9)
+    } else if a >= 1e6 {
+        format!("{:.2} M", v / 1e6)
+    } else if a >= 1e3 {
+        format!("{:.1} k", v / 1e3)
+    } else {
+        format!("{v:.0}")
+    }
+}
+
+impl Report {
+    /// One JSON object.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// The human table.
+    pub fn to_table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "wschat-bench {} ({} protocol) against {}", self.scenario, self.proto, self.url);
+        let _ = writeln!(
+            s,
+            "  clients        {} asked, {} connected, {} failed",
+            self.clients, self.connected, self.failed
+        );
+        if self.scenario != "connect" {
+            let _ = writeln!(
+                s,
+                "  load           {} senders, {} B content, {} msg/s offered, {:.1} s (+{:.1} s warm-up)",
+                self.senders,
+                self.payload,
+                si(self.rate),
+                self.duration_s,
+                self.warmup_s
+            );
+            let _ = writeln!(
+                s,
+                "  deliveries     {}/s (offered {}/s)",
+                si(self.deliveries_per_s),
+                si(self.offered_deliveries_per_s)
+            );
+            let _ = writeln!(
+                s,
+                "  latency µs     p50 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}  ({} samples)",
+                self.p50_us, self.p99_us, self.p999_us, self.max_us, self.latency_samples
+            );
+            let _ = writeln!(
+                s,
+                "  audit          sent {} expected {} delivered {} lost {} duplicated {} out-of-order {}",
+                self.sent, self.expected, self.delivered, self.lost, self.duplicated, self.out_of_order
+            );
+        }
+        if let Some(h) = self.handshakes_per_s {
+            let _ = writeln!(s, "  handshakes     {}/s", si(h));
+        }
+        if let Some(r) = self.rss_per_conn_bytes {
+            let _ = writeln!(
+                s,
+                "  server RSS     {:.0} B per connection ({} → {} bytes)",
+                r,
+                self.rss_before_bytes.unwrap_or(0),
+                self.rss_after_bytes.unwrap_or(0)
+            );
+        }
+        let server = self.server_cpu.map(|c| format!(", server {:.0}%", c * 100.0)).unwrap_or_default();
+        let limited = if self.client_limited { "  — the CLIENT is the limit" } else { "" };
+        let _ = writeln!(s, "  cpu            client {:.0}%{server}{limited}", self.client_cpu * 100.0);
+        if self.send_stalls > 0 {
+            let _ = writeln!(s, "  send stalls    {}", self.send_stalls);
+        }
+        if let Some(e) = &self.first_error {
+            let _ = writeln!(s, "  first error    {e} ({} chat errors)", self.server_errors);
+        }
+        if !self.steps.is_empty() {
+            let _ = writeln!(s, "  steps:    msg/s   offered/s  delivered/s   p99 µs  client  server  verdict");
+            for st in &self.steps {
+                let server = st.server_cpu.map(|c| format!("{:5.0}%", c * 100.0)).unwrap_or_else(|| "     -".into());
+                let verdict = if st.ok { "ok".to_string() } else { format!("no: {}", st.reason) };
+                let _ = writeln!(
+                    s,
+                    "        {:>9} {:>11} {:>12} {:>8.0}  {:5.0}%  {server}  {verdict}",
+                    si(st.rate),
+                    si(st.offered_deliveries_per_s),
+                    si(st.deliveries_per_s),
+                    st.latency.p99_us,
+                    st.client_cpu * 100.0
+                );
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_has_the_contract_keys() {
+        let r = Report { scenario: "fanout".into(), clients: 3, ..Default::default() };
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        for key in [
+            "scenario",
+            "clients",
+            "sent",
+            "expected",
+            "delivered",
+            "lost",
+            "duplicated",
+            "out_of_order",
+            "deliveries_per_s",
+            "p50_us",
+            "p99_us",
+            "p999_us",
+            "max_us",
+            "client_cpu",
+            "handshakes_per_s",
+            "rss_per_conn_bytes",
+        ] {
+            assert!(v.get(key).is_some(), "{key}");
+        }
+        assert_eq!(v["clients"], 3);
+    }
+
+    #[test]
+    fn latency_from_histogram() {
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).unwrap();
+        assert_eq!(Latency::from_histogram(&h), Latency::default());
+        for v in 1..=1000u64 {
+            h.record(v * 1000).unwrap();
+        }
+        let l = Latency::from_histogram(&h);
+        assert!((l.p50_us - 500.0).abs() < 2.0, "{l:?}");
+        assert!((l.p99_us - 990.0).abs() < 2.0, "{l:?}");
+        assert!((l.max_us - 1000.0).abs() < 2.0, "{l:?}");
+        assert_eq!(l.samples, 1000);
+    }
+
+    #[test]
+    fn table_mentions_the_essentials() {
+        let r = Report {
+            scenario: "saturate".into(),
+            client_limited: true,
+            steps: vec![Step { rate: 1000.0, ok: true, ..Default::default() }],
+            first_error: Some("boom".into()),
+            ..Default::default()
+        };
+        let t = r.to_table();
+        assert!(t.contains("CLIENT is the limit"));
+        assert!(t.contains("boom"));
+        assert!(t.contains("1.0 k"));
+        assert_eq!(si(4_800_000.0), "4.80 M");
+        assert_eq!(si(12.0), "12");
+    }
+}

@@ -1,0 +1,508 @@
+//! The three scenarios of the contract on top of the engine: `fanout` (paced senders, latency and audit),
+//! `saturate` (rate steps up, then bisects, to the highest sustained delivery rate) and `connect`
+//! (handshakes and logins per second, server memory per idle connection). Every phase has a deadline, so
+//! every run ends in bounded time whatever the server does.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::engine::{Engine, EngineConfig, EngineError, Proto};
+use super::report::{Latency, Report, Step};
+use super::sys;
+use super::target::Target;
+
+/// Which scenario to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Paced senders for a fixed time: throughput, latency, audit.
+    Fanout,
+    /// Rate steps up until deliveries fall behind or p99 passes the bound.
+    Saturate,
+    /// Many connections, handshakes and logins per second, memory per idle connection.
+    Connect,
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scenario::Fanout => "fanout",
+            Scenario::Saturate => "saturate",
+            Scenario::Connect => "connect",
+        })
+    }
+}
+
+/// Everything a run needs.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The URL as given.
+    pub url: String,
+    /// The resolved target.
+    pub target: Target,
+    /// Its protocol.
+    pub proto: Proto,
+    /// Connections.
+    pub clients: usize,
+    /// Sending connections (the first ones); `None`: every client sends.
+    pub senders: Option<usize>,
+    /// Offered messages per second of all senders together; `None`: the scenario's default.
+    pub rate: Option<f64>,
+    /// Measured time (saturate: per step; connect: how long connections are held idle).
+    pub duration: Duration,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// Content bytes per message.
+    pub payload: usize,
+    /// The server's pid, for its CPU share and RSS.
+    pub pid: Option<u32>,
+    /// Connections handshaking at once.
+    pub concurrency: usize,
+    /// Chat room size; `None`: one room for fanout and saturate, rooms of 10 for connect.
+    pub room_size: Option<usize>,
+    /// Saturate: a step whose p99 exceeds this fails.
+    pub p99_bound: Duration,
+    /// Saturate: most rate steps.
+    pub max_steps: usize,
+    /// Deadline for connecting and logging everyone in.
+    pub setup_timeout: Duration,
+    /// Deadline for the deliveries still in flight after sending stops.
+    pub drain_timeout: Duration,
+}
+
+impl BenchConfig {
+    /// A configuration with the CLI's defaults for `scenario` against `target`.
+    pub fn new(scenario: Scenario, url: &str, target: Target) -> BenchConfig {
+        BenchConfig {
+            scenario,
+            url: url.to_string(),
+            target,
+            proto: Proto::Chat,
+            clients: 100,
+            senders: None,
+            rate: None,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            payload: 64,
+            pid: None,
+            concurrency: 200,
+            room_size: None,
+            p99_bound: Duration::from_millis(10),
+            max_steps: 16,
+            setup_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why a run failed as a whole.
+#[derive(Debug)]
+pub enum BenchError {
+    /// The engine could not poll or connect.
+    Engine(EngineError),
+    /// Not every client was ready by the setup deadline.
+    Setup {
+        /// Clients ready.
+        ready: usize,
+        /// Clients asked for.
+        wanted: usize,
+        /// The first failure seen, if any.
+        first_failure: Option<String>,
+    },
+    /// A setting that cannot work.
+    Config(String),
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchError::Engine(e) => write!(f, "{e}"),
+            BenchError::Setup { ready, wanted, first_failure } => {
+                write!(f, "only {ready} of {wanted} clients were ready in time")?;
+                if let Some(why) = first_failure {
+                    write!(f, " (first failure: {why})")?;
+                }
+                Ok(())
+            }
+            BenchError::Config(why) => write!(f, "bad settings: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+impl From<EngineError> for BenchError {
+    fn from(e: EngineError) -> Self {
+        BenchError::Engine(e)
+    }
+}
+
+/// Runs the configured scenario.
+pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
+    if cfg.clients == 0 {
+        return Err(BenchError::Config("--clients must be at least 1".into()));
+    }
+    if cfg.senders.is_some_and(|s| s > cfg.clients) {
+        return Err(BenchError::Config("--senders cannot exceed --clients".into()));
+    }
+    if cfg.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err(BenchError::Config("--rate must be a positive number".into()));
+    }
+    sys::raise_fd_limit();
+    let engine = Engine::new(EngineConfig {
+        target: cfg.target.clone(),
+        proto: cfg.proto,
+        payload: cfg.payload,
+        max_message_bytes: 1 << 20,
+        max_unsent_bytes: 4 << 20,
+    })?;
+    let mut report = Report {
+        scenario: cfg.scenario.to_string(),
+        proto: cfg.proto.to_string(),
+        url: cfg.url.clone(),
+        clients: cfg.clients,
+        payload: cfg.payload,
+        duration_s: cfg.duration.as_secs_f64(),
+        warmup_s: cfg.warmup.as_secs_f64(),
+        ..Report::default()
+    };
+    let mut run = Run { cfg, engine };
+    match cfg.scenario {
+        Scenario::Fanout => run.fanout(&mut report)?,
+        Scenario::Saturate => run.saturate(&mut report)?,
+        Scenario::Connect => run.connect(&mut report)?,
+    }
+    run.finish(&mut report);
+    run.engine.close_all();
+    Ok(report)
+}
+
+/// CPU shares of the bench and the server over an interval.
+struct CpuMeter {
+    wall: Instant,
+    own: Duration,
+    pid: Option<u32>,
+    server: Option<Duration>,
+}
+
+impl CpuMeter {
+    fn start(pid: Option<u32>) -> CpuMeter {
+        CpuMeter { wall: Instant::now(), own: sys::own_cpu_time(), pid, server: pid.and_then(sys::process_cpu_time) }
+    }
+
+    /// (client share, server share) since the start.
+    fn shares(&self) -> (f64, Option<f64>) {
+        let wall = self.wall.elapsed().as_secs_f64().max(1e-9);
+        let own = (sys::own_cpu_time().saturating_sub(self.own)).as_secs_f64() / wall;
+        let server = match (self.pid.and_then(sys::process_cpu_time), self.server) {
+            (Some(now), Some(then)) => Some(now.saturating_sub(then).as_secs_f64() / wall),
+            _ => None,
+        };
+        (own, server)
+    }
+}
+
+/// A client share at or above this means the bench, not the server, was the bottleneck.
+const CLIENT_LIMIT_SHARE: f64 = 0.9;
+
+struct Run<'a> {
+    cfg: &'a BenchConfig,
+    engine: Engine,
+}
+
+impl Run<'_> {
+    fn room_size(&self) -> usize {
+        match (self.cfg.room_size, self.cfg.scenario) {
+            (Some(n), _) => n.max(1),
+            (None, Scenario::Connect) => 10,
+            (None, _) => self.cfg.clients,
+        }
+    }
+
+    /// Opens every client with bounded concurrency and waits until all are ready or the deadline passes;
+    /// returns when the last one became ready.
+    fn connect_all(&mut self, deadline: Instant) -> Result<Duration, BenchError> {
+        let start = Instant::now();
+        let rooms = self.room_size();
+        let wanted = self.cfg.clients;
+        let single_room = rooms >= wanted;
+        while self.engine.ready() < wanted && Instant::now() < deadline {
+            let settled = self.engine.ready() + self.engine.closed();
+            if settled >= wanted && self.engine.len() >= wanted {
+                break;
+            }
+            while self.engine.len() < wanted && self.engine.len() - settled < self.cfg.concurrency {
+                let i = self.engine.len();
+                let room = if single_room { None } else { Some(format!("r{}", i / rooms)) };
+                self.engine.open(&format!("b{i}"), room.as_deref())?;
+            }
+            self.engine.turn(Some(Duration::from_millis(5)))?;
+        }
+        Ok(start.elapsed())
+    }
+
+    fn setup_error(&self) -> BenchError {
+        BenchError::Setup {
+            ready: self.engine.ready(),
+            wanted: self.cfg.clients,
+            first_failure: self.engine.counters().first_failure.as_ref().map(|f| f.to_string()),
+        }
+    }
+
+    /// Connects and logs in everyone, then (chat, one room) waits until the storm of login broadcasts is
+    /// over, so it does not mix with the measurement.
+    fn setup(&mut self) -> Result<usize, BenchError> {
+        let deadline = Instant::now() + self.cfg.setup_timeout;
+        self.connect_all(deadline)?;
+        if self.engine.ready() < self.cfg.clients {
+            return Err(self.setup_error());
+        }
+        if self.cfg.proto == Proto::Chat {
+            let c = self.cfg.clients as u64;
+            let expected_logins = c * (c + 1) / 2;
+            let settle = Instant::now() + Duration::from_secs(10);
+            while self.engine.counters().logins_seen < expected_logins && Instant::now() < settle.min(deadline) {
+                self.engine.turn(Some(Duration::from_millis(5)))?;
+            }
+        }
+        let senders = self.cfg.senders.unwrap_or(self.cfg.clients).max(1);
+        self.engine.start_audit(senders);
+        Ok(senders)
+    }
+
+    /// Sends at `rate` messages per second, round robin over the senders, for `dur`; returns messages sent.
+    fn paced(&mut self, senders: usize, rate: f64, dur: Duration, rr: &mut usize) -> Result<u64, BenchError> {
+        let start = Instant::now();
+        let mut done: u64 = 0;
+        // At most 2 ms worth of messages (and at least one round of senders) in one burst.
+        let burst = ((rate * 0.002) as u64).max(senders as u64).max(1);
+        loop {
+            let elapsed = start.elapsed();
+            if elapsed >= dur {
+                break;
+            }
+            let due = ((elapsed.as_secs_f64() * rate) as u64).min(done + burst);
+            let mut refused = 0;
+            while done < due && refused < senders {
+                let s = *rr % senders;
+                *rr += 1;
+                if self.engine.send(s) {
+                    done += 1;
+                    refused = 0;
+                } else {
+                    refused += 1;
+                }
+            }
+            self.engine.flush();
+            let next = Duration::from_secs_f64((done + 1) as f64 / rate);
+            let wait = next.saturating_sub(start.elapsed()).min(Duration::from_millis(1)).min(dur - elapsed.min(dur));
+            self.engine.turn(Some(wait))?;
+        }
+        Ok(done)
+    }
+
+    /// Deliveries expected so far: every message sent to every connected client.
+    fn expected(&self) -> u64 {
+        self.engine.sent() * self.cfg.clients as u64
+    }
+
+    /// Keeps receiving until every expected delivery arrived or the drain deadline passed.
+    fn drain(&mut self) -> Result<(), BenchError> {
+        let deadline = Instant::now() + self.cfg.drain_timeout;
+        while self.engine.audit().totals().unique < self.expected() && Instant::now() < deadline {
+            if self.engine.ready() + self.engine.closed() < self.cfg.clients || self.engine.ready() == 0 {
+                break;
+            }
+            self.engine.turn(Some(Duration::from_millis(2)))?;
+        }
+        Ok(())
+    }
+
+    fn fanout(&mut self, report: &mut Report) -> Result<(), BenchError> {
+        let senders = self.setup()?;
+        let rate = self.cfg.rate.unwrap_or(200_000.0 / self.cfg.clients as f64);
+        report.senders = senders;
+        report.rate = rate;
+        let mut rr = 0;
+        self.paced(senders, rate, self.cfg.warmup, &mut rr)?;
+        let meter = CpuMeter::start(self.cfg.pid);
+        self.engine.begin_measure();
+        let sent = self.paced(senders, rate, self.cfg.duration, &mut rr)?;
+        self.engine.end_measure();
+        let (client, server) = meter.shares();
+        let secs = meter.wall.elapsed().as_secs_f64().max(1e-9);
+        self.drain()?;
+        self.engine.stop_latency();
+        report.deliveries_per_s = self.engine.counters().window_deliveries as f64 / secs;
+        report.offered_deliveries_per_s = (sent * self.cfg.clients as u64) as f64 / secs;
+        report.client_cpu = client;
+        report.server_cpu = server;
+        report.client_limited = client >= CLIENT_LIMIT_SHARE;
+        self.latency_into(report, Latency::from_histogram(self.engine.histogram()));
+        Ok(())
+    }
+
+    fn latency_into(&self, report: &mut Report, l: Latency) {
+        report.p50_us = l.p50_us;
+        report.p99_us = l.p99_us;
+        report.p999_us = l.p999_us;
+        report.max_us = l.max_us;
+        report.mean_us = l.mean_us;
+        report.latency_samples = l.samples;
+    }
+
+    /// One saturate step at `rate`: measure, drain, judge.
+    fn step(&mut self, senders: usize, rate: f64, rr: &mut usize) -> Result<Step, BenchError> {
+        let before = self.engine.audit().totals().unique;
+        let expected_before = self.expected();
+        let stalls_before = self.engine.counters().send_stalls;
+        let meter = CpuMeter::start(self.cfg.pid);
+        self.engine.begin_measure();
+        let sent = self.paced(senders, rate, self.cfg.duration, rr)?;
+        self.engine.end_measure();
+        let (client_cpu, server_cpu) = meter.shares();
+        let secs = meter.wall.elapsed().as_secs_f64().max(1e-9);
+        let window = self.engine.counters().window_deliveries;
+        self.drain()?;
+        self.engine.stop_latency();
+        let receivers = self.cfg.clients as u64;
+        let got = self.engine.audit().totals().unique - before;
+        let lost = (self.expected() - expected_before).saturating_sub(got);
+        let latency = Latency::from_histogram(self.engine.histogram());
+        let mut step = Step {
+            rate,
+            offered_deliveries_per_s: (sent * receivers) as f64 / secs,
+            deliveries_per_s: window as f64 / secs,
+            sent,
+            lost,
+            latency,
+            client_cpu,
+            server_cpu,
+            ok: false,
+            reason: String::new(),
+        };
+        let offered_msgs = rate * secs;
+        step.reason = if (sent as f64) < 0.95 * offered_msgs {
+            let stalled = self.engine.counters().send_stalls > stalls_before;
+            format!(
+                "sent only {:.0}% of the offered rate{}",
+                100.0 * sent as f64 / offered_msgs,
+                if stalled { " (output backed up)" } else { "" }
+            )
+        } else if (window as f64) < 0.95 * (sent * receivers) as f64 {
+            format!("deliveries fell behind ({:.0}% in time)", 100.0 * window as f64 / (sent * receivers).max(1) as f64)
+        } else if lost > 0 {
+            format!("{lost} deliveries missing after the drain")
+        } else if latency.p99_us > self.cfg.p99_bound.as_secs_f64() * 1e6 {
+            format!("p99 {:.0} µs over the bound", latency.p99_us)
+        } else {
+            String::new()
+        };
+        step.ok = step.reason.is_empty();
+        Ok(step)
+    }
+
+    fn saturate(&mut self, report: &mut Report) -> Result<(), BenchError> {
+        let senders = self.setup()?;
+        report.senders = senders;
+        let clients = self.cfg.clients as f64;
+        let mut rate = self.cfg.rate.unwrap_or((100_000.0 / clients).max(1.0));
+        let mut rr = 0;
+        self.paced(senders, rate, self.cfg.warmup, &mut rr)?;
+        let mut good: Option<Step> = None;
+        let mut bad: Option<f64> = None;
+        for _ in 0..self.cfg.max_steps.max(1) {
+            let step = self.step(senders, rate, &mut rr)?;
+            let ok = step.ok;
+            report.steps.push(step.clone());
+            if ok {
+                good = Some(step);
+            } else {
+                bad = Some(rate);
+            }
+            let low = good.as_ref().map(|g| g.rate);
+            rate = match (low, bad) {
+                (Some(lo), None) => lo * 2.0,
+                (Some(lo), Some(hi)) if hi > lo => {
+                    if (hi - lo) / lo < 0.05 {
+                        break;
+                    }
+                    (lo + hi) / 2.0
+                }
+                (Some(lo), Some(_)) => lo * 2.0,
+                (None, Some(hi)) => {
+                    if hi <= 1.0 {
+                        break;
+                    }
+                    hi / 4.0
+                }
+                (None, None) => rate,
+            };
+            if self.engine.ready() < self.cfg.clients {
+                break;
+            }
+        }
+        let best = good.or_else(|| report.steps.first().cloned()).unwrap_or_default();
+        report.rate = best.rate;
+        report.deliveries_per_s = if best.ok { best.deliveries_per_s } else { 0.0 };
+        report.offered_deliveries_per_s = best.offered_deliveries_per_s;
+        report.client_cpu = best.client_cpu;
+        report.server_cpu = best.server_cpu;
+        // The client limits the result when the first failing step above the best had it near a full core.
+        let failing = report.steps.iter().filter(|s| !s.ok && s.rate > best.rate).map(|s| s.client_cpu);
+        report.client_limited = failing.fold(best.client_cpu, f64::max) >= CLIENT_LIMIT_SHARE;
+        self.latency_into(report, best.latency);
+        Ok(())
+    }
+
+    fn connect(&mut self, report: &mut Report) -> Result<(), BenchError> {
+        let rss_before = self.cfg.pid.and_then(sys::rss_bytes);
+        let meter = CpuMeter::start(self.cfg.pid);
+        let deadline = Instant::now() + self.cfg.setup_timeout;
+        let took = self.connect_all(deadline)?;
+        let (client, server) = meter.shares();
+        let ready = self.engine.ready();
+        report.handshakes_per_s = Some(ready as f64 / took.as_secs_f64().max(1e-9));
+        report.client_cpu = client;
+        report.server_cpu = server;
+        report.client_limited = client >= CLIENT_LIMIT_SHARE;
+        // Hold everyone idle (answering pings) so the server settles, then read its memory.
+        let hold = Instant::now() + self.cfg.duration;
+        while Instant::now() < hold {
+            self.engine.turn(Some(Duration::from_millis(20)))?;
+        }
+        let rss_after = self.cfg.pid.and_then(sys::rss_bytes);
+        report.rss_before_bytes = rss_before;
+        report.rss_after_bytes = rss_after;
+        if let (Some(b), Some(a)) = (rss_before, rss_after) {
+            if ready > 0 {
+                report.rss_per_conn_bytes = Some((a as f64 - b as f64) / ready as f64);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fills in the totals every scenario reports.
+    fn finish(&self, report: &mut Report) {
+        let c = self.engine.counters();
+        let totals = self.engine.audit().totals();
+        report.connected = self.engine.ready();
+        report.failed = c.closed as usize;
+        report.sent = self.engine.sent();
+        report.expected = self.expected();
+        report.delivered = totals.unique;
+        report.lost = report.expected.saturating_sub(totals.unique);
+        report.duplicated = totals.duplicated;
+        report.out_of_order = totals.out_of_order;
+        report.server_errors = c.server_errors;
+        report.first_error =
+            c.first_failure.as_ref().map(|f| f.to_string()).or_else(|| c.first_server_error.clone()).or_else(|| {
+                (totals.foreign > 0).then(|| format!("{} deliveries from unknown senders", totals.foreign))
+            });
+        report.send_stalls = c.send_stalls;
+        report.bytes_in = c.bytes_in;
+        report.reads = c.reads;
+        report.writes = c.writes;
+    }
+}
