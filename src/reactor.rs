@@ -227,7 +227,7 @@ impl Reactor {
             self.flush_dirty();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || self.now >= deadline {
-                    info!("stopped: {} connection(s) closed at shutdown", self.metrics.connections);
+                    info!("stopped: {} connection(s) still open at exit", self.conns.len());
                     return Ok(());
                 }
             }

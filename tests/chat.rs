@@ -85,10 +85,7 @@ fn seed_scenario_exactly() {
     for ws in [&mut mynick, &mut pig] {
         let say = recv(ws);
         assert_time(&say);
-        assert_eq!(
-            say,
-            json!({"type":"say","from_uid":uid,"to_uid":"all","content":"hi,  all !","time":say["time"]})
-        );
+        assert_eq!(say, json!({"type":"say","from_uid":uid,"to_uid":"all","content":"hi,  all !","time":say["time"]}));
     }
 }
 

@@ -33,7 +33,10 @@ fn any_path_and_token_lists() {
     let d = Daemon::start(&[]);
     let mut raw = Raw::connect(d.ws);
     raw.send(
-        upgrade_request("").replace("GET / ", "GET /some/path?x=1 ").replace("Connection: Upgrade", "connection: keep-alive, UPGRADE").as_bytes(),
+        upgrade_request("")
+            .replace("GET / ", "GET /some/path?x=1 ")
+            .replace("Connection: Upgrade", "connection: keep-alive, UPGRADE")
+            .as_bytes(),
     );
     assert!(raw.read_head().starts_with("HTTP/1.1 101 "));
 }

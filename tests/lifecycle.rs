@@ -54,15 +54,24 @@ fn cli_errors_are_clear_and_exit_non_zero() {
     assert_eq!(out.status.code(), Some(2));
     // A port already in use.
     let d = Daemon::start(&[]);
-    let out =
-        Command::new(bin).args(["--ws", &d.ws.to_string(), "--http", "127.0.0.1:0"]).output().unwrap();
+    let out = Command::new(bin).args(["--ws", &d.ws.to_string(), "--http", "127.0.0.1:0"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen") && err.contains(&d.ws.to_string()), "{err}");
     let help = Command::new(bin).arg("--help").output().unwrap();
     let help = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--ws", "--http", "--max-connections", "--max-message-bytes", "--handshake-timeout-ms",
-                 "--ping-interval-secs", "--send-buffer-limit", "--allow-origin", "--history", "--echo"] {
+    for flag in [
+        "--ws",
+        "--http",
+        "--max-connections",
+        "--max-message-bytes",
+        "--handshake-timeout-ms",
+        "--ping-interval-secs",
+        "--send-buffer-limit",
+        "--allow-origin",
+        "--history",
+        "--echo",
+    ] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }
