@@ -43,6 +43,9 @@ pub struct Args {
     /// Last N room messages sent to a newcomer after its user list
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub history: usize,
+    /// Chat messages allowed per connection per second (0: no limit); excess ones get error rate_limited
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_messages_per_sec: u32,
     /// Conformance mode: echo every text/binary message to its sender; no chat protocol
     #[arg(long)]
     pub echo: bool,
@@ -72,6 +75,8 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Messages of history per room.
     pub history: usize,
+    /// Chat messages per connection per second; 0 for no limit.
+    pub max_messages_per_sec: u32,
     /// Echo mode instead of chat.
     pub echo: bool,
     /// Log every frame.
@@ -154,6 +159,7 @@ impl Args {
             send_buffer_limit: self.send_buffer_limit,
             allowed_origins: self.allow_origin,
             history: self.history,
+            max_messages_per_sec: self.max_messages_per_sec,
             echo: self.echo,
             trace_frames: self.trace_frames,
         })
@@ -182,6 +188,7 @@ mod tests {
         assert_eq!(c.send_buffer_limit, 4 * 1024 * 1024);
         assert!(c.allowed_origins.is_empty());
         assert_eq!(c.history, 0);
+        assert_eq!(c.max_messages_per_sec, 0);
         assert!(!c.echo);
     }
 

@@ -59,6 +59,36 @@ pub struct Conn {
     pub write_shut: bool,
     /// Counted in the open-connections gauge.
     pub counted_open: bool,
+    /// Message rate allowance (token bucket), used when a rate limit is set.
+    pub rate: RateBucket,
+}
+
+/// A token bucket: `per_sec` tokens a second, holding at most one second's worth.
+#[derive(Debug, Clone, Copy)]
+pub struct RateBucket {
+    tokens: f32,
+    stamp: Instant,
+}
+
+impl RateBucket {
+    /// A full bucket at `now`.
+    pub fn new(now: Instant) -> RateBucket {
+        RateBucket { tokens: f32::MAX, stamp: now }
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, per_sec: u32, now: Instant) -> bool {
+        let cap = per_sec.max(1) as f32;
+        let elapsed = now.saturating_duration_since(self.stamp).as_secs_f32();
+        self.stamp = now;
+        self.tokens = (self.tokens.min(cap) + elapsed * per_sec as f32).min(cap);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Conn {
@@ -78,6 +108,7 @@ impl Conn {
             dirty: false,
             write_shut: false,
             counted_open: false,
+            rate: RateBucket::new(now),
         }
     }
 
@@ -87,5 +118,22 @@ impl Conn {
             self.inbuf = Vec::new();
         }
         self.outbox.release_if_empty();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bucket_allows_a_second_worth_then_refills() {
+        let t0 = Instant::now();
+        let mut b = RateBucket::new(t0);
+        assert_eq!((0..15).filter(|_| b.try_take(10, t0)).count(), 10);
+        assert!(!b.try_take(10, t0 + Duration::from_millis(50)));
+        assert!(b.try_take(10, t0 + Duration::from_millis(200)));
+        let later = t0 + Duration::from_secs(60);
+        assert_eq!((0..15).filter(|_| b.try_take(10, later)).count(), 10);
     }
 }

@@ -17,7 +17,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 use crate::chat::hub::{ConnId, Effects, Frame, Hub};
-use crate::chat::protocol::parse_client_message;
+use crate::chat::protocol::{parse_client_message, ErrorCode};
 use crate::config::Config;
 use crate::conn::{Conn, Kind, Phase};
 use crate::http::{self, Route};
@@ -210,7 +210,9 @@ impl Reactor {
                     SIGNALS => self.on_signal(),
                     Token(k) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
-                            self.on_readable(k);
+                            // With the peer's FIN or an error in the same event, read to the end: no
+                            // further edge will come for it.
+                            self.on_readable(k, event.is_read_closed() || event.is_error());
                         }
                         if event.is_writable() {
                             self.flush(k);
@@ -219,7 +221,7 @@ impl Reactor {
                 }
             }
             for k in std::mem::take(&mut self.read_again) {
-                self.on_readable(k);
+                self.on_readable(k, true);
             }
             self.resume_accepting();
             self.expire_timers();
@@ -321,7 +323,9 @@ impl Reactor {
 
     // ----- reading -----
 
-    fn on_readable(&mut self, k: usize) {
+    /// Reads what the socket holds. A short read means the kernel buffer was empty at that moment, so new
+    /// data will raise a new edge: unless `to_eof`, stop there and save the `WouldBlock` read.
+    fn on_readable(&mut self, k: usize, to_eof: bool) {
         for _ in 0..READS_PER_TURN {
             let Some(conn) = self.conns.get_mut(k) else { return };
             let phase = conn.phase;
@@ -337,6 +341,9 @@ impl Reactor {
                         (Phase::Closing, _) => {} // Lingering: the peer's last bytes are read and dropped.
                         (Phase::Open, _) => self.on_frames_input(k, n),
                         (Phase::Handshake, kind) => self.on_head_input(k, n, kind),
+                    }
+                    if n < READ_CHUNK && !to_eof {
+                        return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -518,6 +525,18 @@ impl Reactor {
             }
             Message::Text(text) => {
                 self.metrics.messages_in_total += 1;
+                if self.cfg.max_messages_per_sec > 0 {
+                    let (limit, now) = (self.cfg.max_messages_per_sec, self.now);
+                    if let Some(conn) = self.conns.get_mut(k) {
+                        if !conn.rate.try_take(limit, now) {
+                            let mut effects = std::mem::take(&mut self.effects);
+                            self.hub.error(k, ErrorCode::RateLimited, &mut effects);
+                            self.apply(&mut effects);
+                            self.effects = effects;
+                            return;
+                        }
+                    }
+                }
                 self.time.refresh();
                 let mut effects = std::mem::take(&mut self.effects);
                 match parse_client_message(text) {

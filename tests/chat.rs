@@ -285,3 +285,20 @@ fn http_get(d: &Daemon, path: &str) -> String {
     raw.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
     raw.read_head()
 }
+
+#[test]
+fn rate_limit_refuses_excess_messages_with_an_error() {
+    let d = Daemon::start(&["--max-messages-per-sec", "5"]);
+    let mut a = connect(&d);
+    login(&mut a, "chatty"); // the login used one of the five
+    for i in 0..8 {
+        send(&mut a, json!({"type":"say","to_uid":"all","content":format!("m{i}")}));
+    }
+    let answers: Vec<Value> = (0..8).map(|_| recv(&mut a)).collect();
+    let said = answers.iter().filter(|v| v["type"] == "say").count();
+    let limited = answers.iter().filter(|v| v["code"] == "rate_limited").count();
+    assert_eq!((said, limited), (4, 4), "{answers:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    send(&mut a, json!({"type":"say","to_uid":"all","content":"later"}));
+    assert_eq!(recv(&mut a)["content"], "later");
+}

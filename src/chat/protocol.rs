@@ -66,6 +66,8 @@ pub enum ErrorCode {
     NoSuchUser,
     /// A say with empty content.
     EmptyContent,
+    /// More messages than `--max-messages-per-sec` allows; the message was refused, not relayed.
+    RateLimited,
 }
 
 impl ErrorCode {
@@ -79,6 +81,7 @@ impl ErrorCode {
             ErrorCode::AlreadyLoggedIn => "already_logged_in",
             ErrorCode::NoSuchUser => "no_such_user",
             ErrorCode::EmptyContent => "empty_content",
+            ErrorCode::RateLimited => "rate_limited",
         }
     }
 
@@ -92,6 +95,7 @@ impl ErrorCode {
             ErrorCode::AlreadyLoggedIn => "this connection is already logged in",
             ErrorCode::NoSuchUser => "no user with that uid in your room",
             ErrorCode::EmptyContent => "content must not be empty",
+            ErrorCode::RateLimited => "too many messages per second; this one was not delivered",
         }
     }
 }
