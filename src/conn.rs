@@ -137,3 +137,14 @@ mod tests {
         assert_eq!((0..15).filter(|_| b.try_take(10, later)).count(), 10);
     }
 }
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn connection_state_stays_small() {
+        // Idle connections must stay well under 1 KiB of process memory, slab slot included.
+        let size = std::mem::size_of::<super::Conn>();
+        println!("Conn is {size} bytes");
+        assert!(size <= 320, "Conn grew to {size} bytes");
+    }
+}
