@@ -1,0 +1,85 @@
+//! The chat protocol on arbitrary text: the JSON parser and the hub's handling of what it accepts.
+//!
+//! Input layout: lines; each line's first byte picks the connection (0 to 3) and an action, the rest is
+//! the text that connection sends. Checked: no panic; every frame the hub emits is one final, unmasked
+//! text frame holding a JSON object with a known `type`; errors carry a known code; uids are unique and
+//! positive; users never outnumber connections; leaving always empties the hub.
+#![no_main]
+
+use std::collections::{HashMap, HashSet};
+
+use libfuzzer_sys::fuzz_target;
+use wschat::chat::hub::{Effects, Hub};
+use wschat::chat::protocol::parse_client_message;
+use wschat::ws::frame::{FrameHeader, OpCode};
+
+const TIME: &str = "2024-01-02 03:04:05";
+
+fn check_frames(effects: &mut Effects, conns: usize, uids: &mut HashMap<u64, String>) {
+    for (conn, frame) in effects.sends.drain(..) {
+        assert!(conn < conns, "frame addressed to unknown connection {conn}");
+        let h = FrameHeader::decode(&frame).unwrap().expect("a whole header");
+        assert!(h.fin && h.mask.is_none() && h.rsv == 0 && h.op() == Some(OpCode::Text));
+        assert_eq!(h.frame_len(), frame.len() as u64);
+        let payload = &frame[h.header_len..];
+        let v: serde_json::Value = serde_json::from_slice(payload).expect("server JSON parses");
+        let obj = v.as_object().expect("a JSON object");
+        match obj.get("type").and_then(|t| t.as_str()) {
+            Some("login") | Some("logout") => {
+                let uid = obj["uid"].as_u64().expect("uid");
+                assert!(uid > 0);
+                let name = obj["name"].as_str().expect("name").to_string();
+                assert!(!name.is_empty() && name.chars().count() <= 32);
+                if obj["type"] == "login" {
+                    if let Some(old) = uids.insert(uid, name.clone()) {
+                        assert_eq!(old, name, "uid {uid} reused for another name");
+                    }
+                }
+            }
+            Some("say") => {
+                assert!(obj["from_uid"].as_u64().is_some_and(|u| u > 0));
+                assert!(!obj["content"].as_str().expect("content").is_empty());
+            }
+            Some("user_list") => assert!(obj["user_list"].is_array()),
+            Some("error") => {
+                let code = obj["code"].as_str().expect("code");
+                assert!(matches!(
+                    code,
+                    "bad_json" | "unknown_type" | "not_logged_in" | "bad_name" | "already_logged_in"
+                        | "no_such_user" | "empty_content"
+                ));
+            }
+            other => panic!("unexpected type {other:?}"),
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    const CONNS: usize = 4;
+    let history = data.first().map_or(0, |b| usize::from(b & 3));
+    let mut hub = Hub::new(history);
+    let mut effects = Effects::default();
+    let mut uids = HashMap::new();
+    for line in data.split(|&b| b == b'\n') {
+        let Some((&ctl, text)) = line.split_first() else { continue };
+        let conn = usize::from(ctl) % CONNS;
+        if ctl & 0x80 != 0 {
+            hub.leave(conn, TIME, &mut effects);
+        } else {
+            let text = String::from_utf8_lossy(text);
+            match parse_client_message(&text) {
+                Ok(m) => hub.handle(conn, m, TIME, &mut effects),
+                Err(code) => hub.error(conn, code, &mut effects),
+            }
+        }
+        check_frames(&mut effects, CONNS, &mut uids);
+        assert!(hub.user_count() <= CONNS);
+        let live: HashSet<u64> = (0..CONNS).filter_map(|c| hub.uid_of(c)).collect();
+        assert_eq!(live.len(), hub.user_count(), "two connections share a uid");
+    }
+    for conn in 0..CONNS {
+        hub.leave(conn, TIME, &mut effects);
+        check_frames(&mut effects, CONNS, &mut uids);
+    }
+    assert_eq!(hub.user_count(), 0);
+});
