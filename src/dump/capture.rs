@@ -173,7 +173,8 @@ impl fmt::Display for CaptureError {
             }
             CaptureError::Truncated { packet, have } => write!(
                 f,
-                "packet {packet}: truncated capture: the input ends inside this packet's record ({have} bytes of it)"
+                "packet {packet}: truncated capture: the input ends inside this packet's record ({have} bytes of it; \
+                 or its length field is corrupt)"
             ),
             CaptureError::Corrupt { packet, source } => write!(f, "packet {packet}: corrupt record: {source}"),
             CaptureError::OversizedRecord { packet } => {
