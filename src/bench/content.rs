@@ -93,6 +93,21 @@ pub fn login_request(name: &str, room: Option<&str>) -> Vec<u8> {
 /// Finds the first `"key":"` in a JSON text and returns the string value after it, up to its closing quote
 /// (escapes are skipped over, not decoded). A cheap scan for messages whose shape is known, not a parser.
 pub fn json_str_field<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let value = json_str_start(json, key)?;
+    let mut i = 0;
+    while i < value.len() {
+        match value[i] {
+            b'"' => return Some(&value[..i]),
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Like [`json_str_field`] but returns everything after the value's opening quote, without looking for its
+/// end: enough to read a stamp at the start of a content.
+pub fn json_str_start<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     let mut from = 0;
     while let Some(at) = find(&json[from..], key) {
         let key_start = from + at;
@@ -109,19 +124,22 @@ pub fn json_str_field<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
         while let Some(r) = rest.strip_prefix(b" ") {
             rest = r;
         }
-        let value = rest.strip_prefix(b"\"")?;
-        let mut i = 0;
-        while i < value.len() {
-            match value[i] {
-                b'"' => return Some(&value[..i]),
-                b'\\' => i += 2,
-                _ => i += 1,
-            }
-        }
-        return None;
+        return rest.strip_prefix(b"\"");
     }
     None
 }
+
+/// The stamp in a chat `say` relay, read straight from its `content` without checking the rest of the JSON.
+#[inline]
+pub fn say_stamp(json: &[u8]) -> Option<Stamp> {
+    // The daemon writes `content` after `type`, `from_uid` and `to_uid`; start looking past the type.
+    let skip = if json.starts_with(SAY_PREFIX) { SAY_PREFIX.len() } else { 0 };
+    let at = json_str_start(&json[skip..], b"content")?;
+    parse(at)
+}
+
+/// How a `say` relay starts when its fields come in the contract's order.
+const SAY_PREFIX: &[u8] = br#"{"type":"say","#;
 
 /// The position of the first occurrence of `needle` in `hay`.
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
@@ -157,6 +175,9 @@ pub enum ChatKind {
 
 /// Classifies a chat server message by its `type` field.
 pub fn chat_kind(json: &[u8]) -> ChatKind {
+    if json.starts_with(SAY_PREFIX) {
+        return ChatKind::Say;
+    }
     match json_str_field(json, b"type") {
         Some(b"say") => ChatKind::Say,
         Some(b"login") => ChatKind::Login,
@@ -233,6 +254,9 @@ mod tests {
         assert_eq!(json_str_field(br#"{"content":3}"#, b"content"), None);
         assert_eq!(json_str_field(br#"{"content":"unterminated"#, b"content"), None);
         assert_eq!(json_str_field(b"", b"content"), None);
+        assert_eq!(say_stamp(relay), Some(Stamp { sender: 1, seq: 2, nanos: 3 }));
+        assert_eq!(say_stamp(br#"{"content":"b4:5:6:","type":"say"}"#), Some(Stamp { sender: 4, seq: 5, nanos: 6 }));
+        assert_eq!(say_stamp(br#"{"type":"say","content":"hello"}"#), None);
         assert_eq!(json_str_field(br#"{"xcontent":"a"}"#, b"content"), None);
     }
 

@@ -630,8 +630,8 @@ impl Sink {
         match self.proto {
             Proto::Raw => self.on_content(receiver, text, now),
             Proto::Chat => match content::chat_kind(text) {
-                ChatKind::Say => match content::json_str_field(text, b"content") {
-                    Some(c) => self.on_content(receiver, c, now),
+                ChatKind::Say => match content::say_stamp(text) {
+                    Some(stamp) => self.on_stamp(receiver, stamp, now),
                     None => self.counters.other_messages += 1,
                 },
                 ChatKind::UserList => {
@@ -655,10 +655,14 @@ impl Sink {
 
     #[inline]
     fn on_content(&mut self, receiver: usize, content: &[u8], now: u64) {
-        let Some(stamp) = content::parse(content) else {
-            self.counters.other_messages += 1;
-            return;
-        };
+        match content::parse(content) {
+            Some(stamp) => self.on_stamp(receiver, stamp, now),
+            None => self.counters.other_messages += 1,
+        }
+    }
+
+    #[inline]
+    fn on_stamp(&mut self, receiver: usize, stamp: Stamp, now: u64) {
         self.counters.deliveries += 1;
         if self.measuring {
             self.counters.window_deliveries += 1;
