@@ -562,5 +562,160 @@ mod tests {
             }
             prop_assert_eq!(run(&mut server(), &reads), Ok(expected));
         }
+
+        /// Any stream of messages (text with code points cut by fragment boundaries, binary), with pings and
+        /// pongs between fragments, every frame under its own mask key, ending in a close, a protocol
+        /// violation at a message boundary or a violation in the middle of a fragmented message: for any
+        /// split into reads, the decoder yields exactly the expected events and then the expected error.
+        #[test]
+        fn any_split_yields_the_same_events_controls_and_errors(
+            msgs in proptest::collection::vec(message_strategy(), 0..5),
+            end in 0usize..(2 * VIOLATIONS + 2),
+            close_code in prop::sample::select(vec![1000u16, 1001, 3000, 4999]),
+            end_key in any::<[u8; 4]>(),
+            cuts in proptest::collection::vec(0usize..2000, 0..12)) {
+            let mut stream = Vec::new();
+            let mut expected = Vec::new();
+            for (data, binary, pieces, control, keys) in &msgs {
+                let op = if *binary { OpCode::Binary } else { OpCode::Text };
+                let step = data.len().div_ceil(*pieces).max(1);
+                let chunks: Vec<&[u8]> = if data.is_empty() { vec![&[][..]] } else { data.chunks(step).collect() };
+                let (is_ping, payload) = control;
+                let control_event = if *is_ping { Ev::Ping(payload.clone()) } else { Ev::Pong(payload.clone()) };
+                let message_event = if *binary {
+                    Ev::Binary(data.clone())
+                } else {
+                    Ev::Text(String::from_utf8(data.clone()).expect("generated text"))
+                };
+                for (i, c) in chunks.iter().enumerate() {
+                    let raw_op = if i == 0 { op.as_u8() } else { 0 };
+                    stream.extend(keyed_frame(i + 1 == chunks.len(), 0, raw_op, c, keys[i % keys.len()]));
+                    if i == 0 {
+                        // A control frame after the first fragment: inside the message when it has more.
+                        stream.extend(keyed_frame(true, 0, if *is_ping { 0x9 } else { 0xA }, payload, keys[0]));
+                    }
+                }
+                if chunks.len() > 1 {
+                    expected.extend([control_event, message_event]);
+                } else {
+                    expected.extend([message_event, control_event]);
+                }
+            }
+            let error = if end == 2 * VIOLATIONS {
+                stream.extend(keyed_frame(true, 0, 0x8, &close_code.to_be_bytes(), end_key));
+                expected.push(Ev::Close(Some((close_code, String::new()))));
+                None
+            } else if end == 2 * VIOLATIONS + 1 {
+                None // The stream just ends; a trailing partial frame would be "need more".
+            } else {
+                let mid = end >= VIOLATIONS;
+                if mid {
+                    // A fragmented message is in progress when the violation arrives.
+                    stream.extend(keyed_frame(false, 0, 0x1, "猪".as_bytes(), end_key));
+                }
+                let (bytes, err) = violation(end % VIOLATIONS, mid, end_key);
+                stream.extend(bytes);
+                Some(err)
+            };
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(stream.len())).collect();
+            cuts.sort_unstable();
+            let mut reads = Vec::new();
+            let mut prev = 0;
+            for c in cuts.into_iter().chain(std::iter::once(stream.len())) {
+                reads.push(&stream[prev..c]);
+                prev = c;
+            }
+            let mut dec = MessageDecoder::new(Role::Server, LIMIT);
+            prop_assert_eq!(run_to_error(&mut dec, &reads), (expected.clone(), error));
+            // The same stream in one read agrees.
+            let mut dec = MessageDecoder::new(Role::Server, LIMIT);
+            prop_assert_eq!(run_to_error(&mut dec, &[&stream]), (expected, error));
+        }
+    }
+
+    /// The size limit of the split property's decoder.
+    const LIMIT: usize = 1000;
+
+    /// How many kinds of violation [`violation`] builds.
+    const VIOLATIONS: usize = 9;
+
+    /// A message for the split property: payload, binary?, fragment count, the control frame after its
+    /// first fragment (ping?, payload), mask keys for its frames.
+    fn message_strategy() -> impl Strategy<Value = (Vec<u8>, bool, usize, (bool, Vec<u8>), Vec<[u8; 4]>)> {
+        (
+            prop_oneof![
+                "\\PC{0,40}".prop_map(|s: String| (s.into_bytes(), false)),
+                proptest::collection::vec(any::<u8>(), 0..300).prop_map(|b| (b, true))
+            ],
+            1usize..6,
+            (any::<bool>(), proptest::collection::vec(any::<u8>(), 0..=125)),
+            proptest::collection::vec(any::<[u8; 4]>(), 1..4),
+        )
+            .prop_map(|((data, binary), pieces, control, keys)| (data, binary, pieces, control, keys))
+    }
+
+    /// The `kind`th protocol violation as bytes and the error it must produce; `mid` says a fragmented text
+    /// message is in progress.
+    fn violation(kind: usize, mid: bool, key: [u8; 4]) -> (Vec<u8>, WsError) {
+        let data_op = if mid { 0x0 } else { 0x2 };
+        match kind {
+            0 => (keyed_frame(true, 4, data_op, b"x", key), WsError::ReservedBits),
+            1 => (keyed_frame(true, 0, 0xB, b"", key), WsError::UnknownOpcode(0xB)),
+            2 => (vec![0x80 | data_op, 0x01, b'x'], WsError::UnmaskedFrame),
+            3 => (keyed_frame(false, 0, 0x9, b"p", key), WsError::FragmentedControl),
+            4 => (keyed_frame(true, 0, 0xA, &[0; 126], key), WsError::ControlTooLong),
+            5 => (keyed_frame(true, 0, 0x8, &[0x03], key), WsError::CloseOneByte),
+            6 => (keyed_frame(true, 0, 0x8, &1006u16.to_be_bytes(), key), WsError::InvalidCloseCode(1006)),
+            7 => {
+                // Text that turns invalid: a surrogate, in a new message or continuing the one in progress.
+                let op = if mid { 0x0 } else { 0x1 };
+                (keyed_frame(false, 0, op, b"ok\xed\xa0\x80", key), WsError::InvalidUtf8)
+            }
+            _ => {
+                // A frame announcing more than the limit: refused from its header alone.
+                let mut head = vec![data_op, 0xFE];
+                head.extend_from_slice(&((LIMIT + 1) as u16).to_be_bytes());
+                head.extend_from_slice(&key);
+                (head, WsError::MessageTooBig)
+            }
+        }
+    }
+
+    /// A frame with explicit FIN, RSV bits, raw opcode and mask key.
+    fn keyed_frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let n = encode_header(&mut head, fin, OpCode::Text, Some(key), payload.len());
+        head[0] = (head[0] & 0x80) | (rsv << 4) | opcode;
+        let mut out = head[..n].to_vec();
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], key, 0);
+        out
+    }
+
+    /// Like [`run`], but keeps the events decoded before an error.
+    fn run_to_error(dec: &mut MessageDecoder, reads: &[&[u8]]) -> (Vec<Ev>, Option<WsError>) {
+        let mut pending: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        for read in reads {
+            pending.extend_from_slice(read);
+            loop {
+                let d = match dec.decode(&mut pending) {
+                    Ok(d) => d,
+                    Err(e) => return (out, Some(e)),
+                };
+                let consumed = d.consumed;
+                let got = d.message.map(own);
+                let progressed = consumed > 0 || got.is_some();
+                if let Some(ev) = got {
+                    out.push(ev);
+                }
+                pending.drain(..consumed);
+                if !progressed {
+                    break;
+                }
+            }
+        }
+        (out, None)
     }
 }
