@@ -83,7 +83,7 @@ impl TextRenderer {
                 let arrow = match ev.dir {
                     Some(Direction::ClientToServer) => self.paint(ansi::GREEN, "→"),
                     Some(Direction::ServerToClient) => self.paint(ansi::CYAN, "←"),
-                    None => "-".to_string(),
+                    None => "↔".to_string(),
                 };
                 let _ = write!(head, "#{} {} {arrow} {}  ", c.id, c.client, c.server);
             }

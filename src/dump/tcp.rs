@@ -100,10 +100,11 @@ impl HalfStream {
         self.offset
     }
 
-    /// The stream offset of sequence number `seq`, relative to the current position (within ±2 GiB).
-    fn position(&self, seq: u32, next: u32) -> u64 {
+    /// The stream offset of sequence number `seq`, relative to the current position (within ±2 GiB); negative
+    /// for bytes from before the first one seen.
+    fn position(&self, seq: u32, next: u32) -> i64 {
         let delta = i64::from(seq.wrapping_sub(next) as i32);
-        self.offset.saturating_add_signed(delta)
+        i64::try_from(self.offset).unwrap_or(i64::MAX).saturating_add(delta)
     }
 
     /// Takes one segment: `payload` captured, `missing` more payload bytes not captured, `fin` flag.
@@ -111,22 +112,23 @@ impl HalfStream {
         let next = *self.next.get_or_insert(seq);
         let start = self.position(seq, next);
         let len = payload.len() as u64 + u64::from(missing);
-        let end = start + len;
+        let end = start.saturating_add(len as i64);
+        let offset = self.offset as i64;
         if fin && self.fin_at.is_none() {
-            self.fin_at = Some(end);
+            self.fin_at = Some(end.max(0) as u64);
         }
         if len > 0 {
-            if end <= self.offset {
+            if end <= offset {
                 out.push(Flow::Retransmission { bytes: len });
-            } else if start <= self.offset {
-                let trim = self.offset - start;
+            } else if start <= offset {
+                let trim = (offset - start) as u64;
                 if trim > 0 {
                     out.push(Flow::Retransmission { bytes: trim });
                 }
                 self.deliver(payload, u64::from(missing), trim, out);
                 self.drain(out);
             } else {
-                self.hold(start, payload, u64::from(missing), out);
+                self.hold(start as u64, payload, u64::from(missing), out);
             }
         }
         self.check_fin(out);
@@ -135,7 +137,7 @@ impl HalfStream {
     /// The peer acknowledged up to `ack`: a hole it has acknowledged behind held segments will not be filled.
     pub fn peer_ack(&mut self, ack: u32, out: &mut Vec<Flow>) {
         if let Some(next) = self.next {
-            let pos = self.position(ack, next);
+            let pos = self.position(ack, next).max(0) as u64;
             self.peer_acked = self.peer_acked.max(pos);
             self.check_lost(out);
         }
@@ -361,6 +363,17 @@ mod tests {
                 Flow::Data { bytes: b"h".to_vec(), segment_start: true },
             ]
         );
+    }
+
+    #[test]
+    fn bytes_from_before_the_first_segment_seen_are_old() {
+        let mut h = HalfStream::new();
+        let mut out = Vec::new();
+        h.segment(1000, b"now", 0, false, &mut out);
+        h.segment(990, b"0123456789", 0, false, &mut out);
+        h.segment(995, b"56789now!", 0, false, &mut out);
+        assert_eq!(data(&out), b"now!");
+        assert_eq!(out[1], Flow::Retransmission { bytes: 10 });
     }
 
     #[test]
