@@ -68,7 +68,7 @@ struct Args {
     #[arg(long)]
     room_size: Option<usize>,
     /// Saturate: p99 latency bound in milliseconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 20.0)]
     p99_bound_ms: f64,
     /// Saturate: most rate steps.
     #[arg(long, default_value_t = 16)]
@@ -76,8 +76,8 @@ struct Args {
     /// Seconds allowed for connecting and logging in.
     #[arg(long, default_value_t = 60.0)]
     setup_timeout: f64,
-    /// Seconds allowed for in-flight deliveries after sending stops.
-    #[arg(long, default_value_t = 3.0)]
+    /// Seconds without progress after which in-flight deliveries are given up (10× this at most in all).
+    #[arg(long, default_value_t = 2.0)]
     drain_timeout: f64,
     /// Allow a target that is not a loopback address.
     #[arg(long)]
