@@ -200,6 +200,14 @@ struct Interface {
     tsoffset: u64,
 }
 
+/// A parsed file header.
+enum Opened {
+    /// pcap: the parser, its link type, whether timestamps are in nanoseconds.
+    Pcap(PcapParser, DataLink, bool),
+    /// pcapng: the parser, past the Section Header Block.
+    PcapNg(PcapNgParser),
+}
+
 /// The parser state for one container format.
 enum Kind {
     /// pcap: one link type for the whole file.
@@ -254,16 +262,16 @@ impl<R: Read> CaptureReader<R> {
                 Format::Pcap => PcapParser::new(&buf).map(|(rem, parser)| {
                     let header = parser.header();
                     let nanos = header.ts_resolution == TsResolution::NanoSecond;
-                    (rem.len(), Err((parser, header.datalink, nanos)))
+                    (rem.len(), Opened::Pcap(parser, header.datalink, nanos))
                 }),
-                Format::PcapNg => PcapNgParser::new(&buf).map(|(rem, parser)| (rem.len(), Ok(parser))),
+                Format::PcapNg => PcapNgParser::new(&buf).map(|(rem, parser)| (rem.len(), Opened::PcapNg(parser))),
             };
             match parsed {
-                Ok((rem, parser)) => {
-                    let pos = buf.len() - rem;
-                    let kind = match parser {
-                        Ok(parser) => Kind::PcapNg { parser, interfaces: Vec::new() },
-                        Err((parser, datalink, nanos)) => {
+                Ok((rest, opened)) => {
+                    let pos = buf.len() - rest;
+                    let kind = match opened {
+                        Opened::PcapNg(parser) => Kind::PcapNg { parser, interfaces: Vec::new() },
+                        Opened::Pcap(parser, datalink, nanos) => {
                             let link = LinkType::from_datalink(datalink)
                                 .map_err(|link| CaptureError::UnsupportedLinkType { packet: None, link })?;
                             Kind::Pcap { parser, link, nanos }

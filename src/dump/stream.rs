@@ -170,7 +170,7 @@ impl WsStream {
                             data = &data[take..];
                             self.lose(SyncLoss::HeadTooLong, out);
                         }
-                        Err(()) => {
+                        Err(_) => {
                             self.skipped += buf.len() as u64;
                             data = &data[take..];
                             self.lose(SyncLoss::BadHttp, out);
@@ -427,11 +427,11 @@ impl WsStream {
     }
 }
 
-/// An upgrade request's validation when the request is not a WebSocket one at all.
+/// A request head's upgrade validation by `ws::handshake` (`Err(Malformed)` for a response head).
 type Upgrade = Result<UpgradeRequest, HandshakeError>;
 
 /// Parses a complete head from `buf`: `Ok(None)` while incomplete, `Err` when it is not HTTP.
-fn parse_head(dir: Direction, buf: &[u8]) -> Result<Option<(HttpHead, u16, Upgrade)>, ()> {
+fn parse_head(dir: Direction, buf: &[u8]) -> Result<Option<(HttpHead, u16, Upgrade)>, httparse::Error> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let (first_line, len, status, hdrs) = match dir {
         Direction::ClientToServer => {
@@ -439,7 +439,7 @@ fn parse_head(dir: Direction, buf: &[u8]) -> Result<Option<(HttpHead, u16, Upgra
             let len = match req.parse(buf) {
                 Ok(httparse::Status::Complete(n)) => n,
                 Ok(httparse::Status::Partial) => return Ok(None),
-                Err(_) => return Err(()),
+                Err(e) => return Err(e),
             };
             let line = format!(
                 "{} {} HTTP/1.{}",
@@ -454,7 +454,7 @@ fn parse_head(dir: Direction, buf: &[u8]) -> Result<Option<(HttpHead, u16, Upgra
             let len = match resp.parse(buf) {
                 Ok(httparse::Status::Complete(n)) => n,
                 Ok(httparse::Status::Partial) => return Ok(None),
-                Err(_) => return Err(()),
+                Err(e) => return Err(e),
             };
             let code = resp.code.unwrap_or(0);
             let line = format!("HTTP/1.{} {} {}", resp.version.unwrap_or(1), code, resp.reason.unwrap_or(""));
@@ -592,7 +592,7 @@ mod tests {
         let mut s = WsStream::new(Direction::ClientToServer, Start::Handshake, 4096);
         let mut out = Vec::new();
         s.state = State::Frames { hdr: Vec::new(), cur: None };
-        s.feed(&[0xB3, 0x00], true, &mut out); // RSV3+RSV1... reserved opcode 3, unmasked
+        s.feed(&[0xB3, 0x00], true, &mut out); // RSV2 and RSV3 set, reserved opcode 3, unmasked
         s.feed(&[0x09, 0x80, 1, 2, 3, 4], true, &mut out); // ping without FIN
         s.feed(&[0x80, 0x80, 1, 2, 3, 4], true, &mut out); // stray continuation
         let f = frames_of(&out);
