@@ -68,7 +68,7 @@ struct Args {
     #[arg(long)]
     room_size: Option<usize>,
     /// Saturate: p99 latency bound in milliseconds.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 50.0)]
     p99_bound_ms: f64,
     /// Saturate: most rate steps.
     #[arg(long, default_value_t = 16)]
