@@ -215,35 +215,20 @@ impl Engine {
         let poll = Poll::new().map_err(EngineError::Poll)?;
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let seed = since_epoch.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
-        let hist = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("static histogram bounds are valid");
         Ok(Engine {
             scratch: vec![0; READ_CHUNK + config.max_message_bytes.min(1 << 20)],
+            sink: Sink::new(config.proto),
             config,
             poll,
             events: Events::with_capacity(1024),
             conns: Vec::new(),
-            sink: Sink {
-                proto: Proto::Raw,
-                counters: Counters::default(),
-                hist,
-                audit: Audit::new(0, 0),
-                measuring: false,
-                record_from: u64::MAX,
-                ready: 0,
-            },
             clock: Instant::now(),
             rng: seed | 1,
             seq: Vec::new(),
             dirty: Vec::new(),
             content: Vec::with_capacity(256),
             body: Vec::with_capacity(512),
-        }
-        .with_proto())
-    }
-
-    fn with_proto(mut self) -> Engine {
-        self.sink.proto = self.config.proto;
-        self
+        })
     }
 
     /// Nanoseconds since the engine's clock base: the time stamped into messages.
@@ -625,6 +610,18 @@ fn process(
 }
 
 impl Sink {
+    fn new(proto: Proto) -> Sink {
+        Sink {
+            proto,
+            counters: Counters::default(),
+            hist: Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("static histogram bounds are valid"),
+            audit: Audit::new(0, 0),
+            measuring: false,
+            record_from: u64::MAX,
+            ready: 0,
+        }
+    }
+
     #[inline]
     fn on_text(&mut self, receiver: usize, phase: &mut Phase, text: &[u8], now: u64) {
         match self.proto {
@@ -671,5 +668,167 @@ impl Sink {
         if stamp.nanos >= self.record_from {
             self.hist.saturating_record(now.saturating_sub(stamp.nanos).max(1));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::frame::write_frame;
+    use crate::ws::handshake::switching_protocols;
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    /// A connection in the handshaking phase, without a socket: `process` is driven with byte slices.
+    fn conn(proto: Proto) -> Conn {
+        Conn {
+            stream: None,
+            phase: Phase::Handshaking,
+            key: Some(KEY.into()),
+            login: (proto == Proto::Chat).then(|| content::login_request("b0", None).into_boxed_slice()),
+            pending: Vec::new(),
+            out: Vec::new(),
+            out_pos: 0,
+            dirty: false,
+            decoder: MessageDecoder::new(Role::Client, 1 << 16),
+        }
+    }
+
+    fn sink(proto: Proto, senders: usize) -> Sink {
+        let mut sink = Sink::new(proto);
+        sink.audit = Audit::new(1, senders);
+        sink.record_from = 0;
+        sink
+    }
+
+    fn stamped(sender: u32, seq: u32, nanos: u64) -> Vec<u8> {
+        let mut c = Vec::new();
+        content::encode(&mut c, Stamp { sender, seq, nanos }, 64);
+        c
+    }
+
+    fn relay(content: &[u8]) -> Vec<u8> {
+        let mut json = br#"{"type":"say","from_uid":1,"to_uid":"all","content":""#.to_vec();
+        json.extend_from_slice(content);
+        json.extend_from_slice(br#"","time":"2024-01-01 00:00:00"}"#);
+        json
+    }
+
+    fn feed(c: &mut Conn, s: &mut Sink, bytes: &[u8], now: u64) -> Result<(), ConnFailure> {
+        let mut rng = 7;
+        let mut buf = std::mem::take(&mut c.pending);
+        buf.extend_from_slice(bytes);
+        process(0, c, &mut buf, s, now, &mut rng)
+    }
+
+    /// Unmasks the client frames in `out` and returns their opcodes and payloads.
+    fn sent_frames(out: &[u8]) -> Vec<(OpCode, Vec<u8>)> {
+        let mut dec = MessageDecoder::new(Role::Server, 1 << 16);
+        let mut buf = out.to_vec();
+        let mut pos = 0;
+        let mut frames = Vec::new();
+        loop {
+            let d = dec.decode(&mut buf[pos..]).unwrap();
+            if d.consumed == 0 && d.message.is_none() {
+                return frames;
+            }
+            pos += d.consumed;
+            match d.message {
+                Some(Message::Text(t)) => frames.push((OpCode::Text, t.as_bytes().to_vec())),
+                Some(Message::Pong(p)) => frames.push((OpCode::Pong, p.to_vec())),
+                Some(Message::Close(c)) => {
+                    frames.push((OpCode::Close, c.map(|(code, _)| code.to_be_bytes().to_vec()).unwrap_or_default()))
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn raw_handshake_and_frames_in_one_read() {
+        let (mut c, mut s) = (conn(Proto::Raw), sink(Proto::Raw, 2));
+        let mut bytes = switching_protocols(KEY);
+        write_frame(&mut bytes, OpCode::Text, &stamped(0, 0, 100));
+        write_frame(&mut bytes, OpCode::Text, &stamped(1, 0, 100));
+        write_frame(&mut bytes, OpCode::Text, b"not a bench message");
+        feed(&mut c, &mut s, &bytes, 1100).unwrap();
+        assert_eq!((c.phase, s.ready), (Phase::Ready, 1));
+        assert_eq!(s.counters.deliveries, 2);
+        assert_eq!(s.counters.other_messages, 1);
+        assert_eq!(s.audit.totals().unique, 2);
+        assert_eq!(s.hist.len(), 2);
+        assert!(s.hist.equivalent(s.hist.max(), 1000), "latency 1100 - 100 ns");
+        assert!(c.pending.is_empty() && c.key.is_none());
+    }
+
+    #[test]
+    fn handshake_head_and_frames_cut_anywhere() {
+        let mut bytes = switching_protocols(KEY);
+        for seq in 0..5 {
+            write_frame(&mut bytes, OpCode::Text, &stamped(0, seq, 1));
+        }
+        for cut in 1..bytes.len() {
+            let (mut c, mut s) = (conn(Proto::Raw), sink(Proto::Raw, 1));
+            feed(&mut c, &mut s, &bytes[..cut], 5).unwrap();
+            feed(&mut c, &mut s, &bytes[cut..], 5).unwrap();
+            assert_eq!((c.phase, s.counters.deliveries, s.audit.totals().unique), (Phase::Ready, 5, 5), "cut {cut}");
+            assert!(c.pending.is_empty(), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn chat_login_then_user_list_then_relays() {
+        let (mut c, mut s) = (conn(Proto::Chat), sink(Proto::Chat, 1));
+        feed(&mut c, &mut s, &switching_protocols(KEY), 0).unwrap();
+        assert_eq!(c.phase, Phase::LoggingIn);
+        assert_eq!(sent_frames(&c.out), vec![(OpCode::Text, br#"{"type":"login","name":"b0"}"#.to_vec())]);
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"user_list","user_list":[{"uid":1,"name":"b0"}]}"#);
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"login","uid":1,"name":"b0","time":"t"}"#);
+        write_frame(&mut bytes, OpCode::Text, &relay(&stamped(0, 0, 10)));
+        write_frame(&mut bytes, OpCode::Text, &relay(&stamped(0, 1, 10)));
+        write_frame(&mut bytes, OpCode::Text, &relay(&stamped(0, 1, 10)));
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"error","code":"bad_json","message":"m"}"#);
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"logout","uid":2,"name":"x","time":"t"}"#);
+        feed(&mut c, &mut s, &bytes, 20).unwrap();
+        assert_eq!((c.phase, s.ready), (Phase::Ready, 1));
+        assert_eq!(s.counters.logins_seen, 1);
+        assert_eq!(s.counters.logouts_seen, 1);
+        assert_eq!(s.counters.deliveries, 3);
+        assert_eq!(s.audit.totals().duplicated, 1);
+        assert_eq!(s.counters.server_errors, 1);
+        assert!(s.counters.first_server_error.as_deref().unwrap().contains("bad_json"));
+    }
+
+    #[test]
+    fn ping_is_answered_and_close_ends_the_connection() {
+        let (mut c, mut s) = (conn(Proto::Raw), sink(Proto::Raw, 1));
+        feed(&mut c, &mut s, &switching_protocols(KEY), 0).unwrap();
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, OpCode::Ping, b"hb");
+        feed(&mut c, &mut s, &bytes, 0).unwrap();
+        assert_eq!(sent_frames(&c.out), vec![(OpCode::Pong, b"hb".to_vec())]);
+        c.out.clear();
+        let close = crate::ws::frame::frame(OpCode::Close, &crate::ws::frame::close_payload(1001, "bye"));
+        assert_eq!(feed(&mut c, &mut s, &close, 0), Err(ConnFailure::ClosedByServer(Some(1001))));
+        assert_eq!(sent_frames(&c.out), vec![(OpCode::Close, 1001u16.to_be_bytes().to_vec())]);
+    }
+
+    #[test]
+    fn bad_servers_are_connection_failures() {
+        let (mut c, mut s) = (conn(Proto::Raw), sink(Proto::Raw, 1));
+        let wrong = switching_protocols("AAAAAAAAAAAAAAAAAAAAAA==");
+        assert_eq!(feed(&mut c, &mut s, &wrong, 0), Err(ConnFailure::Handshake(ClientHandshakeError::BadAccept)));
+        let (mut c, mut s) = (conn(Proto::Raw), sink(Proto::Raw, 1));
+        let mut bytes = switching_protocols(KEY);
+        write_masked_frame(&mut bytes, OpCode::Text, b"hi", [1, 2, 3, 4]);
+        assert_eq!(feed(&mut c, &mut s, &bytes, 0), Err(ConnFailure::Protocol(WsError::MaskedFrame)));
+        let (mut c, mut s) = (conn(Proto::Raw), sink(Proto::Raw, 1));
+        let endless = vec![b'x'; MAX_HEAD_BYTES + 1];
+        assert!(matches!(feed(&mut c, &mut s, &endless, 0), Err(ConnFailure::Handshake(_))));
+        let (mut c, mut s) = (conn(Proto::Raw), sink(Proto::Raw, 1));
+        let mut bytes = switching_protocols(KEY);
+        bytes.extend_from_slice(&[0x81, 0x7f, 0xff, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(feed(&mut c, &mut s, &bytes, 0), Err(ConnFailure::Protocol(WsError::LengthOverflow)));
     }
 }
