@@ -161,9 +161,11 @@ def machine():
             f"load average {load:.2f} at start, {time.strftime('%Y-%m-%d %H:%M')}")
 
 
-def metric_table(results, servers, key, label, fmt, ratio=True):
-    lines = [f"| server | {label} median | min–max | ratio wschat / server | client CPU | server CPU | runs ok |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+def metric_table(results, servers, key, label, fmt, ratio=True, cpu_key=None):
+    per_cpu_head = f" {label.split()[0]} per server CPU-second |" if cpu_key else ""
+    lines = [f"| server | {label} median | min–max | ratio wschat / server |{per_cpu_head} client CPU | server CPU "
+             "| runs ok |",
+             "| --- | --- | --- | --- |" + (" --- |" if cpu_key else "") + " --- | --- | --- |"]
     base = med([r.get(key) for r in results.get("wschat", []) if "error" not in r])
     for name in servers:
         runs = [r for r in results.get(name, []) if "error" not in r]
@@ -174,7 +176,8 @@ def metric_table(results, servers, key, label, fmt, ratio=True):
         cpu = med([r.get("client_cpu") for r in runs])
         scpu = med([r.get("server_cpu") for r in runs])
         limited = " (client-limited)" if any(r.get("client_limited") for r in runs) else ""
-        lines.append(f"| {name} | {fmt(m)} | {rng} | {rat} | {fmt_num(cpu and cpu * 100)}%{limited} | "
+        per_cpu = f" {fmt(med([r.get(cpu_key) for r in runs]))} |" if cpu_key else ""
+        lines.append(f"| {name} | {fmt(m)} | {rng} | {rat} |{per_cpu} {fmt_num(cpu and cpu * 100)}%{limited} | "
                      f"{fmt_num(scpu and scpu * 100)}% | {len(runs)}/{len(results.get(name, []))} |")
     return lines
 
@@ -210,7 +213,8 @@ def render(all_results, servers, runs, args_by_name, fanout_rate, info):
             continue
         out += [f"### {title}", "", f"`wschat-bench {' '.join(str(a) for a in args_by_name[name])}`", ""]
         if name.startswith("saturate"):
-            out += metric_table(res, servers, "deliveries_per_s", "deliveries/s", fmt_rate)
+            out += metric_table(res, servers, "deliveries_per_s", "deliveries/s", fmt_rate,
+                                cpu_key="deliveries_per_server_cpu_s")
             out += ["", "p99 at the sustained step (µs): " + ", ".join(
                 f"{s} {fmt_num(med([r.get('p99_us') for r in res.get(s, []) if 'error' not in r]))}" for s in servers)]
         elif name.startswith("fanout"):
@@ -223,7 +227,8 @@ def render(all_results, servers, runs, args_by_name, fanout_rate, info):
                 f"{s} {fmt_rate(med([r.get('deliveries_per_s') for r in res.get(s, []) if 'error' not in r]))}"
                 for s in servers)]
         else:
-            out += metric_table(res, servers, "handshakes_per_s", "handshakes/s", fmt_rate)
+            out += metric_table(res, servers, "handshakes_per_s", "handshakes/s", fmt_rate,
+                                cpu_key="handshakes_per_server_cpu_s")
             out += ["", "RSS per idle connection (bytes, median): " + ", ".join(
                 f"{s} {fmt_num(med([r.get('rss_per_conn_bytes') for r in res.get(s, []) if 'error' not in r]))}"
                 for s in servers)]

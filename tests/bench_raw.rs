@@ -196,6 +196,15 @@ fn refused_and_broken_servers_are_errors_not_panics() {
 }
 
 #[test]
+fn a_closed_port_is_an_error() {
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let mut cfg = config(Scenario::Fanout, port);
+    cfg.setup_timeout = Duration::from_secs(2);
+    let err = bench::run(&cfg).unwrap_err().to_string();
+    assert!(err.contains("refused") || err.contains("connect"), "{err}");
+}
+
+#[test]
 fn the_cli_refuses_remote_targets_and_prints_json() {
     let bin = env!("CARGO_BIN_EXE_wschat-bench");
     let out = Command::new(bin).args(["fanout", "--url", "ws://192.0.2.1:7272/"]).output().unwrap();

@@ -276,6 +276,7 @@ impl Engine {
             dirty: false,
             decoder: MessageDecoder::new(Role::Client, self.config.max_message_bytes),
         });
+        self.try_request(idx);
         Ok(idx)
     }
 
@@ -438,20 +439,33 @@ impl Engine {
     }
 
     fn on_writable(&mut self, idx: usize) {
+        if self.conns[idx].phase == Phase::Connecting {
+            self.try_request(idx);
+        } else {
+            self.flush_conn(idx);
+        }
+    }
+
+    /// Writes the upgrade request of a connection still connecting. On loopback the TCP handshake usually
+    /// completes inside `connect`, so this is tried at once: a write that succeeds proves the connection (no
+    /// `getsockopt`/`getpeername` and no wait for the writable event); one that would block waits for that
+    /// event; any other error is the connect failure itself (refused, unreachable).
+    fn try_request(&mut self, idx: usize) {
         let conn = &mut self.conns[idx];
-        if conn.phase == Phase::Connecting {
-            let Some(stream) = conn.stream.as_ref() else { return };
-            match stream.take_error() {
-                Ok(Some(e)) | Err(e) => return self.close(idx, Some(ConnFailure::Connect(e.to_string()))),
-                Ok(None) => {}
-            }
-            match stream.peer_addr() {
-                Ok(_) => conn.phase = Phase::Handshaking,
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+        let Some(stream) = conn.stream.as_mut() else { return };
+        loop {
+            match stream.write(&conn.out[conn.out_pos..]) {
+                Ok(n) => {
+                    self.sink.counters.writes += 1;
+                    conn.out_pos += n;
+                    conn.phase = Phase::Handshaking;
+                    return self.flush_conn(idx);
+                }
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::NotConnected) => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.close(idx, Some(ConnFailure::Connect(e.to_string()))),
             }
         }
-        self.flush_conn(idx);
     }
 
     fn flush_conn(&mut self, idx: usize) {

@@ -126,6 +126,11 @@ pub struct Report {
     pub client_cpu: f64,
     /// The server's CPU share over the measured window (with `--pid`).
     pub server_cpu: Option<f64>,
+    /// Deliveries per second of server CPU time (with `--pid`): the server's capacity on one core, less
+    /// sensitive than `deliveries_per_s` to a client that is the limit or to other load on the machine.
+    pub deliveries_per_server_cpu_s: Option<f64>,
+    /// Handshakes per second of server CPU time (connect with `--pid`).
+    pub handshakes_per_server_cpu_s: Option<f64>,
     /// True when the bench itself was near a full core: the figures then bound the client, not the server.
     pub client_limited: bool,
     /// Handshakes (and logins) per second (connect).
@@ -219,6 +224,12 @@ impl Report {
                 self.rss_before_bytes.unwrap_or(0),
                 self.rss_after_bytes.unwrap_or(0)
             );
+        }
+        if let Some(d) = self.deliveries_per_server_cpu_s {
+            let _ = writeln!(s, "  per server CPU {} deliveries per CPU-second", si(d));
+        }
+        if let Some(h) = self.handshakes_per_server_cpu_s {
+            let _ = writeln!(s, "  per server CPU {} handshakes per CPU-second", si(h));
         }
         let server = self.server_cpu.map(|c| format!(", server {:.0}%", c * 100.0)).unwrap_or_default();
         let limited = if self.client_limited { "  — the CLIENT is the limit" } else { "" };

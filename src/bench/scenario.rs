@@ -203,6 +203,11 @@ impl CpuMeter {
     }
 }
 
+/// A rate per second of server CPU time, given the server's CPU share over the same interval.
+fn per_cpu(rate: f64, server_share: Option<f64>) -> Option<f64> {
+    server_share.filter(|&c| c > 0.01 && rate > 0.0).map(|c| rate / c)
+}
+
 /// A client share at or above this means the bench, not the server, was the bottleneck.
 const CLIENT_LIMIT_SHARE: f64 = 0.9;
 
@@ -351,6 +356,7 @@ impl Run<'_> {
         report.offered_deliveries_per_s = (sent * self.cfg.clients as u64) as f64 / secs;
         report.client_cpu = client;
         report.server_cpu = server;
+        report.deliveries_per_server_cpu_s = per_cpu(report.deliveries_per_s, server);
         report.client_limited = client >= CLIENT_LIMIT_SHARE;
         self.latency_into(report, Latency::from_histogram(self.engine.histogram()));
         Ok(())
@@ -462,6 +468,7 @@ impl Run<'_> {
         report.offered_deliveries_per_s = best.offered_deliveries_per_s;
         report.client_cpu = best.client_cpu;
         report.server_cpu = best.server_cpu;
+        report.deliveries_per_server_cpu_s = per_cpu(report.deliveries_per_s, best.server_cpu);
         // The client limits the result when the first failing step above the best had it near a full core.
         let failing = report.steps.iter().filter(|s| !s.ok && s.rate > best.rate).map(|s| s.client_cpu);
         report.client_limited = failing.fold(best.client_cpu, f64::max) >= CLIENT_LIMIT_SHARE;
@@ -479,6 +486,7 @@ impl Run<'_> {
         report.handshakes_per_s = Some(ready as f64 / took.as_secs_f64().max(1e-9));
         report.client_cpu = client;
         report.server_cpu = server;
+        report.handshakes_per_server_cpu_s = report.handshakes_per_s.and_then(|h| per_cpu(h, server));
         report.client_limited = client >= CLIENT_LIMIT_SHARE;
         // Hold everyone idle (answering pings) so the server settles, then read its memory.
         let hold = Instant::now() + self.cfg.duration;
