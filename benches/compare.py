@@ -162,7 +162,7 @@ def machine():
 
 
 def metric_table(results, servers, key, label, fmt, ratio=True, cpu_key=None):
-    per_cpu_head = f" {label.split()[0]} per server CPU-second |" if cpu_key else ""
+    per_cpu_head = f" {label.split()[0].removesuffix('/s')} per server CPU-second |" if cpu_key else ""
     lines = [f"| server | {label} median | min–max | ratio wschat / server |{per_cpu_head} client CPU | server CPU "
              "| runs ok |",
              "| --- | --- | --- | --- |" + (" --- |" if cpu_key else "") + " --- | --- | --- |"]
