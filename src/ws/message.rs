@@ -641,7 +641,9 @@ mod tests {
 
     /// A message for the split property: payload, binary?, fragment count, the control frame after its
     /// first fragment (ping?, payload), mask keys for its frames.
-    fn message_strategy() -> impl Strategy<Value = (Vec<u8>, bool, usize, (bool, Vec<u8>), Vec<[u8; 4]>)> {
+    type GenMessage = (Vec<u8>, bool, usize, (bool, Vec<u8>), Vec<[u8; 4]>);
+
+    fn message_strategy() -> impl Strategy<Value = GenMessage> {
         (
             prop_oneof![
                 "\\PC{0,40}".prop_map(|s: String| (s.into_bytes(), false)),
