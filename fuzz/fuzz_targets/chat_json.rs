@@ -45,8 +45,13 @@ fn check_frames(effects: &mut Effects, conns: usize, uids: &mut HashMap<u64, Str
                 let code = obj["code"].as_str().expect("code");
                 assert!(matches!(
                     code,
-                    "bad_json" | "unknown_type" | "not_logged_in" | "bad_name" | "already_logged_in"
-                        | "no_such_user" | "empty_content"
+                    "bad_json"
+                        | "unknown_type"
+                        | "not_logged_in"
+                        | "bad_name"
+                        | "already_logged_in"
+                        | "no_such_user"
+                        | "empty_content"
                 ));
             }
             other => panic!("unexpected type {other:?}"),
