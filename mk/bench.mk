@@ -1,13 +1,14 @@
 # Benchmarks. `make bench`: criterion micro-benchmarks. `make bench-load`: the wschat-bench scenarios against
 # wschat, one run each, printed. `make bench-compare`: the same scenarios against wschat (chat protocol) and the
 # bench-only peers (raw protocol), server on core 0 and client on core 1, three runs each, into BENCHMARKS.md.
+# `make bench-cost`: syscalls per delivery and a profile of wschat (benches/cost.sh).
 # BENCH_ARGS passes options to benches/compare.py (e.g. BENCH_ARGS=--quick).
 .PHONY: bench bench-load bench-compare bench-peers
 
 BENCH_ARGS ?=
 
 bench:
-	$(CARGO) bench --bench codec
+	$(CARGO) bench --bench codec --bench alloc
 
 bench-load: build
 	python3 benches/compare.py --servers wschat --runs 1 --no-write $(BENCH_ARGS)
@@ -18,3 +19,8 @@ bench-compare: build bench-peers
 bench-peers:
 	cd benches/peers/tokio-tungstenite && $(CARGO) build --release
 	cd benches/peers/node-ws && npm ci --no-audit --no-fund --silent
+
+# Syscalls per delivery and a profile of wschat under a bounded fanout (perf, or strace as a fallback).
+.PHONY: bench-cost
+bench-cost: build
+	benches/cost.sh
