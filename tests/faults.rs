@@ -298,7 +298,8 @@ fn half_open_and_stuck_peers_are_reaped_by_the_timeouts() {
         echo_me.extend(client_frame(true, 0, 2, &[0x5a; 65536]));
     }
     stuck.write_all(&echo_me).expect("1 MiB to echo");
-    assert!(open_fds(pid) >= baseline + 5);
+    // The three open ones are held for two ping intervals at least (the others maybe only 500 ms).
+    assert!(eventually(Duration::from_secs(2), || open_fds(pid) >= baseline + 3), "{}", open_fds(pid));
 
     // Every one of them is gone within the two ping intervals plus the closing linger (and some slack).
     assert!(
