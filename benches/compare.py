@@ -113,7 +113,7 @@ def run_one(name, scenario, args, timeout):
 
 def plan(quick):
     step = 0.5 if quick else 1.0
-    steps = 10 if quick else 16
+    steps = 12 if quick else 24
     return [
         ("saturate-100", "saturate", ["-c", 100, "-d", step, "-w", 1, "--max-steps", steps]),
         ("saturate-1000", "saturate", ["-c", 1000, "-d", step, "-w", 1, "--max-steps", steps, "-r", 100]),

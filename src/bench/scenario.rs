@@ -89,7 +89,7 @@ impl BenchConfig {
             concurrency: 200,
             room_size: None,
             p99_bound: Duration::from_millis(50),
-            max_steps: 16,
+            max_steps: 24,
             setup_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(2),
         }
@@ -489,6 +489,7 @@ impl Run<'_> {
         let mut rate = start;
         let mut rr = 0;
         self.paced(senders, rate, self.cfg.warmup, &mut rr)?;
+        let mut retried = false;
         for _ in 0..self.cfg.max_steps.max(1) {
             let step = self.step(senders, rate, &mut rr)?;
             let ok = step.ok;
@@ -496,6 +497,13 @@ impl Run<'_> {
             if self.engine.ready() < self.cfg.clients {
                 break;
             }
+            // A failed rate gets a second chance, so that one scheduling hiccup of a shared machine does not
+            // end the ramp or steer the bisection; it counts as failed only when it fails twice.
+            if !ok && !retried {
+                retried = true;
+                continue;
+            }
+            retried = false;
             match search.next(rate, ok) {
                 Some(next) => rate = next,
                 None => break,

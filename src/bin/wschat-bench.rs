@@ -70,8 +70,8 @@ struct Args {
     /// Saturate: p99 latency bound in milliseconds.
     #[arg(long, default_value_t = 50.0)]
     p99_bound_ms: f64,
-    /// Saturate: most rate steps.
-    #[arg(long, default_value_t = 16)]
+    /// Saturate: most rate steps (a failed rate is tried twice).
+    #[arg(long, default_value_t = 24)]
     max_steps: usize,
     /// Seconds allowed for connecting and logging in.
     #[arg(long, default_value_t = 60.0)]
