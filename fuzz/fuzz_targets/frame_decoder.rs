@@ -4,14 +4,15 @@
 //! byte stream. Checked: no panic; every step consumes within its input and makes progress or asks for
 //! more; decoding the stream in one read and in many reads yields the same events and the same error;
 //! every event satisfies the protocol's invariants (control payloads within 125 bytes, messages within the
-//! limit, text valid UTF-8 by construction, close codes valid on the wire).
+//! limit, text valid UTF-8 by construction, close codes valid on the wire); and every event, encoded again
+//! by the crate's encoder, decodes to itself.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wschat::ws::frame::close_code;
+use wschat::ws::frame::{close_code, close_payload, write_frame, write_masked_frame, OpCode};
 use wschat::ws::message::{Message, MessageDecoder, Role, WsError};
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Ev {
     Text(String),
     Binary(Vec<u8>),
@@ -108,4 +109,23 @@ fuzz_target!(|data: &[u8]| {
     }
     let split = run(role, limit, &reads);
     assert_eq!(whole, split, "one read and many reads disagree");
+
+    // Every event re-encoded by the crate's own encoder decodes to itself.
+    for ev in &whole.0 {
+        let (op, payload): (OpCode, Vec<u8>) = match ev {
+            Ev::Text(t) => (OpCode::Text, t.as_bytes().to_vec()),
+            Ev::Binary(b) => (OpCode::Binary, b.clone()),
+            Ev::Ping(p) => (OpCode::Ping, p.clone()),
+            Ev::Pong(p) => (OpCode::Pong, p.clone()),
+            Ev::Close(None) => (OpCode::Close, Vec::new()),
+            Ev::Close(Some((code, reason))) => (OpCode::Close, close_payload(*code, reason)),
+        };
+        let mut bytes = Vec::new();
+        match role {
+            Role::Server => write_masked_frame(&mut bytes, op, &payload, [data[1], 0x5a, data[0], 0xa5]),
+            Role::Client => write_frame(&mut bytes, op, &payload),
+        }
+        let again = run(role, limit, &[&bytes]);
+        assert_eq!(again, (vec![ev.clone()], None), "re-encoded event differs");
+    }
 });
