@@ -127,6 +127,8 @@ pub struct Reactor {
     time: TimeText,
     now: Instant,
     accept_paused_until: Option<Instant>,
+    /// A descriptor held in reserve, given up at EMFILE to accept and refuse waiting connections.
+    spare_fd: Option<std::fs::File>,
     last_accept_warning: Option<Instant>,
     shutdown_deadline: Option<Instant>,
 }
@@ -177,6 +179,7 @@ impl Reactor {
             time: TimeText::default(),
             now,
             accept_paused_until: None,
+            spare_fd: std::fs::File::open("/dev/null").ok(),
             last_accept_warning: None,
             shutdown_deadline: None,
         })
@@ -272,19 +275,58 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
                 Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the pending connection stays in the backlog. Retrying
-                    // at once would spin the CPU, so pause accepting briefly and try again from the loop.
-                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
-                    let quiet =
-                        self.last_accept_warning.is_some_and(|t| self.now.duration_since(t) < Duration::from_secs(5));
-                    if !quiet {
-                        warn!("accept failed: {e}; pausing accepts for {} ms", ACCEPT_BACKOFF.as_millis());
-                        self.last_accept_warning = Some(self.now);
+                    // Out of file descriptors (EMFILE/ENFILE): free the spare one and use it to answer the
+                    // waiting connections with 503 instead of leaving them unanswered in the backlog.
+                    if is_out_of_descriptors(&e) && self.shed_backlog(kind) {
+                        self.warn_accept(&e, "refusing new connections with 503");
+                        continue;
                     }
+                    // Otherwise (ENOBUFS, ENOMEM, or no spare): the connection stays in the backlog, and
+                    // retrying at once would spin the CPU, so pause accepting briefly and retry from the loop.
+                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
+                    self.warn_accept(&e, "pausing accepts for 100 ms");
                     return;
                 }
             }
         }
+    }
+
+    /// Logs an accept failure at most once every 5 seconds.
+    fn warn_accept(&mut self, e: &io::Error, action: &str) {
+        let quiet = self.last_accept_warning.is_some_and(|t| self.now.duration_since(t) < Duration::from_secs(5));
+        if !quiet {
+            warn!("accept failed: {e}; {action}");
+            self.last_accept_warning = Some(self.now);
+        }
+    }
+
+    /// With the spare descriptor closed, accepts every waiting connection on the listener, answers it 503
+    /// and closes it; then takes the spare back. Returns false when there was no spare to give up.
+    fn shed_backlog(&mut self, kind: Kind) -> bool {
+        let Some(spare) = self.spare_fd.take() else { return false };
+        drop(spare);
+        let listener = match kind {
+            Kind::WebSocket => self.ws_listener.as_ref(),
+            Kind::Http => self.http_listener.as_ref(),
+        };
+        let mut shed = 0u64;
+        if let Some(listener) = listener {
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        refuse_at_accept(stream, &mut self.scratch);
+                        shed += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        self.metrics.accepted_total += shed;
+        self.metrics.handshake_rejections_total += shed;
+        self.spare_fd = std::fs::File::open("/dev/null").ok();
+        // Without a spare now, report "no progress" so the caller pauses instead of looping.
+        self.spare_fd.is_some() && shed > 0
     }
 
     fn resume_accepting(&mut self) {
@@ -298,7 +340,9 @@ impl Reactor {
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, kind: Kind) {
         self.metrics.accepted_total += 1;
         if self.conns.len() >= self.cfg.max_connections + EXTRA_SOCKETS {
-            debug!("{peer}: dropped at accept, {} sockets open", self.conns.len());
+            debug!("{peer}: refused at accept, {} sockets open", self.conns.len());
+            self.metrics.handshake_rejections_total += 1;
+            refuse_at_accept(stream, &mut self.scratch);
             return;
         }
         if let Err(e) = stream.set_nodelay(true) {
@@ -828,6 +872,21 @@ fn trace_out(peer: SocketAddr, k: usize, frame: &[u8]) {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().take(64).map(|b| format!("{b:02x}")).collect()
+}
+
+/// EMFILE or ENFILE: the process or the system has no file descriptor left.
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// Answers a connection that will not be served with 503 and closes it. The request it may already have
+/// sent is read first, so that closing does not reset the connection and destroy the answer in flight.
+fn refuse_at_accept(mut stream: TcpStream, scratch: &mut [u8]) {
+    use std::io::Write;
+    let answer = error_response(503, "Retry-After: 1\r\n", "server at capacity\n");
+    let _ = stream.write(&answer);
+    let _ = stream.read(scratch);
+    let _ = stream.shutdown(Shutdown::Write);
 }
 
 /// Whether a handshake's Origin passes the allow-list; no list allows all, no Origin (not a browser) passes.
