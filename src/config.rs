@@ -26,8 +26,9 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_connections: usize,
     /// Largest frame or reassembled message accepted; larger ones are closed with 1009
-    #[arg(long, value_name = "N", default_value_t = 65_536)]
-    pub max_message_bytes: usize,
+    /// [default: 65536; with --echo 16777216]
+    #[arg(long, value_name = "N")]
+    pub max_message_bytes: Option<usize>,
     /// Time allowed to complete the WebSocket handshake
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub handshake_timeout_ms: u64,
@@ -35,8 +36,9 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 25)]
     pub ping_interval_secs: u64,
     /// Unsent output allowed per client before it is disconnected as a slow consumer (close 1008)
-    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024)]
-    pub send_buffer_limit: usize,
+    /// [default: 4194304; with --echo 67108864]
+    #[arg(long, value_name = "BYTES")]
+    pub send_buffer_limit: Option<usize>,
     /// Origin allowed to connect (repeatable); without it any origin is allowed
     #[arg(long = "allow-origin", value_name = "ORIGIN")]
     pub allow_origin: Vec<String>,
@@ -115,6 +117,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Default `--max-message-bytes` in chat mode.
+pub const CHAT_MAX_MESSAGE: usize = 64 * 1024;
+/// Default `--send-buffer-limit` in chat mode.
+pub const CHAT_SEND_BUFFER: usize = 4 * 1024 * 1024;
+/// Default `--max-message-bytes` with `--echo`.
+pub const ECHO_MAX_MESSAGE: usize = 16 * 1024 * 1024;
+/// Default `--send-buffer-limit` with `--echo`: room for a few of the largest echoes.
+pub const ECHO_SEND_BUFFER: usize = 64 * 1024 * 1024;
+
 /// Largest accepted `--max-message-bytes` (the frame codec itself supports more; this bounds memory).
 pub const MAX_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -129,12 +140,17 @@ fn resolve(flag: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
 impl Args {
     /// Validates the flags into a [`Config`].
     pub fn into_config(self) -> Result<Config, ConfigError> {
+        // Echo mode serves conformance suites, whose limit cases send messages of up to 16 MiB.
+        let (default_message, default_send_buffer) =
+            if self.echo { (ECHO_MAX_MESSAGE, ECHO_SEND_BUFFER) } else { (CHAT_MAX_MESSAGE, CHAT_SEND_BUFFER) };
+        let max_message_bytes = self.max_message_bytes.unwrap_or(default_message);
+        let send_buffer_limit = self.send_buffer_limit.unwrap_or(default_send_buffer);
         let ws_addr = resolve("--ws", &self.ws)?;
         let http_addr = resolve("--http", &self.http)?;
         if self.max_connections == 0 {
             return Err(ConfigError::OutOfRange { flag: "--max-connections", allowed: "at least 1" });
         }
-        if !(125..=MAX_MESSAGE_LIMIT).contains(&self.max_message_bytes) {
+        if !(125..=MAX_MESSAGE_LIMIT).contains(&max_message_bytes) {
             return Err(ConfigError::OutOfRange { flag: "--max-message-bytes", allowed: "between 125 and 67108864" });
         }
         if self.handshake_timeout_ms == 0 {
@@ -143,7 +159,7 @@ impl Args {
         if self.ping_interval_secs == 0 || self.ping_interval_secs > 86_400 {
             return Err(ConfigError::OutOfRange { flag: "--ping-interval-secs", allowed: "between 1 and 86400" });
         }
-        if self.send_buffer_limit < 1024 {
+        if send_buffer_limit < 1024 {
             return Err(ConfigError::OutOfRange { flag: "--send-buffer-limit", allowed: "at least 1024" });
         }
         if self.history > 10_000 {
@@ -153,10 +169,10 @@ impl Args {
             ws_addr,
             http_addr,
             max_connections: self.max_connections,
-            max_message_bytes: self.max_message_bytes,
+            max_message_bytes,
             handshake_timeout: Duration::from_millis(self.handshake_timeout_ms),
             ping_interval: Duration::from_secs(self.ping_interval_secs),
-            send_buffer_limit: self.send_buffer_limit,
+            send_buffer_limit,
             allowed_origins: self.allow_origin,
             history: self.history,
             max_messages_per_sec: self.max_messages_per_sec,
@@ -199,6 +215,9 @@ mod tests {
         assert_eq!(c.ws_addr.port(), 0);
         assert_eq!(c.allowed_origins, ["http://a", "http://b"]);
         assert!(c.echo);
+        assert_eq!((c.max_message_bytes, c.send_buffer_limit), (ECHO_MAX_MESSAGE, ECHO_SEND_BUFFER));
+        let c = parse(&["--echo", "--max-message-bytes", "1000", "--send-buffer-limit", "4096"]).unwrap();
+        assert_eq!((c.max_message_bytes, c.send_buffer_limit), (1000, 4096));
         assert!(parse(&["--ws", "[::1]:7272"]).is_ok());
     }
 
