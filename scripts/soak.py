@@ -1,0 +1,196 @@
+#!/usr/bin/env python3
+"""Soak test: a bounded, mixed, long load against one wschat process.
+
+Each round runs, at the same time: a wschat-bench fanout (chat protocol, audited for loss, duplicates and
+reordering), connection churn (raw clients that log in, chat a little and leave by close frame, FIN or
+reset), and slow consumers (clients that log in and never read, which the daemon must cut at the
+send-buffer limit). After every round it samples the daemon's RSS and /metrics. It fails (exit 1) when a
+bench run loses, duplicates or reorders anything, when RSS keeps growing round after round, when the
+daemon counts protocol errors nobody caused, when slow consumers are not cut, or when connections do not
+drain back to zero. Loopback only; every phase is bounded in time.
+
+Usage: scripts/soak.py [--seconds N] [--bin-dir target/release]
+"""
+import argparse
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+
+def ws_connect(addr, timeout=5.0):
+    s = socket.create_connection(addr, timeout=timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET / HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError("closed during handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101 "):
+        raise ConnectionError(head.split(b"\r\n")[0].decode(errors="replace"))
+    return s
+
+
+def frame(opcode, payload):
+    mask = os.urandom(4)
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([0x80 | opcode, 0x80 | 127]) + struct.pack(">Q", n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def say(obj):
+    return frame(1, json.dumps(obj).encode())
+
+
+def metrics(http):
+    s = socket.create_connection(http, timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: soak\r\n\r\n")
+    body = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    s.close()
+    return {k.decode(): int(v) for k, v in re.findall(rb"^(wschat_\w+) (\d+)$", body, re.M)}
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def churn(ws, stop, stats):
+    """Clients that come, chat a little, and go in one of three ways."""
+    i = 0
+    while not stop.is_set():
+        try:
+            s = ws_connect(ws)
+            s.sendall(say({"type": "login", "name": f"churn{i}"}))
+            s.sendall(say({"type": "say", "to_uid": "all", "content": f"hello from churn{i}"}))
+            way = i % 3
+            if way == 0:
+                s.sendall(frame(8, struct.pack(">H", 1000)))
+            elif way == 2:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+            s.close()
+            stats["churned"] += 1
+        except OSError as e:
+            stats["churn_errors"].append(str(e))
+        i += 1
+        time.sleep(0.01)
+
+
+def slow_consumers(ws, n, hold, stats):
+    """Clients that log in and never read: the daemon must cut them at the send-buffer limit."""
+    socks = []
+    for i in range(n):
+        s = ws_connect(ws)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.sendall(say({"type": "login", "name": f"slow{i}"}))
+        socks.append(s)
+    time.sleep(hold)
+    for s in socks:
+        s.close()
+    stats["slow"] += n
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seconds", type=int, default=int(os.environ.get("SOAK_SECONDS", "60")))
+    p.add_argument("--bin-dir", default=os.path.join(os.path.dirname(__file__), "..", "target", "release"))
+    a = p.parse_args()
+    wschat = os.path.join(a.bin_dir, "wschat")
+    bench = os.path.join(a.bin_dir, "wschat-bench")
+    daemon = subprocess.Popen([wschat, "--ws", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                               "--send-buffer-limit", "262144"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                              env=dict(os.environ, RUST_LOG="warn"))
+    failures = []
+    try:
+        line = daemon.stdout.readline()
+        m = re.match(r"wschat listening ws=(\S+):(\d+) http=(\S+):(\d+)", line)
+        if not m:
+            print(f"soak: unexpected first line {line!r}", file=sys.stderr)
+            return 1
+        ws = (m.group(1), int(m.group(2)))
+        http = (m.group(3), int(m.group(4)))
+        url = f"ws://{ws[0]}:{ws[1]}/"
+        rounds = max(1, a.seconds // 10)
+        rss = []
+        stats = {"churned": 0, "churn_errors": [], "slow": 0}
+        for r in range(rounds):
+            stop = threading.Event()
+            threads = [threading.Thread(target=churn, args=(ws, stop, stats)),
+                       threading.Thread(target=slow_consumers, args=(ws, 3, 7.0, stats))]
+            for t in threads:
+                t.start()
+            out = subprocess.run([bench, "fanout", "--url", url, "-c", "50", "-r", "2000", "-d", "6", "-w", "1",
+                                  "--payload", "1024", "--json"], capture_output=True, text=True, timeout=60)
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+            try:
+                res = json.loads(out.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                failures.append(f"round {r}: bench failed: {out.stderr.strip()[-300:]}")
+                continue
+            bad = {k: res.get(k) for k in ("lost", "duplicated", "out_of_order") if res.get(k)}
+            if bad or res.get("delivered", 0) == 0:
+                failures.append(f"round {r}: bench audit {bad}, delivered {res.get('delivered')}")
+            time.sleep(1.5)  # lingering closes finish
+            rss.append(rss_kib(daemon.pid))
+            mt = metrics(http)
+            print(f"round {r + 1}/{rounds}: delivered {res.get('delivered')} "
+                  f"({res.get('deliveries_per_s', 0):.0f}/s, p99 {res.get('p99_us')} µs), lost 0, "
+                  f"churned {stats['churned']}, slow cut {mt.get('wschat_slow_consumer_disconnects_total')}, "
+                  f"RSS {rss[-1]} KiB, open {mt.get('wschat_connections')}", flush=True)
+        mt = metrics(http)
+        if stats["churn_errors"]:
+            failures.append(f"{len(stats['churn_errors'])} churn connections failed, e.g. {stats['churn_errors'][0]}")
+        if mt.get("wschat_protocol_errors_total", 0) != 0:
+            failures.append(f"protocol errors counted: {mt['wschat_protocol_errors_total']}")
+        if mt.get("wschat_slow_consumer_disconnects_total", 0) < stats["slow"] // 2:
+            failures.append(f"only {mt.get('wschat_slow_consumer_disconnects_total')} of {stats['slow']} slow "
+                            "consumers were cut")
+        if mt.get("wschat_connections", -1) != 0 or mt.get("wschat_users", -1) != 0:
+            failures.append(f"not drained: {mt.get('wschat_connections')} connections, "
+                            f"{mt.get('wschat_users')} users left")
+        if len(rss) >= 3 and rss[-1] > max(rss[1] * 1.5, rss[1] + 32 * 1024):
+            failures.append(f"RSS grew without bound: {rss}")
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=5)
+        if code != 0:
+            failures.append(f"daemon exited with {code}")
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    if failures:
+        for f in failures:
+            print(f"soak: FAIL: {f}", file=sys.stderr)
+        return 1
+    print(f"soak: ok: {rounds} rounds, RSS KiB per round {rss}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
