@@ -144,7 +144,7 @@ def main():
                        threading.Thread(target=slow_consumers, args=(ws, 3, 7.0, stats))]
             for t in threads:
                 t.start()
-            out = subprocess.run([bench, "fanout", "--url", url, "-c", "50", "-r", "2000", "-d", "6", "-w", "1",
+            out = subprocess.run([bench, "fanout", "--url", url, "-c", "100", "-r", "1000", "-d", "6", "-w", "1",
                                   "--payload", "1024", "--json"], capture_output=True, text=True, timeout=60)
             stop.set()
             for t in threads:
