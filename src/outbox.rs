@@ -10,9 +10,6 @@ use crate::chat::hub::Frame;
 /// Most frames handed to one `writev`.
 const MAX_IOVECS: usize = 128;
 
-/// Capacity kept by an empty queue when idle buffers are released.
-const IDLE_CAPACITY: usize = 0;
-
 /// Queued output of one connection.
 #[derive(Debug, Default)]
 pub struct Outbox {
@@ -67,7 +64,7 @@ impl Outbox {
 
     /// Gives back the queue's memory when it is empty (for idle connections).
     pub fn release_if_empty(&mut self) {
-        if self.frames.is_empty() && self.frames.capacity() > IDLE_CAPACITY {
+        if self.frames.is_empty() {
             self.frames = VecDeque::new();
         }
     }

@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 use crate::timer::{TimerEntry, TimerWheel};
 use crate::ws::frame::{close_code, close_payload, frame, FrameHeader, OpCode};
 use crate::ws::handshake::{self, error_response};
-use crate::ws::message::Message;
+use crate::ws::message::{Message, MessageDecoder, Role};
 
 const WS_LISTENER: Token = Token(usize::MAX - 1);
 const HTTP_LISTENER: Token = Token(usize::MAX - 2);
@@ -516,7 +516,7 @@ impl Reactor {
     /// Runs the decoder over `buf` and handles every message; returns the bytes used.
     fn decode_frames(&mut self, k: usize, buf: &mut [u8]) -> usize {
         let Some(conn) = self.conns.get_mut(k) else { return buf.len() };
-        let placeholder = crate::ws::message::MessageDecoder::new(crate::ws::message::Role::Server, 0);
+        let placeholder = MessageDecoder::new(Role::Server, 0);
         let mut decoder = std::mem::replace(&mut conn.decoder, placeholder);
         let mut pos = 0;
         loop {
@@ -729,13 +729,16 @@ impl Reactor {
     }
 
     fn flush_dirty(&mut self) {
+        // A write error removes a connection, and its logout can dirty others: flush until nothing is left,
+        // reusing the two lists' allocations.
         let mut dirty = std::mem::take(&mut self.dirty);
-        for &k in &dirty {
-            self.flush(k);
+        while !dirty.is_empty() {
+            for &k in &dirty {
+                self.flush(k);
+            }
+            dirty.clear();
+            std::mem::swap(&mut dirty, &mut self.dirty);
         }
-        dirty.clear();
-        // Flushing may not add work, but keep any that was added and reuse the allocation.
-        dirty.append(&mut self.dirty);
         self.dirty = dirty;
     }
 

@@ -364,25 +364,10 @@ mod tests {
 
     /// Feeds `reads` one after another the way the reactor does (keeping unconsumed bytes), collecting events.
     fn run(dec: &mut MessageDecoder, reads: &[&[u8]]) -> Result<Vec<Ev>, WsError> {
-        let mut pending: Vec<u8> = Vec::new();
-        let mut out = Vec::new();
-        for read in reads {
-            pending.extend_from_slice(read);
-            loop {
-                let d = dec.decode(&mut pending)?;
-                let consumed = d.consumed;
-                let got = d.message.map(own);
-                let progressed = consumed > 0 || got.is_some();
-                if let Some(ev) = got {
-                    out.push(ev);
-                }
-                pending.drain(..consumed);
-                if !progressed {
-                    break;
-                }
-            }
+        match run_to_error(dec, reads) {
+            (events, None) => Ok(events),
+            (_, Some(e)) => Err(e),
         }
-        Ok(out)
     }
 
     fn server() -> MessageDecoder {
