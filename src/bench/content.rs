@@ -1,8 +1,10 @@
-//! The bench's message content and the cheap parsing of what comes back. A bench message's content is
-//! `b<sender>:<seq>:<nanos>:` padded with `x` to the requested size, so every receiver can tell who sent it,
-//! its place in that sender's sequence and when it left. Receivers find it without a JSON parser: in the raw
-//! protocol the text is the content; in the chat protocol it is the string value of the `content` field.
-//! Nothing here allocates.
+//! The bench's message content and the cheap parsing of what comes back. A bench message's content is `x`
+//! padding followed by a fixed-width stamp, `b` and 32 hex digits (sender, sequence number, send time), so
+//! every receiver can tell who sent it, its place in that sender's sequence and when it left. The stamp sits
+//! at the end of the content because that is where a receiver finds it in constant time: in the raw protocol
+//! the text is the content; in the chat protocol the daemon writes `content` just before the fixed-width
+//! `time` field, so the stamp sits at a known distance from the end of the relay (a relay of another shape
+//! falls back to a scan for the `content` field). Nothing here allocates.
 
 /// What a bench message's content says about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,65 +17,84 @@ pub struct Stamp {
     pub nanos: u64,
 }
 
-/// Longest prefix a stamp can take: `b`, three numbers of at most 20 digits and three colons.
-pub const MAX_STAMP_LEN: usize = 1 + 20 * 3 + 3;
+/// Length of a stamp: the marker `b` and 8 + 8 + 16 hex digits.
+pub const STAMP_LEN: usize = 1 + 32;
 
-/// Appends the decimal digits of `v` to `out`.
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+/// The byte that starts a stamp.
+const MARKER: u8 = b'b';
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Appends `v` as `digits` lower-case hex digits.
+fn push_hex(out: &mut Vec<u8>, v: u64, digits: u32) {
+    for i in (0..digits).rev() {
+        out.push(HEX[((v >> (i * 4)) & 0xf) as usize]);
     }
-    out.extend_from_slice(&digits[i..]);
 }
 
-/// Appends the content of one bench message to `out`: the stamp, then `x` up to `size` bytes in all (a
-/// stamp longer than `size` is written whole).
+/// Appends the content of one bench message to `out`: `x` padding, then the stamp, `size` bytes in all (a
+/// `size` below [`STAMP_LEN`] still gets the whole stamp).
 pub fn encode(out: &mut Vec<u8>, stamp: Stamp, size: usize) {
-    let start = out.len();
-    out.push(b'b');
-    push_u64(out, u64::from(stamp.sender));
-    out.push(b':');
-    push_u64(out, u64::from(stamp.seq));
-    out.push(b':');
-    push_u64(out, stamp.nanos);
-    out.push(b':');
-    let written = out.len() - start;
-    if written < size {
-        out.resize(start + size, b'x');
+    out.resize(out.len() + size.saturating_sub(STAMP_LEN), b'x');
+    out.push(MARKER);
+    push_hex(out, u64::from(stamp.sender), 8);
+    push_hex(out, u64::from(stamp.seq), 8);
+    push_hex(out, stamp.nanos, 16);
+}
+
+/// The value of one hex digit, or 0xff.
+const fn hex_value(b: u8) -> u8 {
+    match b {
+        b'0'..=b'9' => b - b'0',
+        b'a'..=b'f' => b - b'a' + 10,
+        _ => 0xff,
     }
 }
 
-/// Reads a decimal number from the start of `s` up to the byte `stop`; returns it and the rest after `stop`.
-fn take_number(s: &[u8], stop: u8) -> Option<(u64, &[u8])> {
+/// Hex digit values by byte, 0xff for anything else.
+static HEX_VALUES: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = hex_value(i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// Reads exactly `N` hex digits; `None` when any byte is not one.
+#[inline]
+fn hex_number<const N: usize>(digits: &[u8; N]) -> Option<u64> {
     let mut v: u64 = 0;
-    for (i, &b) in s.iter().enumerate() {
-        if b == stop {
-            return if i == 0 { None } else { Some((v, &s[i + 1..])) };
-        }
-        if !b.is_ascii_digit() || i >= 20 {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    let mut bad: u8 = 0;
+    for &d in digits {
+        let x = HEX_VALUES[d as usize];
+        bad |= x;
+        v = (v << 4) | u64::from(x & 0xf);
     }
-    None
+    // Every valid digit is below 16, so a bit above the low four means some byte was not a digit.
+    (bad & 0xf0 == 0).then_some(v)
 }
 
-/// Parses the stamp at the start of a content; `None` for anything that is not a bench message.
+/// Parses a stamp that fills `bytes` exactly.
+#[inline]
+fn parse_exact(bytes: &[u8; STAMP_LEN]) -> Option<Stamp> {
+    let (marker, digits) = bytes.split_first()?;
+    if *marker != MARKER {
+        return None;
+    }
+    let sender = hex_number::<8>(digits[0..8].try_into().ok()?)?;
+    let seq = hex_number::<8>(digits[8..16].try_into().ok()?)?;
+    let nanos = hex_number::<16>(digits[16..32].try_into().ok()?)?;
+    Some(Stamp { sender: sender as u32, seq: seq as u32, nanos })
+}
+
+/// Parses the stamp at the end of a content; `None` for anything that is not a bench message.
+#[inline]
 pub fn parse(content: &[u8]) -> Option<Stamp> {
-    let rest = content.strip_prefix(b"b")?;
-    let (sender, rest) = take_number(rest, b':')?;
-    let (seq, rest) = take_number(rest, b':')?;
-    let (nanos, _) = take_number(rest, b':')?;
-    Some(Stamp { sender: u32::try_from(sender).ok()?, seq: u32::try_from(seq).ok()?, nanos })
+    let start = content.len().checked_sub(STAMP_LEN)?;
+    parse_exact(content[start..].try_into().ok()?)
 }
-
 /// Appends the chat request that says `content` to everyone: `{"type":"say","to_uid":"all","content":"…"}`.
 /// The content must need no JSON escaping, which [`encode`]'s output never does.
 pub fn say_request(out: &mut Vec<u8>, content: &[u8]) {
@@ -129,14 +150,24 @@ pub fn json_str_start<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     None
 }
 
-/// The stamp in a chat `say` relay, read straight from its `content` without checking the rest of the JSON.
+/// The stamp in a chat `say` relay. Fast path: the relay ends with `","time":"YYYY-MM-DD HH:MM:SS"}` and the
+/// stamp ends the content just before it. Otherwise the `content` field is looked up by a scan.
 #[inline]
 pub fn say_stamp(json: &[u8]) -> Option<Stamp> {
-    // The daemon writes `content` after `type`, `from_uid` and `to_uid`; start looking past the type.
-    let skip = if json.starts_with(SAY_PREFIX) { SAY_PREFIX.len() } else { 0 };
-    let at = json_str_start(&json[skip..], b"content")?;
-    parse(at)
+    if let Some(stamp_end) = json.len().checked_sub(TIME_TAIL_LEN) {
+        if json[stamp_end..].starts_with(TIME_TAIL_START) && stamp_end >= STAMP_LEN {
+            if let Some(stamp) = parse(&json[..stamp_end]) {
+                return Some(stamp);
+            }
+        }
+    }
+    parse(json_str_field(json, b"content")?)
 }
+
+/// What follows the content in a relay written in the contract's field order.
+const TIME_TAIL_START: &[u8] = br#"","time":""#;
+/// Length of that tail: the field's start, a `YYYY-MM-DD HH:MM:SS` time, the closing `"}`.
+const TIME_TAIL_LEN: usize = TIME_TAIL_START.len() + 19 + 2;
 
 /// How a `say` relay starts when its fields come in the contract's order.
 const SAY_PREFIX: &[u8] = br#"{"type":"say","#;
@@ -198,31 +229,39 @@ mod tests {
         let mut out = Vec::new();
         encode(&mut out, stamp, 64);
         assert_eq!(out.len(), 64);
-        assert!(out.starts_with(b"b12:345:6789000123:xxx"));
+        assert!(out.starts_with(b"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxb0000000c00000159"));
         assert_eq!(parse(&out), Some(stamp));
     }
 
     #[test]
-    fn long_stamps_are_written_whole() {
+    fn extreme_stamps_and_short_sizes_are_written_whole() {
         let stamp = Stamp { sender: u32::MAX, seq: u32::MAX, nanos: u64::MAX };
         let mut out = b"keep".to_vec();
         encode(&mut out, stamp, 8);
-        assert!(out.len() <= 4 + MAX_STAMP_LEN);
+        assert_eq!(out.len(), 4 + STAMP_LEN);
         assert_eq!(parse(&out[4..]), Some(stamp));
         let mut zero = Vec::new();
         encode(&mut zero, Stamp { sender: 0, seq: 0, nanos: 0 }, 0);
-        assert_eq!(zero, b"b0:0:0:");
+        assert_eq!(zero, b"b00000000000000000000000000000000");
     }
 
     #[test]
     fn foreign_content_is_not_a_stamp() {
-        for bad in
-            [&b""[..], b"hello", b"b", b"b1:2", b"b1:2:3", b"b:1:2:", b"bx:1:2:", b"b1::2:", b"b99999999999:1:1:"]
-        {
+        let good = b"b00000001000000020000000000000003";
+        assert_eq!(parse(good), Some(Stamp { sender: 1, seq: 2, nanos: 3 }));
+        assert_eq!(parse(&[b"xyz".as_slice(), good].concat()), Some(Stamp { sender: 1, seq: 2, nanos: 3 }));
+        for bad in [
+            &b""[..],
+            b"hello",
+            b"b",
+            b"b0000000100000002000000000000003",
+            b"a00000001000000020000000000000003",
+            b"b0000000100000002000000000000000g",
+            b"b000000010000000200000000000000:3",
+            b"b0000000100000002000000000000000A",
+        ] {
             assert_eq!(parse(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
-        assert_eq!(parse(b"b1:2:3:"), Some(Stamp { sender: 1, seq: 2, nanos: 3 }));
-        assert_eq!(parse(b"b1:2:99999999999999999999999:"), None);
     }
 
     #[test]
@@ -254,10 +293,32 @@ mod tests {
         assert_eq!(json_str_field(br#"{"content":3}"#, b"content"), None);
         assert_eq!(json_str_field(br#"{"content":"unterminated"#, b"content"), None);
         assert_eq!(json_str_field(b"", b"content"), None);
-        assert_eq!(say_stamp(relay), Some(Stamp { sender: 1, seq: 2, nanos: 3 }));
-        assert_eq!(say_stamp(br#"{"content":"b4:5:6:","type":"say"}"#), Some(Stamp { sender: 4, seq: 5, nanos: 6 }));
-        assert_eq!(say_stamp(br#"{"type":"say","content":"hello"}"#), None);
         assert_eq!(json_str_field(br#"{"xcontent":"a"}"#, b"content"), None);
+    }
+
+    #[test]
+    fn say_stamp_reads_the_daemons_relay_and_other_shapes() {
+        let stamp = Stamp { sender: 7, seq: 9, nanos: 123_456 };
+        let mut content = Vec::new();
+        encode(&mut content, stamp, 64);
+        let content = String::from_utf8(content).unwrap();
+        // The daemon's own relay, field order included.
+        let relay = crate::chat::protocol::ServerMessage::Say {
+            from_uid: 3,
+            to_uid: crate::chat::protocol::ToUidOut::All("all"),
+            content: &content,
+            time: "2024-01-01 00:00:00",
+        };
+        let mut json = Vec::new();
+        relay.write_json(&mut json);
+        assert_eq!(say_stamp(&json), Some(stamp));
+        // Content first, time missing, or a longer time: the scan finds it.
+        let other = format!(r#"{{"content":"{content}","type":"say"}}"#);
+        assert_eq!(say_stamp(other.as_bytes()), Some(stamp));
+        let other = format!(r#"{{"type":"say","content":"{content}","time":"2024-01-01 00:00:00.123"}}"#);
+        assert_eq!(say_stamp(other.as_bytes()), Some(stamp));
+        assert_eq!(say_stamp(br#"{"type":"say","content":"hello","time":"2024-01-01 00:00:00"}"#), None);
+        assert_eq!(say_stamp(br#"","time":"2024-01-01 00:00:00"}"#), None);
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl MessageDecoder {
                 apply_mask(payload, key, 0);
             }
             let message = if op == OpCode::Text {
-                Message::Text(std::str::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)?)
+                Message::Text(simdutf8::basic::from_utf8(payload).map_err(|_| WsError::InvalidUtf8)?)
             } else {
                 Message::Binary(payload)
             };
@@ -276,7 +276,7 @@ impl MessageDecoder {
         self.release_assembled = true;
         if op == Some(OpCode::Text) {
             self.utf8.finish().map_err(|_| WsError::InvalidUtf8)?;
-            let text = std::str::from_utf8(&self.assembled).map_err(|_| WsError::InvalidUtf8)?;
+            let text = simdutf8::basic::from_utf8(&self.assembled).map_err(|_| WsError::InvalidUtf8)?;
             Ok(Message::Text(text))
         } else {
             Ok(Message::Binary(&self.assembled))

@@ -41,7 +41,7 @@ impl Utf8Validator {
                 return Ok(());
             }
         }
-        match std::str::from_utf8(input) {
+        match simdutf8::compat::from_utf8(input) {
             Ok(_) => Ok(()),
             Err(e) if e.error_len().is_none() => {
                 let tail = &input[e.valid_up_to()..];
