@@ -147,8 +147,9 @@ fn main() {
         let (a, b) = per_call(10, 2000, || {
             fx.clear();
             hub.handle(0, parse_client_message(say).unwrap(), TIME, &mut fx);
-            for (conn, frame) in fx.sends.drain(..) {
-                outboxes[conn].push(frame);
+            hub.seal(&mut fx);
+            for d in fx.sends.drain(..) {
+                outboxes[d.conn].push(d.bytes);
             }
             for o in &mut outboxes {
                 let _ = o.flush(&mut sink);

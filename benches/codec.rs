@@ -146,6 +146,7 @@ fn chat(c: &mut Criterion) {
         b.iter(|| {
             fx.clear();
             hub.handle(0, parse_client_message(black_box(say)).unwrap(), TIME, &mut fx);
+            hub.seal(&mut fx);
             fx.sends.len()
         })
     });
@@ -155,6 +156,7 @@ fn chat(c: &mut Criterion) {
         b.iter(|| {
             fx.clear();
             hub.handle(0, parse_client_message(black_box(say)).unwrap(), TIME, &mut fx);
+            hub.seal(&mut fx);
             fx.sends.len()
         })
     });

@@ -561,11 +561,11 @@ impl Reactor {
         match msg {
             Message::Text(text) if self.cfg.echo => {
                 self.metrics.messages_in_total += 1;
-                self.deliver(k, Rc::from(frame(OpCode::Text, text.as_bytes())));
+                self.deliver(k, Rc::from(frame(OpCode::Text, text.as_bytes())), 1);
             }
             Message::Binary(data) if self.cfg.echo => {
                 self.metrics.messages_in_total += 1;
-                self.deliver(k, Rc::from(frame(OpCode::Binary, data)));
+                self.deliver(k, Rc::from(frame(OpCode::Binary, data)), 1);
             }
             Message::Text(text) => {
                 self.metrics.messages_in_total += 1;
@@ -609,9 +609,17 @@ impl Reactor {
 
     /// Queues every frame the hub addressed.
     fn apply(&mut self, effects: &mut Effects) {
-        for (conn, frame) in effects.sends.drain(..) {
-            self.deliver(conn, frame);
+        for d in effects.sends.drain(..) {
+            self.deliver(d.conn, d.bytes, d.messages);
         }
+    }
+
+    /// Hands the rooms' open broadcast batches to their members' queues.
+    fn seal_batches(&mut self) {
+        let mut effects = std::mem::take(&mut self.effects);
+        self.hub.seal(&mut effects);
+        self.apply(&mut effects);
+        self.effects = effects;
     }
 
     /// Lets users of closed connections leave their rooms; their logout broadcasts may cut off further slow
@@ -630,13 +638,13 @@ impl Reactor {
         }
     }
 
-    /// Queues a data frame for an open connection, enforcing the send-buffer limit.
-    fn deliver(&mut self, k: ConnId, frame: Frame) {
+    /// Queues data frames (`messages` of them) for an open connection, enforcing the send-buffer limit.
+    fn deliver(&mut self, k: ConnId, frame: Frame, messages: u32) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         if conn.phase != Phase::Open {
             return;
         }
-        self.metrics.deliveries_total += 1;
+        self.metrics.deliveries_total += u64::from(messages);
         if self.cfg.trace_frames {
             trace_out(conn.peer, k, &frame);
         }
@@ -664,6 +672,14 @@ impl Reactor {
 
     /// Sends a close frame (when the connection is open) and begins the closing phase.
     fn close(&mut self, k: usize, code: u16, reason: &str) {
+        if self.conns.get(k).is_none_or(|c| c.phase != Phase::Open) {
+            return;
+        }
+        // What the connection's room broadcast earlier in this turn goes out before the close frame. (From a
+        // slow-consumer cut this seals an empty batch: the cut happens while a sealed batch is being queued.)
+        let mut effects = Effects::default();
+        self.hub.seal_room_of(k, &mut effects);
+        self.apply(&mut effects);
         let Some(conn) = self.conns.get_mut(k) else { return };
         if conn.phase != Phase::Open {
             return;
@@ -729,14 +745,16 @@ impl Reactor {
     }
 
     fn flush_dirty(&mut self) {
-        // A write error removes a connection, and its logout can dirty others: flush until nothing is left,
-        // reusing the two lists' allocations.
+        // A write error removes a connection, and its logout can open a batch and dirty others: seal and
+        // flush until nothing is left, reusing the two lists' allocations.
+        self.seal_batches();
         let mut dirty = std::mem::take(&mut self.dirty);
         while !dirty.is_empty() {
             for &k in &dirty {
                 self.flush(k);
             }
             dirty.clear();
+            self.seal_batches();
             std::mem::swap(&mut dirty, &mut self.dirty);
         }
         self.dirty = dirty;
@@ -857,19 +875,22 @@ impl Reactor {
     }
 }
 
-/// Logs one outgoing frame (server frames are unmasked, so the payload is readable as is).
-fn trace_out(peer: SocketAddr, k: usize, frame: &[u8]) {
+/// Logs outgoing frames, one line each (server frames are unmasked, so the payload is readable as is).
+fn trace_out(peer: SocketAddr, k: usize, mut frames: &[u8]) {
     if !log_enabled!(target: FRAMES_TARGET, Level::Info) {
         return;
     }
-    let Ok(Some(h)) = FrameHeader::decode(frame) else { return };
-    let payload = &frame[h.header_len.min(frame.len())..];
-    match h.op() {
-        Some(OpCode::Text) => {
-            info!(target: FRAMES_TARGET, "{peer} #{k} -> text {}B {}", payload.len(), String::from_utf8_lossy(payload))
+    while let Ok(Some(h)) = FrameHeader::decode(frames) {
+        let end = h.header_len.saturating_add(h.payload_len as usize).min(frames.len());
+        let payload = &frames[h.header_len.min(end)..end];
+        match h.op() {
+            Some(OpCode::Text) => {
+                info!(target: FRAMES_TARGET, "{peer} #{k} -> text {}B {}", payload.len(), String::from_utf8_lossy(payload))
+            }
+            Some(op) => info!(target: FRAMES_TARGET, "{peer} #{k} -> {op} {}B {}", payload.len(), hex(payload)),
+            None => {}
         }
-        Some(op) => info!(target: FRAMES_TARGET, "{peer} #{k} -> {op} {}B {}", payload.len(), hex(payload)),
-        None => {}
+        frames = &frames[end..];
     }
 }
 

@@ -16,9 +16,27 @@ use wschat::ws::frame::{FrameHeader, OpCode};
 const TIME: &str = "2024-01-02 03:04:05";
 
 fn check_frames(effects: &mut Effects, conns: usize, uids: &mut HashMap<u64, String>) {
-    for (conn, frame) in effects.sends.drain(..) {
+    let frames: Vec<(usize, Vec<u8>, u32)> =
+        effects.sends.drain(..).map(|d| (d.conn, d.bytes.to_vec(), d.messages)).collect();
+    for (conn, bytes, messages) in frames {
+        let mut rest = &bytes[..];
+        let mut n = 0;
+        while !rest.is_empty() {
+            let h = FrameHeader::decode(rest).unwrap().expect("a whole header");
+            let len = h.frame_len() as usize;
+            assert!(len <= rest.len(), "a batch holds whole frames only");
+            check_frame(conn, conns, &rest[..len], uids);
+            rest = &rest[len..];
+            n += 1;
+        }
+        assert_eq!(n, messages, "a delivery's message count matches its frames");
+    }
+}
+
+fn check_frame(conn: usize, conns: usize, frame: &[u8], uids: &mut HashMap<u64, String>) {
+    {
         assert!(conn < conns, "frame addressed to unknown connection {conn}");
-        let h = FrameHeader::decode(&frame).unwrap().expect("a whole header");
+        let h = FrameHeader::decode(frame).unwrap().expect("a whole header");
         assert!(h.fin && h.mask.is_none() && h.rsv == 0 && h.op() == Some(OpCode::Text));
         assert_eq!(h.frame_len(), frame.len() as u64);
         let payload = &frame[h.header_len..];
@@ -77,6 +95,10 @@ fuzz_target!(|data: &[u8]| {
                 Err(code) => hub.error(conn, code, &mut effects),
             }
         }
+        if ctl & 0x40 != 0 {
+            // Some turns hold several messages: seal only now and then.
+            hub.seal(&mut effects);
+        }
         check_frames(&mut effects, CONNS, &mut uids);
         assert!(hub.user_count() <= CONNS);
         let live: HashSet<u64> = (0..CONNS).filter_map(|c| hub.uid_of(c)).collect();
@@ -84,6 +106,7 @@ fuzz_target!(|data: &[u8]| {
     }
     for conn in 0..CONNS {
         hub.leave(conn, TIME, &mut effects);
+        hub.seal(&mut effects);
         check_frames(&mut effects, CONNS, &mut uids);
     }
     assert_eq!(hub.user_count(), 0);

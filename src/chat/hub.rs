@@ -1,5 +1,10 @@
-//! The chat hub: users, rooms, uid allocation and history. It turns a client's message into frames addressed
-//! to connections; a broadcast is encoded once and the same shared frame goes to every member.
+//! The chat hub: users, rooms, uid allocation and history. It turns a client's message into bytes addressed
+//! to connections. Broadcasts are batched per room and loop turn: every frame a room broadcasts is appended
+//! to the room's open batch, and [`Hub::seal`] (called by the reactor once per turn, before it writes) hands
+//! the whole batch to every member as one shared buffer, so a member costs one queue entry and one iovec per
+//! turn however many messages the room saw. Anything addressed to one connection, and any change of a room's
+//! members, first seals that room's batch, so every connection still sees its frames in the order they were
+//! made.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -13,20 +18,40 @@ use crate::ws::frame::{encode_header, OpCode, MAX_HEADER_LEN};
 /// Identifies a connection to the hub (the reactor's slab key).
 pub type ConnId = usize;
 
-/// An encoded WebSocket frame, shared by every recipient.
+/// Encoded WebSocket frames (one, or a room's batch of several), shared by every recipient.
 pub type Frame = Rc<[u8]>;
 
-/// Output of the hub: each frame with the connection it goes to, in order.
+/// A room's open batch is sealed early once it holds this many bytes, which bounds its memory and the size
+/// of one write.
+pub const MAX_BATCH_BYTES: usize = 64 * 1024;
+
+/// Bytes for one connection: one frame or a batch of whole frames.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The connection.
+    pub conn: ConnId,
+    /// Whole frames, shared with the other recipients.
+    pub bytes: Frame,
+    /// How many messages `bytes` holds.
+    pub messages: u32,
+}
+
+/// Output of the hub: bytes with the connection they go to, in order.
 #[derive(Debug, Default)]
 pub struct Effects {
-    /// Frames to queue, in delivery order per connection.
-    pub sends: Vec<(ConnId, Frame)>,
+    /// Deliveries to queue, in delivery order per connection.
+    pub sends: Vec<Delivery>,
 }
 
 impl Effects {
     /// Empties the list, keeping its capacity.
     pub fn clear(&mut self) {
         self.sends.clear();
+    }
+
+    /// Queues one frame for one connection.
+    fn push(&mut self, conn: ConnId, frame: Frame) {
+        self.sends.push(Delivery { conn, bytes: frame, messages: 1 });
     }
 }
 
@@ -38,11 +63,47 @@ struct User {
     room: Rc<str>,
 }
 
-/// A room: its members in login order and its recent messages.
+/// A room: its members in login order, its recent messages and this turn's open batch of broadcasts.
 #[derive(Debug, Default)]
 struct Room {
     members: Vec<ConnId>,
     history: VecDeque<Frame>,
+    /// Frames broadcast to every member since the batch was last sealed.
+    batch: Vec<u8>,
+    /// How many messages `batch` holds.
+    batch_messages: u32,
+    /// In the hub's list of rooms to seal at the end of the turn.
+    listed: bool,
+}
+
+impl Room {
+    /// Hands the open batch to every member as one shared buffer.
+    fn seal(&mut self, out: &mut Effects) {
+        if self.batch_messages == 0 {
+            return;
+        }
+        let bytes: Frame = Rc::from(&self.batch[..]);
+        out.sends.reserve(self.members.len());
+        for &conn in &self.members {
+            out.sends.push(Delivery { conn, bytes: bytes.clone(), messages: self.batch_messages });
+        }
+        self.batch.clear();
+        if self.batch.capacity() > MAX_BATCH_BYTES * 2 {
+            self.batch.shrink_to(MAX_BATCH_BYTES);
+        }
+        self.batch_messages = 0;
+    }
+
+    /// Appends one frame for every member to the open batch; true when the room must be put on the list of
+    /// rooms to seal.
+    fn broadcast(&mut self, json: &[u8], out: &mut Effects) -> bool {
+        if self.batch.len() + json.len() > MAX_BATCH_BYTES {
+            self.seal(out);
+        }
+        write_text_frame(&mut self.batch, json);
+        self.batch_messages += 1;
+        !std::mem::replace(&mut self.listed, true)
+    }
 }
 
 /// Users and rooms of one daemon.
@@ -53,18 +114,29 @@ pub struct Hub {
     users: HashMap<ConnId, User>,
     by_uid: HashMap<u64, ConnId>,
     rooms: HashMap<Rc<str>, Room>,
-    /// Reused for JSON encoding so a message costs one allocation: its shared frame.
+    /// Rooms with an open batch, to seal at the end of the turn.
+    batched_rooms: Vec<Rc<str>>,
+    /// Reused for JSON encoding, so a broadcast allocates nothing until its batch is sealed.
     scratch: Vec<u8>,
+}
+
+/// Appends `json` as one unmasked text frame.
+fn write_text_frame(out: &mut Vec<u8>, json: &[u8]) {
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = encode_header(&mut head, true, OpCode::Text, None, json.len());
+    out.reserve(n + json.len());
+    out.extend_from_slice(&head[..n]);
+    out.extend_from_slice(json);
 }
 
 /// Encodes `json` as one unmasked text frame.
 pub fn text_frame(json: &[u8]) -> Frame {
     let mut head = [0u8; MAX_HEADER_LEN];
     let n = encode_header(&mut head, true, OpCode::Text, None, json.len());
-    let mut frame = Vec::with_capacity(n + json.len());
-    frame.extend_from_slice(&head[..n]);
-    frame.extend_from_slice(json);
-    Rc::from(frame)
+    let mut bytes = Vec::with_capacity(n + json.len());
+    bytes.extend_from_slice(&head[..n]);
+    bytes.extend_from_slice(json);
+    Rc::from(bytes)
 }
 
 /// A nickname after trimming, if it is acceptable.
@@ -87,6 +159,7 @@ impl Hub {
             users: HashMap::new(),
             by_uid: HashMap::new(),
             rooms: HashMap::new(),
+            batched_rooms: Vec::new(),
             scratch: Vec::with_capacity(512),
         }
     }
@@ -122,7 +195,35 @@ impl Hub {
 
     /// Sends the error message for `code` to `conn`.
     pub fn error(&mut self, conn: ConnId, code: ErrorCode, out: &mut Effects) {
-        out.sends.push((conn, text_frame(&error_json(code))));
+        self.seal_room_of(conn, out);
+        out.push(conn, text_frame(&error_json(code)));
+    }
+
+    /// Hands every open batch to its room's members. The reactor calls this before it writes.
+    pub fn seal(&mut self, out: &mut Effects) {
+        for key in self.batched_rooms.drain(..) {
+            if let Some(room) = self.rooms.get_mut(&key) {
+                room.listed = false;
+                room.seal(out);
+            }
+        }
+    }
+
+    /// Seals the open batch of the room `conn` is in, so that what comes next for `conn` follows it.
+    pub fn seal_room_of(&mut self, conn: ConnId, out: &mut Effects) {
+        if let Some(user) = self.users.get(&conn) {
+            if let Some(room) = self.rooms.get_mut(&user.room) {
+                room.seal(out);
+            }
+        }
+    }
+
+    /// Broadcasts the JSON in `self.scratch` to the room `key` through its open batch.
+    fn broadcast_scratch(&mut self, key: &Rc<str>, out: &mut Effects) {
+        let Some(room) = self.rooms.get_mut(key) else { return };
+        if room.broadcast(&self.scratch, out) {
+            self.batched_rooms.push(key.clone());
+        }
     }
 
     fn login(
@@ -144,6 +245,8 @@ impl Hub {
             None => Rc::from(room.as_ref()),
         };
         let entry = self.rooms.entry(room_key.clone()).or_default();
+        // What the room said before this login is not for the newcomer: seal it for the members it had.
+        entry.seal(out);
         entry.members.push(conn);
         self.users.insert(conn, User { uid, name: name.into(), room: room_key.clone() });
         self.by_uid.insert(uid, conn);
@@ -157,14 +260,13 @@ impl Hub {
             .collect();
         self.scratch.clear();
         ServerMessage::UserList { user_list: &list }.write_json(&mut self.scratch);
-        out.sends.push((conn, text_frame(&self.scratch)));
+        out.push(conn, text_frame(&self.scratch));
         for past in &room.history {
-            out.sends.push((conn, past.clone()));
+            out.push(conn, past.clone());
         }
         self.scratch.clear();
         ServerMessage::Login { uid, name, time }.write_json(&mut self.scratch);
-        let frame = text_frame(&self.scratch);
-        broadcast(&room.members, &frame, out);
+        self.broadcast_scratch(&room_key, out);
         Ok(())
     }
 
@@ -187,10 +289,10 @@ impl Hub {
                 self.scratch.clear();
                 ServerMessage::Say { from_uid, to_uid: ToUidOut::All("all"), content, time }
                     .write_json(&mut self.scratch);
-                let frame = text_frame(&self.scratch);
-                if let Some(room) = self.rooms.get_mut(&room_key) {
-                    broadcast(&room.members, &frame, out);
-                    if self.history_limit > 0 {
+                self.broadcast_scratch(&room_key, out);
+                if self.history_limit > 0 {
+                    let frame = text_frame(&self.scratch);
+                    if let Some(room) = self.rooms.get_mut(&room_key) {
                         if room.history.len() == self.history_limit {
                             room.history.pop_front();
                         }
@@ -209,9 +311,11 @@ impl Hub {
                 ServerMessage::Say { from_uid, to_uid: ToUidOut::User(uid), content, time }
                     .write_json(&mut self.scratch);
                 let frame = text_frame(&self.scratch);
-                out.sends.push((target, frame.clone()));
+                // Sender and target share the room: one seal keeps both in order.
+                self.seal_room_of(conn, out);
+                out.push(target, frame.clone());
                 if target != conn {
-                    out.sends.push((conn, frame));
+                    out.push(conn, frame);
                 }
             }
             Recipient::Nobody => return Err(ErrorCode::NoSuchUser),
@@ -221,6 +325,7 @@ impl Hub {
 
     /// Removes the user on `conn` (if any) and tells the rest of its room. Call when a connection goes away.
     pub fn leave(&mut self, conn: ConnId, time: &str, out: &mut Effects) {
+        self.seal_room_of(conn, out);
         let Some(user) = self.users.remove(&conn) else { return };
         self.by_uid.remove(&user.uid);
         let Some(room) = self.rooms.get_mut(&user.room) else { return };
@@ -232,16 +337,7 @@ impl Hub {
         }
         self.scratch.clear();
         ServerMessage::Logout { uid: user.uid, name: &user.name, time }.write_json(&mut self.scratch);
-        let frame = text_frame(&self.scratch);
-        broadcast(&room.members, &frame, out);
-    }
-}
-
-/// Queues one shared frame for every member.
-fn broadcast(members: &[ConnId], frame: &Frame, out: &mut Effects) {
-    out.sends.reserve(members.len());
-    for &m in members {
-        out.sends.push((m, frame.clone()));
+        self.broadcast_scratch(&user.room, out);
     }
 }
 
@@ -261,14 +357,33 @@ mod tests {
         serde_json::from_slice(&frame[h.header_len..]).unwrap()
     }
 
-    /// Runs one text message through the hub; returns (conn, JSON) pairs.
+    /// Splits deliveries into (conn, JSON) pairs, one per frame, checking each delivery's message count.
+    fn frames(out: &Effects) -> Vec<(ConnId, Value)> {
+        let mut got = Vec::new();
+        for d in &out.sends {
+            let mut rest = &d.bytes[..];
+            let mut n = 0;
+            while !rest.is_empty() {
+                let h = crate::ws::frame::FrameHeader::decode(rest).unwrap().unwrap();
+                let len = h.header_len + h.payload_len as usize;
+                got.push((d.conn, payload(&rest[..len])));
+                rest = &rest[len..];
+                n += 1;
+            }
+            assert_eq!(n, d.messages);
+        }
+        got
+    }
+
+    /// Runs one text message through the hub and seals the turn; returns (conn, JSON) pairs.
     fn send(hub: &mut Hub, conn: ConnId, text: &str) -> Vec<(ConnId, Value)> {
         let mut out = Effects::default();
         match parse_client_message(text) {
             Ok(m) => hub.handle(conn, m, T, &mut out),
             Err(code) => hub.error(conn, code, &mut out),
         }
-        out.sends.iter().map(|(c, f)| (*c, payload(f))).collect()
+        hub.seal(&mut out);
+        frames(&out)
     }
 
     fn error_code(v: &[(ConnId, Value)]) -> &str {
@@ -310,8 +425,89 @@ mod tests {
         let mut out = Effects::default();
         let msg = parse_client_message(r#"{"type":"say","to_uid":"all","content":"x"}"#).unwrap();
         hub.handle(0, msg, T, &mut out);
+        assert!(out.sends.is_empty(), "broadcasts wait in the batch until the turn is sealed");
+        hub.seal(&mut out);
         assert_eq!(out.sends.len(), 5);
-        assert!(out.sends.windows(2).all(|w| Rc::ptr_eq(&w[0].1, &w[1].1)));
+        assert!(out.sends.windows(2).all(|w| Rc::ptr_eq(&w[0].bytes, &w[1].bytes)));
+    }
+
+    #[test]
+    fn a_turn_of_broadcasts_is_one_shared_delivery_per_member() {
+        let mut hub = Hub::new(0);
+        for c in 0..3 {
+            send(&mut hub, c, &format!(r#"{{"type":"login","name":"u{c}"}}"#));
+        }
+        let mut out = Effects::default();
+        for i in 0..4 {
+            let text = format!(r#"{{"type":"say","to_uid":"all","content":"m{i}"}}"#);
+            hub.handle(i % 3, parse_client_message(&text).unwrap(), T, &mut out);
+        }
+        hub.seal(&mut out);
+        assert_eq!(out.sends.len(), 3);
+        assert!(out.sends.iter().all(|d| d.messages == 4 && Rc::ptr_eq(&d.bytes, &out.sends[0].bytes)));
+        let got = frames(&out);
+        let for_1: Vec<_> = got.iter().filter(|(c, _)| *c == 1).map(|(_, v)| v["content"].clone()).collect();
+        assert_eq!(for_1, ["m0", "m1", "m2", "m3"]);
+        // Sealing again finds nothing open.
+        let mut again = Effects::default();
+        hub.seal(&mut again);
+        assert!(again.sends.is_empty());
+    }
+
+    #[test]
+    fn anything_for_one_connection_keeps_its_place_after_the_batch() {
+        let mut hub = Hub::new(0);
+        send(&mut hub, 1, r#"{"type":"login","name":"a"}"#);
+        send(&mut hub, 2, r#"{"type":"login","name":"b"}"#);
+        let mut out = Effects::default();
+        let turn = [
+            r#"{"type":"say","to_uid":"all","content":"one"}"#,
+            r#"{"type":"say","to_uid":2,"content":"private"}"#,
+            r#"{"type":"say","to_uid":"all","content":"two"}"#,
+            r#"{"type":"fly"}"#,
+            r#"{"type":"say","to_uid":"all","content":"three"}"#,
+        ];
+        for text in turn {
+            match parse_client_message(text) {
+                Ok(m) => hub.handle(1, m, T, &mut out),
+                Err(code) => hub.error(1, code, &mut out),
+            }
+        }
+        // A newcomer joins in the same turn: it gets none of the earlier batch, then the rest.
+        hub.handle(3, parse_client_message(r#"{"type":"login","name":"c"}"#).unwrap(), T, &mut out);
+        hub.handle(2, parse_client_message(r#"{"type":"say","to_uid":"all","content":"four"}"#).unwrap(), T, &mut out);
+        hub.leave(2, T, &mut out);
+        hub.handle(1, parse_client_message(r#"{"type":"say","to_uid":"all","content":"five"}"#).unwrap(), T, &mut out);
+        hub.seal(&mut out);
+        let got = frames(&out);
+        let seen = |conn: ConnId| -> Vec<String> {
+            got.iter()
+                .filter(|(c, _)| *c == conn)
+                .map(|(_, v)| {
+                    v["content"].as_str().or(v["code"].as_str()).unwrap_or(v["type"].as_str().unwrap()).to_string()
+                })
+                .collect()
+        };
+        assert_eq!(seen(1), ["one", "private", "two", "unknown_type", "three", "login", "four", "logout", "five"]);
+        assert_eq!(seen(2), ["one", "private", "two", "three", "login", "four"]);
+        assert_eq!(seen(3), ["user_list", "login", "four", "logout", "five"]);
+    }
+
+    #[test]
+    fn a_large_turn_is_cut_into_bounded_batches() {
+        let mut hub = Hub::new(0);
+        send(&mut hub, 1, r#"{"type":"login","name":"a"}"#);
+        let content = "y".repeat(1000);
+        let text = format!(r#"{{"type":"say","to_uid":"all","content":"{content}"}}"#);
+        let mut out = Effects::default();
+        for _ in 0..200 {
+            hub.handle(1, parse_client_message(&text).unwrap(), T, &mut out);
+        }
+        hub.seal(&mut out);
+        assert!(out.sends.len() >= 3);
+        assert!(out.sends.iter().all(|d| d.bytes.len() <= MAX_BATCH_BYTES));
+        assert_eq!(out.sends.iter().map(|d| d.messages).sum::<u32>(), 200);
+        assert_eq!(hub.batched_rooms.len(), 0);
     }
 
     #[test]
@@ -364,7 +560,8 @@ mod tests {
         send(&mut hub, 2, r#"{"type":"login","name":"b"}"#);
         let mut out = Effects::default();
         hub.leave(1, T, &mut out);
-        let got: Vec<_> = out.sends.iter().map(|(c, f)| (*c, payload(f))).collect();
+        hub.seal(&mut out);
+        let got = frames(&out);
         assert_eq!(got, vec![(2, json!({"type":"logout","uid":1,"name":"a","time":T}))]);
         assert_eq!(hub.user_count(), 1);
         // Slab keys are reused by the reactor; uids are not.
