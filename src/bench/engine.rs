@@ -181,7 +181,7 @@ struct Sink {
 }
 
 /// Smallest read the shared buffer always has room for.
-const READ_CHUNK: usize = 256 * 1024;
+const READ_CHUNK: usize = 64 * 1024;
 
 /// Longest latency the histogram holds, in nanoseconds (longer ones are clamped).
 const MAX_LATENCY_NS: u64 = 60_000_000_000;
