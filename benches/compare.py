@@ -32,6 +32,7 @@ SERVERS = {
     "tokio-tungstenite": ([os.path.join(ROOT, "benches", "peers", "tokio-tungstenite", "target", "release",
                                         "peer-tokio-tungstenite"), "{addr}"], "raw"),
     "node-ws": (["node", os.path.join(ROOT, "benches", "peers", "node-ws", "server.js"), "{addr}"], "raw"),
+    "c-floor": ([os.path.join(ROOT, "benches", "peers", "c-floor", "floor"), "{addr}"], "raw"),
 }
 
 

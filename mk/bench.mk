@@ -19,6 +19,7 @@ bench-compare: build bench-peers
 bench-peers:
 	cd benches/peers/tokio-tungstenite && $(CARGO) build --release
 	cd benches/peers/node-ws && npm ci --no-audit --no-fund --silent
+	$(MAKE) -C benches/peers/c-floor
 
 # Syscalls per delivery and a profile of wschat under a bounded fanout (perf, or strace as a fallback).
 .PHONY: bench-cost
