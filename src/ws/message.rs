@@ -204,11 +204,8 @@ impl MessageDecoder {
             if let Some(key) = header.mask {
                 apply_mask(payload, key, 0);
             }
-            let message = if op == OpCode::Text {
-                Message::Text(validate_text(payload)?)
-            } else {
-                Message::Binary(payload)
-            };
+            let message =
+                if op == OpCode::Text { Message::Text(validate_text(payload)?) } else { Message::Binary(payload) };
             return Ok(Decoded { consumed: total, message: Some(message) });
         }
         if op != OpCode::Continuation {
