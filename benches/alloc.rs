@@ -162,4 +162,37 @@ fn main() {
             (a / members as f64, b / members as f64),
         );
     }
+
+    // A busy loop turn: 100 members each say once, then the turn is sealed and flushed.
+    let members = 100usize;
+    let mut hub = Hub::new(0);
+    let mut fx = Effects::default();
+    let mut outboxes: Vec<Outbox> = (0..members).map(|_| Outbox::default()).collect();
+    for conn in 0..members {
+        let login = format!(r#"{{"type":"login","name":"u{conn}"}}"#);
+        hub.handle(conn, parse_client_message(&login).unwrap(), TIME, &mut fx);
+        fx.clear();
+    }
+    let say = r#"{"type":"say","to_uid":"all","content":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxb000000010000000200000000000000003"}"#;
+    let mut sink = std::io::sink();
+    let (a, b) = per_call(10, 200, || {
+        fx.clear();
+        for conn in 0..members {
+            hub.handle(conn, parse_client_message(say).unwrap(), TIME, &mut fx);
+        }
+        hub.seal(&mut fx);
+        for d in fx.sends.drain(..) {
+            outboxes[d.conn].push(d.bytes);
+        }
+        for o in &mut outboxes {
+            let _ = o.flush(&mut sink);
+        }
+    });
+    let per_msg = (a / members as f64, b / members as f64);
+    row("daemon: turn of 100 says → hub → 100 outboxes → writev", "message", per_msg);
+    row(
+        "daemon: turn of 100 says → hub → 100 outboxes → writev",
+        "delivery",
+        (per_msg.0 / members as f64, per_msg.1 / members as f64),
+    );
 }

@@ -112,23 +112,68 @@ impl std::error::Error for ErrorCode {}
 #[derive(Deserialize)]
 struct Incoming<'a> {
     #[serde(rename = "type", borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Text<'a>>,
     #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
+    name: Option<Text<'a>>,
     #[serde(borrow)]
-    room_id: Option<Cow<'a, str>>,
+    room_id: Option<Text<'a>>,
     #[serde(borrow)]
     to_uid: Option<ToUid<'a>>,
     #[serde(borrow)]
-    content: Option<Cow<'a, str>>,
+    content: Option<Text<'a>>,
+}
+
+/// A JSON string borrowed from the input when it has no escapes. (`Option<Cow<str>>` would always copy:
+/// serde borrows only for a bare `Cow` field.)
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
 }
 
 /// `to_uid` as it may be written: a number, or a string ("all" or digits).
-#[derive(Deserialize)]
-#[serde(untagged)]
 enum ToUid<'a> {
     Number(u64),
-    Text(#[serde(borrow)] Cow<'a, str>),
+    Text(Cow<'a, str>),
+}
+
+/// Hand-written rather than `#[serde(untagged)]`: untagged buffers the value first, which costs allocations on
+/// every `say`; this visitor borrows the string straight from the input.
+impl<'de: 'a, 'a> Deserialize<'de> for ToUid<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ToUid<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a uid number or a string")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(ToUid::Number(v))
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(ToUid::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ToUid::Text(Cow::Owned(v.to_owned())))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// Parses one text message from a client.
@@ -138,14 +183,14 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ErrorCode> 
         return Err(ErrorCode::BadJson);
     }
     let msg: Incoming<'_> = serde_json::from_str(text).map_err(|_| ErrorCode::BadJson)?;
-    match msg.kind.as_deref() {
+    match msg.kind.as_ref().map(|k| k.0.as_ref()) {
         Some("login") => {
-            let room = match msg.room_id {
+            let room = match msg.room_id.map(|r| r.0) {
                 Some(r) if r.len() > MAX_ROOM_BYTES => return Err(ErrorCode::BadJson),
                 Some(r) if !r.trim().is_empty() => r,
                 _ => Cow::Borrowed(DEFAULT_ROOM),
             };
-            Ok(ClientMessage::Login { name: msg.name.unwrap_or_default(), room })
+            Ok(ClientMessage::Login { name: msg.name.map(|n| n.0).unwrap_or_default(), room })
         }
         Some("say") => {
             let to = match msg.to_uid {
@@ -158,7 +203,7 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ErrorCode> 
                     _ => Recipient::Nobody,
                 },
             };
-            Ok(ClientMessage::Say { to, content: msg.content.unwrap_or_default() })
+            Ok(ClientMessage::Say { to, content: msg.content.map(|c| c.0).unwrap_or_default() })
         }
         Some("logout") => Ok(ClientMessage::Logout),
         Some("pong") => Ok(ClientMessage::Pong),
