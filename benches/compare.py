@@ -117,6 +117,8 @@ def plan(quick):
     steps = 12 if quick else 24
     return [
         ("saturate-100", "saturate", ["-c", 100, "-d", step, "-w", 1, "--max-steps", steps]),
+        ("saturate-100-p99-5ms", "saturate", ["-c", 100, "-d", step, "-w", 1, "--max-steps", steps,
+                                              "--p99-bound-ms", 5]),
         ("saturate-1000", "saturate", ["-c", 1000, "-d", step, "-w", 1, "--max-steps", steps, "-r", 100]),
         ("fanout-100", "fanout", ["-c", 100, "-d", 2 if quick else 5, "-w", 1]),
         ("fanout-200k", "fanout", ["-c", 100, "-r", 2000, "-d", 2 if quick else 5, "-w", 1]),
@@ -203,6 +205,7 @@ def render(all_results, servers, runs, args_by_name, fanout_rate, info):
            "", f"Machine: {info}.", ""]
     titles = {
         "saturate-100": "Saturate, 100 clients all sending 64-byte messages: highest sustained deliveries/s",
+        "saturate-100-p99-5ms": "Saturate, 100 clients, p99 bound 5 ms: highest sustained deliveries/s with p99 under 5 ms",
         "saturate-1000": "Saturate, 1000 clients all sending 64-byte messages: highest sustained deliveries/s",
         "fanout-100": "Fanout, 100 clients, at half of wschat's sustained rate",
         "fanout-200k": "Fanout, 100 clients, 2000 messages/s (200 000 deliveries/s): the latency budget",
@@ -255,7 +258,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--servers", default="wschat,tokio-tungstenite,node-ws")
-    p.add_argument("--scenarios", default="saturate-100,saturate-1000,fanout-100,fanout-200k,connect-10000")
+    p.add_argument("--scenarios",
+                   default="saturate-100,saturate-100-p99-5ms,saturate-1000,fanout-100,fanout-200k,connect-10000")
     p.add_argument("--quick", action="store_true", help="shorter steps and fewer connections")
     p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--no-write", action="store_true", help="print the results instead of writing the file")
