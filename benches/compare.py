@@ -3,7 +3,7 @@
 server pinned to core 0 and client to core 1, several runs each, and writes the figures into BENCHMARKS.md
 between the bench-compare markers (the hand-written rest of the file is kept).
 
-Usage: benches/compare.py [--runs 3] [--servers wschat,tokio-tungstenite,node-ws] [--quick]
+Usage: benches/compare.py [--runs 3] [--servers wschat,c-floor,tokio-tungstenite,node-ws] [--quick]
                           [--out BENCHMARKS.md | --no-write]
 Python 3 standard library only. Every child process is bounded by a timeout.
 """
@@ -257,7 +257,7 @@ def write_out(path, block):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--servers", default="wschat,tokio-tungstenite,node-ws")
+    p.add_argument("--servers", default="wschat,c-floor,tokio-tungstenite,node-ws")
     p.add_argument("--scenarios",
                    default="saturate-100,saturate-100-p99-5ms,saturate-1000,fanout-100,fanout-200k,connect-10000")
     p.add_argument("--quick", action="store_true", help="shorter steps and fewer connections")
