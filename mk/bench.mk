@@ -25,3 +25,9 @@ bench-peers:
 .PHONY: bench-cost
 bench-cost: build
 	benches/cost.sh
+
+# The kernel floor: what one small write() to a loopback TCP socket costs on this machine (benches/probes).
+.PHONY: bench-write-cost
+bench-write-cost:
+	$(MAKE) -C benches/probes write_cost
+	benches/probes/write_cost
