@@ -134,26 +134,14 @@ fn main() {
 
     // Daemon core: one say from a member of a room of `members`, queued to every outbox and flushed.
     for members in [1usize, 100, 1000] {
-        let mut hub = Hub::new(0);
+        let (mut hub, mut outboxes) = room_of(members);
         let mut fx = Effects::default();
-        let mut outboxes: Vec<Outbox> = (0..members).map(|_| Outbox::default()).collect();
-        for conn in 0..members {
-            let login = format!(r#"{{"type":"login","name":"u{conn}"}}"#);
-            hub.handle(conn, parse_client_message(&login).unwrap(), TIME, &mut fx);
-            fx.clear();
-        }
         let say = r#"{"type":"say","to_uid":"all","content":"b1:2:3:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
         let mut sink = std::io::sink();
         let (a, b) = per_call(10, 2000, || {
             fx.clear();
             hub.handle(0, parse_client_message(say).unwrap(), TIME, &mut fx);
-            hub.seal(&mut fx);
-            for d in fx.sends.drain(..) {
-                outboxes[d.conn].push(d.bytes);
-            }
-            for o in &mut outboxes {
-                let _ = o.flush(&mut sink);
-            }
+            seal_and_flush(&mut hub, &mut fx, &mut outboxes, &mut sink);
         });
         row(&format!("daemon: say → hub → {members} outboxes → writev"), "message", (a, b));
         row(
@@ -165,14 +153,8 @@ fn main() {
 
     // A busy loop turn: 100 members each say once, then the turn is sealed and flushed.
     let members = 100usize;
-    let mut hub = Hub::new(0);
+    let (mut hub, mut outboxes) = room_of(members);
     let mut fx = Effects::default();
-    let mut outboxes: Vec<Outbox> = (0..members).map(|_| Outbox::default()).collect();
-    for conn in 0..members {
-        let login = format!(r#"{{"type":"login","name":"u{conn}"}}"#);
-        hub.handle(conn, parse_client_message(&login).unwrap(), TIME, &mut fx);
-        fx.clear();
-    }
     let say = r#"{"type":"say","to_uid":"all","content":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxb000000010000000200000000000000003"}"#;
     let mut sink = std::io::sink();
     let (a, b) = per_call(10, 200, || {
@@ -180,13 +162,7 @@ fn main() {
         for conn in 0..members {
             hub.handle(conn, parse_client_message(say).unwrap(), TIME, &mut fx);
         }
-        hub.seal(&mut fx);
-        for d in fx.sends.drain(..) {
-            outboxes[d.conn].push(d.bytes);
-        }
-        for o in &mut outboxes {
-            let _ = o.flush(&mut sink);
-        }
+        seal_and_flush(&mut hub, &mut fx, &mut outboxes, &mut sink);
     });
     let per_msg = (a / members as f64, b / members as f64);
     row("daemon: turn of 100 says → hub → 100 outboxes → writev", "message", per_msg);
@@ -195,4 +171,27 @@ fn main() {
         "delivery",
         (per_msg.0 / members as f64, per_msg.1 / members as f64),
     );
+}
+
+/// A hub with `members` logged-in users in one room, and an empty outbox for each.
+fn room_of(members: usize) -> (Hub, Vec<Outbox>) {
+    let mut hub = Hub::new(0);
+    let mut fx = Effects::default();
+    for conn in 0..members {
+        let login = format!(r#"{{"type":"login","name":"u{conn}"}}"#);
+        hub.handle(conn, parse_client_message(&login).unwrap(), TIME, &mut fx);
+        fx.clear();
+    }
+    (hub, (0..members).map(|_| Outbox::default()).collect())
+}
+
+/// Ends a loop turn as the reactor does: seal the batches, queue every delivery, flush every outbox.
+fn seal_and_flush(hub: &mut Hub, fx: &mut Effects, outboxes: &mut [Outbox], sink: &mut std::io::Sink) {
+    hub.seal(fx);
+    for d in fx.sends.drain(..) {
+        outboxes[d.conn].push(d.bytes);
+    }
+    for o in outboxes.iter_mut() {
+        let _ = o.flush(sink);
+    }
 }
