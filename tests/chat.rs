@@ -302,3 +302,52 @@ fn rate_limit_refuses_excess_messages_with_an_error() {
     send(&mut a, json!({"type":"say","to_uid":"all","content":"later"}));
     assert_eq!(recv(&mut a)["content"], "later");
 }
+
+/// Logs a raw client in and reads its user list and own login broadcast; returns the uid.
+fn raw_login(raw: &mut common::Raw, name: &str) -> u64 {
+    raw.send(&common::text_frame(&json!({"type":"login","name":name}).to_string()));
+    assert_eq!(raw.read_json()["type"], "user_list");
+    let me = raw.read_json();
+    assert_eq!(me["name"], name);
+    me["uid"].as_u64().expect("uid")
+}
+
+/// What a JSON message says in one word: its content, its error code, or its type.
+fn gist(v: &Value) -> String {
+    v["content"].as_str().or(v["code"].as_str()).or(v["type"].as_str()).unwrap_or("?").to_string()
+}
+
+#[test]
+fn one_read_of_mixed_messages_keeps_every_connections_order() {
+    // Several messages in one write reach the daemon in one read, so one loop turn: the room's broadcasts are
+    // batched, and whatever goes to one connection alone must still sit between them in the right place.
+    let d = Daemon::start(&[]);
+    let mut a = common::Raw::open(d.ws);
+    let mut b = common::Raw::open(d.ws);
+    raw_login(&mut a, "a");
+    let b_uid = raw_login(&mut b, "b");
+    assert_eq!(a.read_json()["name"], "b");
+    let turn = [
+        json!({"type":"say","to_uid":"all","content":"one"}).to_string(),
+        json!({"type":"say","to_uid":b_uid,"content":"private"}).to_string(),
+        json!({"type":"say","to_uid":"all","content":"two"}).to_string(),
+        "{not json".to_string(),
+        json!({"type":"say","to_uid":"all","content":"three"}).to_string(),
+    ];
+    let bytes: Vec<u8> = turn.iter().flat_map(|t| common::text_frame(t)).collect();
+    a.send(&bytes);
+    let for_a: Vec<String> = (0..5).map(|_| gist(&a.read_json())).collect();
+    assert_eq!(for_a, ["one", "private", "two", "bad_json", "three"]);
+    let for_b: Vec<String> = (0..4).map(|_| gist(&b.read_json())).collect();
+    assert_eq!(for_b, ["one", "private", "two", "three"]);
+
+    // A broadcast and a close in one read: the broadcast still reaches everyone, the sender before its close
+    // frame, and the others hear the logout after it.
+    let mut bytes = common::text_frame(&json!({"type":"say","content":"bye"}).to_string());
+    bytes.extend_from_slice(&common::client_frame(true, 0, 8, &1000u16.to_be_bytes()));
+    a.send(&bytes);
+    assert_eq!(gist(&a.read_json()), "bye");
+    assert_eq!(a.expect_close(), 1000);
+    assert_eq!(gist(&b.read_json()), "bye");
+    assert_eq!(gist(&b.read_json()), "logout");
+}
