@@ -131,11 +131,8 @@ fn write_text_frame(out: &mut Vec<u8>, json: &[u8]) {
 
 /// Encodes `json` as one unmasked text frame.
 pub fn text_frame(json: &[u8]) -> Frame {
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = encode_header(&mut head, true, OpCode::Text, None, json.len());
-    let mut bytes = Vec::with_capacity(n + json.len());
-    bytes.extend_from_slice(&head[..n]);
-    bytes.extend_from_slice(json);
+    let mut bytes = Vec::new();
+    write_text_frame(&mut bytes, json);
     Rc::from(bytes)
 }
 
