@@ -6,6 +6,9 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+mod support;
+
+use support::{hub_with, TIME};
 use wschat::bench::audit::Audit;
 use wschat::bench::content::{self, Stamp};
 use wschat::chat::hub::{Effects, Hub};
@@ -38,8 +41,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
-
-const TIME: &str = "2024-01-01 12:00:00";
 
 /// Runs `f` `warm` times untimed, then `n` times; returns (allocations, bytes) per call.
 fn per_call(warm: usize, n: usize, mut f: impl FnMut()) -> (f64, f64) {
@@ -175,14 +176,7 @@ fn main() {
 
 /// A hub with `members` logged-in users in one room, and an empty outbox for each.
 fn room_of(members: usize) -> (Hub, Vec<Outbox>) {
-    let mut hub = Hub::new(0);
-    let mut fx = Effects::default();
-    for conn in 0..members {
-        let login = format!(r#"{{"type":"login","name":"u{conn}"}}"#);
-        hub.handle(conn, parse_client_message(&login).unwrap(), TIME, &mut fx);
-        fx.clear();
-    }
-    (hub, (0..members).map(|_| Outbox::default()).collect())
+    (hub_with(members), (0..members).map(|_| Outbox::default()).collect())
 }
 
 /// Ends a loop turn as the reactor does: seal the batches, queue every delivery, flush every outbox.

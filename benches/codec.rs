@@ -5,16 +5,17 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+mod support;
+
+use support::{hub_with, TIME};
 use wschat::bench::audit::Audit;
 use wschat::bench::content::{self, Stamp};
-use wschat::chat::hub::{Effects, Hub};
+use wschat::chat::hub::Effects;
 use wschat::chat::protocol::parse_client_message;
 use wschat::ws::frame::{encode_header, write_frame, FrameHeader, OpCode, MAX_HEADER_LEN};
 use wschat::ws::handshake::{client_key, client_request, parse_request, parse_response, switching_protocols};
 use wschat::ws::mask::{apply_mask, apply_mask_bytewise};
 use wschat::ws::message::{Message, MessageDecoder, Role};
-
-const TIME: &str = "2024-01-01 12:00:00";
 
 fn frame_header(c: &mut Criterion) {
     let mut g = c.benchmark_group("frame_header");
@@ -122,18 +123,6 @@ fn client_delivery(c: &mut Criterion) {
         });
     }
     g.finish();
-}
-
-/// A hub with `members` logged-in users in one room.
-fn hub_with(members: usize) -> Hub {
-    let mut hub = Hub::new(0);
-    let mut fx = Effects::default();
-    for conn in 0..members {
-        let login = format!(r#"{{"type":"login","name":"u{conn}"}}"#);
-        hub.handle(conn, parse_client_message(&login).unwrap(), TIME, &mut fx);
-        fx.clear();
-    }
-    hub
 }
 
 fn chat(c: &mut Criterion) {

@@ -337,14 +337,7 @@ mod tests {
 
     /// A masked client frame with explicit FIN, RSV and raw opcode.
     fn raw_frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let n = encode_header(&mut head, fin, OpCode::Text, Some(KEY), payload.len());
-        head[0] = (head[0] & 0x80) | (rsv << 4) | opcode;
-        let mut out = head[..n].to_vec();
-        let start = out.len();
-        out.extend_from_slice(payload);
-        apply_mask(&mut out[start..], KEY, 0);
-        out
+        keyed_frame(fin, rsv, opcode, payload, KEY)
     }
 
     fn frame(fin: bool, op: OpCode, payload: &[u8]) -> Vec<u8> {
