@@ -54,6 +54,25 @@ pub struct Args {
     /// Log every frame received and sent, unmasked, at info level (target wschat::frames)
     #[arg(long)]
     pub trace_frames: bool,
+    /// Unsent output allowed for the whole daemon (every client's backlog summed); past it the largest
+    /// backlogs are disconnected first [default: a quarter of physical memory, at least 64 MiB]
+    #[arg(long, value_name = "BYTES")]
+    pub max_output_bytes: Option<usize>,
+    /// Bytes of history kept over all rooms; the oldest messages are dropped first
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_HISTORY_BUDGET)]
+    pub history_budget: usize,
+    /// Users allowed in one room; further logins get error room_full
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_room_users: usize,
+    /// Logins a connection may make in a burst; after it, one a second (0: no limit); excess: rate_limited
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub join_burst: u32,
+    /// Connections the web port serves at once; beyond it new ones get 503
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub max_web_connections: usize,
+    /// Unfinished web requests allowed per client address; beyond it new ones get 503
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_web_pending_per_ip: usize,
 }
 
 /// A validated configuration for the reactor.
@@ -83,6 +102,18 @@ pub struct Config {
     pub echo: bool,
     /// Log every frame.
     pub trace_frames: bool,
+    /// Unsent bytes allowed over all clients.
+    pub max_output_bytes: usize,
+    /// Bytes of history kept over all rooms.
+    pub history_budget: usize,
+    /// Users allowed in one room.
+    pub max_room_users: usize,
+    /// Logins per connection in a burst (refilled at one a second); 0 for no limit.
+    pub join_burst: u32,
+    /// Web-port connections served at once.
+    pub max_web_connections: usize,
+    /// Unfinished web requests per client address.
+    pub max_web_pending_per_ip: usize,
 }
 
 /// A flag value that cannot be used.
@@ -126,6 +157,20 @@ pub const ECHO_MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// Default `--send-buffer-limit` with `--echo`: room for a few of the largest echoes.
 pub const ECHO_SEND_BUFFER: usize = 64 * 1024 * 1024;
 
+/// Default `--history-budget`: 64 MiB over all rooms.
+pub const DEFAULT_HISTORY_BUDGET: usize = 64 * 1024 * 1024;
+
+/// Smallest default `--max-output-bytes`, whatever the machine's memory.
+pub const MIN_DEFAULT_OUTPUT_BUDGET: usize = 64 * 1024 * 1024;
+
+/// Default `--max-output-bytes`: a quarter of physical memory, at least [`MIN_DEFAULT_OUTPUT_BUDGET`].
+pub fn default_output_budget() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions; it returns -1 when the value is unknown.
+    let (pages, page_size) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let physical = if pages > 0 && page_size > 0 { (pages as u128) * (page_size as u128) } else { 0 };
+    usize::try_from(physical / 4).unwrap_or(usize::MAX).max(MIN_DEFAULT_OUTPUT_BUDGET)
+}
+
 /// Largest accepted `--max-message-bytes` (the frame codec itself supports more; this bounds memory).
 pub const MAX_MESSAGE_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -165,6 +210,22 @@ impl Args {
         if self.history > 10_000 {
             return Err(ConfigError::OutOfRange { flag: "--history", allowed: "at most 10000" });
         }
+        let max_output_bytes = self.max_output_bytes.unwrap_or_else(default_output_budget);
+        if max_output_bytes < send_buffer_limit {
+            return Err(ConfigError::OutOfRange {
+                flag: "--max-output-bytes",
+                allowed: "at least --send-buffer-limit",
+            });
+        }
+        if self.max_room_users == 0 {
+            return Err(ConfigError::OutOfRange { flag: "--max-room-users", allowed: "at least 1" });
+        }
+        if self.max_web_connections == 0 {
+            return Err(ConfigError::OutOfRange { flag: "--max-web-connections", allowed: "at least 1" });
+        }
+        if self.max_web_pending_per_ip == 0 {
+            return Err(ConfigError::OutOfRange { flag: "--max-web-pending-per-ip", allowed: "at least 1" });
+        }
         Ok(Config {
             ws_addr,
             http_addr,
@@ -178,6 +239,12 @@ impl Args {
             max_messages_per_sec: self.max_messages_per_sec,
             echo: self.echo,
             trace_frames: self.trace_frames,
+            max_output_bytes,
+            history_budget: self.history_budget,
+            max_room_users: self.max_room_users,
+            join_burst: self.join_burst,
+            max_web_connections: self.max_web_connections,
+            max_web_pending_per_ip: self.max_web_pending_per_ip,
         })
     }
 }
@@ -206,6 +273,11 @@ mod tests {
         assert_eq!(c.history, 0);
         assert_eq!(c.max_messages_per_sec, 0);
         assert!(!c.echo);
+        assert!(c.max_output_bytes >= MIN_DEFAULT_OUTPUT_BUDGET);
+        assert_eq!(c.history_budget, 64 * 1024 * 1024);
+        assert_eq!(c.max_room_users, 10_000);
+        assert_eq!(c.join_burst, 5);
+        assert_eq!((c.max_web_connections, c.max_web_pending_per_ip), (256, 8));
     }
 
     #[test]
@@ -228,6 +300,8 @@ mod tests {
         assert!(parse(&["--max-connections", "0"]).is_err());
         assert!(parse(&["--max-message-bytes", "10"]).is_err());
         assert!(parse(&["--ping-interval-secs", "0"]).is_err());
+        assert!(parse(&["--max-output-bytes", "1000"]).is_err());
+        assert!(parse(&["--max-room-users", "0"]).is_err());
         assert!(Args::try_parse_from(["wschat", "--max-connections", "-5"]).is_err());
     }
 }

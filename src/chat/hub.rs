@@ -34,6 +34,9 @@ pub struct Delivery {
     pub bytes: Frame,
     /// How many messages `bytes` holds.
     pub messages: u32,
+    /// Part of a newcomer's welcome (its user list and history): not held against the send-buffer limit,
+    /// so a big room or a long history is never the reason a newcomer is cut off.
+    pub welcome: bool,
 }
 
 /// Output of the hub: bytes with the connection they go to, in order.
@@ -51,7 +54,12 @@ impl Effects {
 
     /// Queues one frame for one connection.
     fn push(&mut self, conn: ConnId, frame: Frame) {
-        self.sends.push(Delivery { conn, bytes: frame, messages: 1 });
+        self.sends.push(Delivery { conn, bytes: frame, messages: 1, welcome: false });
+    }
+
+    /// Queues one frame of a newcomer's welcome for one connection.
+    fn push_welcome(&mut self, conn: ConnId, frame: Frame) {
+        self.sends.push(Delivery { conn, bytes: frame, messages: 1, welcome: true });
     }
 }
 
@@ -85,7 +93,7 @@ impl Room {
         let bytes: Frame = Rc::from(&self.batch[..]);
         out.sends.reserve(self.members.len());
         for &conn in &self.members {
-            out.sends.push(Delivery { conn, bytes: bytes.clone(), messages: self.batch_messages });
+            out.sends.push(Delivery { conn, bytes: bytes.clone(), messages: self.batch_messages, welcome: false });
         }
         self.batch.clear();
         if self.batch.capacity() > MAX_BATCH_BYTES * 2 {
@@ -257,9 +265,9 @@ impl Hub {
             .collect();
         self.scratch.clear();
         ServerMessage::UserList { user_list: &list }.write_json(&mut self.scratch);
-        out.push(conn, text_frame(&self.scratch));
+        out.push_welcome(conn, text_frame(&self.scratch));
         for past in &room.history {
-            out.push(conn, past.clone());
+            out.push_welcome(conn, past.clone());
         }
         self.scratch.clear();
         ServerMessage::Login { uid, name, time }.write_json(&mut self.scratch);

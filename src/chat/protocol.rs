@@ -66,8 +66,11 @@ pub enum ErrorCode {
     NoSuchUser,
     /// A say with empty content.
     EmptyContent,
-    /// More messages than `--max-messages-per-sec` allows; the message was refused, not relayed.
+    /// More messages than `--max-messages-per-sec` allows, or logins past `--join-burst`; the message
+    /// was refused, not relayed.
     RateLimited,
+    /// The room already holds `--max-room-users` users.
+    RoomFull,
 }
 
 impl ErrorCode {
@@ -82,6 +85,7 @@ impl ErrorCode {
             ErrorCode::NoSuchUser => "no_such_user",
             ErrorCode::EmptyContent => "empty_content",
             ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::RoomFull => "room_full",
         }
     }
 
@@ -96,6 +100,7 @@ impl ErrorCode {
             ErrorCode::NoSuchUser => "no user with that uid in your room",
             ErrorCode::EmptyContent => "content must not be empty",
             ErrorCode::RateLimited => "too many messages per second; this one was not delivered",
+            ErrorCode::RoomFull => "this room is full",
         }
     }
 }
