@@ -27,13 +27,27 @@ pub struct Metrics {
     pub accepted_total: u64,
     /// HTTP requests answered.
     pub http_requests_total: u64,
+    /// Unsent bytes queued for all clients together (each client's backlog summed).
+    pub output_queued_bytes: u64,
+    /// Clients cut off because the whole daemon's output passed `--max-output-bytes`.
+    pub output_budget_disconnects_total: u64,
+    /// Bytes of history held over all rooms (filled in from the hub when rendering).
+    pub history_bytes: u64,
+    /// History messages dropped to stay within `--history-budget` (filled in from the hub).
+    pub history_evicted_total: u64,
+    /// Web-port connections refused (port budget or per-address cap).
+    pub web_rejections_total: u64,
+    /// Messages, pings and logins refused by a rate limit.
+    pub rate_limited_total: u64,
+    /// Logins refused because the room was full (filled in from the hub).
+    pub room_full_total: u64,
 }
 
 impl Metrics {
     /// The Prometheus text format of all metrics.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(1536);
-        let rows: [(&str, &str, &str, u64); 11] = [
+        let rows: [(&str, &str, &str, u64); 18] = [
             ("wschat_connections", "gauge", "Open WebSocket connections.", self.connections),
             ("wschat_users", "gauge", "Logged-in chat users.", self.users),
             ("wschat_messages_in_total", "counter", "Data messages received from clients.", self.messages_in_total),
@@ -60,6 +74,23 @@ impl Metrics {
             ),
             ("wschat_accepted_total", "counter", "TCP connections accepted.", self.accepted_total),
             ("wschat_http_requests_total", "counter", "HTTP requests answered.", self.http_requests_total),
+            ("wschat_output_queued_bytes", "gauge", "Unsent bytes queued for all clients.", self.output_queued_bytes),
+            (
+                "wschat_output_budget_disconnects_total",
+                "counter",
+                "Clients cut off because the daemon's output passed --max-output-bytes.",
+                self.output_budget_disconnects_total,
+            ),
+            ("wschat_history_bytes", "gauge", "Bytes of history held over all rooms.", self.history_bytes),
+            (
+                "wschat_history_evicted_total",
+                "counter",
+                "History messages dropped to stay within --history-budget.",
+                self.history_evicted_total,
+            ),
+            ("wschat_web_rejections_total", "counter", "Web-port connections refused.", self.web_rejections_total),
+            ("wschat_rate_limited_total", "counter", "Messages, pings and logins refused by a rate limit.", self.rate_limited_total),
+            ("wschat_room_full_total", "counter", "Logins refused because the room was full.", self.room_full_total),
         ];
         for (name, kind, help, value) in rows {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
