@@ -1,3 +1,3 @@
-# Browser test of the chat page: headless Chromium driven by playwright-core.
+# Browser test of the chat page: headless Chromium driven by playwright-core (installed by `make deps`).
 test-e2e: build
-	cd tests/e2e && npm ci --no-audit --no-fund --silent && node --test
+	cd tests/e2e && node --test
