@@ -109,7 +109,7 @@ fn frame_text(v: &Value, dir: &str, text: &str) -> bool {
 #[test]
 fn live_pipe_from_tcpdump_prints_each_frame_as_it_arrives() {
     let Some(tcpdump) = tcpdump_path() else {
-        eprintln!("skipping the live capture test: tcpdump is not installed (.ci/run installs it)");
+        common::skip_or_fail("live_pipe_from_tcpdump_prints_each_frame_as_it_arrives", "tcpdump");
         return;
     };
     let daemon = Daemon::start(&[]);
@@ -139,7 +139,10 @@ fn live_pipe_from_tcpdump_prints_each_frame_as_it_arrives() {
         });
     }
     if ready_rx.recv_timeout(WAIT).is_err() {
-        eprintln!("skipping the live capture test: tcpdump cannot capture here:\n{}", log.lock().unwrap());
+        common::note_skip(
+            "live_pipe_from_tcpdump_prints_each_frame_as_it_arrives",
+            &format!("tcpdump cannot capture here:\n{}", log.lock().unwrap()),
+        );
         return;
     }
 
@@ -205,7 +208,10 @@ fn live_pipe_from_tcpdump_prints_each_frame_as_it_arrives() {
     if let Err(e) = result {
         let dropped = tcpdump_log.lines().any(|l| l.ends_with("dropped by kernel") && !l.starts_with("0 "));
         if dropped {
-            eprintln!("skipping the live capture test: the kernel dropped packets ({e}):\n{tcpdump_log}");
+            common::note_skip(
+                "live_pipe_from_tcpdump_prints_each_frame_as_it_arrives",
+                &format!("the kernel dropped packets ({e}):\n{tcpdump_log}"),
+            );
             return;
         }
         panic!("{e}\ntcpdump:\n{tcpdump_log}\nevents so far: {:#?}", events.seen);

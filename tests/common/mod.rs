@@ -257,3 +257,28 @@ impl Raw {
         serde_json::from_slice(&f.payload).expect("JSON")
     }
 }
+
+/// Records that `test` is skipped and why: prints `SKIP: <test>: <reason>` straight to stderr (past the test
+/// harness's capture) and appends the line to the file named by WSCHAT_SKIP_LOG, which `make test` lists at
+/// the end. For a skip that is not about a missing dependency (say, the kernel dropped packets).
+pub fn note_skip(test: &str, reason: &str) {
+    use std::io::Write;
+    let line = format!("SKIP: {test}: {}\n", reason.trim().replace('\n', " | "));
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(path) = std::env::var_os("WSCHAT_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = f.write_all(line.as_bytes());
+        }
+    }
+}
+
+/// Skips `test` because `missing` (a tool the test needs, e.g. "tcpdump") is not installed: recorded as
+/// with [`note_skip`], naming `make deps`, which installs it. Under CI (env CI=true) it fails the test
+/// instead: there a missing dependency is a broken set-up, not a reason to pass. The caller returns after it.
+pub fn skip_or_fail(test: &str, missing: &str) {
+    let reason = format!("{missing} is not installed (`make deps` installs it)");
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {reason}; under CI a missing dependency fails the test");
+    }
+    note_skip(test, &reason);
+}
