@@ -407,14 +407,16 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(k) else { return };
         let answer = match http::parse_request(&conn.inbuf) {
             Ok(None) => return,
-            Ok(Some(Route::Page)) => http::response(200, "text/html; charset=utf-8", "", &self.page),
-            Ok(Some(Route::Health)) => http::response(200, "text/plain; charset=utf-8", "", b"ok\n"),
-            Ok(Some(Route::Metrics)) => {
-                let mut m = self.metrics.clone();
-                m.users = self.hub.user_count() as u64;
-                http::response(200, "text/plain; version=0.0.4; charset=utf-8", "", m.render().as_bytes())
-            }
-            Ok(Some(Route::NotFound)) => http::response(404, "text/plain; charset=utf-8", "", b"not found\n"),
+            Ok(Some(req)) => match req.route {
+                Route::Page => req.respond(200, "text/html; charset=utf-8", "", &self.page),
+                Route::Health => req.respond(200, "text/plain; charset=utf-8", "", b"ok\n"),
+                Route::Metrics => {
+                    let mut m = self.metrics.clone();
+                    m.users = self.hub.user_count() as u64;
+                    req.respond(200, "text/plain; version=0.0.4; charset=utf-8", "", m.render().as_bytes())
+                }
+                Route::NotFound => req.respond(404, "text/plain; charset=utf-8", "", b"not found\n"),
+            },
             Err(e) => {
                 debug!("{}: bad web request: {e}", conn.peer);
                 http::error_response(e)

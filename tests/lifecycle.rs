@@ -39,7 +39,7 @@ fn web_port_routes() {
     assert!(metrics.contains("# TYPE wschat_connections gauge"));
     assert!(http(&d, "GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404 "));
     let post = http(&d, "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
-    assert!(post.starts_with("HTTP/1.1 405 ") && post.contains("Allow: GET\r\n"), "{post}");
+    assert!(post.starts_with("HTTP/1.1 405 ") && post.contains("Allow: GET, HEAD\r\n"), "{post}");
     assert!(http(&d, "BLAH\x00\r\n\r\n").starts_with("HTTP/1.1 400 "));
 }
 

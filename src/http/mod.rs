@@ -1,9 +1,11 @@
 //! The small HTTP/1.1 responder of the web port: routing for the chat page, /healthz and /metrics, and
-//! the error answers. Pure: request bytes in, a route or an error out; one request per connection.
+//! the error answers. Pure: request bytes in, a route or an error out; one request per connection. GET and
+//! HEAD are served (HEAD: the same head, Content-Length included, without the body); the target may be in
+//! origin form (`/healthz`) or absolute form (`http://host:port/healthz`, RFC 9112 section 3.2.2).
 
 use std::fmt;
 
-use crate::ws::handshake::{reason_phrase, MAX_HEAD_BYTES};
+use crate::ws::handshake::{reason_phrase, MAX_HEADERS, MAX_HEAD_BYTES};
 
 /// The chat page, embedded at build time; `__WS_PORT__` is replaced with the WebSocket port.
 pub const PAGE_TEMPLATE: &str = include_str!("page.html");
@@ -21,6 +23,23 @@ pub enum Route {
     NotFound,
 }
 
+/// A valid request: what it asks for and whether it wants only the head of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    /// The resource.
+    pub route: Route,
+    /// `HEAD`: answer as for GET, without the body.
+    pub head: bool,
+}
+
+impl Request {
+    /// The answer to this request: [`response`] for GET; for HEAD the same head (Content-Length of the body
+    /// it would have had) and no body.
+    pub fn respond(&self, status: u16, content_type: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
+        build(status, content_type, extra_headers, body, !self.head)
+    }
+}
+
 /// Why a request is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HttpError {
@@ -28,7 +47,7 @@ pub enum HttpError {
     Malformed,
     /// Head over 8 KiB or too many headers.
     TooLarge,
-    /// A method other than GET.
+    /// A method other than GET or HEAD.
     MethodNotAllowed,
 }
 
@@ -56,8 +75,8 @@ impl fmt::Display for HttpError {
 impl std::error::Error for HttpError {}
 
 /// Parses a request head at the start of `buf`; `Ok(None)` while it is incomplete.
-pub fn parse_request(buf: &[u8]) -> Result<Option<Route>, HttpError> {
-    let mut headers = [httparse::EMPTY_HEADER; 64];
+pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) if n <= MAX_HEAD_BYTES => {}
@@ -66,17 +85,40 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Route>, HttpError> {
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err(HttpError::Malformed),
     }
-    if req.method != Some("GET") {
-        return Err(HttpError::MethodNotAllowed);
-    }
-    let target = req.path.unwrap_or("/");
-    let path = target.split(['?', '#']).next().unwrap_or("/");
-    Ok(Some(match path {
+    let head = match req.method {
+        Some("GET") => false,
+        Some("HEAD") => true,
+        _ => return Err(HttpError::MethodNotAllowed),
+    };
+    let path = target_path(req.path.unwrap_or("/"));
+    let route = match path {
         "/" | "/index.html" => Route::Page,
         "/healthz" => Route::Health,
         "/metrics" => Route::Metrics,
         _ => Route::NotFound,
-    }))
+    };
+    Ok(Some(Request { route, head }))
+}
+
+/// The path of a request target, without query or fragment. An absolute-form target
+/// (`scheme://authority/path?query`) is routed by its path; one without a path means `/`.
+fn target_path(target: &str) -> &str {
+    let target = match absolute_form_rest(target) {
+        Some(rest) => match rest.find(['/', '?', '#']) {
+            Some(i) if rest[i..].starts_with('/') => &rest[i..],
+            _ => "/",
+        },
+        None => target,
+    };
+    target.split(['?', '#']).next().unwrap_or("/")
+}
+
+/// For `scheme://rest` (scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), RFC 3986), the part after `//`.
+fn absolute_form_rest(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    (first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))).then_some(rest)
 }
 
 /// The chat page with the WebSocket port filled in.
@@ -84,21 +126,28 @@ pub fn render_page(ws_port: u16) -> Vec<u8> {
     PAGE_TEMPLATE.replacen("__WS_PORT__", &ws_port.to_string(), 1).into_bytes()
 }
 
-/// A complete response that closes the connection afterwards.
+/// A complete response (with its body) that closes the connection afterwards.
 pub fn response(status: u16, content_type: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
+    build(status, content_type, extra_headers, body, true)
+}
+
+/// The head for `body`, then the body itself when `with_body`.
+fn build(status: u16, content_type: &str, extra_headers: &str, body: &[u8], with_body: bool) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{extra_headers}\r\n",
         reason_phrase(status),
         body.len()
     )
     .into_bytes();
-    out.extend_from_slice(body);
+    if with_body {
+        out.extend_from_slice(body);
+    }
     out
 }
 
 /// The response for a refused request.
 pub fn error_response(err: HttpError) -> Vec<u8> {
-    let extra = if err == HttpError::MethodNotAllowed { "Allow: GET\r\n" } else { "" };
+    let extra = if err == HttpError::MethodNotAllowed { "Allow: GET, HEAD\r\n" } else { "" };
     response(err.status(), "text/plain; charset=utf-8", extra, format!("{err}\n").as_bytes())
 }
 
@@ -107,7 +156,12 @@ mod tests {
     use super::*;
 
     fn get(path: &str) -> Result<Option<Route>, HttpError> {
-        parse_request(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        parse_request(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).map(|r| {
+            r.map(|r| {
+                assert!(!r.head);
+                r.route
+            })
+        })
     }
 
     #[test]
@@ -120,16 +174,68 @@ mod tests {
     }
 
     #[test]
+    fn absolute_form_targets_are_routed_by_their_path() {
+        assert_eq!(get("http://127.0.0.1:55151/healthz"), Ok(Some(Route::Health)));
+        assert_eq!(get("HTTP://example.com/metrics?x=1"), Ok(Some(Route::Metrics)));
+        assert_eq!(get("https://[::1]:8080/index.html"), Ok(Some(Route::Page)));
+        assert_eq!(get("http://host"), Ok(Some(Route::Page)));
+        assert_eq!(get("http://host:1?ws=ws://host:2/"), Ok(Some(Route::Page)));
+        assert_eq!(get("http://host#frag"), Ok(Some(Route::Page)));
+        assert_eq!(get("http://host/healthz#x"), Ok(Some(Route::Health)));
+        assert_eq!(get("http://host/nope"), Ok(Some(Route::NotFound)));
+        // The authority is not a path: "/healthz" inside it routes nowhere.
+        assert_eq!(get("http://healthz/"), Ok(Some(Route::Page)));
+        // Not absolute form: no scheme, or a scheme that does not start with a letter.
+        assert_eq!(get("//host/healthz"), Ok(Some(Route::NotFound)));
+        assert_eq!(get("1http://host/healthz"), Ok(Some(Route::NotFound)));
+        assert_eq!(get("*"), Ok(Some(Route::NotFound)));
+    }
+
+    #[test]
+    fn head_is_get_without_the_body() {
+        let req = parse_request(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(req, Ok(Some(Request { route: Route::Page, head: true })));
+        let req = parse_request(b"HEAD http://x:1/healthz HTTP/1.1\r\n\r\n");
+        assert_eq!(req, Ok(Some(Request { route: Route::Health, head: true })));
+        let head = Request { route: Route::Health, head: true }.respond(200, "text/plain", "", b"ok\n");
+        let get = Request { route: Route::Health, head: false }.respond(200, "text/plain", "", b"ok\n");
+        assert_eq!(get, response(200, "text/plain", "", b"ok\n"));
+        assert_eq!(head, get[..get.len() - 3].to_vec(), "HEAD: the same head, Content-Length: 3, no body");
+        assert!(String::from_utf8(head).unwrap().contains("Content-Length: 3\r\n"));
+    }
+
+    #[test]
+    fn many_header_lines_under_8_kib_pass() {
+        let lines: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+        let req = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{lines}\r\n");
+        assert_eq!(parse_request(req.as_bytes()).map(|r| r.map(|r| r.route)), Ok(Some(Route::Health)));
+        let lines: String = (0..MAX_HEADERS).map(|i| format!("X-{i}: y\r\n")).collect();
+        let req = format!("GET /healthz HTTP/1.1\r\n{lines}\r\n");
+        assert!(parse_request(req.as_bytes()).is_ok_and(|r| r.is_some()));
+        let req = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{lines}\r\n");
+        assert_eq!(parse_request(req.as_bytes()), Err(HttpError::TooLarge));
+        let lines: String = (0..100).map(|i| format!("X-{i}: {}\r\n", "v".repeat(80))).collect();
+        let req = format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{lines}\r\n");
+        assert!(req.len() > MAX_HEAD_BYTES);
+        assert_eq!(parse_request(req.as_bytes()), Err(HttpError::TooLarge));
+    }
+
+    #[test]
     fn errors() {
         assert_eq!(parse_request(b"POST / HTTP/1.1\r\n\r\n"), Err(HttpError::MethodNotAllowed));
         assert_eq!(parse_request(b"DELETE /healthz HTTP/1.1\r\n\r\n"), Err(HttpError::MethodNotAllowed));
+        assert_eq!(
+            parse_request(b"head / HTTP/1.1\r\n\r\n"),
+            Err(HttpError::MethodNotAllowed),
+            "methods are case-sensitive"
+        );
         assert_eq!(parse_request(b"\x00\x01garbage\r\n\r\n"), Err(HttpError::Malformed));
         assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost"), Ok(None));
         let big = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD_BYTES + 1));
         assert_eq!(parse_request(big.as_bytes()), Err(HttpError::TooLarge));
         let r = String::from_utf8(error_response(HttpError::MethodNotAllowed)).unwrap();
         assert!(r.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
-        assert!(r.contains("Allow: GET\r\n"));
+        assert!(r.contains("Allow: GET, HEAD\r\n"));
     }
 
     #[test]
