@@ -59,6 +59,10 @@ pub struct Conn {
     pub write_shut: bool,
     /// Counted in the open-connections gauge.
     pub counted_open: bool,
+    /// The peer's FIN has been read: once the queued output is written, the connection is dropped.
+    pub peer_eof: bool,
+    /// A web request still unanswered, counted in its address's share of unfinished requests.
+    pub web_pending: bool,
     /// Message rate allowance (token bucket), used when a rate limit is set.
     pub rate: RateBucket,
 }
@@ -108,6 +112,8 @@ impl Conn {
             dirty: false,
             write_shut: false,
             counted_open: false,
+            peer_eof: false,
+            web_pending: false,
             rate: RateBucket::new(now),
         }
     }

@@ -1,14 +1,23 @@
 //! A connection's queued output: shared frames plus how much of the first one is already written. Flushes
-//! with vectored writes (one `writev` for everything a loop turn produced), accounts bytes, and tells the
-//! reactor when the send-buffer limit is exceeded.
+//! with vectored writes (one `writev` for everything a loop turn produced) and accounts bytes: what is
+//! queued, and what of it counts against the send-buffer limit (the reactor judges that after each write
+//! attempt). At most a few pongs wait unstarted; past that a new one replaces the latest (RFC 6455 5.5.3
+//! allows answering only the most recent ping), so a ping flood cannot grow the queue.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
 use crate::chat::hub::Frame;
+use crate::ws::frame::{frame, OpCode};
 
 /// Most frames handed to one `writev`.
 const MAX_IOVECS: usize = 128;
+
+/// Pongs that may wait unstarted in the queue; past this a new pong replaces the latest one.
+pub const MAX_PENDING_PONGS: u8 = 16;
+
+/// First byte of an unmasked final pong frame: how the queue recognises its pongs.
+const PONG_BYTE: u8 = 0x8A;
 
 /// Queued output of one connection.
 #[derive(Debug, Default)]
@@ -18,6 +27,17 @@ pub struct Outbox {
     head_written: usize,
     /// Unsent bytes in the queue.
     queued: usize,
+    /// Bytes written since the connection opened: the stream offset of the first unsent byte.
+    written_total: u64,
+    /// Frames taken off the front since the connection opened: the absolute index of `frames[0]`.
+    popped: u64,
+    /// Absolute index of the latest queued pong.
+    pong_at: u64,
+    /// Pongs queued and not yet started.
+    pongs_waiting: u8,
+    /// Stream offsets `[start, end)` of the latest welcome (user list and history): not held against the
+    /// send-buffer limit.
+    welcome: (u64, u64),
 }
 
 /// What a flush achieved.
@@ -36,9 +56,51 @@ impl Outbox {
         self.frames.push_back(frame);
     }
 
+    /// Queues a frame of a newcomer's welcome: its bytes are not held against the send-buffer limit.
+    pub fn push_welcome(&mut self, frame: Frame) {
+        let start = self.written_total + self.queued as u64;
+        let end = start + frame.len() as u64;
+        // Consecutive welcome frames (a user list, then history) extend one range.
+        self.welcome = if self.welcome.1 == start { (self.welcome.0, end) } else { (start, end) };
+        self.push(frame);
+    }
+
+    /// Queues a pong for `payload`. While [`MAX_PENDING_PONGS`] wait unstarted, the new one replaces the
+    /// latest instead (only the most recent ping needs an answer), so pings cost bounded memory however
+    /// fast they come. Returns the change in queued bytes.
+    pub fn push_pong(&mut self, payload: &[u8]) -> isize {
+        if self.pongs_waiting >= MAX_PENDING_PONGS {
+            // The latest pong is unstarted: pongs start in order and some are waiting.
+            let i = (self.pong_at - self.popped) as usize;
+            let old = &self.frames[i];
+            // An unmasked control frame: a two-byte header, then the payload.
+            if old.get(2..) == Some(payload) {
+                return 0;
+            }
+            let new: Frame = frame(OpCode::Pong, payload).into();
+            let delta = new.len() as isize - old.len() as isize;
+            self.queued = (self.queued as isize + delta) as usize;
+            self.frames[i] = new;
+            return delta;
+        }
+        let new: Frame = frame(OpCode::Pong, payload).into();
+        let len = new.len();
+        self.pong_at = self.popped + self.frames.len() as u64;
+        self.pongs_waiting += 1;
+        self.push(new);
+        len as isize
+    }
+
     /// Unsent bytes.
     pub fn queued_bytes(&self) -> usize {
         self.queued
+    }
+
+    /// Unsent bytes held against the send-buffer limit: all but what is left of the latest welcome.
+    pub fn held_bytes(&self) -> usize {
+        let (start, end) = self.welcome;
+        let unsent_welcome = end.saturating_sub(start.max(self.written_total)) as usize;
+        self.queued.saturating_sub(unsent_welcome)
     }
 
     /// True when nothing is waiting.
@@ -46,20 +108,22 @@ impl Outbox {
         self.frames.is_empty()
     }
 
-    /// True when the first frame is partly written, so nothing may be inserted before its end.
-    pub fn is_mid_frame(&self) -> bool {
-        self.head_written > 0
-    }
-
     /// Drops every queued frame except a partly written first one (which must finish to keep the stream
-    /// well-formed); used before a last close frame to a slow consumer.
-    pub fn discard_unstarted(&mut self) {
+    /// well-formed); used before a last close frame to a slow consumer. Returns the bytes dropped.
+    pub fn discard_unstarted(&mut self) -> usize {
+        let before = self.queued;
         let keep = usize::from(self.head_written > 0);
         while self.frames.len() > keep {
             if let Some(f) = self.frames.pop_back() {
                 self.queued -= f.len();
+                if f.first() == Some(&PONG_BYTE) {
+                    self.pongs_waiting -= 1;
+                }
             }
         }
+        let end = self.written_total + self.queued as u64;
+        self.welcome = (self.welcome.0.min(end), self.welcome.1.min(end));
+        before - self.queued
     }
 
     /// Gives back the queue's memory when it is empty (for idle connections).
@@ -97,13 +161,18 @@ impl Outbox {
     /// Marks `n` bytes from the front as written.
     fn consume(&mut self, mut n: usize) {
         self.queued -= n;
+        self.written_total += n as u64;
         while n > 0 {
             let Some(front) = self.frames.front() else { break };
+            if self.head_written == 0 && front.first() == Some(&PONG_BYTE) {
+                self.pongs_waiting -= 1; // This pong starts to go out now.
+            }
             let left = front.len() - self.head_written;
             if n >= left {
                 n -= left;
                 self.head_written = 0;
                 self.frames.pop_front();
+                self.popped += 1;
             } else {
                 self.head_written += n;
                 n = 0;
@@ -176,7 +245,7 @@ mod tests {
         o.push(frame(b"world"));
         let mut w = Trickle { got: vec![], per_call: 4, total: 8, calls: 0 };
         assert_eq!(o.flush(&mut w).unwrap(), Flushed { written: 8, drained: false });
-        assert!(o.is_mid_frame());
+        assert_eq!(o.head_written, 2);
         assert_eq!(o.queued_bytes(), 3);
         w.total = 100;
         assert_eq!(o.flush(&mut w).unwrap(), Flushed { written: 3, drained: true });
@@ -202,6 +271,60 @@ mod tests {
         o.discard_unstarted();
         assert!(o.is_empty());
         assert_eq!(o.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn a_ping_flood_keeps_a_bounded_number_of_pongs() {
+        let mut o = Outbox::default();
+        o.push(frame(b"data"));
+        for i in 0..MAX_PENDING_PONGS {
+            assert_eq!(o.push_pong(&[i]), 3);
+        }
+        assert_eq!(o.push_pong(b"bb"), 1, "past the cap a newer payload replaces the latest pong");
+        assert_eq!(o.push_pong(b"bb"), 0, "the same payload again costs nothing");
+        for _ in 0..10_000 {
+            o.push_pong(b"zz");
+        }
+        assert_eq!(o.frames.len(), 1 + MAX_PENDING_PONGS as usize);
+        assert_eq!(o.queued_bytes(), 4 + 3 * (MAX_PENDING_PONGS as usize - 1) + 4);
+        // Once the first pong has started to go out, one more may wait.
+        let mut w = Trickle { got: vec![], per_call: 5, total: 5, calls: 0 };
+        o.flush(&mut w).unwrap();
+        assert_eq!(o.pongs_waiting, MAX_PENDING_PONGS - 1);
+        assert_eq!(o.push_pong(b"c"), 3);
+        assert_eq!(o.push_pong(b"d"), 0);
+        w.total = 1000;
+        o.flush(&mut w).unwrap();
+        assert!(w.got.ends_with(b"\x8a\x02zz\x8a\x01d"), "{:?}", w.got);
+        assert_eq!(o.pongs_waiting, 0);
+        // Discarding forgets the pongs it drops.
+        o.push_pong(b"e");
+        o.discard_unstarted();
+        assert_eq!(o.pongs_waiting, 0);
+        assert!(o.is_empty());
+    }
+
+    #[test]
+    fn the_welcome_is_not_held_against_the_limit() {
+        let mut o = Outbox::default();
+        o.push(frame(b"0123"));
+        o.push_welcome(frame(b"userlist"));
+        o.push_welcome(frame(b"history"));
+        o.push(frame(b"login"));
+        assert_eq!(o.queued_bytes(), 24);
+        assert_eq!(o.held_bytes(), 9);
+        let mut w = Trickle { got: vec![], per_call: 6, total: 6, calls: 0 };
+        o.flush(&mut w).unwrap();
+        assert_eq!((o.queued_bytes(), o.held_bytes()), (18, 5));
+        w.total = 23;
+        o.flush(&mut w).unwrap();
+        assert_eq!((o.queued_bytes(), o.held_bytes()), (1, 1));
+        // Discarding the queue clips the welcome to what is left.
+        let mut o = Outbox::default();
+        o.push_welcome(frame(b"userlist"));
+        o.discard_unstarted();
+        o.push(frame(b"abc"));
+        assert_eq!(o.held_bytes(), 3);
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! (`ws`, `chat`, `http`), applies what the core decides, flushes every touched connection once per loop
 //! turn, and runs the shutdown sequence.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -34,7 +35,9 @@ const SIGNALS: Token = Token(usize::MAX - 3);
 /// Size of the shared read buffer every socket is read into.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Reads per readiness event before other connections get their turn (the rest is read next turn).
+/// Reads per readiness event before other connections get their turn (the rest is read next turn). A turn
+/// also reads no more than `--send-buffer-limit` from one connection, so that one sender cannot produce
+/// more for a reader in one turn than the reader may hold unsent.
 const READS_PER_TURN: usize = 16;
 
 /// How long a closing connection may linger waiting for the peer to close.
@@ -49,8 +52,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long the shutdown sequence waits for goodbyes to be written.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
-/// Connections beyond `--max-connections` kept for handshakes in flight and web requests; past this the
-/// reactor accepts and immediately closes, so file descriptors stay bounded.
+/// Sockets on the WebSocket port beyond `--max-connections`, for handshakes in flight; past this the reactor
+/// answers 503 at accept and closes, so file descriptors stay bounded. The web port has its own budget
+/// (`--max-web-connections`), so neither port can take the other's sockets.
 const EXTRA_SOCKETS: usize = 1024;
 
 /// Logging target of `--trace-frames`.
@@ -131,6 +135,11 @@ pub struct Reactor {
     spare_fd: Option<std::fs::File>,
     last_accept_warning: Option<Instant>,
     shutdown_deadline: Option<Instant>,
+    /// Sockets held per port, each against its own budget.
+    ws_sockets: usize,
+    web_sockets: usize,
+    /// Unanswered web requests per client address.
+    web_pending: HashMap<IpAddr, u32>,
 }
 
 impl Reactor {
@@ -176,6 +185,9 @@ impl Reactor {
             spare_fd: std::fs::File::open("/dev/null").ok(),
             last_accept_warning: None,
             shutdown_deadline: None,
+            ws_sockets: 0,
+            web_sockets: 0,
+            web_pending: HashMap::new(),
         })
     }
 
@@ -224,6 +236,7 @@ impl Reactor {
             self.expire_timers();
             self.process_leaving();
             self.flush_dirty();
+            self.enforce_output_budget();
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || self.now >= deadline {
                     info!("stopped: {} connection(s) still open at exit", self.conns.len());
@@ -333,11 +346,28 @@ impl Reactor {
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, kind: Kind) {
         self.metrics.accepted_total += 1;
-        if self.conns.len() >= self.cfg.max_connections + EXTRA_SOCKETS {
-            debug!("{peer}: refused at accept, {} sockets open", self.conns.len());
-            self.metrics.handshake_rejections_total += 1;
-            refuse_at_accept(stream, &mut self.scratch);
-            return;
+        match kind {
+            Kind::WebSocket if self.ws_sockets >= self.cfg.max_connections + EXTRA_SOCKETS => {
+                debug!("{peer}: refused at accept, {} WebSocket-port sockets open", self.ws_sockets);
+                self.metrics.handshake_rejections_total += 1;
+                refuse_at_accept(stream, &mut self.scratch);
+                return;
+            }
+            Kind::Http if self.web_sockets >= self.cfg.max_web_connections => {
+                debug!("{peer}: refused at accept, {} web-port sockets open", self.web_sockets);
+                self.metrics.web_rejections_total += 1;
+                refuse_at_accept(stream, &mut self.scratch);
+                return;
+            }
+            Kind::Http
+                if self.web_pending.get(&peer.ip()).is_some_and(|&n| n as usize >= self.cfg.max_web_pending_per_ip) =>
+            {
+                debug!("{peer}: refused at accept, too many unfinished web requests from this address");
+                self.metrics.web_rejections_total += 1;
+                refuse_at_accept(stream, &mut self.scratch);
+                return;
+            }
+            _ => {}
         }
         let entry = self.conns.vacant_entry();
         let k = entry.key();
@@ -347,7 +377,15 @@ impl Reactor {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        entry.insert(Conn::new(stream, peer, kind, serial, self.now, self.cfg.max_message_bytes));
+        let conn = entry.insert(Conn::new(stream, peer, kind, serial, self.now, self.cfg.max_message_bytes));
+        match kind {
+            Kind::WebSocket => self.ws_sockets += 1,
+            Kind::Http => {
+                self.web_sockets += 1;
+                conn.web_pending = true;
+                *self.web_pending.entry(peer.ip()).or_insert(0) += 1;
+            }
+        }
         let timeout = match kind {
             Kind::WebSocket => self.cfg.handshake_timeout,
             Kind::Http => HTTP_REQUEST_TIMEOUT,
@@ -361,13 +399,14 @@ impl Reactor {
     /// Reads what the socket holds. A short read means the kernel buffer was empty at that moment, so new
     /// data will raise a new edge: unless `to_eof`, stop there and save the `WouldBlock` read.
     fn on_readable(&mut self, k: usize, to_eof: bool) {
-        for _ in 0..READS_PER_TURN {
+        let reads = (self.cfg.send_buffer_limit / READ_CHUNK).clamp(1, READS_PER_TURN);
+        for _ in 0..reads {
             let Some(conn) = self.conns.get_mut(k) else { return };
             let phase = conn.phase;
             match conn.stream.read(&mut self.scratch) {
                 Ok(0) => {
                     debug!("{}: peer closed the connection", conn.peer);
-                    self.remove(k);
+                    self.on_eof(k);
                     return;
                 }
                 Ok(n) => {
@@ -391,6 +430,36 @@ impl Reactor {
             }
         }
         self.read_again.push(k);
+    }
+
+    /// The peer sent its FIN: a half-close. What its last bytes produced (a 101, a user list, a close echo,
+    /// a web answer) is still written; then the connection is dropped.
+    fn on_eof(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        conn.peer_eof = true;
+        if conn.phase == Phase::Open {
+            // What the room broadcast this turn (the peer's own say or login among it) is written first.
+            let mut effects = std::mem::take(&mut self.effects);
+            self.hub.seal_room_of(k, &mut effects);
+            self.apply(&mut effects);
+            self.effects = effects;
+        }
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.outbox.is_empty() || conn.phase == Phase::Handshake {
+            self.remove(k);
+            return;
+        }
+        if conn.phase == Phase::Open {
+            // No close frame: the peer never sent one, and it will not answer ours.
+            if conn.counted_open {
+                conn.counted_open = false;
+                self.metrics.connections -= 1;
+            }
+            conn.phase = Phase::Closing;
+            self.leaving.push(k);
+            self.arm_timer(k, self.now + LINGER);
+        }
+        self.mark_dirty(k);
     }
 
     /// Bytes of a request head (WebSocket upgrade or web request) arrived in `scratch[..n]`.
@@ -445,6 +514,7 @@ impl Reactor {
                     error_response(503, "Retry-After: 1\r\n", "too many connections\n")
                 } else {
                     conn.outbox.push(Rc::from(handshake::switching_protocols(&req.key)));
+                    self.metrics.output_queued_bytes += conn.outbox.queued_bytes() as u64;
                     conn.phase = Phase::Open;
                     conn.counted_open = true;
                     self.metrics.connections += 1;
@@ -554,11 +624,11 @@ impl Reactor {
         match msg {
             Message::Text(text) if self.cfg.echo => {
                 self.metrics.messages_in_total += 1;
-                self.deliver(k, Rc::from(frame(OpCode::Text, text.as_bytes())), 1);
+                self.deliver(k, Rc::from(frame(OpCode::Text, text.as_bytes())), 1, false);
             }
             Message::Binary(data) if self.cfg.echo => {
                 self.metrics.messages_in_total += 1;
-                self.deliver(k, Rc::from(frame(OpCode::Binary, data)), 1);
+                self.deliver(k, Rc::from(frame(OpCode::Binary, data)), 1, false);
             }
             Message::Text(text) => {
                 self.metrics.messages_in_total += 1;
@@ -566,6 +636,7 @@ impl Reactor {
                     let (limit, now) = (self.cfg.max_messages_per_sec, self.now);
                     if let Some(conn) = self.conns.get_mut(k) {
                         if !conn.rate.try_take(limit, now) {
+                            self.metrics.rate_limited_total += 1;
                             let mut effects = std::mem::take(&mut self.effects);
                             self.hub.error(k, ErrorCode::RateLimited, &mut effects);
                             self.apply(&mut effects);
@@ -588,7 +659,17 @@ impl Reactor {
                 self.metrics.protocol_errors_total += 1;
                 self.close(k, close_code::UNSUPPORTED_DATA, "binary messages are not part of the chat protocol");
             }
-            Message::Ping(payload) => self.send_control(k, OpCode::Pong, payload),
+            Message::Ping(payload) => {
+                // Pings count toward the message rate limit when one is set; one past it gets no pong.
+                if self.cfg.max_messages_per_sec > 0 {
+                    let (limit, now) = (self.cfg.max_messages_per_sec, self.now);
+                    if self.conns.get_mut(k).is_some_and(|c| !c.rate.try_take(limit, now)) {
+                        self.metrics.rate_limited_total += 1;
+                        return;
+                    }
+                }
+                self.send_control(k, OpCode::Pong, payload)
+            }
             Message::Pong(_) => {}
             Message::Close(code) => {
                 let code = code.map_or(close_code::NORMAL, |(c, _)| c);
@@ -603,7 +684,7 @@ impl Reactor {
     /// Queues every frame the hub addressed.
     fn apply(&mut self, effects: &mut Effects) {
         for d in effects.sends.drain(..) {
-            self.deliver(d.conn, d.bytes, d.messages);
+            self.deliver(d.conn, d.bytes, d.messages, d.welcome);
         }
     }
 
@@ -631,8 +712,9 @@ impl Reactor {
         }
     }
 
-    /// Queues data frames (`messages` of them) for an open connection, enforcing the send-buffer limit.
-    fn deliver(&mut self, k: ConnId, frame: Frame, messages: u32) {
+    /// Queues data frames (`messages` of them) for an open connection. The send-buffer limit is judged
+    /// after the next write attempt, on what stays unsent ([`Reactor::flush`]).
+    fn deliver(&mut self, k: ConnId, frame: Frame, messages: u32, welcome: bool) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         if conn.phase != Phase::Open {
             return;
@@ -641,24 +723,86 @@ impl Reactor {
         if self.cfg.trace_frames {
             trace_out(conn.peer, k, &frame);
         }
-        conn.outbox.push(frame);
-        if conn.outbox.queued_bytes() > self.cfg.send_buffer_limit {
-            self.metrics.slow_consumer_disconnects_total += 1;
-            info!("{}: slow consumer: more than {} bytes unsent; disconnecting", conn.peer, self.cfg.send_buffer_limit);
-            conn.outbox.discard_unstarted();
-            self.close(k, close_code::POLICY_VIOLATION, "send buffer limit exceeded");
-            return;
+        self.metrics.output_queued_bytes += frame.len() as u64;
+        if welcome {
+            conn.outbox.push_welcome(frame);
+        } else {
+            conn.outbox.push(frame);
         }
         self.mark_dirty(k);
     }
 
+    /// Queues a ping, or the pong for a ping's payload (replacing a pong still waiting to go out).
     fn send_control(&mut self, k: usize, op: OpCode, payload: &[u8]) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         if conn.phase != Phase::Open {
             return;
         }
-        conn.outbox.push(Rc::from(frame(op, payload)));
+        if op == OpCode::Pong {
+            let delta = conn.outbox.push_pong(payload);
+            self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_add_signed(delta as i64);
+        } else {
+            let f: Frame = Rc::from(frame(op, payload));
+            self.metrics.output_queued_bytes += f.len() as u64;
+            conn.outbox.push(f);
+        }
         self.mark_dirty(k);
+    }
+
+    /// Cuts a client whose unsent output stayed over `--send-buffer-limit` after a write attempt (its
+    /// welcome excepted): its queue is dropped and it gets close 1008.
+    fn cut_slow_consumer(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        self.metrics.slow_consumer_disconnects_total += 1;
+        info!(
+            "{}: slow consumer: {} bytes unsent after a write, limit {}; disconnecting",
+            conn.peer,
+            conn.outbox.held_bytes(),
+            self.cfg.send_buffer_limit
+        );
+        self.discard_output(k);
+        self.close(k, close_code::POLICY_VIOLATION, "send buffer limit exceeded");
+    }
+
+    /// Drops what a connection has queued and not started to write.
+    fn discard_output(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let dropped = conn.outbox.discard_unstarted();
+        self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(dropped as u64);
+    }
+
+    /// When the output queued for all clients together passes `--max-output-bytes`, cuts the clients with
+    /// the largest backlogs first until it is back under the budget.
+    fn enforce_output_budget(&mut self) {
+        let budget = self.cfg.max_output_bytes as u64;
+        if self.metrics.output_queued_bytes <= budget {
+            return;
+        }
+        let mut backlogs: Vec<(usize, usize)> =
+            self.conns.iter().filter(|(_, c)| !c.outbox.is_empty()).map(|(k, c)| (c.outbox.queued_bytes(), k)).collect();
+        backlogs.sort_unstable_by(|a, b| b.cmp(a));
+        warn!(
+            "output budget exceeded: {} bytes queued, budget {budget}; cutting the largest backlogs",
+            self.metrics.output_queued_bytes
+        );
+        for (_, k) in backlogs {
+            if self.metrics.output_queued_bytes <= budget {
+                break;
+            }
+            self.metrics.output_budget_disconnects_total += 1;
+            let open = self.conns.get(k).is_some_and(|c| c.phase == Phase::Open);
+            if open {
+                if let Some(conn) = self.conns.get(k) {
+                    debug!("{}: cut at the output budget with {} bytes queued", conn.peer, conn.outbox.queued_bytes());
+                }
+                self.discard_output(k);
+                self.close(k, close_code::POLICY_VIOLATION, "server output budget exceeded");
+            } else {
+                self.remove(k);
+            }
+        }
+        // The cuts' logouts and close frames are small; write them now.
+        self.flush_dirty();
     }
 
     // ----- closing -----
@@ -682,7 +826,7 @@ impl Reactor {
         while !reason.is_char_boundary(end) {
             end -= 1;
         }
-        let close = Rc::from(frame(OpCode::Close, &close_payload(code, &reason[..end])));
+        let close: Frame = Rc::from(frame(OpCode::Close, &close_payload(code, &reason[..end])));
         if self.cfg.trace_frames {
             trace_out(conn.peer, k, &close);
         }
@@ -697,7 +841,11 @@ impl Reactor {
             conn.counted_open = false;
             self.metrics.connections -= 1;
         }
+        if std::mem::take(&mut conn.web_pending) {
+            release_pending(&mut self.web_pending, conn.peer.ip());
+        }
         conn.phase = Phase::Closing;
+        self.metrics.output_queued_bytes += last.len() as u64;
         conn.outbox.push(last);
         self.mark_dirty(k);
         self.arm_timer(k, self.now + LINGER);
@@ -719,6 +867,15 @@ impl Reactor {
         let mut conn = self.conns.remove(k);
         if conn.counted_open {
             self.metrics.connections -= 1;
+        }
+        self.metrics.output_queued_bytes =
+            self.metrics.output_queued_bytes.saturating_sub(conn.outbox.queued_bytes() as u64);
+        match conn.kind {
+            Kind::WebSocket => self.ws_sockets -= 1,
+            Kind::Http => self.web_sockets -= 1,
+        }
+        if conn.web_pending {
+            release_pending(&mut self.web_pending, conn.peer.ip());
         }
         if let Err(e) = self.poll.registry().deregister(&mut conn.stream) {
             debug!("{}: deregister failed: {e}", conn.peer);
@@ -761,8 +918,13 @@ impl Reactor {
         }
         match conn.outbox.flush(&mut conn.stream) {
             Ok(done) => {
+                self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(done.written as u64);
                 if conn.kind == Kind::WebSocket {
                     self.metrics.bytes_out_total += done.written as u64;
+                }
+                if conn.phase == Phase::Open && conn.outbox.held_bytes() > self.cfg.send_buffer_limit {
+                    self.cut_slow_consumer(k);
+                    return;
                 }
                 if done.drained && conn.phase == Phase::Closing && !conn.write_shut {
                     conn.write_shut = true;
@@ -771,7 +933,12 @@ impl Reactor {
                     if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
                         debug!("{}: shutdown failed: {e}", conn.peer);
                         self.remove(k);
+                        return;
                     }
+                }
+                if done.drained && conn.peer_eof {
+                    // Both sides are done: the peer closed first and everything it was owed is written.
+                    self.remove(k);
                 }
             }
             Err(e) => {
@@ -920,6 +1087,16 @@ fn refuse_at_accept(mut stream: TcpStream, scratch: &mut [u8]) {
     let _ = stream.write(&answer);
     let _ = stream.read(scratch);
     let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Counts one unfinished web request from `ip` as answered or gone.
+fn release_pending(pending: &mut HashMap<IpAddr, u32>, ip: IpAddr) {
+    if let Some(n) = pending.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            pending.remove(&ip);
+        }
+    }
 }
 
 /// Whether a handshake's Origin passes the allow-list; no list allows all, no Origin (not a browser) passes.
