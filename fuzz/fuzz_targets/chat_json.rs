@@ -1,15 +1,18 @@
 //! The chat protocol on arbitrary text: the JSON parser and the hub's handling of what it accepts.
 //!
 //! Input layout: lines; each line's first byte picks the connection (0 to 3) and an action, the rest is
-//! the text that connection sends. Checked: no panic; every frame the hub emits is one final, unmasked
-//! text frame holding a JSON object with a known `type`; errors carry a known code; uids are unique and
-//! positive; users never outnumber connections; leaving always empties the hub.
+//! the text that connection sends. The first byte also picks the limits (history per room and budget, room
+//! cap, join burst); each line advances the hub's clock by 300 ms. Checked: no panic; every frame the hub
+//! emits is one final, unmasked text frame holding a JSON object with a known `type`; errors carry a known
+//! code; uids are unique and positive; users never outnumber connections; history stays within its budget;
+//! leaving always empties the hub.
 #![no_main]
 
 use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use wschat::chat::hub::{Effects, Hub};
+use wschat::chat::hub::{Effects, Hub, HubLimits};
 use wschat::chat::protocol::parse_client_message;
 use wschat::ws::frame::{FrameHeader, OpCode};
 
@@ -70,6 +73,8 @@ fn check_frame(conn: usize, conns: usize, frame: &[u8], uids: &mut HashMap<u64, 
                         | "already_logged_in"
                         | "no_such_user"
                         | "empty_content"
+                        | "rate_limited"
+                        | "room_full"
                 ));
             }
             other => panic!("unexpected type {other:?}"),
@@ -79,15 +84,31 @@ fn check_frame(conn: usize, conns: usize, frame: &[u8], uids: &mut HashMap<u64, 
 
 fuzz_target!(|data: &[u8]| {
     const CONNS: usize = 4;
-    let history = data.first().map_or(0, |b| usize::from(b & 3));
-    let mut hub = Hub::new(history);
+    let first = data.first().copied().unwrap_or(0);
+    let limits = HubLimits {
+        history: usize::from(first & 3),
+        // A budget of a few small frames, so eviction across rooms happens often.
+        history_budget: if first & 0x40 != 0 { 300 } else { usize::MAX },
+        max_room_users: match (first >> 2) & 3 {
+            0 => usize::MAX,
+            n => usize::from(n),
+        },
+        join_burst: u32::from((first >> 4) & 3),
+    };
+    let mut hub = Hub::with_limits(limits);
+    let start = Instant::now();
+    let mut clock = start;
     let mut effects = Effects::default();
     let mut uids = HashMap::new();
     for line in data.split(|&b| b == b'\n') {
+        clock += Duration::from_millis(300);
+        hub.set_now(clock);
         let Some((&ctl, text)) = line.split_first() else { continue };
         let conn = usize::from(ctl) % CONNS;
         if ctl & 0x80 != 0 {
+            // The connection ends; a new one gets its id.
             hub.leave(conn, TIME, &mut effects);
+            hub.disconnect(conn);
         } else {
             let text = String::from_utf8_lossy(text);
             match parse_client_message(&text) {
@@ -103,11 +124,14 @@ fuzz_target!(|data: &[u8]| {
         assert!(hub.user_count() <= CONNS);
         let live: HashSet<u64> = (0..CONNS).filter_map(|c| hub.uid_of(c)).collect();
         assert_eq!(live.len(), hub.user_count(), "two connections share a uid");
+        assert!(hub.stats().history_bytes <= limits.history_budget as u64, "history over its budget");
     }
     for conn in 0..CONNS {
         hub.leave(conn, TIME, &mut effects);
+        hub.disconnect(conn);
         hub.seal(&mut effects);
         check_frames(&mut effects, CONNS, &mut uids);
     }
     assert_eq!(hub.user_count(), 0);
+    assert_eq!(hub.stats().history_bytes, 0, "history goes with its rooms");
 });

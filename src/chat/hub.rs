@@ -5,10 +5,18 @@
 //! turn however many messages the room saw. Anything addressed to one connection, and any change of a room's
 //! members, first seals that room's batch, so every connection still sees its frames in the order they were
 //! made.
+//!
+//! Limits against memory and amplification (all sans-IO: the reactor passes the time in with
+//! [`Hub::set_now`]): history is bounded per room (`--history`) and over all rooms together
+//! (`--history-budget`, the globally oldest messages go first); a room holds at most `--max-room-users`
+//! users; a connection may log in `--join-burst` times in a row, then once a second. A room keeps its user
+//! list encoded, entry by entry in login order, so a newcomer's `user_list` frame is a copy of bytes, not
+//! one JSON encode per member.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use super::protocol::{
     error_json, ClientMessage, ErrorCode, Recipient, ServerMessage, ToUidOut, UserEntry, MAX_NAME_CHARS,
@@ -71,11 +79,86 @@ struct User {
     room: Rc<str>,
 }
 
-/// A room: its members in login order, its recent messages and this turn's open batch of broadcasts.
+/// What a hub enforces. [`HubLimits::unlimited`] is the old behaviour (only the per-room history count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubLimits {
+    /// Messages of history kept per room (`--history`); 0 keeps none.
+    pub history: usize,
+    /// Bytes of history kept over all rooms together (`--history-budget`); past it the globally oldest
+    /// messages are dropped first.
+    pub history_budget: usize,
+    /// Users allowed in one room (`--max-room-users`); further logins get error `room_full`.
+    pub max_room_users: usize,
+    /// Logins a connection may make in a row (`--join-burst`), refilled at one a second; 0: no limit.
+    /// Further logins get error `rate_limited`.
+    pub join_burst: u32,
+}
+
+impl HubLimits {
+    /// `history` messages per room and no other limit.
+    pub fn unlimited(history: usize) -> HubLimits {
+        HubLimits { history, history_budget: usize::MAX, max_room_users: usize::MAX, join_burst: 0 }
+    }
+}
+
+impl From<&crate::config::Config> for HubLimits {
+    fn from(cfg: &crate::config::Config) -> HubLimits {
+        HubLimits {
+            history: cfg.history,
+            history_budget: cfg.history_budget,
+            max_room_users: cfg.max_room_users,
+            join_burst: cfg.join_burst,
+        }
+    }
+}
+
+/// The hub's figures for /metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Bytes of history held over all rooms (the frames' sizes): `wschat_history_bytes`.
+    pub history_bytes: u64,
+    /// History messages dropped to stay within the budget: `wschat_history_evicted_total`.
+    pub history_evicted_total: u64,
+    /// Logins refused because the room was full: `wschat_room_full_total`.
+    pub room_full_total: u64,
+    /// Logins refused by the join burst (add the reactor's own refusals for `wschat_rate_limited_total`).
+    pub rate_limited_total: u64,
+}
+
+/// A member slot whose user has left; slots are removed, with their user-list bytes, by [`Room::tidy`].
+const GONE: ConnId = ConnId::MAX;
+
+/// One member of a room, in login order.
+#[derive(Debug, Clone, Copy)]
+struct Member {
+    /// The connection, or [`GONE`].
+    conn: ConnId,
+    /// Bytes of the member's entry in [`Room::list`], its trailing comma included.
+    entry: u32,
+}
+
+/// The bytes of a `user_list` message before the entries.
+const LIST_PREFIX: &[u8] = br#"{"type":"user_list","user_list":["#;
+/// The bytes of a `user_list` message after the entries.
+const LIST_SUFFIX: &[u8] = b"]}";
+
+/// A room: its members in login order with their user list, its recent messages and this turn's open batch
+/// of broadcasts.
 #[derive(Debug, Default)]
 struct Room {
-    members: Vec<ConnId>,
+    /// Tells this room from an earlier room of the same name (for the global history queue).
+    id: u64,
+    /// Members in login order, with slots of those who left since the last tidy.
+    members: Vec<Member>,
+    /// Members present.
+    live: usize,
+    /// Slots in `members` marked [`GONE`].
+    gone: usize,
+    /// Every slot's user-list entry (`{"uid":U,"name":N}`) followed by a comma, in slot order.
+    list: Vec<u8>,
     history: VecDeque<Frame>,
+    /// The sequence number of `history[0]`; each message kept gets the next one.
+    history_seq: u64,
     /// Frames broadcast to every member since the batch was last sealed.
     batch: Vec<u8>,
     /// How many messages `batch` holds.
@@ -91,9 +174,16 @@ impl Room {
             return;
         }
         let bytes: Frame = Rc::from(&self.batch[..]);
-        out.sends.reserve(self.members.len());
-        for &conn in &self.members {
-            out.sends.push(Delivery { conn, bytes: bytes.clone(), messages: self.batch_messages, welcome: false });
+        out.sends.reserve(self.live);
+        for m in &self.members {
+            if m.conn != GONE {
+                out.sends.push(Delivery {
+                    conn: m.conn,
+                    bytes: bytes.clone(),
+                    messages: self.batch_messages,
+                    welcome: false,
+                });
+            }
         }
         self.batch.clear();
         if self.batch.capacity() > MAX_BATCH_BYTES * 2 {
@@ -112,20 +202,146 @@ impl Room {
         self.batch_messages += 1;
         !std::mem::replace(&mut self.listed, true)
     }
+
+    /// Adds a member at the end, with its user-list entry.
+    fn join(&mut self, conn: ConnId, uid: u64, name: &str) {
+        let start = self.list.len();
+        // The same serializer as `ServerMessage::UserList`, so the bytes are the ones a full encode makes.
+        if serde_json::to_writer(&mut self.list, &UserEntry { uid, name }).is_err() {
+            self.list.truncate(start);
+        }
+        self.list.push(b',');
+        let entry = u32::try_from(self.list.len() - start).unwrap_or(u32::MAX);
+        self.members.push(Member { conn, entry });
+        self.live += 1;
+    }
+
+    /// Marks `conn`'s slot as gone; its bytes stay until the next tidy (at the next user list, or when gone
+    /// slots outnumber the members), so a wave of departures costs one compaction, not one each.
+    fn part(&mut self, conn: ConnId) {
+        let Some(m) = self.members.iter_mut().find(|m| m.conn == conn) else { return };
+        m.conn = GONE;
+        self.gone += 1;
+        self.live -= 1;
+        if self.gone > self.live.max(32) {
+            self.tidy();
+        }
+    }
+
+    /// Drops the slots and user-list entries of members who left, moving the rest down in one pass.
+    fn tidy(&mut self) {
+        if self.gone == 0 {
+            return;
+        }
+        let (mut read, mut write, mut kept) = (0, 0, 0);
+        for i in 0..self.members.len() {
+            let m = self.members[i];
+            let len = m.entry as usize;
+            if m.conn != GONE {
+                if read != write {
+                    self.list.copy_within(read..read + len, write);
+                }
+                write += len;
+                self.members[kept] = m;
+                kept += 1;
+            }
+            read += len;
+        }
+        self.members.truncate(kept);
+        self.list.truncate(write);
+        self.gone = 0;
+        if self.list.capacity() > 2 * self.list.len() + 4096 {
+            self.list.shrink_to(self.list.len() + self.list.len() / 2);
+        }
+        if self.members.capacity() > 2 * self.members.len() + 64 {
+            self.members.shrink_to(self.members.len() + self.members.len() / 2);
+        }
+    }
+
+    #[cfg(test)]
+    fn clone_user_list_for_test(&self) -> Vec<u8> {
+        let mut probe = Room {
+            list: self.list.clone(),
+            members: self.members.clone(),
+            gone: self.gone,
+            live: self.live,
+            ..Room::default()
+        };
+        probe.user_list_frame().to_vec()
+    }
+
+    /// The `user_list` frame of the members in login order: the room's entry bytes between a prefix and a
+    /// suffix, copied once into the frame.
+    fn user_list_frame(&mut self) -> Frame {
+        self.tidy();
+        let entries = &self.list[..self.list.len().saturating_sub(1)];
+        frame_of_parts(&[LIST_PREFIX, entries, LIST_SUFFIX])
+    }
+}
+
+/// A message kept in some room's history, in the order of the global history queue.
+#[derive(Debug)]
+struct Kept {
+    room: Rc<str>,
+    /// [`Room::id`]: a room dropped and made again under the same name is another room.
+    room_id: u64,
+    /// The message's sequence number in its room.
+    seq: u64,
+}
+
+/// A connection's allowance of logins: `--join-burst` in a row, then one a second.
+#[derive(Debug, Clone, Copy)]
+struct JoinBucket {
+    tokens: u32,
+    /// When the tokens were last counted; a whole second since adds one.
+    since: Option<Instant>,
+}
+
+impl JoinBucket {
+    /// Adds the tokens earned up to `now`; a full bucket earns nothing, so a burst is followed by a wait of
+    /// one second per login.
+    fn refill(&mut self, burst: u32, now: Option<Instant>) {
+        let (Some(now), Some(since)) = (now, self.since) else {
+            self.since = self.since.or(now);
+            return;
+        };
+        if self.tokens >= burst {
+            self.since = Some(now);
+            return;
+        }
+        let secs = now.saturating_duration_since(since).as_secs();
+        if secs > 0 {
+            self.tokens = u32::try_from(u64::from(self.tokens) + secs).unwrap_or(u32::MAX).min(burst);
+            self.since = Some(if self.tokens >= burst { now } else { since + Duration::from_secs(secs) });
+        }
+    }
 }
 
 /// Users and rooms of one daemon.
 #[derive(Debug)]
 pub struct Hub {
     next_uid: u64,
-    history_limit: usize,
+    limits: HubLimits,
     users: HashMap<ConnId, User>,
     by_uid: HashMap<u64, ConnId>,
     rooms: HashMap<Rc<str>, Room>,
+    next_room_id: u64,
     /// Rooms with an open batch, to seal at the end of the turn.
     batched_rooms: Vec<Rc<str>>,
     /// Reused for JSON encoding, so a broadcast allocates nothing until its batch is sealed.
     scratch: Vec<u8>,
+    /// Every message kept in any room's history, oldest first, plus ones already dropped (by the per-room
+    /// count, or with their room), which are skipped and now and then swept out.
+    kept: VecDeque<Kept>,
+    /// Messages in all rooms' histories.
+    history_messages: usize,
+    stats: HubStats,
+    /// Join allowances of connections that logged in recently; a full bucket is the same as none.
+    joins: HashMap<ConnId, JoinBucket>,
+    /// The time the reactor last gave; `None` until it gives one.
+    now: Option<Instant>,
+    /// When full join buckets are next swept out.
+    next_join_sweep: Option<Instant>,
 }
 
 /// Appends `json` as one unmasked text frame.
@@ -144,6 +360,23 @@ pub fn text_frame(json: &[u8]) -> Frame {
     Rc::from(bytes)
 }
 
+/// Encodes the concatenation of `parts` as one unmasked text frame, copying each byte once.
+fn frame_of_parts(parts: &[&[u8]]) -> Frame {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = encode_header(&mut head, true, OpCode::Text, None, len);
+    let mut frame = Rc::<[u8]>::new_uninit_slice(n + len);
+    let dst = Rc::get_mut(&mut frame).expect("a new Rc has no other owner");
+    let mut at = 0;
+    for part in std::iter::once(&head[..n]).chain(parts.iter().copied()) {
+        dst[at..at + part.len()].write_copy_of_slice(part);
+        at += part.len();
+    }
+    assert_eq!(at, dst.len());
+    // SAFETY: the parts were written back to back from the start, and the assert shows they filled it.
+    unsafe { frame.assume_init() }
+}
+
 /// A nickname after trimming, if it is acceptable.
 pub fn valid_name(name: &str) -> Option<&str> {
     let name = name.trim();
@@ -156,17 +389,65 @@ pub fn valid_name(name: &str) -> Option<&str> {
 }
 
 impl Hub {
-    /// An empty hub that keeps the last `history_limit` messages of each room.
+    /// An empty hub that keeps the last `history_limit` messages of each room, with no other limit.
     pub fn new(history_limit: usize) -> Hub {
+        Hub::with_limits(HubLimits::unlimited(history_limit))
+    }
+
+    /// An empty hub enforcing `limits`.
+    pub fn with_limits(limits: HubLimits) -> Hub {
         Hub {
             next_uid: 1,
-            history_limit,
+            limits,
             users: HashMap::new(),
             by_uid: HashMap::new(),
             rooms: HashMap::new(),
+            next_room_id: 1,
             batched_rooms: Vec::new(),
             scratch: Vec::with_capacity(512),
+            kept: VecDeque::new(),
+            history_messages: 0,
+            stats: HubStats::default(),
+            joins: HashMap::new(),
+            now: None,
+            next_join_sweep: None,
         }
+    }
+
+    /// The limits this hub enforces.
+    pub fn limits(&self) -> HubLimits {
+        self.limits
+    }
+
+    /// Sets the current time, for the join allowances. The reactor calls this once per loop turn; the hub
+    /// never reads a clock. Until it is called, no time passes.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = Some(now);
+        if self.limits.join_burst == 0 {
+            return;
+        }
+        // Once a second, forget the allowances that have filled up again: a full bucket is the same as none,
+        // so an idle connection costs nothing here.
+        if self.next_join_sweep.is_none_or(|t| now >= t) {
+            let (burst, now_opt) = (self.limits.join_burst, self.now);
+            self.joins.retain(|_, b| {
+                b.refill(burst, now_opt);
+                b.tokens < burst
+            });
+            self.next_join_sweep = Some(now + Duration::from_secs(1));
+        }
+    }
+
+    /// Forgets everything kept about `conn` (its join allowance). Call when the connection ends, after
+    /// [`Hub::leave`], before its id can be given to another connection.
+    pub fn disconnect(&mut self, conn: ConnId) {
+        debug_assert!(!self.users.contains_key(&conn), "disconnect before leave");
+        self.joins.remove(&conn);
+    }
+
+    /// The hub's figures for /metrics.
+    pub fn stats(&self) -> HubStats {
+        self.stats
     }
 
     /// How many users are logged in.
@@ -243,36 +524,99 @@ impl Hub {
             return Err(ErrorCode::AlreadyLoggedIn);
         }
         let name = valid_name(name).ok_or(ErrorCode::BadName)?;
-        let uid = self.next_uid;
-        self.next_uid += 1;
-        let room_key: Rc<str> = match self.rooms.get_key_value(room.as_ref()) {
+        let existing = self.rooms.get_key_value(room.as_ref());
+        if existing.is_some_and(|(_, r)| r.live >= self.limits.max_room_users) {
+            self.stats.room_full_total += 1;
+            return Err(ErrorCode::RoomFull);
+        }
+        let room_key: Rc<str> = match existing {
             Some((k, _)) => k.clone(),
             None => Rc::from(room.as_ref()),
         };
-        let entry = self.rooms.entry(room_key.clone()).or_default();
+        if !self.take_join(conn) {
+            self.stats.rate_limited_total += 1;
+            return Err(ErrorCode::RateLimited);
+        }
+        let uid = self.next_uid;
+        self.next_uid += 1;
+        let next_room_id = &mut self.next_room_id;
+        let entry = self.rooms.entry(room_key.clone()).or_insert_with(|| {
+            let id = *next_room_id;
+            *next_room_id += 1;
+            Room { id, ..Room::default() }
+        });
         // What the room said before this login is not for the newcomer: seal it for the members it had.
         entry.seal(out);
-        entry.members.push(conn);
-        self.users.insert(conn, User { uid, name: name.into(), room: room_key.clone() });
-        self.by_uid.insert(uid, conn);
-
-        let room = &self.rooms[&room_key];
-        let list: Vec<UserEntry<'_>> = room
-            .members
-            .iter()
-            .filter_map(|c| self.users.get(c))
-            .map(|u| UserEntry { uid: u.uid, name: &u.name })
-            .collect();
-        self.scratch.clear();
-        ServerMessage::UserList { user_list: &list }.write_json(&mut self.scratch);
-        out.push_welcome(conn, text_frame(&self.scratch));
-        for past in &room.history {
+        entry.join(conn, uid, name);
+        out.push_welcome(conn, entry.user_list_frame());
+        for past in &entry.history {
             out.push_welcome(conn, past.clone());
         }
+        self.users.insert(conn, User { uid, name: name.into(), room: room_key.clone() });
+        self.by_uid.insert(uid, conn);
         self.scratch.clear();
         ServerMessage::Login { uid, name, time }.write_json(&mut self.scratch);
         self.broadcast_scratch(&room_key, out);
         Ok(())
+    }
+
+    /// Takes one login from `conn`'s allowance; false when it has none left.
+    fn take_join(&mut self, conn: ConnId) -> bool {
+        let burst = self.limits.join_burst;
+        if burst == 0 {
+            return true;
+        }
+        let bucket = self.joins.entry(conn).or_insert(JoinBucket { tokens: burst, since: self.now });
+        bucket.refill(burst, self.now);
+        if bucket.tokens == 0 {
+            return false;
+        }
+        bucket.tokens -= 1;
+        true
+    }
+
+    /// Keeps a copy of the say-to-all in `self.scratch` in the room's history, within the per-room count and
+    /// the global budget.
+    fn keep_history(&mut self, room_key: &Rc<str>) {
+        let limit = self.limits.history;
+        let Some(room) = self.rooms.get_mut(room_key) else { return };
+        let frame = text_frame(&self.scratch);
+        self.stats.history_bytes += frame.len() as u64;
+        let seq = room.history_seq + room.history.len() as u64;
+        room.history.push_back(frame);
+        self.history_messages += 1;
+        if room.history.len() > limit {
+            if let Some(old) = room.history.pop_front() {
+                room.history_seq += 1;
+                self.history_messages -= 1;
+                self.stats.history_bytes -= old.len() as u64;
+            }
+        }
+        self.kept.push_back(Kept { room: room_key.clone(), room_id: room.id, seq });
+        self.enforce_history_budget();
+        // Entries already dropped are skipped when they reach the front; sweep them out before they could
+        // outnumber the live ones, so the queue stays within a constant factor of the history (amortised O(1)).
+        if self.kept.len() > 2 * self.history_messages + 1024 {
+            let rooms = &self.rooms;
+            self.kept.retain(|k| rooms.get(&k.room).is_some_and(|r| r.id == k.room_id && k.seq >= r.history_seq));
+        }
+    }
+
+    /// Drops the globally oldest kept messages until the history fits the budget.
+    fn enforce_history_budget(&mut self) {
+        while self.stats.history_bytes > self.limits.history_budget as u64 {
+            let Some(k) = self.kept.pop_front() else { break };
+            let Some(room) = self.rooms.get_mut(&k.room) else { continue };
+            if room.id != k.room_id || k.seq != room.history_seq {
+                continue;
+            }
+            if let Some(old) = room.history.pop_front() {
+                room.history_seq += 1;
+                self.history_messages -= 1;
+                self.stats.history_bytes -= old.len() as u64;
+                self.stats.history_evicted_total += 1;
+            }
+        }
     }
 
     fn say(
@@ -295,14 +639,8 @@ impl Hub {
                 ServerMessage::Say { from_uid, to_uid: ToUidOut::All("all"), content, time }
                     .write_json(&mut self.scratch);
                 self.broadcast_scratch(&room_key, out);
-                if self.history_limit > 0 {
-                    let frame = text_frame(&self.scratch);
-                    if let Some(room) = self.rooms.get_mut(&room_key) {
-                        if room.history.len() == self.history_limit {
-                            room.history.pop_front();
-                        }
-                        room.history.push_back(frame);
-                    }
+                if self.limits.history > 0 {
+                    self.keep_history(&room_key);
                 }
             }
             Recipient::User(uid) => {
@@ -334,9 +672,12 @@ impl Hub {
         let Some(user) = self.users.remove(&conn) else { return };
         self.by_uid.remove(&user.uid);
         let Some(room) = self.rooms.get_mut(&user.room) else { return };
-        room.members.retain(|&c| c != conn);
-        if room.members.is_empty() {
+        room.part(conn);
+        if room.live == 0 {
             // Room names come from clients: keeping empty rooms would let them grow memory without bound.
+            // Its history goes with it; its entries in the global queue are skipped from now on.
+            self.history_messages -= room.history.len();
+            self.stats.history_bytes -= room.history.iter().map(|f| f.len() as u64).sum::<u64>();
             self.rooms.remove(&user.room);
             return;
         }
@@ -351,6 +692,7 @@ mod tests {
     use super::*;
     use crate::chat::protocol::parse_client_message;
     use serde_json::{json, Value};
+    use std::time::{Duration, Instant};
 
     const T: &str = "2026-11-25 12:00:00";
 
@@ -613,6 +955,292 @@ mod tests {
         assert_eq!(kinds, ["user_list", "say", "say", "login"]);
         let contents: Vec<_> = got.iter().filter_map(|(_, v)| v["content"].as_str()).collect();
         assert_eq!(contents, ["m1", "m2"]);
+    }
+
+    /// A hub with the given limits; the clock starts at `base`.
+    fn limited(history: usize, history_budget: usize, max_room_users: usize, join_burst: u32) -> (Hub, Instant) {
+        let mut hub = Hub::with_limits(HubLimits { history, history_budget, max_room_users, join_burst });
+        let base = Instant::now();
+        hub.set_now(base);
+        (hub, base)
+    }
+
+    fn say_all(hub: &mut Hub, conn: ConnId, content: &str) {
+        send(hub, conn, &serde_json::to_string(&json!({"type":"say","content":content})).unwrap());
+    }
+
+    /// The contents of the history a newcomer to `room` gets.
+    fn history_of(hub: &mut Hub, conn: ConnId, room: &str) -> Vec<String> {
+        let got = send(hub, conn, &format!(r#"{{"type":"login","name":"peek","room_id":"{room}"}}"#));
+        let mut out = Effects::default();
+        hub.leave(conn, T, &mut out);
+        hub.seal(&mut out);
+        got.iter().filter(|(c, v)| *c == conn && v["type"] == "say").map(|(_, v)| v["content"].to_string()).collect()
+    }
+
+    /// The bytes of a say-to-all frame from `uid`, as history keeps it.
+    fn say_frame_len(uid: u64, content: &str) -> usize {
+        let mut json = Vec::new();
+        ServerMessage::Say { from_uid: uid, to_uid: ToUidOut::All("all"), content, time: T }.write_json(&mut json);
+        text_frame(&json).len()
+    }
+
+    #[test]
+    fn the_history_budget_drops_the_globally_oldest_first() {
+        let one = say_frame_len(1, "a0");
+        // Room of 10 per room, but the whole daemon keeps only 5 messages' worth.
+        let (mut hub, _) = limited(10, 5 * one, usize::MAX, 0);
+        send(&mut hub, 1, r#"{"type":"login","name":"a","room_id":"A"}"#);
+        send(&mut hub, 2, r#"{"type":"login","name":"b","room_id":"B"}"#);
+        for i in 0..3 {
+            say_all(&mut hub, 1, &format!("a{i}"));
+            say_all(&mut hub, 2, &format!("b{i}"));
+        }
+        // a0 b0 a1 b1 a2 b2: six kept, one over the budget, so a0 (the oldest of all) went.
+        assert_eq!(hub.stats().history_evicted_total, 1);
+        assert_eq!(hub.stats().history_bytes, 5 * one as u64);
+        say_all(&mut hub, 2, "b3");
+        say_all(&mut hub, 2, "b4");
+        // Then b0, then a1: oldest first, whatever the room.
+        assert_eq!(hub.stats().history_evicted_total, 3);
+        assert_eq!(history_of(&mut hub, 9, "A"), [r#""a2""#]);
+        assert_eq!(history_of(&mut hub, 9, "B"), [r#""b1""#, r#""b2""#, r#""b3""#, r#""b4""#]);
+        assert_eq!(hub.stats().history_bytes, 5 * one as u64);
+    }
+
+    #[test]
+    fn history_of_dropped_rooms_is_released_and_skipped() {
+        let one = say_frame_len(1, "x0");
+        let (mut hub, _) = limited(3, 4 * one, usize::MAX, 0);
+        send(&mut hub, 1, r#"{"type":"login","name":"a","room_id":"A"}"#);
+        for i in 0..3 {
+            say_all(&mut hub, 1, &format!("x{i}"));
+        }
+        let mut out = Effects::default();
+        hub.leave(1, T, &mut out);
+        assert_eq!(hub.stats().history_bytes, 0);
+        // A new room under the same name starts empty; the old entries in the queue are not its messages.
+        send(&mut hub, 2, r#"{"type":"login","name":"b","room_id":"A"}"#);
+        for i in 0..4 {
+            say_all(&mut hub, 2, &format!("y{i}"));
+        }
+        assert_eq!(hub.stats().history_evicted_total, 0, "only the per-room count dropped y0");
+        assert_eq!(history_of(&mut hub, 9, "A"), [r#""y1""#, r#""y2""#, r#""y3""#]);
+        say_all(&mut hub, 2, "y4");
+        assert_eq!(hub.stats().history_bytes, 3 * one as u64);
+        assert_eq!(hub.stats().history_evicted_total, 0);
+    }
+
+    #[test]
+    fn per_room_history_count_still_applies_and_the_queue_stays_bounded() {
+        let (mut hub, _) = limited(2, usize::MAX, usize::MAX, 0);
+        send(&mut hub, 1, r#"{"type":"login","name":"a"}"#);
+        for i in 0..10_000 {
+            say_all(&mut hub, 1, &format!("m{i}"));
+        }
+        assert_eq!(history_of(&mut hub, 9, "1"), [r#""m9998""#, r#""m9999""#]);
+        assert!(hub.kept.len() <= 2 * hub.history_messages + 1025, "{}", hub.kept.len());
+        assert_eq!(hub.stats().history_bytes, 2 * say_frame_len(1, "m9999") as u64);
+        assert_eq!(hub.stats().history_evicted_total, 0);
+    }
+
+    #[test]
+    fn a_message_bigger_than_the_budget_is_not_kept() {
+        let (mut hub, _) = limited(5, 10, usize::MAX, 0);
+        send(&mut hub, 1, r#"{"type":"login","name":"a"}"#);
+        say_all(&mut hub, 1, "far more than ten bytes once framed");
+        assert_eq!(hub.stats().history_bytes, 0);
+        assert_eq!(hub.stats().history_evicted_total, 1);
+        assert!(history_of(&mut hub, 9, "1").is_empty());
+    }
+
+    #[test]
+    fn join_burst_then_one_login_a_second() {
+        let (mut hub, base) = limited(0, usize::MAX, usize::MAX, 3);
+        send(&mut hub, 2, r#"{"type":"login","name":"watcher"}"#);
+        let cycle = |hub: &mut Hub| -> Vec<(ConnId, Value)> {
+            let got = send(hub, 1, r#"{"type":"login","name":"a"}"#);
+            if hub.uid_of(1).is_some() {
+                send(hub, 1, r#"{"type":"logout"}"#);
+            }
+            got
+        };
+        // The burst survives logouts: it is the connection's, not the session's.
+        for _ in 0..3 {
+            assert_eq!(cycle(&mut hub).len(), 3, "user list + login to both");
+        }
+        let refused = cycle(&mut hub);
+        assert_eq!(
+            refused,
+            vec![(1, json!({"type":"error","code":"rate_limited","message":ErrorCode::RateLimited.message()}))]
+        );
+        assert_eq!(hub.uid_of(1), None, "nothing else happened");
+        assert_eq!(hub.stats().rate_limited_total, 1);
+        hub.set_now(base + Duration::from_millis(999));
+        assert_eq!(error_code(&cycle(&mut hub)), "rate_limited");
+        hub.set_now(base + Duration::from_millis(1000));
+        assert_eq!(cycle(&mut hub).len(), 3);
+        assert_eq!(error_code(&cycle(&mut hub)), "rate_limited");
+        // Two seconds earn two logins; never more than the burst.
+        hub.set_now(base + Duration::from_millis(3000));
+        assert_eq!(cycle(&mut hub).len(), 3);
+        assert_eq!(cycle(&mut hub).len(), 3);
+        assert_eq!(error_code(&cycle(&mut hub)), "rate_limited");
+        hub.set_now(base + Duration::from_secs(100));
+        for _ in 0..3 {
+            assert_eq!(cycle(&mut hub).len(), 3);
+        }
+        assert_eq!(error_code(&cycle(&mut hub)), "rate_limited");
+        assert_eq!(hub.stats().rate_limited_total, 5);
+        // Refused logins, bad names and a second login do not spend the allowance.
+        assert_eq!(error_code(&send(&mut hub, 2, r#"{"type":"login","name":"again"}"#)), "already_logged_in");
+        // Another connection has its own allowance; an ended connection's is forgotten, so a new connection
+        // given the same id starts with a full burst.
+        hub.disconnect(1);
+        for _ in 0..3 {
+            assert_eq!(cycle(&mut hub).len(), 3);
+        }
+        assert_eq!(send(&mut hub, 3, r#"{"type":"login","name":"c"}"#).len(), 3);
+    }
+
+    #[test]
+    fn full_join_allowances_are_swept_out() {
+        let (mut hub, base) = limited(0, usize::MAX, usize::MAX, 2);
+        for c in 0..100 {
+            send(&mut hub, c, &format!(r#"{{"type":"login","name":"u{c}"}}"#));
+        }
+        assert_eq!(hub.joins.len(), 100);
+        hub.set_now(base + Duration::from_millis(500));
+        assert_eq!(hub.joins.len(), 100, "not yet refilled");
+        hub.set_now(base + Duration::from_millis(1500));
+        assert!(hub.joins.is_empty());
+        // A swept connection starts again with a full burst, which is what it had earned.
+        send(&mut hub, 0, r#"{"type":"logout"}"#);
+        assert_eq!(send(&mut hub, 0, r#"{"type":"login","name":"x"}"#)[0].1["type"], "user_list");
+        send(&mut hub, 0, r#"{"type":"logout"}"#);
+        assert_eq!(send(&mut hub, 0, r#"{"type":"login","name":"x"}"#)[0].1["type"], "user_list");
+        send(&mut hub, 0, r#"{"type":"logout"}"#);
+        assert_eq!(error_code(&send(&mut hub, 0, r#"{"type":"login","name":"x"}"#)), "rate_limited");
+    }
+
+    #[test]
+    fn a_full_room_refuses_logins() {
+        let (mut hub, _) = limited(0, usize::MAX, 2, 0);
+        send(&mut hub, 1, r#"{"type":"login","name":"a"}"#);
+        send(&mut hub, 2, r#"{"type":"login","name":"b"}"#);
+        let refused = send(&mut hub, 3, r#"{"type":"login","name":"c"}"#);
+        assert_eq!(refused, vec![(3, json!({"type":"error","code":"room_full","message":"this room is full"}))]);
+        assert_eq!((hub.uid_of(3), hub.user_count(), hub.stats().room_full_total), (None, 2, 1));
+        // Other rooms are not affected; a place that comes free can be taken.
+        assert_eq!(send(&mut hub, 3, r#"{"type":"login","name":"c","room_id":"other"}"#).len(), 2);
+        send(&mut hub, 1, r#"{"type":"logout"}"#);
+        assert_eq!(send(&mut hub, 4, r#"{"type":"login","name":"d"}"#).len(), 3);
+        assert_eq!(error_code(&send(&mut hub, 1, r#"{"type":"login","name":"a"}"#)), "room_full");
+        assert_eq!(hub.stats().room_full_total, 2);
+    }
+
+    /// The user list of `room` encoded from scratch, the way it was before rooms kept it.
+    fn fresh_user_list(hub: &Hub, room: &str) -> Vec<u8> {
+        let room = &hub.rooms[room];
+        let list: Vec<UserEntry<'_>> = room
+            .members
+            .iter()
+            .filter(|m| m.conn != GONE)
+            .map(|m| &hub.users[&m.conn])
+            .map(|u| UserEntry { uid: u.uid, name: &u.name })
+            .collect();
+        let mut json = Vec::new();
+        ServerMessage::UserList { user_list: &list }.write_json(&mut json);
+        text_frame(&json).to_vec()
+    }
+
+    #[test]
+    fn user_list_bytes_match_a_fresh_encode() {
+        let mut hub = Hub::new(0);
+        let names = ["猪猪", "quote\"d", "back\\slash", "plain", "<b>&amp;", "\u{e9}t\u{e9}", "\u{2028}/"];
+        for (c, name) in names.iter().enumerate() {
+            let got = send(&mut hub, c, &json!({"type":"login","name":name}).to_string());
+            assert_eq!(got[0].1["type"], "user_list");
+            // What the newcomer got is byte for byte what a full encode of the room makes.
+            let mut out = Effects::default();
+            hub.seal(&mut out);
+            let frame = hub.rooms["1"].clone_user_list_for_test();
+            assert_eq!(frame, fresh_user_list(&hub, "1"));
+        }
+        let mut out = Effects::default();
+        hub.leave(0, T, &mut out);
+        hub.leave(3, T, &mut out);
+        assert_eq!(hub.rooms["1"].clone_user_list_for_test(), fresh_user_list(&hub, "1"));
+        hub.seal(&mut out);
+        let got = send(&mut hub, 10, r#"{"type":"login","name":"late"}"#);
+        let uids: Vec<_> =
+            got[0].1["user_list"].as_array().unwrap().iter().map(|e| e["uid"].as_u64().unwrap()).collect();
+        assert_eq!(uids, [2, 3, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn many_departures_cost_one_compaction() {
+        let mut hub = hub_with_members(1000);
+        let mut out = Effects::default();
+        for c in (0..1000).step_by(3) {
+            hub.leave(c, T, &mut out);
+        }
+        let room = &hub.rooms["1"];
+        assert!(room.gone > 0 && room.members.len() == room.live + room.gone);
+        send(&mut hub, 5000, r#"{"type":"login","name":"late"}"#);
+        let room = &hub.rooms["1"];
+        assert_eq!((room.gone, room.members.len(), room.live), (0, 667, 667));
+        assert_eq!(room.list.len(), room.members.iter().map(|m| m.entry as usize).sum::<usize>());
+    }
+
+    fn hub_with_members(n: usize) -> Hub {
+        let mut hub = Hub::new(0);
+        let mut out = Effects::default();
+        for c in 0..n {
+            let login = format!(r#"{{"type":"login","name":"u{c}"}}"#);
+            hub.handle(c, parse_client_message(&login).unwrap(), T, &mut out);
+            out.clear();
+        }
+        hub
+    }
+
+    proptest::proptest! {
+        /// Any order of logins, logouts, client logouts and rooms: the user list a newcomer gets is the
+        /// bytes of a fresh encode of the room's members in login order, and a broadcast reaches exactly
+        /// the members.
+        #[test]
+        fn user_lists_stay_identical_to_a_fresh_encode(
+            ops in proptest::collection::vec((0usize..12, 0u8..4, 0u8..3, "[a-z猪\"\\\\ ]{1,6}"), 1..120)
+        ) {
+            let mut hub = Hub::new(0);
+            for (conn, action, room, name) in ops {
+                let mut out = Effects::default();
+                match action {
+                    0 | 1 => {
+                        let login = json!({"type":"login","name":name,"room_id":format!("r{room}")}).to_string();
+                        hub.handle(conn, parse_client_message(&login).unwrap(), T, &mut out);
+                        hub.seal(&mut out);
+                        if let Some(first) = out.sends.iter().find(|d| d.conn == conn && d.welcome) {
+                            let key = format!("r{room}");
+                            proptest::prop_assert_eq!(&first.bytes[..], &fresh_user_list(&hub, &key)[..]);
+                        }
+                    }
+                    2 => hub.leave(conn, T, &mut out),
+                    _ => hub.handle(conn, ClientMessage::Logout, T, &mut out),
+                }
+                for (key, room) in &hub.rooms {
+                    proptest::prop_assert!(room.live > 0);
+                    proptest::prop_assert_eq!(room.members.iter().filter(|m| m.conn != GONE).count(), room.live);
+                    proptest::prop_assert_eq!(room.members.len(), room.live + room.gone);
+                    proptest::prop_assert_eq!(
+                        room.list.len(),
+                        room.members.iter().map(|m| m.entry as usize).sum::<usize>()
+                    );
+                    let mut probe = Room { list: room.list.clone(), members: room.members.clone(), gone: room.gone, live: room.live, ..Room::default() };
+                    proptest::prop_assert_eq!(&probe.user_list_frame()[..], &fresh_user_list(&hub, key)[..]);
+                }
+            }
+        }
     }
 
     #[test]
