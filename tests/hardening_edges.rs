@@ -145,3 +145,139 @@ fn ws_port_still_wants_get_for_an_upgrade() {
     let (status, head, _) = split(&exchange(d.ws, b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert_eq!(status, 405, "{head}");
 }
+
+// ---- 3. invisible characters in names --------------------------------------------------------------
+
+/// Logs in on a fresh connection; returns the connection and the server's first answer.
+fn try_login(d: &Daemon, name: &str) -> (Raw, serde_json::Value) {
+    let mut raw = Raw::open(d.ws);
+    raw.send(&text_frame(&serde_json::json!({"type":"login","name":name}).to_string()));
+    let first = raw.read_json();
+    (raw, first)
+}
+
+#[test]
+fn names_with_invisible_characters_are_bad_names() {
+    let d = Daemon::start(&[]);
+    let invisible = [
+        "\u{202E}",
+        "\u{202A}",
+        "\u{202B}",
+        "\u{202C}",
+        "\u{202D}",
+        "\u{200B}",
+        "\u{200C}",
+        "\u{200D}",
+        "\u{FEFF}",
+        "\u{3164}",
+        "\u{2028}",
+        "\u{2029}",
+        "\u{2066}",
+        "\u{2067}",
+        "\u{2068}",
+        "\u{2069}",
+        "\u{200E}",
+        "\u{200F}",
+        "\u{061C}",
+        "\u{00AD}",
+        "\u{115F}",
+        "\u{1160}",
+        "\u{FFA0}",
+        "\u{2060}",
+        "\u{2800}",
+        "\u{034F}",
+        "\u{180E}",
+        "\u{FE0F}",
+        "\u{E0001}",
+        "\u{E0041}",
+    ];
+    for c in invisible {
+        let mut names = vec![format!("ad{c}min"), c.repeat(3)];
+        if c.trim() == c {
+            // U+2028/U+2029 are whitespace: at the edges they are trimmed off like spaces.
+            names.extend([format!("{c}admin"), format!("admin{c}")]);
+        }
+        for name in names {
+            let (_raw, answer) = try_login(&d, &name);
+            let code = c.chars().next().map_or(0, u32::from);
+            assert_eq!(answer["type"], "error", "{name:?} (U+{code:04X}) was accepted: {answer}");
+            assert_eq!(answer["code"], "bad_name", "{name:?}: {answer}");
+        }
+    }
+    // A variation selector alone, or stacked, or a joiner that joins nothing visible.
+    for name in
+        ["\u{FE0F}\u{FE0F}", "a\u{FE0F}\u{FE0F}", "\u{200D}😀", "😀\u{200D}", "a\u{200D}b", "😀\u{200D}\u{200D}😀"]
+    {
+        let (_raw, answer) = try_login(&d, name);
+        assert_eq!(answer["code"], "bad_name", "{name:?}: {answer}");
+    }
+}
+
+#[test]
+fn visible_non_ascii_names_and_emoji_still_work() {
+    let d = Daemon::start(&[]);
+    let names = [
+        "猪猪",
+        "Zoë Ångström",
+        "Ελένη",
+        "محمد",
+        "שרה",
+        "😀",
+        "👍🏽",
+        "❤️",
+        "1️⃣",
+        "👨‍👩‍👧",
+        "🏳️‍🌈",
+        "❤️‍🔥",
+        "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}",
+        "葛\u{E0100}",
+    ];
+    let mut conns = Vec::new();
+    for name in names {
+        let (mut raw, list) = try_login(&d, name);
+        assert_eq!(list["type"], "user_list", "{name:?}: {list}");
+        let me = raw.read_json();
+        assert_eq!((me["type"].as_str(), me["name"].as_str()), (Some("login"), Some(name)), "{me}");
+        conns.push(raw);
+    }
+}
+
+// ---- 4. to_uid strings must be canonical decimal ---------------------------------------------------
+
+#[test]
+fn non_canonical_to_uid_strings_reach_nobody() {
+    let d = Daemon::start(&[]);
+    // Twelve users first, so that the one under test has uid 13.
+    let mut others = Vec::new();
+    for i in 0..12 {
+        let (mut raw, list) = try_login(&d, &format!("filler{i}"));
+        assert_eq!(list["type"], "user_list");
+        assert_eq!(raw.read_json()["type"], "login");
+        others.push(raw);
+    }
+    let (mut target, list) = try_login(&d, "thirteen");
+    assert_eq!(list["type"], "user_list");
+    let me = target.read_json();
+    assert_eq!(me["uid"], 13, "{me}");
+    let (mut sender, list) = try_login(&d, "sender");
+    assert_eq!(list["type"], "user_list");
+    assert_eq!(sender.read_json()["type"], "login");
+    assert_eq!(target.read_json()["name"], "sender", "the target sees the sender join");
+
+    for to in ["+13", "013", " 13", "13 ", "1e1", "0x0d", "0013", "13.0", "\u{FF11}\u{FF13}", "-13", ""] {
+        let say = serde_json::json!({"type":"say","to_uid":to,"content":format!("to {to:?}")});
+        sender.send(&text_frame(&say.to_string()));
+        let answer = sender.read_json();
+        assert_eq!(answer["code"], "no_such_user", "to_uid {to:?}: {answer}");
+    }
+    // The canonical forms still reach uid 13, string and number alike; the target got nothing before them.
+    for to in [serde_json::json!("13"), serde_json::json!(13)] {
+        sender.send(&text_frame(&serde_json::json!({"type":"say","to_uid":to,"content":"psst"}).to_string()));
+        let got = target.read_json();
+        assert_eq!(
+            (got["type"].as_str(), got["content"].as_str(), got["to_uid"].as_u64()),
+            (Some("say"), Some("psst"), Some(13))
+        );
+        assert_eq!(sender.read_json()["content"], "psst", "echoed to the sender");
+    }
+}

@@ -58,7 +58,8 @@ pub enum ErrorCode {
     UnknownType,
     /// A say or logout before login.
     NotLoggedIn,
-    /// A name that is empty, too long or has control characters.
+    /// A name that is empty, too long, or has control, format (bidi, zero-width) or other invisible
+    /// characters.
     BadName,
     /// A second login on the same connection.
     AlreadyLoggedIn,
@@ -95,7 +96,9 @@ impl ErrorCode {
             ErrorCode::BadJson => "expected a JSON object with fields of the right types",
             ErrorCode::UnknownType => "type must be one of login, say, logout",
             ErrorCode::NotLoggedIn => "log in first",
-            ErrorCode::BadName => "name must be 1 to 32 characters without control characters",
+            ErrorCode::BadName => {
+                "name must be 1 to 32 visible characters: no control, bidi, zero-width or other invisible characters"
+            }
             ErrorCode::AlreadyLoggedIn => "this connection is already logged in",
             ErrorCode::NoSuchUser => "no user with that uid in your room",
             ErrorCode::EmptyContent => "content must not be empty",
@@ -122,8 +125,7 @@ struct Incoming<'a> {
     name: Option<Text<'a>>,
     #[serde(borrow)]
     room_id: Option<Text<'a>>,
-    #[serde(borrow)]
-    to_uid: Option<ToUid<'a>>,
+    to_uid: Option<ToUid>,
     #[serde(borrow)]
     content: Option<Text<'a>>,
 }
@@ -151,30 +153,48 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// `to_uid` as it may be written: a number, or a string ("all" or digits).
-enum ToUid<'a> {
+/// `to_uid` as it may be written: a number, `"all"`, a uid as a canonical decimal string, or any other string.
+#[derive(Debug, PartialEq, Eq)]
+enum ToUid {
+    /// A JSON number, or a string that is exactly the decimal form of a u64 (see [`canonical_uid`]).
     Number(u64),
-    Text(Cow<'a, str>),
+    /// The string `"all"`.
+    All,
+    /// Any other string: nobody has that uid.
+    Other,
+}
+
+/// The uid a `to_uid` string names: only the canonical decimal form counts — ASCII digits, no sign, no leading
+/// zero, no whitespace, no exponent or radix prefix, fitting a u64 — so `"13"` is uid 13 but `"+13"`, `"013"`,
+/// `" 13"`, `"1e1"` and `"0x0d"` are nobody's. `"0"` is canonical (and nobody's uid).
+fn canonical_uid(s: &str) -> Option<u64> {
+    let b = s.as_bytes();
+    let canonical = !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
+    if canonical {
+        s.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// Hand-written rather than `#[serde(untagged)]`: untagged buffers the value first, which costs allocations on
-/// every `say`; this visitor borrows the string straight from the input.
-impl<'de: 'a, 'a> Deserialize<'de> for ToUid<'a> {
+/// every `say`; this visitor classifies the string where it lies in the input and keeps none of it.
+impl<'de> Deserialize<'de> for ToUid {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = ToUid<'de>;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ToUid;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a uid number or a string")
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
                 Ok(ToUid::Number(v))
             }
-            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(ToUid::Text(Cow::Borrowed(v)))
-            }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(ToUid::Text(Cow::Owned(v.to_owned())))
+                Ok(match v {
+                    "all" => ToUid::All,
+                    _ => canonical_uid(v).map_or(ToUid::Other, ToUid::Number),
+                })
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -200,13 +220,9 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ErrorCode> 
         Some("say") => {
             let to = match msg.to_uid {
                 None => Recipient::All,
-                Some(ToUid::Number(0)) => Recipient::Nobody,
+                Some(ToUid::All) => Recipient::All,
+                Some(ToUid::Number(0)) | Some(ToUid::Other) => Recipient::Nobody,
                 Some(ToUid::Number(n)) => Recipient::User(n),
-                Some(ToUid::Text(t)) if t == "all" => Recipient::All,
-                Some(ToUid::Text(t)) => match t.trim().parse::<u64>() {
-                    Ok(n) if n > 0 => Recipient::User(n),
-                    _ => Recipient::Nobody,
-                },
             };
             Ok(ClientMessage::Say { to, content: msg.content.map(|c| c.0).unwrap_or_default() })
         }
@@ -336,10 +352,33 @@ mod tests {
         assert_eq!(to("-1"), Err(ErrorCode::BadJson));
         assert_eq!(to("1.5"), Err(ErrorCode::BadJson));
         assert_eq!(to("[1]"), Err(ErrorCode::BadJson));
+        assert_eq!(to("\"0\""), Ok(Recipient::Nobody));
+        assert_eq!(to("\"18446744073709551615\""), Ok(Recipient::User(u64::MAX)));
+        assert_eq!(to("\"\\u0031\\u0033\""), Ok(Recipient::User(13)), "escapes decode before the check");
         assert_eq!(
             parse_client_message(r#"{"type":"say","content":"x"}"#),
             Ok(ClientMessage::Say { to: Recipient::All, content: "x".into() })
         );
+    }
+
+    #[test]
+    fn to_uid_strings_must_be_canonical_decimal() {
+        let to = |v: &str| match parse_client_message(&format!(r#"{{"type":"say","to_uid":{v},"content":"x"}}"#)) {
+            Ok(ClientMessage::Say { to, .. }) => to,
+            other => panic!("{v}: {other:?}"),
+        };
+        assert_eq!(to(r#""13""#), Recipient::User(13));
+        assert_eq!(to("13"), Recipient::User(13));
+        let signs_zeros_spaces = ["+13", "013", "0013", "00", "-0", "-13", "+", "", " 13", "13 ", "\\t13", "13\\n"];
+        let other_notations = ["1e1", "0x0d", "0d", "13.0", "1_3", "1,3", "18446744073709551616"];
+        // Arabic-Indic and fullwidth digits for 13; "all" is exact.
+        let not_ascii_or_all = ["\\u0661\\u0663", "\\uff11\\uff13", "ALL", "all ", "bob"];
+        for v in signs_zeros_spaces.into_iter().chain(other_notations).chain(not_ascii_or_all) {
+            assert_eq!(to(&format!("\"{v}\"")), Recipient::Nobody, "{v:?}");
+        }
+        for (s, want) in [("1", Some(1)), ("13", Some(13)), ("0", Some(0)), ("013", None), ("+1", None), ("", None)] {
+            assert_eq!(canonical_uid(s), want, "{s:?}");
+        }
     }
 
     #[test]
