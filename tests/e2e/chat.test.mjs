@@ -210,6 +210,44 @@ suite('wschat chat page in Chromium', { timeout: 60000 }, () => {
     assert.ok(html.includes(`<meta name="wschat-ws-port" content="${daemon.wsPort}">`), 'ws port meta missing');
   });
 
+  step('?ws= is honoured on this host only; another host is ignored with a note and gets no socket', async () => {
+    const own = `ws://127.0.0.1:${daemon.wsPort}/`;
+    const refused = [
+      'ws://evil.example:7272/',
+      'wss://127.0.0.1.evil.example/',
+      `ws://evil.example@127.0.0.1:${daemon.wsPort}/`, // credentials: refused too
+      'javascript:alert(1)',
+    ];
+    const honoured = `ws://127.0.0.1:${daemon.wsPort}/own-path`; // same host, any path: the daemon accepts it
+    for (const target of [...refused, honoured]) {
+      const page = await context.newPage();
+      page.__who = `?ws=${target}`;
+      page.on('dialog', (d) => { dialogs.push(`${page.__who}: ${d.type()} ${d.message()}`); d.dismiss().catch(() => {}); });
+      page.on('pageerror', (e) => pageErrors.push(`${page.__who}: ${e.message}`));
+      const opened = []; // every socket the browser opened, as the network sees it
+      page.on('websocket', (ws) => opened.push(ws.url()));
+      await page.addInitScript(() => { // and every URL given to the constructor
+        window.__wsUrls = [];
+        window.WebSocket = new Proxy(window.WebSocket, {
+          construct(target, args) { window.__wsUrls.push(String(args[0])); return Reflect.construct(target, args); },
+        });
+      });
+      await page.goto(`http://127.0.0.1:${daemon.httpPort}/?ws=${encodeURIComponent(target)}`);
+      await waitStatus(page, /^connected$/);
+      const want = target === honoured ? honoured : own;
+      assert.deepEqual(await page.evaluate(() => window.__wsUrls), [want], `${page.__who}: WebSocket URLs`);
+      assert.ok(opened.length > 0 && opened.every((u) => u === want), `${page.__who}: sockets opened: ${opened}`);
+      if (target === honoured) {
+        assert.equal(await page.isVisible('#ws-note'), false, `${page.__who}: a note for an allowed ?ws=`);
+      } else {
+        assert.equal(await page.isVisible('#ws-note'), true, `${page.__who}: no visible note`);
+        assert.match(await text(page, '#ws-note'), /\?ws= ignored/);
+      }
+      await page.close();
+    }
+    assert.deepEqual(dialogs, [], 'a dialog was opened');
+  });
+
   step('alice and bob log in and both see both users', async () => {
     const alice = await open('alice');
     const bob = await open('bob');
@@ -224,6 +262,18 @@ suite('wschat chat page in Chromium', { timeout: 60000 }, () => {
     await say(pages.alice, 'hello everyone', { enter: true });
     await waitText(pages.alice, '#messages', 'hello everyone');
     await waitText(pages.bob, '#messages', 'hello everyone');
+  });
+
+  step('every name on the page is isolated in a <bdi>', async () => {
+    const { alice } = pages;
+    const tags = (sel) => alice.$$eval(sel, (es) => es.map((e) => e.tagName));
+    assert.deepEqual(await tags('#users .uname'), ['BDI', 'BDI'], '#users names');
+    const from = await tags('#messages .msg .from');
+    assert.ok(from.length > 0 && from.every((t) => t === 'BDI'), `sender names: ${from}`);
+    const joined = await alice.$$eval('#messages li.note', (lis) =>
+      lis.filter((l) => l.textContent.includes('bob joined')).map((l) => l.querySelector('bdi')?.textContent));
+    assert.deepEqual(joined, ['bob'], 'the join note names bob in a <bdi>');
+    assert.equal(await alice.$eval('#whoami bdi', (e) => e.textContent), 'alice');
   });
 
   step('a refused login shows the error and lets the user try again', async () => {
