@@ -89,7 +89,12 @@ impl Metrics {
                 self.history_evicted_total,
             ),
             ("wschat_web_rejections_total", "counter", "Web-port connections refused.", self.web_rejections_total),
-            ("wschat_rate_limited_total", "counter", "Messages, pings and logins refused by a rate limit.", self.rate_limited_total),
+            (
+                "wschat_rate_limited_total",
+                "counter",
+                "Messages, pings and logins refused by a rate limit.",
+                self.rate_limited_total,
+            ),
             ("wschat_room_full_total", "counter", "Logins refused because the room was full.", self.room_full_total),
         ];
         for (name, kind, help, value) in rows {

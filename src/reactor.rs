@@ -35,10 +35,11 @@ const SIGNALS: Token = Token(usize::MAX - 3);
 /// Size of the shared read buffer every socket is read into.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Reads per readiness event before other connections get their turn (the rest is read next turn). A turn
-/// also reads no more than `--send-buffer-limit` from one connection, so that one sender cannot produce
-/// more for a reader in one turn than the reader may hold unsent.
-const READS_PER_TURN: usize = 16;
+/// Reads per connection per loop turn before other connections get their turn (the rest is read next
+/// turn). One 64 KiB read bounds what one connection costs a turn however fast it sends (a flood of 6-byte
+/// pings is 11 000 frames a read), and what one sender can produce for a reader before the reader's
+/// socket is written again.
+const READS_PER_TURN: usize = 1;
 
 /// How long a closing connection may linger waiting for the peer to close.
 const LINGER: Duration = Duration::from_secs(1);
@@ -399,8 +400,7 @@ impl Reactor {
     /// Reads what the socket holds. A short read means the kernel buffer was empty at that moment, so new
     /// data will raise a new edge: unless `to_eof`, stop there and save the `WouldBlock` read.
     fn on_readable(&mut self, k: usize, to_eof: bool) {
-        let reads = (self.cfg.send_buffer_limit / READ_CHUNK).clamp(1, READS_PER_TURN);
-        for _ in 0..reads {
+        for _ in 0..READS_PER_TURN {
             let Some(conn) = self.conns.get_mut(k) else { return };
             let phase = conn.phase;
             match conn.stream.read(&mut self.scratch) {
@@ -778,8 +778,12 @@ impl Reactor {
         if self.metrics.output_queued_bytes <= budget {
             return;
         }
-        let mut backlogs: Vec<(usize, usize)> =
-            self.conns.iter().filter(|(_, c)| !c.outbox.is_empty()).map(|(k, c)| (c.outbox.queued_bytes(), k)).collect();
+        let mut backlogs: Vec<(usize, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.outbox.is_empty())
+            .map(|(k, c)| (c.outbox.queued_bytes(), k))
+            .collect();
         backlogs.sort_unstable_by(|a, b| b.cmp(a));
         warn!(
             "output budget exceeded: {} bytes queued, budget {budget}; cutting the largest backlogs",

@@ -1,6 +1,8 @@
 //! Shared helpers for integration tests: start the real `wschat` binary on free loopback ports.
 #![allow(dead_code)]
 
+pub mod probe;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, ChildStdout, Command, Stdio};
