@@ -3,8 +3,9 @@
 
 Each round runs, at the same time: a wschat-bench fanout (chat protocol, audited for loss, duplicates and
 reordering), connection churn (raw clients that log in, chat a little and leave by close frame, FIN or
-reset), and slow consumers (clients that log in and never read, which the daemon must cut at the
-send-buffer limit). After every round it samples the daemon's RSS and /metrics. It fails (exit 1) when a
+reset), slow consumers (clients that log in and never read, which the daemon must cut at the
+send-buffer limit), a ping flooder (never logs in, never reads, sends empty pings at about 30 MB/s) and a
+big-room joiner (one connection cycling login and logout in the bench's room as fast as it may). After every round it samples the daemon's RSS and /metrics. It fails (exit 1) when a
 bench run loses, duplicates or reorders anything, when RSS keeps growing round after round, when the
 daemon counts protocol errors nobody caused, when slow consumers are not cut, or when connections do not
 drain back to zero. Loopback only; every phase is bounded in time.
@@ -114,6 +115,48 @@ def slow_consumers(ws, n, hold, stats):
     stats["slow"] += n
 
 
+def ping_flooder(ws, stop, stats):
+    """One connection that never reads and sends empty pings: it must cost memory nothing and others nothing."""
+    s = ws_connect(ws)
+    chunk = frame(9, b"") * 5000
+    while not stop.is_set():
+        try:
+            s.sendall(chunk)
+        except TimeoutError:
+            continue
+        except OSError as e:
+            stats["flood_errors"].append(str(e))
+            break
+        stats["pinged"] += len(chunk)
+        time.sleep(0.001)
+    s.close()
+
+
+def big_room_joiner(ws, stop, stats):
+    """One connection cycling login and logout in the bench's room: refused past its join burst."""
+    s = ws_connect(ws)
+    reader = threading.Thread(target=lambda: drain(s), daemon=True)
+    reader.start()
+    while not stop.is_set():
+        try:
+            s.sendall(say({"type": "login", "name": "joiner"}) + say({"type": "logout"}))
+        except OSError as e:
+            stats["join_errors"].append(str(e))
+            break
+        stats["joins"] += 1
+        time.sleep(0.005)
+    s.shutdown(socket.SHUT_RDWR)  # wakes the reader thread; a bare close() would not send the FIN
+    s.close()
+
+
+def drain(s):
+    try:
+        while s.recv(65536):
+            pass
+    except OSError:
+        pass
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seconds", type=int, default=int(os.environ.get("SOAK_SECONDS", "60")))
@@ -137,11 +180,14 @@ def main():
         url = f"ws://{ws[0]}:{ws[1]}/"
         rounds = max(1, a.seconds // 10)
         rss = []
-        stats = {"churned": 0, "churn_errors": [], "slow": 0}
+        stats = {"churned": 0, "churn_errors": [], "slow": 0, "pinged": 0, "flood_errors": [], "joins": 0,
+                 "join_errors": []}
         for r in range(rounds):
             stop = threading.Event()
             threads = [threading.Thread(target=churn, args=(ws, stop, stats)),
-                       threading.Thread(target=slow_consumers, args=(ws, 3, 7.0, stats))]
+                       threading.Thread(target=slow_consumers, args=(ws, 3, 7.0, stats)),
+                       threading.Thread(target=ping_flooder, args=(ws, stop, stats)),
+                       threading.Thread(target=big_room_joiner, args=(ws, stop, stats))]
             for t in threads:
                 t.start()
             out = subprocess.run([bench, "fanout", "--url", url, "-c", "100", "-r", "1000", "-d", "6", "-w", "1",
@@ -163,10 +209,15 @@ def main():
             print(f"round {r + 1}/{rounds}: delivered {res.get('delivered')} "
                   f"({res.get('deliveries_per_s', 0):.0f}/s, p99 {res.get('p99_us')} µs), lost 0, "
                   f"churned {stats['churned']}, slow cut {mt.get('wschat_slow_consumer_disconnects_total')}, "
+                  f"pinged {stats['pinged'] >> 20} MB, joins {stats['joins']} "
+                  f"(refused {mt.get('wschat_rate_limited_total')}), "
                   f"RSS {rss[-1]} KiB, open {mt.get('wschat_connections')}", flush=True)
         mt = metrics(http)
         if stats["churn_errors"]:
             failures.append(f"{len(stats['churn_errors'])} churn connections failed, e.g. {stats['churn_errors'][0]}")
+        for what in ("flood_errors", "join_errors"):
+            if stats[what]:
+                failures.append(f"{what}: {stats[what][0]}")
         if mt.get("wschat_protocol_errors_total", 0) != 0:
             failures.append(f"protocol errors counted: {mt['wschat_protocol_errors_total']}")
         if mt.get("wschat_slow_consumer_disconnects_total", 0) < stats["slow"] // 2:
