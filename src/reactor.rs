@@ -1142,14 +1142,14 @@ mod tests {
             }
         };
         assert!(accepted.nodelay().unwrap());
-        let ss = std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{}", addr.port())]).output();
-        if let Ok(out) = ss {
-            // `ss` shows the accept queue's limit in the Send-Q column of a listening socket.
-            let text = String::from_utf8_lossy(&out.stdout);
-            if let Some(limit) = text.split_whitespace().nth(2).and_then(|v| v.parse::<u32>().ok()) {
-                assert!(limit > 128, "listen backlog {limit}: {text}");
-            }
-        }
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{}", addr.port())])
+            .output()
+            .expect("ss from iproute2 (`make deps` installs it)");
+        // `ss` shows the accept queue's limit in the Send-Q column of a listening socket.
+        let text = String::from_utf8_lossy(&out.stdout);
+        let limit = text.split_whitespace().nth(2).and_then(|v| v.parse::<u32>().ok());
+        assert!(limit.is_some_and(|l| l > 128), "listen backlog {limit:?}: {text}");
     }
 
     #[test]
