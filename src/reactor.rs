@@ -161,7 +161,7 @@ impl Reactor {
         let now = Instant::now();
         let page: Rc<[u8]> = Rc::from(http::render_page(ws_addr.port()));
         Ok(Reactor {
-            hub: Hub::new(cfg.history),
+            hub: Hub::with_limits((&cfg).into()),
             cfg,
             poll,
             ws_listener: Some(ws_listener),
@@ -213,6 +213,7 @@ impl Reactor {
                 }
             }
             self.now = Instant::now();
+            self.hub.set_now(self.now);
             for event in events.iter() {
                 match event.token() {
                     WS_LISTENER => self.accept(Kind::WebSocket),
@@ -482,6 +483,11 @@ impl Reactor {
                 Route::Metrics => {
                     let mut m = self.metrics.clone();
                     m.users = self.hub.user_count() as u64;
+                    let hub = self.hub.stats();
+                    m.history_bytes = hub.history_bytes;
+                    m.history_evicted_total = hub.history_evicted_total;
+                    m.room_full_total = hub.room_full_total;
+                    m.rate_limited_total += hub.rate_limited_total;
                     req.respond(200, "text/plain; version=0.0.4; charset=utf-8", "", m.render().as_bytes())
                 }
                 Route::NotFound => req.respond(404, "text/plain; charset=utf-8", "", b"not found\n"),
@@ -868,6 +874,7 @@ impl Reactor {
             let mut ignored = Effects::default();
             self.hub.leave(k, "", &mut ignored);
         }
+        self.hub.disconnect(k);
         let mut conn = self.conns.remove(k);
         if conn.counted_open {
             self.metrics.connections -= 1;
