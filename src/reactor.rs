@@ -494,7 +494,7 @@ impl Reactor {
             },
             Err(e) => {
                 debug!("{}: bad web request: {e}", conn.peer);
-                http::error_response(e)
+                e.response()
             }
         };
         self.metrics.http_requests_total += 1;

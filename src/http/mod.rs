@@ -5,7 +5,10 @@
 
 use std::fmt;
 
-use crate::ws::handshake::{reason_phrase, MAX_HEADERS, MAX_HEAD_BYTES};
+pub mod response;
+
+pub use response::{response, MAX_HEADERS, MAX_HEAD_BYTES};
+use response::build;
 
 /// The chat page, embedded at build time; `__WS_PORT__` is replaced with the WebSocket port.
 pub const PAGE_TEMPLATE: &str = include_str!("page.html");
@@ -52,6 +55,12 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// The response for a refused request.
+    pub fn response(self) -> Vec<u8> {
+        let extra = if self == HttpError::MethodNotAllowed { "Allow: GET, HEAD\r\n" } else { "" };
+        response::error_response(self.status(), extra, &format!("{self}\n"))
+    }
+
     /// The status to answer with.
     pub fn status(self) -> u16 {
         match self {
@@ -126,30 +135,6 @@ pub fn render_page(ws_port: u16) -> Vec<u8> {
     PAGE_TEMPLATE.replacen("__WS_PORT__", &ws_port.to_string(), 1).into_bytes()
 }
 
-/// A complete response (with its body) that closes the connection afterwards.
-pub fn response(status: u16, content_type: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
-    build(status, content_type, extra_headers, body, true)
-}
-
-/// The head for `body`, then the body itself when `with_body`.
-fn build(status: u16, content_type: &str, extra_headers: &str, body: &[u8], with_body: bool) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n{extra_headers}\r\n",
-        reason_phrase(status),
-        body.len()
-    )
-    .into_bytes();
-    if with_body {
-        out.extend_from_slice(body);
-    }
-    out
-}
-
-/// The response for a refused request.
-pub fn error_response(err: HttpError) -> Vec<u8> {
-    let extra = if err == HttpError::MethodNotAllowed { "Allow: GET, HEAD\r\n" } else { "" };
-    response(err.status(), "text/plain; charset=utf-8", extra, format!("{err}\n").as_bytes())
-}
 
 #[cfg(test)]
 mod tests {
@@ -233,7 +218,7 @@ mod tests {
         assert_eq!(parse_request(b"GET / HTTP/1.1\r\nHost"), Ok(None));
         let big = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(MAX_HEAD_BYTES + 1));
         assert_eq!(parse_request(big.as_bytes()), Err(HttpError::TooLarge));
-        let r = String::from_utf8(error_response(HttpError::MethodNotAllowed)).unwrap();
+        let r = String::from_utf8(HttpError::MethodNotAllowed.response()).unwrap();
         assert!(r.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
         assert!(r.contains("Allow: GET, HEAD\r\n"));
     }

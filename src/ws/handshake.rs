@@ -8,13 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha1::{Digest, Sha1};
 
-/// Largest request (or response) head accepted, in bytes.
-pub const MAX_HEAD_BYTES: usize = 8192;
-
-/// Most header lines accepted in one head. The contract's limit is the head's size ([`MAX_HEAD_BYTES`]); this
-/// only bounds httparse's header array, and is set well above what browsers and proxies send (at least 100
-/// lines must pass). Shared with the web port.
-pub const MAX_HEADERS: usize = 128;
+pub use crate::http::response::{error_response, MAX_HEADERS, MAX_HEAD_BYTES};
 
 /// The GUID every accept key is derived with (RFC 6455 section 1.3).
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -94,32 +88,6 @@ impl fmt::Display for HandshakeError {
 }
 
 impl std::error::Error for HandshakeError {}
-
-/// The reason phrase for the statuses this crate sends.
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        101 => "Switching Protocols",
-        200 => "OK",
-        400 => "Bad Request",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        426 => "Upgrade Required",
-        431 => "Request Header Fields Too Large",
-        503 => "Service Unavailable",
-        _ => "Error",
-    }
-}
-
-/// A complete plain-text error response that announces the connection will close.
-pub fn error_response(status: u16, extra_headers: &str, body: &str) -> Vec<u8> {
-    format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n{extra_headers}\r\n{body}",
-        reason_phrase(status),
-        body.len()
-    )
-    .into_bytes()
-}
 
 /// Parses an upgrade request at the start of `buf`. `Ok(None)`: the head is not complete yet. On success,
 /// also returns the head's length; bytes after it are the client's first frames.
