@@ -1,12 +1,15 @@
 //! wschat: a WebSocket chat daemon speaking the workerman-chat protocol on a hand-rolled, single-threaded
 //! mio reactor, with its load client and capture analyzer. The protocol core (`ws`, `chat`) is pure code;
-//! the reactor only moves bytes between sockets and that core.
+//! the reactor only moves bytes between sockets and that core. The tools' libraries are behind the features
+//! `bench` and `dump` (both default), so the daemon alone builds with `--no-default-features`.
 #![deny(missing_docs)]
 
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod chat;
 pub mod config;
 pub mod conn;
+#[cfg(feature = "dump")]
 pub mod dump;
 pub mod http;
 pub mod metrics;
