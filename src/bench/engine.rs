@@ -1,7 +1,8 @@
 //! The load client engine: many WebSocket client connections on one thread and one mio `Poll`. It connects,
 //! does the client side of the handshake with `ws::handshake`, logs in (chat protocol), sends stamped
-//! messages masked with `ws::frame`, and reads until WouldBlock into one shared buffer, decoding every frame
-//! of a read with `ws::message` in place. A connection keeps only the few bytes of a frame header cut by a
+//! messages masked with `ws::frame`, and reads into one shared buffer until a read comes back short (the
+//! socket is drained then; edge-triggered epoll reports new data as a new edge) or would block, decoding every
+//! frame of a read with `ws::message` in place. A connection keeps only the few bytes of a frame header cut by a
 //! read boundary, so idle connections stay small. Each delivery is classified, audited and timed without
 //! allocating.
 
@@ -195,7 +196,7 @@ pub struct Engine {
     scratch: Vec<u8>,
     sink: Sink,
     clock: Instant,
-    rng: u64,
+    rng: Rng,
     /// Next sequence number per sender.
     seq: Vec<u32>,
     dirty: Vec<usize>,
@@ -223,7 +224,7 @@ impl Engine {
             events: Events::with_capacity(1024),
             conns: Vec::new(),
             clock: Instant::now(),
-            rng: seed | 1,
+            rng: Rng::new(seed),
             seq: Vec::new(),
             dirty: Vec::new(),
             content: Vec::with_capacity(256),
@@ -234,16 +235,6 @@ impl Engine {
     /// Nanoseconds since the engine's clock base: the time stamped into messages.
     pub fn now_nanos(&self) -> u64 {
         self.clock.elapsed().as_nanos() as u64
-    }
-
-    fn next_rand(&mut self) -> u64 {
-        // xorshift64*: masking keys and handshake nonces need variety, not secrecy.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     /// Starts a connection; with the chat protocol it logs in as `name` (in `room` when given) after the
@@ -257,8 +248,8 @@ impl Engine {
             .map_err(EngineError::Connect)?;
         let _ = stream.set_nodelay(true);
         let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&self.next_rand().to_le_bytes());
-        nonce[8..].copy_from_slice(&self.next_rand().to_le_bytes());
+        nonce[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
+        nonce[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         let key = client_key(nonce);
         let out = client_request(&self.config.target.host, &self.config.target.path, &key);
         let login = match self.config.proto {
@@ -369,7 +360,7 @@ impl Engine {
             return false;
         }
         let nanos = self.now_nanos();
-        let key = self.next_rand() as u32;
+        let key = self.rng.next_u64() as u32;
         self.content.clear();
         content::encode(&mut self.content, Stamp { sender: sender as u32, seq, nanos }, self.config.payload);
         let payload: &[u8] = match self.config.proto {
@@ -536,6 +527,26 @@ impl Engine {
     }
 }
 
+/// xorshift64*: the one generator of the engine, for masking keys and handshake nonces, which need variety,
+/// not secrecy.
+#[derive(Debug, Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
 fn close_conn(poll: &Poll, conn: &mut Conn, sink: &mut Sink, why: Option<ConnFailure>) {
     if conn.phase == Phase::Closed {
         return;
@@ -563,7 +574,7 @@ fn process(
     buf: &mut [u8],
     sink: &mut Sink,
     now: u64,
-    rng: &mut u64,
+    rng: &mut Rng,
 ) -> Result<(), ConnFailure> {
     let mut pos = 0;
     if conn.phase == Phase::Handshaking {
@@ -581,10 +592,8 @@ fn process(
                 conn.key = None;
                 match conn.login.take() {
                     Some(login) => {
-                        *rng ^= *rng << 13;
-                        *rng ^= *rng >> 7;
-                        *rng ^= *rng << 17;
-                        write_masked_frame(&mut conn.out, OpCode::Text, &login, (*rng as u32).to_le_bytes());
+                        let key = rng.next_u64() as u32;
+                        write_masked_frame(&mut conn.out, OpCode::Text, &login, key.to_le_bytes());
                         conn.phase = Phase::LoggingIn;
                     }
                     None => {
@@ -744,7 +753,7 @@ mod tests {
     }
 
     fn feed(c: &mut Conn, s: &mut Sink, bytes: &[u8], now: u64) -> Result<(), ConnFailure> {
-        let mut rng = 7;
+        let mut rng = Rng::new(7);
         let mut buf = std::mem::take(&mut c.pending);
         buf.extend_from_slice(bytes);
         process(0, c, &mut buf, s, now, &mut rng)

@@ -89,8 +89,6 @@ pub mod close_code {
     pub const POLICY_VIOLATION: u16 = 1008;
     /// Message too big.
     pub const MESSAGE_TOO_BIG: u16 = 1009;
-    /// Unexpected server condition.
-    pub const INTERNAL_ERROR: u16 = 1011;
 
     /// Whether a peer may send `code` in a close frame: the registered codes that are not reserved for
     /// local use, and the 3000–4999 range for libraries and applications.

@@ -5,10 +5,9 @@
 /// so a payload that arrives in several reads can be unmasked piece by piece.
 pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     let key = rotated_key(key, offset);
-    // Handle a short head so the main loop runs on whole 8-byte words of the slice; the key phase of the
-    // word loop is then the phase after the head.
-    let head = buf.len() % 8;
-    let (words, tail) = buf.split_at_mut(buf.len() - head);
+    // Whole 8-byte words first, then the bytes past the last whole word (fewer than 8) one at a time.
+    let tail_len = buf.len() % 8;
+    let (words, tail) = buf.split_at_mut(buf.len() - tail_len);
     let wide = u64::from_ne_bytes([key[0], key[1], key[2], key[3], key[0], key[1], key[2], key[3]]);
     for chunk in words.chunks_exact_mut(8) {
         let mut word = [0u8; 8];
