@@ -6,7 +6,7 @@ mod common;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::Daemon;
+use common::{probe, Daemon};
 use serde_json::{json, Value};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
@@ -264,13 +264,8 @@ fn metrics_count_what_happened() {
     login(&mut a, "a");
     send(&mut a, json!({"type":"say","to_uid":"all","content":"x"}));
     recv(&mut a);
-    let body = http_get(&d, "/metrics");
-    let value = |name: &str| -> u64 {
-        body.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("{name} missing in {body}"))
-    };
+    let body = probe::metrics(d.http);
+    let value = |name: &str| probe::metric_in(&body, name);
     assert_eq!(value("wschat_connections"), 1);
     assert_eq!(value("wschat_users"), 1);
     assert_eq!(value("wschat_messages_in_total"), 2);
@@ -278,12 +273,6 @@ fn metrics_count_what_happened() {
     assert!(value("wschat_bytes_out_total") > 100);
     assert_eq!(value("wschat_slow_consumer_disconnects_total"), 0);
     assert_eq!(value("wschat_protocol_errors_total"), 0);
-}
-
-fn http_get(d: &Daemon, path: &str) -> String {
-    let mut raw = common::Raw::connect(d.http);
-    raw.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
-    raw.read_head()
 }
 
 #[test]

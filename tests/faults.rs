@@ -10,14 +10,15 @@ mod common;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{client_frame, parse_listening_line, text_frame, upgrade_request, Daemon, Raw};
+use common::probe::{connect_from, cpu_time, eventually, login, metric, open_fds};
+use common::{client_frame, text_frame, upgrade_request, Daemon, Raw};
 use serde_json::Value;
 
 const TEXT: u8 = 1;
@@ -26,74 +27,6 @@ const CLOSE: u8 = 8;
 const PING: u8 = 9;
 
 // ----- helpers -----
-
-/// Starts the daemon with its file-descriptor limit (soft and hard) set to `limit`.
-fn start_with_fd_limit(limit: u64, args: &[&str]) -> Daemon {
-    use std::os::unix::process::CommandExt;
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wschat"));
-    cmd.args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-        .args(args)
-        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which is
-    // async-signal-safe and touches no memory shared with the parent.
-    unsafe {
-        cmd.pre_exec(move || {
-            let r = libc::rlimit { rlim_cur: limit, rlim_max: limit };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let mut child = cmd.spawn().expect("spawn wschat");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("the listening line");
-    let (ws, http) = parse_listening_line(&line).unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-    Daemon { child, ws, http, stdout }
-}
-
-/// How many file descriptors the process holds.
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/PID/fd").count()
-}
-
-/// User plus system CPU time of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    // Fields after the parenthesised command name start with field 3 (state); utime and stime are 14, 15.
-    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-}
-
-/// Waits up to `limit` for `cond`, polling; returns whether it became true.
-fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        sleep(Duration::from_millis(20));
-    }
-}
-
-/// The value of a metric from GET /metrics.
-fn metric(d: &Daemon, name: &str) -> u64 {
-    let mut raw = Raw::connect(d.http);
-    raw.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    let body = raw.read_head();
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from {body}"))
-}
 
 /// Closes a socket with a TCP reset instead of a FIN (SO_LINGER with a zero timeout).
 fn reset(stream: TcpStream) {
@@ -112,49 +45,16 @@ fn reset(stream: TcpStream) {
     drop(stream);
 }
 
-/// A TCP connection whose receive buffer is as small as the kernel allows, set before connecting so the
-/// window never grows: a peer that cannot take in what the server sends.
-fn connect_with_tiny_receive_buffer(addr: SocketAddr) -> TcpStream {
-    let SocketAddr::V4(v4) = addr else { panic!("IPv4 expected") };
-    // SAFETY: plain socket calls on a descriptor this function owns until it is handed to TcpStream; the
-    // pointers passed point to live values of the sizes given.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(fd >= 0);
-        let size: libc::c_int = 1;
-        let rc = libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            &size as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-        assert_eq!(rc, 0);
-        let sin = libc::sockaddr_in {
-            sin_family: libc::AF_INET as libc::sa_family_t,
-            sin_port: v4.port().to_be(),
-            sin_addr: libc::in_addr { s_addr: u32::from(*v4.ip()).to_be() },
-            sin_zero: [0; 8],
-        };
-        let rc = libc::connect(
-            fd,
-            &sin as *const libc::sockaddr_in as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        );
-        assert_eq!(rc, 0, "connect: {}", std::io::Error::last_os_error());
-        TcpStream::from_raw_fd(fd)
-    }
-}
-
-/// Opens a chat connection and logs in; returns it with its uid, after its user_list and own login.
-fn login(d: &Daemon, name: &str) -> (Raw, u64) {
-    let mut raw = Raw::open(d.ws);
-    raw.send(&text_frame(&format!(r#"{{"type":"login","name":"{name}"}}"#)));
-    assert_eq!(raw.read_json()["type"], "user_list");
-    let me = raw.read_json();
-    assert_eq!((me["type"].as_str(), me["name"].as_str()), (Some("login"), Some(name)), "{me}");
-    let uid = me["uid"].as_u64().expect("uid");
-    (raw, uid)
+/// Asserts that within `limit` the daemon holds as many descriptors as at `baseline` and has `connections`
+/// WebSockets open.
+fn assert_back_to(d: &Daemon, baseline: usize, connections: u64, limit: Duration) {
+    let pid = d.child.id();
+    assert!(
+        eventually(limit, || open_fds(pid) == baseline),
+        "the daemon holds {} descriptors, {baseline} at the start",
+        open_fds(pid)
+    );
+    assert_eq!(metric(d.http, "wschat_connections"), connections);
 }
 
 /// Reads chat messages until one of `kind` arrives and returns it.
@@ -212,8 +112,8 @@ fn say_round(sender: usize, clients: &mut [(Raw, u64)], content: &str) {
 fn clients_killed_mid_handshake_and_mid_frame_leave_the_others_served() {
     let d = Daemon::start(&[]);
     let pid = d.child.id();
-    let mut alice = login(&d, "alice");
-    let bob = login(&d, "bob");
+    let mut alice = login(d.ws, "alice", "1");
+    let bob = login(d.ws, "bob", "1");
     next_of(&mut alice.0, "login");
     let mut others = [alice, bob];
     let baseline = open_fds(pid);
@@ -235,7 +135,7 @@ fn clients_killed_mid_handshake_and_mid_frame_leave_the_others_served() {
     for (i, how) in
         ["fin", "reset", "fin inside a fragmented message", "reset inside a fragmented message"].into_iter().enumerate()
     {
-        let (mut victim, uid) = login(&d, &format!("victim{i}"));
+        let (mut victim, uid) = login(d.ws, &format!("victim{i}"), "1");
         for (raw, _) in others.iter_mut() {
             assert_eq!(next_of(raw, "login")["uid"], uid);
         }
@@ -267,9 +167,8 @@ fn clients_killed_mid_handshake_and_mid_frame_leave_the_others_served() {
     say_round(0, &mut others, "after two killed processes");
 
     // The daemon holds exactly what it held before the victims came.
-    assert!(eventually(Duration::from_secs(3), || open_fds(pid) == baseline), "fds: {}", open_fds(pid));
-    assert_eq!(metric(&d, "wschat_connections"), 2);
-    assert_eq!(metric(&d, "wschat_users"), 2);
+    assert_back_to(&d, baseline, 2, Duration::from_secs(3));
+    assert_eq!(metric(d.http, "wschat_users"), 2);
     say_round(1, &mut others, "still here");
 }
 
@@ -291,7 +190,7 @@ fn half_open_and_stuck_peers_are_reaped_by_the_timeouts() {
     vanished_mid_frame.send(&client_frame(true, 0, TEXT, b"never finished")[..9]);
     // Stuck: its receive window is closed, so the server cannot even deliver its close; it must still
     // let go of the socket after the closing linger.
-    let mut stuck = connect_with_tiny_receive_buffer(d.ws);
+    let mut stuck = connect_from(None, d.ws, true);
     stuck.write_all(upgrade_request("").as_bytes()).expect("request");
     let mut echo_me = Vec::new();
     for _ in 0..16 {
@@ -302,12 +201,7 @@ fn half_open_and_stuck_peers_are_reaped_by_the_timeouts() {
     assert!(eventually(Duration::from_secs(2), || open_fds(pid) >= baseline + 3), "{}", open_fds(pid));
 
     // Every one of them is gone within the two ping intervals plus the closing linger (and some slack).
-    assert!(
-        eventually(Duration::from_secs(8), || open_fds(pid) == baseline),
-        "the daemon still holds {} descriptors, {baseline} at the start",
-        open_fds(pid)
-    );
-    assert_eq!(metric(&d, "wschat_connections"), 0);
+    assert_back_to(&d, baseline, 0, Duration::from_secs(8));
 
     // What each peer finds when it looks again.
     for raw in [&mut mute, &mut half_handshake] {
@@ -368,13 +262,8 @@ fn ten_thousand_connections_in_bursts_of_a_thousand() {
             assert!(c.read_frame().is_none());
         }
     }
-    assert!(
-        eventually(Duration::from_secs(5), || open_fds(pid) == baseline),
-        "the daemon holds {} descriptors, {baseline} at the start",
-        open_fds(pid)
-    );
-    assert_eq!(metric(&d, "wschat_connections"), 0);
-    assert_eq!(metric(&d, "wschat_handshakes_total"), (BURSTS * BURST) as u64);
+    assert_back_to(&d, baseline, 0, Duration::from_secs(5));
+    assert_eq!(metric(d.http, "wschat_handshakes_total"), (BURSTS * BURST) as u64);
     let mut last = Raw::open(d.ws);
     last.send(&text_frame("still serving"));
     assert_eq!(last.read_frame().expect("echo").text(), "still serving");
@@ -442,7 +331,7 @@ fn tally(socks: &[(TcpStream, Answer)]) -> HashMap<Answer, usize> {
 
 #[test]
 fn fd_limit_hit_excess_refused_with_503_no_spinning_and_recovery() {
-    let d = start_with_fd_limit(64, &["--echo"]);
+    let d = Daemon::start_limited(64, &["--echo"]);
     let pid = d.child.id();
     let mut first = Raw::open(d.ws);
     // Far more connections than 64 descriptors allow: the admitted ones are upgraded, every other one is
@@ -455,15 +344,12 @@ fn fd_limit_hit_excess_refused_with_503_no_spinning_and_recovery() {
     assert_eq!(t.get(&Answer::Nothing), None, "every client gets an answer while saturated: {t:?}");
     assert!(t.contains_key(&Answer::Refused503), "the limit was not reached: {t:?}");
     // Saturated and still being knocked on: no CPU spinning, and the admitted clients are served.
-    let before = cpu_ticks(pid);
+    let before = cpu_time(pid);
     let started = Instant::now();
     let knockers = flood(d.ws, 20, Duration::from_millis(500));
     assert!(knockers.iter().all(|(_, a)| *a == Answer::Refused503), "{:?}", tally(&knockers));
     sleep(Duration::from_millis(500));
-    let used = cpu_ticks(pid) - before;
-    // SAFETY: sysconf has no preconditions.
-    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let share = used as f64 / per_second / started.elapsed().as_secs_f64();
+    let share = (cpu_time(pid) - before).as_secs_f64() / started.elapsed().as_secs_f64();
     assert!(share < 0.5, "the daemon used {:.0}% of a CPU while saturated", share * 100.0);
     first.send(&text_frame("served while saturated"));
     assert_eq!(first.read_frame().expect("echo").text(), "served while saturated");
@@ -471,7 +357,7 @@ fn fd_limit_hit_excess_refused_with_503_no_spinning_and_recovery() {
     drop(first);
     drop(socks);
     drop(knockers);
-    assert!(eventually(Duration::from_secs(3), || metric(&d, "wschat_connections") == 0));
+    assert!(eventually(Duration::from_secs(3), || metric(d.http, "wschat_connections") == 0));
     let mut last = Raw::open(d.ws);
     last.send(&text_frame("recovered"));
     assert_eq!(last.read_frame().expect("echo").text(), "recovered");
@@ -585,12 +471,7 @@ fn garbage_from_many_connections_at_once() {
     for raw in conns {
         reset(raw.stream);
     }
-    assert!(
-        eventually(Duration::from_secs(5), || open_fds(pid) == baseline),
-        "the daemon holds {} descriptors, {baseline} at the start",
-        open_fds(pid)
-    );
-    assert_eq!(metric(&d, "wschat_connections"), 0);
+    assert_back_to(&d, baseline, 0, Duration::from_secs(5));
     let mut last = Raw::open(d.ws);
     last.send(&text_frame("fine"));
     assert_eq!(last.read_frame().expect("echo").text(), "fine");

@@ -2,9 +2,11 @@
 
 mod common;
 
-use std::process::Command;
+use std::io::Read;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::probe::metric;
 use common::{client_frame, text_frame, Daemon, Raw};
 
 fn http(d: &Daemon, request: &str) -> String {
@@ -13,14 +15,6 @@ fn http(d: &Daemon, request: &str) -> String {
     let answer = raw.read_head();
     assert!(raw.sees_eof(), "HTTP connections close after the response");
     answer
-}
-
-fn metric(d: &Daemon, name: &str) -> u64 {
-    let body = http(d, "GET /metrics HTTP/1.1\r\n\r\n");
-    body.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing"))
 }
 
 #[test]
@@ -144,7 +138,7 @@ fn slow_consumer_is_cut_and_the_others_lose_nothing() {
     }
     assert_eq!(received, N, "the fast client lost messages");
     assert!(logout_seen, "the slow consumer was never cut");
-    assert_eq!(metric(&d, "wschat_slow_consumer_disconnects_total"), 1);
+    assert_eq!(metric(d.http, "wschat_slow_consumer_disconnects_total"), 1);
     // The slow one finds its backlog (cut short) and then the end of the connection.
     assert!(slow.sees_eof());
 }
@@ -166,27 +160,15 @@ fn sigterm_closes_everyone_with_1001_and_exits_zero() {
 
 #[test]
 fn trace_frames_logs_unmasked_payloads() {
-    let out = {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
-            .args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0", "--trace-frames"])
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-        let (ws, _) = common::parse_listening_line(&line).unwrap();
-        let mut raw = Raw::open(ws);
-        raw.send(&text_frame(r#"{"type":"login","name":"mynick"}"#));
-        raw.read_json();
-        unsafe {
-            libc::kill(child.id() as i32, libc::SIGTERM);
-        }
-        child.wait_with_output().unwrap()
-    };
-    let log = String::from_utf8_lossy(&out.stderr);
+    let mut d = Daemon::start_with(&["--trace-frames"], |cmd| {
+        cmd.env("RUST_LOG", "info").stderr(Stdio::piped());
+    });
+    let mut raw = Raw::open(d.ws);
+    raw.send(&text_frame(r#"{"type":"login","name":"mynick"}"#));
+    raw.read_json();
+    d.terminate(Duration::from_secs(5)).expect("exited after SIGTERM");
+    let mut log = String::new();
+    d.child.stderr.take().expect("stderr").read_to_string(&mut log).expect("the log");
     assert!(log.contains(r#"<- text 32B {"type":"login","name":"mynick"}"#), "{log}");
     assert!(log.contains(r#"-> text"#) && log.contains(r#"{"type":"user_list""#), "{log}");
 }

@@ -23,20 +23,48 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `wschat --ws 127.0.0.1:0 --http 127.0.0.1:0 ARGS…` and waits for its "listening" line.
     pub fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
-            .args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"])
+        Daemon::start_with(args, |_| {})
+    }
+
+    /// As [`Daemon::start`], with `configure` having the last word on the command before it is spawned (its
+    /// environment, its limits, where its stderr goes); stdout stays a pipe, for the listening line.
+    pub fn start_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Daemon {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wschat"));
+        cmd.args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn wschat");
+            .stderr(Stdio::inherit());
+        configure(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn wschat");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read the listening line");
         let (ws, http) = parse_listening_line(&line).unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
         Daemon { child, ws, http, stdout }
+    }
+
+    /// As [`Daemon::start`], with the daemon's file-descriptor limit (soft and hard) set to `fd_limit`. It logs
+    /// only errors unless RUST_LOG says otherwise: at the limit every refused accept would be a warning.
+    pub fn start_limited(fd_limit: u64, args: &[&str]) -> Daemon {
+        use std::os::unix::process::CommandExt;
+        Daemon::start_with(args, |cmd| {
+            if std::env::var_os("RUST_LOG").is_none() {
+                cmd.env("RUST_LOG", "error");
+            }
+            // SAFETY: the closure runs in the forked child before exec and only calls setrlimit, which is
+            // async-signal-safe and touches no memory shared with the parent.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let r = libc::rlimit { rlim_cur: fd_limit, rlim_max: fd_limit };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &r) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })
     }
 
     /// `ws://ADDR/`

@@ -1,5 +1,5 @@
-//! Probes for tests that measure the daemon from outside: its metrics, its memory, chat clients that log
-//! in, peers that cannot read, and latency percentiles.
+//! Probes for tests that measure the daemon from outside: its metrics, its memory, descriptors and CPU time,
+//! chat clients that log in, peers that cannot read, and latency percentiles.
 
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::os::fd::FromRawFd;
@@ -9,13 +9,23 @@ use super::{text_frame, Raw};
 
 /// The value of a metric from GET /metrics on the web port `http`.
 pub fn metric(http: SocketAddr, name: &str) -> u64 {
+    metric_in(&metrics(http), name)
+}
+
+/// One GET /metrics on the web port `http`: the response, head and body, as text.
+pub fn metrics(http: SocketAddr) -> String {
     let mut raw = Raw::connect(http);
     raw.send(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-    let body = raw.read_head();
-    body.lines()
+    raw.read_head()
+}
+
+/// The value of metric `name` in a response from [`metrics`], so several can be read from one snapshot.
+pub fn metric_in(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))
         .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} missing from {body}"))
+        .unwrap_or_else(|| panic!("{name} missing from {metrics}"))
 }
 
 /// Resident memory of a process, in KiB (VmRSS).
@@ -26,6 +36,25 @@ pub fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS")
+}
+
+/// How many file descriptors a process holds (/proc/PID/fd).
+pub fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).expect("/proc/PID/fd").count()
+}
+
+/// User plus system CPU time a process has used (/proc/PID/stat). The same as
+/// `wschat::bench::sys::process_cpu_time`, which the tests of the daemon cannot use: they build without the
+/// `bench` feature too.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
+    // Fields after the parenthesised command name start with field 3 (state); utime and stime are 14, 15.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_nanos(ticks * 1_000_000_000 / per_second)
 }
 
 /// Waits up to `limit` for `cond`, polling; returns whether it became true.
