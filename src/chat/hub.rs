@@ -2,9 +2,11 @@
 //! to connections. Broadcasts are batched per room and loop turn: every frame a room broadcasts is appended
 //! to the room's open batch, and [`Hub::seal`] (called by the reactor once per turn, before it writes) hands
 //! the whole batch to every member as one shared buffer, so a member costs one queue entry and one iovec per
-//! turn however many messages the room saw. Anything addressed to one connection, and any change of a room's
-//! members, first seals that room's batch, so every connection still sees its frames in the order they were
-//! made.
+//! turn however many messages the room saw. Each member has a share of the open batch: all of it, or, for a
+//! member who joined during the batch, what came after its own login. Anything addressed to one connection
+//! (an error, a private message, its departure) first hands that connection its share so far as a copy and
+//! starts its share anew, so every connection still sees its frames in the order they were made, and
+//! neither a login nor a message to one member costs the room a delivery per member.
 //!
 //! Limits against memory and amplification (all sans-IO: the reactor passes the time in with
 //! [`Hub::set_now`]): history is bounded per room (`--history`) and over all rooms together
@@ -77,6 +79,8 @@ struct User {
     uid: u64,
     name: Box<str>,
     room: Rc<str>,
+    /// The user's index in its room's `members` (kept current when the room is tidied).
+    slot: usize,
 }
 
 /// What a hub enforces. [`HubLimits::unlimited`] is the old behaviour (only the per-room history count).
@@ -135,6 +139,12 @@ struct Member {
     conn: ConnId,
     /// Bytes of the member's entry in [`Room::list`], its trailing comma included.
     entry: u32,
+    /// Where the member's share of the open batch starts: 0 for all of it; further on for a member who
+    /// joined since the batch opened (what came before is not for it), or who was already given the batch
+    /// so far because something addressed to it alone had to follow it.
+    from: u32,
+    /// Messages of the open batch before `from`.
+    from_messages: u32,
 }
 
 /// The bytes of a `user_list` message before the entries.
@@ -168,22 +178,37 @@ struct Room {
 }
 
 impl Room {
-    /// Hands the open batch to every member as one shared buffer.
+    /// Hands the open batch to every member as one shared buffer (a member whose share starts later gets a
+    /// copy of its share), and opens a new one.
     fn seal(&mut self, out: &mut Effects) {
         if self.batch_messages == 0 {
             return;
         }
         let bytes: Frame = Rc::from(&self.batch[..]);
         out.sends.reserve(self.live);
-        for m in &self.members {
-            if m.conn != GONE {
+        for m in &mut self.members {
+            if m.conn == GONE {
+                continue;
+            }
+            if m.from == 0 {
                 out.sends.push(Delivery {
                     conn: m.conn,
                     bytes: bytes.clone(),
                     messages: self.batch_messages,
                     welcome: false,
                 });
+                continue;
             }
+            let from = m.from as usize;
+            if from < self.batch.len() {
+                out.sends.push(Delivery {
+                    conn: m.conn,
+                    bytes: Rc::from(&self.batch[from..]),
+                    messages: self.batch_messages - m.from_messages,
+                    welcome: false,
+                });
+            }
+            (m.from, m.from_messages) = (0, 0);
         }
         self.batch.clear();
         if self.batch.capacity() > MAX_BATCH_BYTES * 2 {
@@ -203,8 +228,27 @@ impl Room {
         !std::mem::replace(&mut self.listed, true)
     }
 
-    /// Adds a member at the end, with its user-list entry.
-    fn join(&mut self, conn: ConnId, uid: u64, name: &str) {
+    /// Gives the member in `slot` its share of the open batch so far, as a copy, and starts its share anew
+    /// at the end: what comes next for it alone then follows what the room said before. The other members
+    /// are not touched; they get the batch when it is sealed.
+    fn serve(&mut self, slot: usize, out: &mut Effects) {
+        let (len, messages) = (self.batch.len(), self.batch_messages);
+        let Some(m) = self.members.get_mut(slot) else { return };
+        let from = m.from as usize;
+        if from < len {
+            out.sends.push(Delivery {
+                conn: m.conn,
+                bytes: Rc::from(&self.batch[from..]),
+                messages: messages - m.from_messages,
+                welcome: false,
+            });
+        }
+        (m.from, m.from_messages) = (len as u32, messages);
+    }
+
+    /// Adds a member at the end, with its user-list entry; it shares only what the open batch gets from now
+    /// on. Returns its slot.
+    fn join(&mut self, conn: ConnId, uid: u64, name: &str) -> usize {
         let start = self.list.len();
         // The same serializer as `ServerMessage::UserList`, so the bytes are the ones a full encode makes.
         if serde_json::to_writer(&mut self.list, &UserEntry { uid, name }).is_err() {
@@ -212,27 +256,27 @@ impl Room {
         }
         self.list.push(b',');
         let entry = u32::try_from(self.list.len() - start).unwrap_or(u32::MAX);
-        self.members.push(Member { conn, entry });
+        self.members.push(Member { conn, entry, from: self.batch.len() as u32, from_messages: self.batch_messages });
         self.live += 1;
+        self.members.len() - 1
     }
 
-    /// Marks `conn`'s slot as gone; its bytes stay until the next tidy (at the next user list, or when gone
-    /// slots outnumber the members), so a wave of departures costs one compaction, not one each.
-    fn part(&mut self, conn: ConnId) {
-        let Some(m) = self.members.iter_mut().find(|m| m.conn == conn) else { return };
+    /// Marks the member in `slot` as gone; its bytes stay until the next tidy (before the next login, or
+    /// when gone slots outnumber the members), so a wave of departures costs one compaction, not one each.
+    fn part(&mut self, slot: usize) {
+        let Some(m) = self.members.get_mut(slot) else { return };
         m.conn = GONE;
         self.gone += 1;
         self.live -= 1;
-        if self.gone > self.live.max(32) {
-            self.tidy();
-        }
     }
 
-    /// Drops the slots and user-list entries of members who left, moving the rest down in one pass.
-    fn tidy(&mut self) {
+    /// Drops the slots and user-list entries of members who left, moving the rest down in one pass. Returns
+    /// the first slot whose member moved (`members.len()` when none did).
+    fn tidy(&mut self) -> usize {
         if self.gone == 0 {
-            return;
+            return self.members.len();
         }
+        let first_gone = self.members.iter().position(|m| m.conn == GONE).unwrap_or(self.members.len());
         let (mut read, mut write, mut kept) = (0, 0, 0);
         for i in 0..self.members.len() {
             let m = self.members[i];
@@ -256,6 +300,7 @@ impl Room {
         if self.members.capacity() > 2 * self.members.len() + 64 {
             self.members.shrink_to(self.members.len() + self.members.len() / 2);
         }
+        first_gone
     }
 
     #[cfg(test)]
@@ -267,15 +312,26 @@ impl Room {
             live: self.live,
             ..Room::default()
         };
+        probe.tidy();
         probe.user_list_frame().to_vec()
     }
 
     /// The `user_list` frame of the members in login order: the room's entry bytes between a prefix and a
-    /// suffix, copied once into the frame.
-    fn user_list_frame(&mut self) -> Frame {
-        self.tidy();
+    /// suffix, copied once into the frame. The room must be tidy.
+    fn user_list_frame(&self) -> Frame {
+        debug_assert_eq!(self.gone, 0, "user list of an untidy room");
         let entries = &self.list[..self.list.len().saturating_sub(1)];
         frame_of_parts(&[LIST_PREFIX, entries, LIST_SUFFIX])
+    }
+}
+
+/// Tidies `room` and tells the members who moved their new slots.
+fn tidy(room: &mut Room, users: &mut HashMap<ConnId, User>) {
+    let first_moved = room.tidy();
+    for (slot, m) in room.members.iter().enumerate().skip(first_moved) {
+        if let Some(user) = users.get_mut(&m.conn) {
+            user.slot = slot;
+        }
     }
 }
 
@@ -694,11 +750,13 @@ impl Hub {
         }
     }
 
-    /// Seals the open batch of the room `conn` is in, so that what comes next for `conn` follows it.
+    /// Gives `conn` what its room's open batch holds for it so far, so that what comes next for `conn` follows
+    /// it. The rest of the room gets the batch when it is sealed: a message to one member does not cost a
+    /// delivery to every member.
     pub fn seal_room_of(&mut self, conn: ConnId, out: &mut Effects) {
         if let Some(user) = self.users.get(&conn) {
             if let Some(room) = self.rooms.get_mut(&user.room) {
-                room.seal(out);
+                room.serve(user.slot, out);
             }
         }
     }
@@ -744,14 +802,15 @@ impl Hub {
             *next_room_id += 1;
             Room { id, ..Room::default() }
         });
-        // What the room said before this login is not for the newcomer: seal it for the members it had.
-        entry.seal(out);
-        entry.join(conn, uid, name);
+        tidy(entry, &mut self.users);
+        // What the room said before this login is not for the newcomer: its share of the open batch starts
+        // at its own login broadcast.
+        let slot = entry.join(conn, uid, name);
         out.push_welcome(conn, entry.user_list_frame());
         for past in &entry.history {
             out.push_welcome(conn, past.clone());
         }
-        self.users.insert(conn, User { uid, name: name.into(), room: room_key.clone() });
+        self.users.insert(conn, User { uid, name: name.into(), room: room_key.clone(), slot });
         self.by_uid.insert(uid, conn);
         self.scratch.clear();
         ServerMessage::Login { uid, name, time }.write_json(&mut self.scratch);
@@ -853,7 +912,8 @@ impl Hub {
                 ServerMessage::Say { from_uid, to_uid: ToUidOut::User(uid), content, time }
                     .write_json(&mut self.scratch);
                 let frame = text_frame(&self.scratch);
-                // Sender and target share the room: one seal keeps both in order.
+                // Both get what the room said before this, first.
+                self.seal_room_of(target, out);
                 self.seal_room_of(conn, out);
                 out.push(target, frame.clone());
                 if target != conn {
@@ -867,11 +927,16 @@ impl Hub {
 
     /// Removes the user on `conn` (if any) and tells the rest of its room. Call when a connection goes away.
     pub fn leave(&mut self, conn: ConnId, time: &str, out: &mut Effects) {
-        self.seal_room_of(conn, out);
         let Some(user) = self.users.remove(&conn) else { return };
         self.by_uid.remove(&user.uid);
         let Some(room) = self.rooms.get_mut(&user.room) else { return };
-        room.part(conn);
+        // What the room said while the user was in it is still the user's (a client logout keeps the
+        // connection open).
+        room.serve(user.slot, out);
+        room.part(user.slot);
+        if room.gone > room.live.max(32) {
+            tidy(room, &mut self.users);
+        }
         if room.live == 0 {
             // Room names come from clients: keeping empty rooms would let them grow memory without bound.
             // Its history goes with it; its entries in the global queue are skipped from now on.
@@ -1435,11 +1500,88 @@ mod tests {
                         room.list.len(),
                         room.members.iter().map(|m| m.entry as usize).sum::<usize>()
                     );
-                    let mut probe = Room { list: room.list.clone(), members: room.members.clone(), gone: room.gone, live: room.live, ..Room::default() };
-                    proptest::prop_assert_eq!(&probe.user_list_frame()[..], &fresh_user_list(&hub, key)[..]);
+                    proptest::prop_assert_eq!(room.clone_user_list_for_test(), fresh_user_list(&hub, key));
+                }
+                for (conn, user) in &hub.users {
+                    proptest::prop_assert_eq!(hub.rooms[&user.room].members[user.slot].conn, *conn);
                 }
             }
         }
+    }
+
+    /// What each connection receives, as one byte stream per connection, and the messages counted.
+    fn streams(out: &Effects, into: &mut HashMap<ConnId, (Vec<u8>, u32)>) {
+        for d in &out.sends {
+            let s = into.entry(d.conn).or_default();
+            s.0.extend_from_slice(&d.bytes);
+            s.1 += d.messages;
+        }
+    }
+
+    proptest::proptest! {
+        /// Batching is invisible: whatever is sealed when, every connection receives the same bytes in the
+        /// same order as from a hub that seals after every message (where nothing is batched). Covers
+        /// newcomers and leavers in the middle of a batch, private messages and errors to members whose
+        /// share of the batch is open, and logouts followed by a login in the same turn.
+        #[test]
+        fn batching_never_changes_what_a_connection_receives(
+            ops in proptest::collection::vec((0usize..6, 0u8..8, 0u8..3, 0u64..12, proptest::bool::ANY), 1..150)
+        ) {
+            let mut batched = Hub::new(1);
+            let mut reference = Hub::new(1);
+            let (mut got, mut want) = (HashMap::new(), HashMap::new());
+            let mut out = Effects::default();
+            for (i, (conn, action, room, uid, seal)) in ops.into_iter().enumerate() {
+                let text = match action {
+                    0 | 1 => json!({"type":"login","name":format!("n{i}"),"room_id":format!("r{room}")}).to_string(),
+                    2 => json!({"type":"say","content":format!("all{i}")}).to_string(),
+                    3 => json!({"type":"say","to_uid":uid,"content":format!("p{i}")}).to_string(),
+                    4 => r#"{"type":"logout"}"#.to_string(),
+                    5 => r#"{"type":"fly"}"#.to_string(),
+                    _ => String::new(),
+                };
+                for (hub, sink, seal) in [(&mut batched, &mut got, seal), (&mut reference, &mut want, true)] {
+                    if action >= 6 {
+                        hub.leave(conn, T, &mut out);
+                    } else {
+                        match parse_client_message(&text) {
+                            Ok(m) => hub.handle(conn, m, T, &mut out),
+                            Err(code) => hub.error(conn, code, &mut out),
+                        }
+                    }
+                    if seal {
+                        hub.seal(&mut out);
+                    }
+                    streams(&out, sink);
+                    out.clear();
+                }
+            }
+            batched.seal(&mut out);
+            streams(&out, &mut got);
+            proptest::prop_assert_eq!(got, want);
+            for (conn, user) in &batched.users {
+                proptest::prop_assert_eq!(batched.rooms[&user.room].members[user.slot].conn, *conn);
+            }
+        }
+    }
+
+    #[test]
+    fn a_newcomer_does_not_cost_the_room_a_delivery() {
+        let mut hub = hub_with_members(100);
+        let mut out = Effects::default();
+        hub.seal(&mut out);
+        out.clear();
+        for c in 100..150 {
+            let login = format!(r#"{{"type":"login","name":"u{c}"}}"#);
+            hub.handle(c, parse_client_message(&login).unwrap(), T, &mut out);
+        }
+        hub.seal(&mut out);
+        // 50 welcomes, then one delivery per member: the old ones share the batch, each newcomer gets the
+        // part from its own login on.
+        assert_eq!(out.sends.len(), 50 + 150);
+        let shared = &out.sends[50].bytes;
+        assert_eq!(out.sends[50..150].iter().filter(|d| Rc::ptr_eq(&d.bytes, shared)).count(), 100);
+        assert_eq!(out.sends[150..].iter().map(|d| d.messages).collect::<Vec<_>>(), (1..=50).rev().collect::<Vec<_>>());
     }
 
     #[test]
