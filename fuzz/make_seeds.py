@@ -1,18 +1,12 @@
 #!/usr/bin/env python3
 """Writes the seed corpora under fuzz/corpus_seeds/ (run from that directory). Seeds are committed; rerun
 this only to change them."""
-import os, struct
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benches"))
+import wsclient  # the repository's one Python frame encoder
 KEY = bytes([0x37, 0xfa, 0x21, 0x3d])
 def frame(fin, op, payload, rsv=0, mask=True, forcelen=None):
-    b0 = (0x80 if fin else 0) | (rsv << 4) | op
-    n = len(payload) if forcelen is None else forcelen
-    mb = 0x80 if mask else 0
-    if n < 126: h = bytes([b0, mb | n])
-    elif n <= 0xffff: h = bytes([b0, mb | 126]) + struct.pack(">H", n)
-    else: h = bytes([b0, mb | 127]) + struct.pack(">Q", n)
-    if mask:
-        return h + KEY + bytes(c ^ KEY[i % 4] for i, c in enumerate(payload))
-    return h + payload
+    return wsclient.frame(op, payload, KEY if mask else None, fin=fin, rsv=rsv, length=forcelen)
 def w(d, name, data):
     os.makedirs(d, exist_ok=True)
     open(os.path.join(d, name), "wb").write(data)

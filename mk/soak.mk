@@ -3,4 +3,4 @@
 .PHONY: soak
 SOAK_SECONDS ?= 60
 soak: build
-	python3 scripts/soak.py --seconds $(SOAK_SECONDS)
+	python3 benches/soak.py --seconds $(SOAK_SECONDS)

@@ -10,10 +10,9 @@ bench run loses, duplicates or reorders anything, when RSS keeps growing round a
 daemon counts protocol errors nobody caused, when slow consumers are not cut, or when connections do not
 drain back to zero. Loopback only; every phase is bounded in time.
 
-Usage: scripts/soak.py [--seconds N] [--bin-dir target/release]
+Usage: benches/soak.py [--seconds N] [--bin-dir target/release]
 """
 import argparse
-import base64
 import json
 import os
 import re
@@ -25,38 +24,7 @@ import sys
 import threading
 import time
 
-
-def ws_connect(addr, timeout=5.0):
-    s = socket.create_connection(addr, timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    key = base64.b64encode(os.urandom(16)).decode()
-    s.sendall((f"GET / HTTP/1.1\r\nHost: soak\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101 "):
-        raise ConnectionError(head.split(b"\r\n")[0].decode(errors="replace"))
-    return s
-
-
-def frame(opcode, payload):
-    mask = os.urandom(4)
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x80 | opcode, 0x80 | n])
-    elif n < 65536:
-        head = bytes([0x80 | opcode, 0x80 | 126]) + struct.pack(">H", n)
-    else:
-        head = bytes([0x80 | opcode, 0x80 | 127]) + struct.pack(">Q", n)
-    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-
-
-def say(obj):
-    return frame(1, json.dumps(obj).encode())
+from wsclient import PING, TEXT, Client, json_text
 
 
 def metrics(http):
@@ -85,15 +53,15 @@ def churn(ws, stop, stats):
     i = 0
     while not stop.is_set():
         try:
-            s = ws_connect(ws)
-            s.sendall(say({"type": "login", "name": f"churn{i}"}))
-            s.sendall(say({"type": "say", "to_uid": "all", "content": f"hello from churn{i}"}))
+            c = Client(ws)
+            c.send_json({"type": "login", "name": f"churn{i}"})
+            c.send_json({"type": "say", "to_uid": "all", "content": f"hello from churn{i}"})
             way = i % 3
             if way == 0:
-                s.sendall(frame(8, struct.pack(">H", 1000)))
+                c.send_close(1000)
             elif way == 2:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
-            s.close()
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # reset
+            c.close()
             stats["churned"] += 1
         except OSError as e:
             stats["churn_errors"].append(str(e))
@@ -103,25 +71,25 @@ def churn(ws, stop, stats):
 
 def slow_consumers(ws, n, hold, stats):
     """Clients that log in and never read: the daemon must cut them at the send-buffer limit."""
-    socks = []
+    clients = []
     for i in range(n):
-        s = ws_connect(ws)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.sendall(say({"type": "login", "name": f"slow{i}"}))
-        socks.append(s)
+        c = Client(ws)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.send_json({"type": "login", "name": f"slow{i}"})
+        clients.append(c)
     time.sleep(hold)
-    for s in socks:
-        s.close()
+    for c in clients:
+        c.close()
     stats["slow"] += n
 
 
 def ping_flooder(ws, stop, stats):
     """One connection that never reads and sends empty pings: it must cost memory nothing and others nothing."""
-    s = ws_connect(ws)
-    chunk = frame(9, b"") * 5000
+    c = Client(ws)
+    chunk = c.frame(PING, b"") * 5000
     while not stop.is_set():
         try:
-            s.sendall(chunk)
+            c.sock.sendall(chunk)
         except TimeoutError:
             continue
         except OSError as e:
@@ -129,24 +97,25 @@ def ping_flooder(ws, stop, stats):
             break
         stats["pinged"] += len(chunk)
         time.sleep(0.001)
-    s.close()
+    c.close()
 
 
 def big_room_joiner(ws, stop, stats):
     """One connection cycling login and logout in the bench's room: refused past its join burst."""
-    s = ws_connect(ws)
-    reader = threading.Thread(target=lambda: drain(s), daemon=True)
+    c = Client(ws)
+    reader = threading.Thread(target=lambda: drain(c.sock), daemon=True)
     reader.start()
+    login, logout = json_text({"type": "login", "name": "joiner"}), json_text({"type": "logout"})
     while not stop.is_set():
         try:
-            s.sendall(say({"type": "login", "name": "joiner"}) + say({"type": "logout"}))
+            c.sock.sendall(c.frame(TEXT, login) + c.frame(TEXT, logout))
         except OSError as e:
             stats["join_errors"].append(str(e))
             break
         stats["joins"] += 1
         time.sleep(0.005)
-    s.shutdown(socket.SHUT_RDWR)  # wakes the reader thread; a bare close() would not send the FIN
-    s.close()
+    c.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader thread; a bare close() would not send the FIN
+    c.close()
 
 
 def drain(s):
