@@ -3,38 +3,15 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::time::Duration;
 
+use common::tung::{connect, recv, Ws};
 use common::{probe, Daemon};
 use serde_json::{json, Value};
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
-
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
-
-fn connect(d: &Daemon) -> Ws {
-    let (ws, resp) = tungstenite::connect(d.ws_url()).expect("handshake");
-    assert_eq!(resp.status(), 101);
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    }
-    ws
-}
+use tungstenite::Message;
 
 fn send(ws: &mut Ws, v: Value) {
     ws.send(Message::text(v.to_string())).expect("send");
-}
-
-/// The next text message as JSON (skipping pings, which tungstenite answers itself).
-fn recv(ws: &mut Ws) -> Value {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(t) => return serde_json::from_str(t.as_str()).expect("JSON"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
 }
 
 fn login(ws: &mut Ws, name: &str) -> u64 {

@@ -15,14 +15,7 @@ mod common;
 use std::thread::sleep;
 use std::time::Duration;
 
-use common::{client_frame, Daemon, Raw, RawFrame};
-
-const CONT: u8 = 0x0;
-const TEXT: u8 = 0x1;
-const BINARY: u8 = 0x2;
-const CLOSE: u8 = 0x8;
-const PING: u8 = 0x9;
-const PONG: u8 = 0xA;
+use common::{client_frame, Daemon, Raw, RawFrame, BINARY, CLOSE, CONT, PING, PONG, TEXT};
 
 /// Limits large enough for category 9 (messages up to 16 MiB, echoed in one frame).
 const BIG_LIMITS: [&str; 5] = ["--echo", "--max-message-bytes", "16777216", "--send-buffer-limit", "67108864"];

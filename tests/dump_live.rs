@@ -6,18 +6,15 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::tung::{connect, recv, Ws};
 use common::Daemon;
 use serde_json::Value;
-use tungstenite::stream::MaybeTlsStream;
-use tungstenite::{Message, WebSocket};
-
-type Ws = WebSocket<MaybeTlsStream<TcpStream>>;
+use tungstenite::Message;
 
 /// How long to wait for one thing.
 const WAIT: Duration = Duration::from_secs(10);
@@ -27,28 +24,6 @@ fn tcpdump_path() -> Option<String> {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .map(str::to_string)
-}
-
-fn connect(d: &Daemon) -> Ws {
-    let (ws, resp) = tungstenite::connect(d.ws_url()).expect("handshake");
-    assert_eq!(resp.status(), 101);
-    if let MaybeTlsStream::Plain(s) = ws.get_ref() {
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    }
-    ws
-}
-
-fn recv_type(ws: &mut Ws) -> String {
-    loop {
-        match ws.read().expect("read") {
-            Message::Text(t) => {
-                let v: Value = serde_json::from_str(t.as_str()).expect("JSON");
-                return v["type"].as_str().unwrap_or("").to_string();
-            }
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
 }
 
 fn leave(mut ws: Ws) {
@@ -170,28 +145,28 @@ fn live_pipe_from_tcpdump_prints_each_frame_as_it_arrives() {
     let result = (|| -> Result<(), String> {
         let mut zhu = connect(&daemon);
         zhu.send(Message::text(r#"{"type":"login","name":"猪猪"}"#)).unwrap();
-        assert_eq!(recv_type(&mut zhu), "user_list");
-        assert_eq!(recv_type(&mut zhu), "login");
+        assert_eq!(recv(&mut zhu)["type"], "user_list");
+        assert_eq!(recv(&mut zhu)["type"], "login");
         // Live: the frame is decoded while the capture runs on.
         events.wait_for("猪猪's login frame", |v| frame_text(v, "c2s", r#"{"type":"login","name":"猪猪"}"#))?;
 
         let mut me = connect(&daemon);
         me.send(Message::text(r#"{"type":"login","name":"mynick"}"#)).unwrap();
-        assert_eq!(recv_type(&mut me), "user_list");
-        assert_eq!(recv_type(&mut me), "login");
-        assert_eq!(recv_type(&mut zhu), "login");
+        assert_eq!(recv(&mut me)["type"], "user_list");
+        assert_eq!(recv(&mut me)["type"], "login");
+        assert_eq!(recv(&mut zhu)["type"], "login");
         events.wait_for("mynick's login frame", |v| frame_text(v, "c2s", r#"{"type":"login","name":"mynick"}"#))?;
 
         let say = r#"{"type":"say","to_uid":"all","content":"hi,  all !"}"#;
         me.send(Message::text(say)).unwrap();
-        assert_eq!(recv_type(&mut me), "say");
-        assert_eq!(recv_type(&mut zhu), "say");
+        assert_eq!(recv(&mut me)["type"], "say");
+        assert_eq!(recv(&mut zhu)["type"], "say");
         events.wait_for("the say frame", |v| frame_text(v, "c2s", say))?;
         events.wait_for("the relayed say", |v| {
             v["event"] == "frame" && v["dir"] == "s2c" && v["json"]["content"] == "hi,  all !"
         })?;
         leave(me);
-        assert_eq!(recv_type(&mut zhu), "logout");
+        assert_eq!(recv(&mut zhu)["type"], "logout");
         leave(zhu);
         events.wait_for("both teardowns", |v| v["event"] == "tcp_close" && v["conn"] == 2)?;
         events.wait_for("the first teardown", |v| v["event"] == "tcp_close" && v["conn"] == 1)

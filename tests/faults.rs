@@ -18,13 +18,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use common::probe::{connect_from, cpu_time, eventually, login, metric, open_fds};
-use common::{client_frame, text_frame, upgrade_request, Daemon, Raw};
+use common::{client_frame, text_frame, upgrade_request, Daemon, Raw, CLOSE, CONT, PING, TEXT};
 use serde_json::Value;
-
-const TEXT: u8 = 1;
-const CONT: u8 = 0;
-const CLOSE: u8 = 8;
-const PING: u8 = 9;
 
 // ----- helpers -----
 

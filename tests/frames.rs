@@ -3,14 +3,7 @@
 
 mod common;
 
-use common::{client_frame, text_frame, Daemon, Raw};
-
-const TEXT: u8 = 1;
-const BINARY: u8 = 2;
-const CONT: u8 = 0;
-const CLOSE: u8 = 8;
-const PING: u8 = 9;
-const PONG: u8 = 10;
+use common::{client_frame, text_frame, Daemon, Raw, BINARY, CLOSE, CONT, PING, PONG, TEXT};
 
 /// Opens a connection, sends `bytes`, and returns the close code the server answers with.
 fn close_code_for(d: &Daemon, bytes: &[u8]) -> u16 {

@@ -13,11 +13,8 @@ use std::thread;
 use std::time::Duration;
 
 use common::probe::{connect_from, eventually, login, metric, percentile, rss_kib, say_latencies};
-use common::{client_frame, text_frame, upgrade_request, Daemon, Raw};
+use common::{client_frame, text_frame, upgrade_request, Daemon, Raw, CLOSE, PING};
 use serde_json::{json, Value};
-
-const PING: u8 = 9;
-const CLOSE: u8 = 8;
 
 /// A connection that completed the handshake from a socket with a tiny receive window and never reads.
 fn non_reader(d: &Daemon, name: Option<&str>, room: &str) -> std::net::TcpStream {

@@ -510,16 +510,15 @@ impl Note {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn frame(opcode: u8, fin: bool, payload: &[u8], len: u64) -> Frame {
+impl Frame {
+    /// For tests here and in the renderers: a final, unmasked frame whose whole payload was captured.
+    pub(crate) fn whole(opcode: u8, payload: &[u8]) -> Frame {
         Frame {
-            fin,
+            fin: true,
             rsv: 0,
             opcode,
             mask: None,
-            len,
+            len: payload.len() as u64,
             payload: payload.to_vec(),
             missing: 0,
             message_opcode: None,
@@ -527,27 +526,37 @@ mod tests {
             issues: vec![],
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame announcing `len` payload bytes of which `payload` was kept.
+    fn frame(opcode: u8, payload: &[u8], len: u64) -> Frame {
+        Frame { len, ..Frame::whole(opcode, payload) }
+    }
 
     #[test]
     fn text_binary_close_and_ping_contents() {
-        let f = frame(1, true, b"{\"a\":1}", 7);
+        let f = frame(1, b"{\"a\":1}", 7);
         assert_eq!(f.content(), Content::Text(Cow::Borrowed("{\"a\":1}")));
-        assert_eq!(frame(2, true, &[0, 1], 2).content(), Content::Binary(&[0, 1]));
-        assert_eq!(frame(8, true, &[3, 0xe8, b'o', b'k'], 4).content(), Content::Close { code: 1000, reason: "ok" });
-        assert!(matches!(frame(8, true, &[3], 1).content(), Content::BadClose { error: WsError::CloseOneByte, .. }));
-        assert_eq!(frame(8, true, &[], 0).content(), Content::Empty);
-        assert_eq!(frame(9, true, b"hi", 2).content(), Content::Text(Cow::Borrowed("hi")));
-        assert_eq!(frame(10, true, &[0, 7], 2).content(), Content::Binary(&[0, 7]));
-        assert_eq!(frame(1, true, &[0xff], 1).content(), Content::InvalidUtf8(&[0xff]));
-        assert_eq!(frame(3, true, &[5], 1).op_name(), "opcode 0x3");
+        assert_eq!(frame(2, &[0, 1], 2).content(), Content::Binary(&[0, 1]));
+        assert_eq!(frame(8, &[3, 0xe8, b'o', b'k'], 4).content(), Content::Close { code: 1000, reason: "ok" });
+        assert!(matches!(frame(8, &[3], 1).content(), Content::BadClose { error: WsError::CloseOneByte, .. }));
+        assert_eq!(frame(8, &[], 0).content(), Content::Empty);
+        assert_eq!(frame(9, b"hi", 2).content(), Content::Text(Cow::Borrowed("hi")));
+        assert_eq!(frame(10, &[0, 7], 2).content(), Content::Binary(&[0, 7]));
+        assert_eq!(frame(1, &[0xff], 1).content(), Content::InvalidUtf8(&[0xff]));
+        assert_eq!(frame(3, &[5], 1).op_name(), "opcode 0x3");
     }
 
     #[test]
     fn text_cut_inside_a_character_shows_the_valid_prefix() {
         let s = "猪猪".as_bytes();
-        let f = frame(1, true, &s[..4], 6);
+        let f = frame(1, &s[..4], 6);
         assert_eq!(f.content(), Content::Text(Cow::Borrowed("猪")));
-        let mut cont = frame(0, true, &s[1..], 5);
+        let mut cont = frame(0, &s[1..], 5);
         cont.message_opcode = Some(OpCode::Text);
         assert!(matches!(cont.content(), Content::Text(t) if t.ends_with('猪')));
     }

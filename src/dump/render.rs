@@ -508,18 +508,7 @@ mod tests {
     }
 
     fn frame(opcode: u8, payload: &[u8]) -> Frame {
-        Frame {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: Some([0x5b, 0x4f, 0x6f, 0x2c]),
-            len: payload.len() as u64,
-            payload: payload.to_vec(),
-            missing: 0,
-            message_opcode: None,
-            compressed: false,
-            issues: vec![],
-        }
+        Frame { mask: Some([0x5b, 0x4f, 0x6f, 0x2c]), ..Frame::whole(opcode, payload) }
     }
 
     fn text(e: &Event, r: &mut TextRenderer) -> String {

@@ -262,18 +262,7 @@ mod tests {
     }
 
     fn frame(opcode: u8, payload: &[u8]) -> EventKind {
-        EventKind::Frame(Frame {
-            fin: true,
-            rsv: 0,
-            opcode,
-            mask: None,
-            len: payload.len() as u64,
-            payload: payload.to_vec(),
-            missing: 0,
-            message_opcode: None,
-            compressed: false,
-            issues: vec![],
-        })
+        EventKind::Frame(Frame::whole(opcode, payload))
     }
 
     #[test]

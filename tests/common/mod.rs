@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod probe;
+pub mod tung;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -140,6 +141,19 @@ impl RawFrame {
         String::from_utf8_lossy(&self.payload).into_owned()
     }
 }
+
+/// Opcodes, as numbers: this harness writes and reads the wire format without the crate's codec.
+pub const CONT: u8 = 0x0;
+/// Text frame.
+pub const TEXT: u8 = 0x1;
+/// Binary frame.
+pub const BINARY: u8 = 0x2;
+/// Close frame.
+pub const CLOSE: u8 = 0x8;
+/// Ping.
+pub const PING: u8 = 0x9;
+/// Pong.
+pub const PONG: u8 = 0xA;
 
 /// A masked client frame with explicit FIN, RSV bits (high nibble) and opcode.
 pub fn client_frame(fin: bool, rsv: u8, opcode: u8, payload: &[u8]) -> Vec<u8> {
