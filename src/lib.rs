@@ -4,16 +4,19 @@
 //! `bench` and `dump` (both default), so the daemon alone builds with `--no-default-features`.
 #![deny(missing_docs)]
 
+pub mod app;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod chat;
 pub mod config;
-pub mod conn;
 #[cfg(feature = "dump")]
 pub mod dump;
 pub mod http;
 pub mod metrics;
 pub mod outbox;
 pub mod reactor;
+pub mod session;
+pub mod transport;
+pub mod web;
 pub mod timer;
 pub mod ws;

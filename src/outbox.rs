@@ -7,7 +7,11 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
-use crate::chat::hub::Frame;
+use std::rc::Rc;
+
+/// Encoded WebSocket frames or an HTTP answer (one, or a room's batch of several), shared by every
+/// connection it is queued for.
+pub type Frame = Rc<[u8]>;
 use crate::ws::frame::{frame, OpCode};
 
 /// Most frames handed to one `writev`.
@@ -184,7 +188,6 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::rc::Rc;
 
     /// A writer that takes at most `budget` bytes per call and then would block once `total` is reached.
     struct Trickle {

@@ -1,0 +1,114 @@
+//! The application seam: what the reactor calls when a WebSocket carries a message, when a connection goes
+//! away and at the end of each loop turn; the application answers with deliveries (shared bytes addressed
+//! to connections, in order). The reactor knows no more of an application than this trait. Two implement
+//! it: the chat ([`crate::chat::ChatApp`]) and the conformance echo ([`EchoApp`]).
+
+use std::time::Instant;
+
+pub use crate::chat::hub::{ConnId, Delivery, Effects};
+use crate::chat::ChatApp;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::outbox::Frame;
+use crate::session::CloseRequest;
+use crate::ws::frame::{frame, OpCode};
+
+/// An application served over WebSocket connections.
+pub trait Application {
+    /// The loop turn's time, given once per turn before any event (applications read no clock).
+    fn set_now(&mut self, now: Instant);
+
+    /// A text message from `conn`.
+    fn on_text(&mut self, conn: ConnId, text: &str, out: &mut Effects);
+
+    /// A binary message from `conn`; an error closes the connection with its code.
+    fn on_binary(&mut self, conn: ConnId, data: &[u8], out: &mut Effects) -> Result<(), CloseRequest>;
+
+    /// A message from `conn` was refused by the rate limit.
+    fn on_refused(&mut self, conn: ConnId, out: &mut Effects);
+
+    /// The reactor is about to queue bytes of its own for `conn` (a close frame): hand over first whatever
+    /// the application still holds for it, so the order is kept.
+    fn flush_for(&mut self, conn: ConnId, out: &mut Effects);
+
+    /// `conn`'s messages are over (close, end of stream, error). With `announce` false (shutdown: everyone is
+    /// leaving) the others are not told.
+    fn on_leave(&mut self, conn: ConnId, announce: bool, out: &mut Effects);
+
+    /// Whether `conn` holds state that [`Application::on_leave`] must clear (a logged-in user).
+    fn is_member(&self, conn: ConnId) -> bool;
+
+    /// `conn` is gone; its id may be given to a new connection.
+    fn on_gone(&mut self, conn: ConnId);
+
+    /// The end of a loop turn: hand over what was batched during it.
+    fn end_turn(&mut self, out: &mut Effects);
+
+    /// Fills in the application's figures (users, history) for /metrics.
+    fn fill_metrics(&self, metrics: &mut Metrics);
+}
+
+/// The application a configuration asks for: the echo with `--echo`, else the chat with its limits.
+pub fn for_config(cfg: &Config) -> Box<dyn Application> {
+    if cfg.echo {
+        Box::new(EchoApp)
+    } else {
+        Box::new(ChatApp::new(cfg.into()))
+    }
+}
+
+/// Conformance mode (`--echo`): every text or binary message goes back to its sender unchanged.
+#[derive(Debug, Default)]
+pub struct EchoApp;
+
+impl EchoApp {
+    fn echo(conn: ConnId, op: OpCode, payload: &[u8], out: &mut Effects) {
+        let bytes: Frame = Frame::from(frame(op, payload));
+        out.sends.push(Delivery { conn, bytes, messages: 1, welcome: false });
+    }
+}
+
+impl Application for EchoApp {
+    fn set_now(&mut self, _now: Instant) {}
+
+    fn on_text(&mut self, conn: ConnId, text: &str, out: &mut Effects) {
+        EchoApp::echo(conn, OpCode::Text, text.as_bytes(), out);
+    }
+
+    fn on_binary(&mut self, conn: ConnId, data: &[u8], out: &mut Effects) -> Result<(), CloseRequest> {
+        EchoApp::echo(conn, OpCode::Binary, data, out);
+        Ok(())
+    }
+
+    fn on_refused(&mut self, _conn: ConnId, _out: &mut Effects) {}
+
+    fn flush_for(&mut self, _conn: ConnId, _out: &mut Effects) {}
+
+    fn on_leave(&mut self, _conn: ConnId, _announce: bool, _out: &mut Effects) {}
+
+    fn is_member(&self, _conn: ConnId) -> bool {
+        false
+    }
+
+    fn on_gone(&mut self, _conn: ConnId) {}
+
+    fn end_turn(&mut self, _out: &mut Effects) {}
+
+    fn fill_metrics(&self, _metrics: &mut Metrics) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echo_returns_each_message_to_its_sender() {
+        let mut app = EchoApp;
+        let mut out = Effects::default();
+        app.on_text(3, "hi", &mut out);
+        assert!(app.on_binary(4, &[1, 2], &mut out).is_ok());
+        assert_eq!(out.sends.len(), 2);
+        assert_eq!((out.sends[0].conn, &out.sends[0].bytes[..]), (3, &[0x81, 2, b'h', b'i'][..]));
+        assert_eq!((out.sends[1].conn, &out.sends[1].bytes[..]), (4, &[0x82, 2, 1, 2][..]));
+    }
+}

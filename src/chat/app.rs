@@ -1,0 +1,130 @@
+//! The chat as an [`Application`]: client JSON parsed by [`super::protocol`], users and rooms in the
+//! [`Hub`], and the local time stamp of chat messages, formatted once per second.
+
+use std::time::{Instant, SystemTime};
+
+use super::hub::{Hub, HubLimits};
+use super::protocol::{parse_client_message, ErrorCode};
+use crate::app::{Application, ConnId, Effects};
+use crate::metrics::Metrics;
+use crate::session::CloseRequest;
+use crate::ws::frame::close_code;
+
+/// The local time stamp of chat messages ("YYYY-MM-DD HH:MM:SS"), formatted once per second.
+#[derive(Debug, Default)]
+struct TimeText {
+    second: u64,
+    text: String,
+}
+
+impl TimeText {
+    fn refresh(&mut self) -> &str {
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if now != self.second || self.text.is_empty() {
+            self.second = now;
+            self.text = chrono::Local::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        }
+        &self.text
+    }
+}
+
+/// The workerman-chat application.
+#[derive(Debug)]
+pub struct ChatApp {
+    hub: Hub,
+    time: TimeText,
+}
+
+impl ChatApp {
+    /// A chat with no users, enforcing `limits`.
+    pub fn new(limits: HubLimits) -> ChatApp {
+        ChatApp { hub: Hub::with_limits(limits), time: TimeText::default() }
+    }
+}
+
+impl Application for ChatApp {
+    fn set_now(&mut self, now: Instant) {
+        self.hub.set_now(now);
+    }
+
+    fn on_text(&mut self, conn: ConnId, text: &str, out: &mut Effects) {
+        let time = self.time.refresh();
+        match parse_client_message(text) {
+            Ok(m) => self.hub.handle(conn, m, time, out),
+            Err(code) => self.hub.error(conn, code, out),
+        }
+    }
+
+    fn on_binary(&mut self, _conn: ConnId, _data: &[u8], _out: &mut Effects) -> Result<(), CloseRequest> {
+        Err(CloseRequest {
+            code: close_code::UNSUPPORTED_DATA,
+            reason: "binary messages are not part of the chat protocol",
+        })
+    }
+
+    fn on_refused(&mut self, conn: ConnId, out: &mut Effects) {
+        self.hub.error(conn, ErrorCode::RateLimited, out);
+    }
+
+    fn flush_for(&mut self, conn: ConnId, out: &mut Effects) {
+        self.hub.seal_room_of(conn, out);
+    }
+
+    fn on_leave(&mut self, conn: ConnId, announce: bool, out: &mut Effects) {
+        if announce {
+            let time = self.time.refresh();
+            self.hub.leave(conn, time, out);
+        } else {
+            self.hub.leave(conn, "", &mut Effects::default());
+        }
+    }
+
+    fn is_member(&self, conn: ConnId) -> bool {
+        self.hub.uid_of(conn).is_some()
+    }
+
+    fn on_gone(&mut self, conn: ConnId) {
+        self.hub.disconnect(conn);
+    }
+
+    fn end_turn(&mut self, out: &mut Effects) {
+        self.hub.seal(out);
+    }
+
+    fn fill_metrics(&self, m: &mut Metrics) {
+        m.users = self.hub.user_count() as u64;
+        let hub = self.hub.stats();
+        m.history_bytes = hub.history_bytes;
+        m.history_evicted_total = hub.history_evicted_total;
+        m.room_full_total = hub.room_full_total;
+        m.rate_limited_total += hub.rate_limited_total;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_text_has_the_contract_format() {
+        let mut t = TimeText::default();
+        let b = t.refresh().as_bytes().to_vec();
+        assert_eq!(b.len(), 19);
+        assert_eq!((b[4], b[7], b[10], b[13], b[16]), (b'-', b'-', b' ', b':', b':'));
+    }
+
+    #[test]
+    fn a_login_then_a_binary_message() {
+        let mut app = ChatApp::new(HubLimits::unlimited(0));
+        let mut out = Effects::default();
+        app.on_text(1, r#"{"type":"login","name":"a"}"#, &mut out);
+        app.end_turn(&mut out);
+        assert_eq!(out.sends.len(), 2);
+        assert!(app.is_member(1));
+        let refused = app.on_binary(1, b"x", &mut out).unwrap_err();
+        assert_eq!(refused.code, close_code::UNSUPPORTED_DATA);
+        let mut m = Metrics::default();
+        app.fill_metrics(&mut m);
+        assert_eq!(m.users, 1);
+    }
+}

@@ -1,0 +1,249 @@
+//! Accepting and admission: both listeners (a deep accept queue, TCP_NODELAY inherited), a budget of
+//! sockets per port and a per-address cap on unfinished web requests, and shedding at descriptor
+//! exhaustion (a spare descriptor given up to answer waiting connections 503 instead of leaving them in the
+//! backlog). The WebSocket handshake's own admission (origin, `--max-connections`) is in `input`.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::time::Duration;
+
+use log::{debug, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Interest, Token};
+
+use super::{Conn, Kind, Reactor, HTTP_REQUEST_TIMEOUT};
+use crate::transport::Transport;
+use crate::ws::handshake::error_response;
+
+/// How long accepting pauses after the process runs out of file descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Sockets on the WebSocket port beyond `--max-connections`, for handshakes in flight; past this the reactor
+/// answers 503 at accept and closes, so file descriptors stay bounded. The web port has its own budget
+/// (`--max-web-connections`), so neither port can take the other's sockets.
+const EXTRA_SOCKETS: usize = 1024;
+
+impl Reactor {
+    pub(super) fn accept(&mut self, kind: Kind) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let listener = match kind {
+                Kind::WebSocket => self.ws_listener.as_ref(),
+                Kind::Http => self.http_listener.as_ref(),
+            };
+            let Some(listener) = listener else { return };
+            match listener.accept() {
+                Ok((stream, peer)) => self.admit(stream, peer, kind),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) => {}
+                Err(e) => {
+                    // Out of file descriptors (EMFILE/ENFILE): free the spare one and use it to answer the
+                    // waiting connections with 503 instead of leaving them unanswered in the backlog.
+                    if is_out_of_descriptors(&e) && self.shed_backlog(kind) {
+                        self.warn_accept(&e, "refusing new connections with 503");
+                        continue;
+                    }
+                    // Otherwise (ENOBUFS, ENOMEM, or no spare): the connection stays in the backlog, and
+                    // retrying at once would spin the CPU, so pause accepting briefly and retry from the loop.
+                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
+                    self.warn_accept(&e, "pausing accepts for 100 ms");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Logs an accept failure at most once every 5 seconds.
+    fn warn_accept(&mut self, e: &io::Error, action: &str) {
+        let quiet = self.last_accept_warning.is_some_and(|t| self.now.duration_since(t) < Duration::from_secs(5));
+        if !quiet {
+            warn!("accept failed: {e}; {action}");
+            self.last_accept_warning = Some(self.now);
+        }
+    }
+
+    /// With the spare descriptor closed, accepts every waiting connection on the listener, answers it 503
+    /// and closes it; then takes the spare back. Returns false when there was no spare to give up.
+    fn shed_backlog(&mut self, kind: Kind) -> bool {
+        let Some(spare) = self.spare_fd.take() else { return false };
+        drop(spare);
+        let listener = match kind {
+            Kind::WebSocket => self.ws_listener.as_ref(),
+            Kind::Http => self.http_listener.as_ref(),
+        };
+        let mut shed = 0u64;
+        if let Some(listener) = listener {
+            loop {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        refuse_at_accept(stream, &mut self.scratch);
+                        shed += 1;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+        }
+        self.metrics.accepted_total += shed;
+        match kind {
+            Kind::WebSocket => self.metrics.handshake_rejections_total += shed,
+            Kind::Http => self.metrics.web_rejections_total += shed,
+        }
+        self.spare_fd = std::fs::File::open("/dev/null").ok();
+        // Without a spare now, report "no progress" so the caller pauses instead of looping.
+        self.spare_fd.is_some() && shed > 0
+    }
+
+    pub(super) fn resume_accepting(&mut self) {
+        if self.accept_paused_until.is_some_and(|t| self.now >= t) {
+            self.accept_paused_until = None;
+            self.accept(Kind::WebSocket);
+            self.accept(Kind::Http);
+        }
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, kind: Kind) {
+        self.metrics.accepted_total += 1;
+        match kind {
+            Kind::WebSocket if self.ws_sockets >= self.cfg.max_connections + EXTRA_SOCKETS => {
+                debug!("{peer}: refused at accept, {} WebSocket-port sockets open", self.ws_sockets);
+                self.metrics.handshake_rejections_total += 1;
+                refuse_at_accept(stream, &mut self.scratch);
+                return;
+            }
+            Kind::Http if self.web_sockets >= self.cfg.max_web_connections => {
+                debug!("{peer}: refused at accept, {} web-port sockets open", self.web_sockets);
+                self.metrics.web_rejections_total += 1;
+                refuse_at_accept(stream, &mut self.scratch);
+                return;
+            }
+            Kind::Http
+                if self.web_pending.get(&peer.ip()).is_some_and(|&n| n as usize >= self.cfg.max_web_pending_per_ip) =>
+            {
+                debug!("{peer}: refused at accept, too many unfinished web requests from this address");
+                self.metrics.web_rejections_total += 1;
+                refuse_at_accept(stream, &mut self.scratch);
+                return;
+            }
+            _ => {}
+        }
+        let session = self.new_session();
+        let entry = self.conns.vacant_entry();
+        let k = entry.key();
+        if let Err(e) = self.poll.registry().register(&mut stream, Token(k), Interest::READABLE | Interest::WRITABLE) {
+            warn!("{peer}: cannot register socket: {e}");
+            return;
+        }
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let conn = entry.insert(Conn::new(Transport::plain(stream), peer, kind, serial, session));
+        match kind {
+            Kind::WebSocket => self.ws_sockets += 1,
+            Kind::Http => {
+                self.web_sockets += 1;
+                conn.web_pending = true;
+                *self.web_pending.entry(peer.ip()).or_insert(0) += 1;
+            }
+        }
+        let timeout = match kind {
+            Kind::WebSocket => self.cfg.handshake_timeout,
+            Kind::Http => HTTP_REQUEST_TIMEOUT,
+        };
+        self.arm_timer(k, self.now + timeout);
+        debug!("{peer}: accepted on the {} port as #{k}", if kind == Kind::WebSocket { "ws" } else { "http" });
+    }
+}
+
+/// Length of the listen queue asked for (the kernel caps it at `net.core.somaxconn`). The usual 128 overflows
+/// when thousands of clients connect at once: their SYNs are dropped and they retry a second later.
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A non-blocking listening socket on `addr` with address reuse and a deep accept queue.
+pub(super) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one system call less per connection.
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+/// EMFILE or ENFILE: the process or the system has no file descriptor left.
+fn is_out_of_descriptors(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
+}
+
+/// Answers a connection that will not be served with 503 and closes it. The request it may already have
+/// sent is read first, so that closing does not reset the connection and destroy the answer in flight.
+fn refuse_at_accept(mut stream: TcpStream, scratch: &mut [u8]) {
+    use std::io::Write;
+    let answer = error_response(503, "Retry-After: 1\r\n", "server at capacity\n");
+    let _ = stream.write(&answer);
+    let _ = stream.read(scratch);
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// Counts one unfinished web request from `ip` as answered or gone.
+pub(super) fn release_pending(pending: &mut HashMap<IpAddr, u32>, ip: IpAddr) {
+    if let Some(n) = pending.get_mut(&ip) {
+        *n -= 1;
+        if *n == 0 {
+            pending.remove(&ip);
+        }
+    }
+}
+
+/// Whether a handshake's Origin passes the allow-list; no list allows all, no Origin (not a browser) passes.
+pub(super) fn origin_allowed(allowed: &[String], origin: Option<&str>) -> bool {
+    match origin {
+        None => true,
+        Some(_) if allowed.is_empty() => true,
+        Some(o) => {
+            let o = o.trim().trim_end_matches('/');
+            allowed.iter().any(|a| a.trim().trim_end_matches('/').eq_ignore_ascii_case(o))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origin_policy() {
+        let list = vec!["http://127.0.0.1:55151".to_string()];
+        assert!(origin_allowed(&[], Some("http://evil")));
+        assert!(origin_allowed(&list, None));
+        assert!(origin_allowed(&list, Some("http://127.0.0.1:55151")));
+        assert!(origin_allowed(&list, Some("HTTP://127.0.0.1:55151/")));
+        assert!(!origin_allowed(&list, Some("http://evil.example")));
+    }
+
+    #[test]
+    fn accepted_connections_inherit_nodelay_and_the_queue_is_deep() {
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            match listener.accept() {
+                Ok((stream, _)) => break stream,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(Duration::from_millis(1)),
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap());
+        let out = std::process::Command::new("ss")
+            .args(["-ltnH", &format!("sport = :{}", addr.port())])
+            .output()
+            .expect("ss from iproute2 (`make deps` installs it)");
+        // `ss` shows the accept queue's limit in the Send-Q column of a listening socket.
+        let text = String::from_utf8_lossy(&out.stdout);
+        let limit = text.split_whitespace().nth(2).and_then(|v| v.parse::<u32>().ok());
+        assert!(limit.is_some_and(|l| l > 128), "listen backlog {limit:?}: {text}");
+    }
+}

@@ -1,0 +1,67 @@
+//! One client connection as the reactor keeps it in its slab: the transport, the peer, which port it came
+//! from, the timer and flush bookkeeping, and its protocol [`Session`].
+
+use std::net::SocketAddr;
+
+use crate::session::Session;
+use crate::transport::Transport;
+
+/// Which listener the connection came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The WebSocket port.
+    WebSocket,
+    /// The web port (page, health, metrics).
+    Http,
+}
+
+/// A connection in the reactor's slab.
+#[derive(Debug)]
+pub struct Conn {
+    /// The byte stream.
+    pub transport: Transport,
+    /// The peer's address, for logs and per-address limits.
+    pub peer: SocketAddr,
+    /// WebSocket or web port.
+    pub kind: Kind,
+    /// Unique over the process, so timers of a reused slab key are recognised as stale.
+    pub serial: u64,
+    /// The tick of the deadline that is current; wheel entries with another tick are stale.
+    pub timer_tick: u64,
+    /// Already in the reactor's list of connections to flush this turn.
+    pub dirty: bool,
+    /// Counted in the open-connections gauge.
+    pub counted_open: bool,
+    /// A web request still unanswered, counted in its address's share of unfinished requests.
+    pub web_pending: bool,
+    /// Protocol state: phase, input, decoder, output.
+    pub session: Session,
+}
+
+impl Conn {
+    /// A freshly accepted connection.
+    pub fn new(transport: Transport, peer: SocketAddr, kind: Kind, serial: u64, session: Session) -> Conn {
+        Conn {
+            transport,
+            peer,
+            kind,
+            serial,
+            timer_tick: 0,
+            dirty: false,
+            counted_open: false,
+            web_pending: false,
+            session,
+        }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    #[test]
+    fn connection_state_stays_small() {
+        // Idle connections must stay well under 1 KiB of process memory, slab slot included.
+        let size = std::mem::size_of::<super::Conn>();
+        println!("Conn is {size} bytes");
+        assert!(size <= 360, "Conn grew to {size} bytes");
+    }
+}

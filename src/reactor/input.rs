@@ -1,0 +1,241 @@
+//! Reading: each socket drained into the shared read buffer (one chunk per connection per turn), request
+//! heads answered (the web [`Site`](crate::web::Site), or the WebSocket upgrade with its admission), and
+//! frames decoded by the connection's session straight from the shared buffer — data messages to the
+//! application, control frames answered here.
+
+use std::io::{self, Read};
+
+use log::debug;
+
+use super::accept::origin_allowed;
+use super::{trace, Kind, Reactor};
+use crate::outbox::Frame;
+use crate::session::{Data, Eof, Phase, Stop, LINGER};
+use crate::ws::frame::OpCode;
+use crate::ws::handshake;
+use crate::ws::handshake::error_response;
+
+/// Size of the shared read buffer every socket is read into.
+pub(super) const READ_CHUNK: usize = 64 * 1024;
+
+/// Reads per connection per loop turn before other connections get their turn (the rest is read next
+/// turn). One 64 KiB read bounds what one connection costs a turn however fast it sends (a flood of 6-byte
+/// pings is 11 000 frames a read), and what one sender can produce for a reader before the reader's socket
+/// is written again.
+const READS_PER_TURN: usize = 1;
+
+impl Reactor {
+    /// Reads what the socket holds. When the transport says a short read emptied the stream, new data will
+    /// raise a new edge: unless `to_eof`, stop there and save the `WouldBlock` read.
+    pub(super) fn on_readable(&mut self, k: usize, to_eof: bool) {
+        for _ in 0..READS_PER_TURN {
+            let Some(conn) = self.conns.get_mut(k) else { return };
+            let phase = conn.session.phase;
+            match conn.transport.read(&mut self.scratch) {
+                Ok(0) => {
+                    debug!("{}: peer closed the connection", conn.peer);
+                    self.on_eof(k);
+                    return;
+                }
+                Ok(n) => {
+                    conn.session.last_rx = self.now;
+                    let drained = n < READ_CHUNK && conn.transport.short_read_drains();
+                    match (phase, conn.kind) {
+                        (Phase::Closing, _) => {} // Lingering: the peer's last bytes are read and dropped.
+                        (Phase::Open, _) => self.on_frames_input(k, n),
+                        (Phase::Handshake, kind) => self.on_head_input(k, n, kind),
+                    }
+                    if drained && !to_eof {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    debug!("{}: read error: {e}", conn.peer);
+                    self.remove(k);
+                    return;
+                }
+            }
+        }
+        self.read_again.push(k);
+    }
+
+    /// The peer sent its FIN: a half-close. What its last bytes produced (a 101, a user list, a close echo,
+    /// a web answer) is still written; then the connection is dropped.
+    fn on_eof(&mut self, k: usize) {
+        if self.conns.get(k).is_some_and(|c| c.session.phase == Phase::Open) {
+            // What the application holds for it this turn (its own say or login among it) is written first.
+            self.with_app(|app, out| app.flush_for(k, out));
+        }
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        match conn.session.on_eof() {
+            Eof::Remove => self.remove(k),
+            Eof::FlushFirst { was_open } => {
+                if was_open {
+                    // No close frame: the peer never sent one, and it will not answer ours.
+                    if std::mem::take(&mut conn.counted_open) {
+                        self.metrics.connections -= 1;
+                    }
+                    self.leaving.push(k);
+                    self.arm_timer(k, self.now + LINGER);
+                }
+                self.mark_dirty(k);
+            }
+        }
+    }
+
+    /// Bytes of a request head (WebSocket upgrade or web request) arrived in `scratch[..n]`.
+    fn on_head_input(&mut self, k: usize, n: usize, kind: Kind) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        conn.session.inbuf.extend_from_slice(&self.scratch[..n]);
+        match kind {
+            Kind::Http => self.on_web_request(k),
+            Kind::WebSocket => self.on_upgrade_request(k),
+        }
+    }
+
+    fn on_web_request(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let (metrics, app) = (&self.metrics, &self.app);
+        let snapshot = || {
+            let mut m = metrics.clone();
+            app.fill_metrics(&mut m);
+            m
+        };
+        let Some(answer) = self.site.answer(&conn.session.inbuf, snapshot) else { return };
+        if let Some(e) = answer.refused {
+            debug!("{}: bad web request: {e}", conn.peer);
+        }
+        self.metrics.http_requests_total += 1;
+        conn.session.inbuf = Vec::new();
+        self.finish_with(k, answer.bytes);
+    }
+
+    fn on_upgrade_request(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let refusal = match handshake::parse_request(&conn.session.inbuf) {
+            Ok(None) => return,
+            Err(e) => {
+                debug!("{}: handshake refused ({}): {e}", conn.peer, e.status());
+                self.metrics.protocol_errors_total += 1;
+                e.response()
+            }
+            Ok(Some((req, head_len))) => {
+                if !origin_allowed(&self.cfg.allowed_origins, req.origin.as_deref()) {
+                    debug!("{}: origin {:?} not allowed", conn.peer, req.origin);
+                    error_response(403, "", "origin not allowed\n")
+                } else if self.metrics.connections >= self.cfg.max_connections as u64 {
+                    debug!("{}: refused, {} connections open", conn.peer, self.metrics.connections);
+                    error_response(503, "Retry-After: 1\r\n", "too many connections\n")
+                } else {
+                    let accept: Frame = Frame::from(handshake::switching_protocols(&req.key));
+                    self.metrics.output_queued_bytes += accept.len() as u64;
+                    conn.session.open(accept);
+                    conn.counted_open = true;
+                    self.metrics.connections += 1;
+                    self.metrics.handshakes_total += 1;
+                    debug!("{}: WebSocket open as #{k} (path {})", conn.peer, req.path);
+                    let mut rest = conn.session.inbuf.split_off(head_len);
+                    conn.session.inbuf = Vec::new();
+                    self.mark_dirty(k);
+                    self.arm_timer(k, self.now + self.cfg.ping_interval);
+                    if !rest.is_empty() {
+                        // Frames that came in the same segment as the request.
+                        let used = self.decode_frames(k, &mut rest);
+                        if let Some(conn) = self.conns.get_mut(k) {
+                            conn.session.keep_tail(&rest[used..]);
+                        }
+                    }
+                    return;
+                }
+            }
+        };
+        self.metrics.handshake_rejections_total += 1;
+        if let Some(conn) = self.conns.get_mut(k) {
+            conn.session.inbuf = Vec::new();
+        }
+        self.finish_with(k, Frame::from(refusal));
+    }
+
+    /// Frame bytes arrived in `scratch[..n]` for an open connection.
+    fn on_frames_input(&mut self, k: usize, n: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let mut buf = if conn.session.inbuf.is_empty() {
+            // Hot path: decode straight from the shared read buffer; keep only an unfinished tail.
+            let mut scratch = std::mem::take(&mut self.scratch);
+            let used = self.decode_frames(k, &mut scratch[..n]);
+            if let Some(conn) = self.conns.get_mut(k) {
+                conn.session.keep_tail(&scratch[used..n]);
+            }
+            self.scratch = scratch;
+            return;
+        } else {
+            let mut buf = std::mem::take(&mut conn.session.inbuf);
+            buf.extend_from_slice(&self.scratch[..n]);
+            buf
+        };
+        let used = self.decode_frames(k, &mut buf);
+        if let Some(conn) = self.conns.get_mut(k) {
+            if conn.session.phase == Phase::Open && used < buf.len() {
+                buf.drain(..used);
+                conn.session.inbuf = buf;
+            }
+        }
+    }
+
+    /// Runs the session's decoder over `buf`: data messages go to the application (its deliveries queued
+    /// after each run, so order is kept), control frames are answered here. Returns the bytes used.
+    fn decode_frames(&mut self, k: usize, buf: &mut [u8]) -> usize {
+        let mut pos = 0;
+        loop {
+            let Some(conn) = self.conns.get_mut(k) else { return buf.len() };
+            let (app, metrics, effects) = (&mut self.app, &mut self.metrics, &mut self.effects);
+            let (peer, tracing) = (conn.peer, self.cfg.trace_frames);
+            let (used, stop) = conn.session.decode(&mut buf[pos..], self.now, |data| {
+                metrics.messages_in_total += 1;
+                if tracing {
+                    trace::incoming_data(peer, k, &data);
+                }
+                match data {
+                    Data::Text(text) => app.on_text(k, text, effects),
+                    Data::Binary(bytes) => app.on_binary(k, bytes, effects)?,
+                    Data::Refused => {
+                        metrics.rate_limited_total += 1;
+                        app.on_refused(k, effects);
+                    }
+                }
+                Ok(())
+            });
+            pos += used;
+            let mut effects = std::mem::take(&mut self.effects);
+            self.apply(&mut effects);
+            self.effects = effects;
+            if tracing {
+                trace::incoming_stop(peer, k, &stop);
+            }
+            match stop {
+                Stop::NeedMore => return pos,
+                Stop::Ping(Some(payload)) => self.send_control(k, OpCode::Pong, payload.as_slice()),
+                Stop::Ping(None) => self.metrics.rate_limited_total += 1,
+                Stop::Pong => {}
+                Stop::PeerClose(code) => {
+                    debug!("{peer}: peer sent close {code}");
+                    self.close(k, code, "");
+                    return buf.len();
+                }
+                Stop::Violation { code, reason } => {
+                    self.metrics.protocol_errors_total += 1;
+                    debug!("{peer}: protocol error: {reason}; closing with {code}");
+                    self.close(k, code, &reason);
+                    return buf.len();
+                }
+                Stop::App(req) => {
+                    self.metrics.protocol_errors_total += 1;
+                    self.close(k, req.code, req.reason);
+                    return buf.len();
+                }
+            }
+        }
+    }
+}

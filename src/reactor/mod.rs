@@ -1,0 +1,411 @@
+//! The event loop: one thread, one mio `Poll` (edge-triggered epoll), two listeners, a slab of connections,
+//! the timer wheel and the signal pipe. It moves bytes between sockets and the pure core — each
+//! connection's [`Session`], the [`Application`] behind the seam, the web [`Site`] — applies what they
+//! decide, flushes every touched connection once per loop turn, and runs the shutdown sequence.
+//!
+//! The loop is split by what it does: accepting and admission (`accept`), reading and decoding (`input`),
+//! queuing, writing and output budgets (`output`), frame tracing (`trace`); this file holds the loop, the
+//! token space, closing, removal, timers and shutdown.
+
+mod accept;
+mod conn;
+mod input;
+mod output;
+mod trace;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use log::{debug, info};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
+use slab::Slab;
+
+pub use conn::{Conn, Kind};
+
+use crate::app::{Application, Effects};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::outbox::Frame;
+use crate::session::{close_frame, Deadline, Phase, Session, LINGER};
+use crate::timer::{TimerEntry, TimerWheel};
+use crate::web::Site;
+use crate::ws::frame::{close_code, OpCode};
+
+const WS_LISTENER: Token = Token(usize::MAX - 1);
+const HTTP_LISTENER: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// Time allowed to send an HTTP request head.
+const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long the shutdown sequence waits for goodbyes to be written.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Why the daemon could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// A listener could not be bound.
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// Setting up epoll or the signal pipe failed.
+    Setup(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Bind { what, addr, source } => write!(f, "cannot listen for {what} on {addr}: {source}"),
+            StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// The daemon's event loop and everything it owns.
+pub struct Reactor {
+    cfg: Config,
+    poll: Poll,
+    ws_listener: Option<TcpListener>,
+    http_listener: Option<TcpListener>,
+    signals: Signals,
+    ws_addr: SocketAddr,
+    http_addr: SocketAddr,
+    conns: Slab<Conn>,
+    app: Box<dyn Application>,
+    site: Site,
+    effects: Effects,
+    metrics: Metrics,
+    wheel: TimerWheel,
+    expired: Vec<TimerEntry>,
+    /// Connections with output queued this turn.
+    dirty: Vec<usize>,
+    /// Connections that stopped reading early and must be read again next turn.
+    read_again: Vec<usize>,
+    /// Connections whose messages are over; the application lets them go at a safe point.
+    leaving: Vec<usize>,
+    scratch: Vec<u8>,
+    next_serial: u64,
+    now: Instant,
+    accept_paused_until: Option<Instant>,
+    /// A descriptor held in reserve, given up at EMFILE to accept and refuse waiting connections.
+    spare_fd: Option<std::fs::File>,
+    last_accept_warning: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+    /// Sockets held per port, each against its own budget.
+    ws_sockets: usize,
+    web_sockets: usize,
+    /// Unanswered web requests per client address.
+    web_pending: HashMap<IpAddr, u32>,
+}
+
+impl Reactor {
+    /// Binds both listeners and the signal handlers, serving the application `--echo` picks
+    /// ([`crate::app::for_config`]).
+    pub fn bind(cfg: Config) -> Result<Reactor, StartError> {
+        let app = crate::app::for_config(&cfg);
+        Reactor::bind_with(cfg, app)
+    }
+
+    /// Binds both listeners and the signal handlers, serving `app`.
+    pub fn bind_with(cfg: Config, app: Box<dyn Application>) -> Result<Reactor, StartError> {
+        let poll = Poll::new().map_err(StartError::Setup)?;
+        let mut ws_listener = accept::listen(cfg.ws_addr).map_err(|source| StartError::Bind {
+            what: "WebSocket",
+            addr: cfg.ws_addr,
+            source,
+        })?;
+        let mut http_listener = accept::listen(cfg.http_addr).map_err(|source| StartError::Bind {
+            what: "HTTP",
+            addr: cfg.http_addr,
+            source,
+        })?;
+        let ws_addr = ws_listener.local_addr().map_err(StartError::Setup)?;
+        let http_addr = http_listener.local_addr().map_err(StartError::Setup)?;
+        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(StartError::Setup)?;
+        let registry = poll.registry();
+        registry.register(&mut ws_listener, WS_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
+        registry.register(&mut http_listener, HTTP_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
+        registry.register(&mut signals, SIGNALS, Interest::READABLE).map_err(StartError::Setup)?;
+        let now = Instant::now();
+        Ok(Reactor {
+            cfg,
+            poll,
+            ws_listener: Some(ws_listener),
+            http_listener: Some(http_listener),
+            signals,
+            ws_addr,
+            http_addr,
+            conns: Slab::with_capacity(1024),
+            app,
+            site: Site::new(ws_addr.port()),
+            effects: Effects::default(),
+            metrics: Metrics::default(),
+            wheel: TimerWheel::new(now),
+            expired: Vec::new(),
+            dirty: Vec::new(),
+            read_again: Vec::new(),
+            leaving: Vec::new(),
+            scratch: vec![0; input::READ_CHUNK],
+            next_serial: 1,
+            now,
+            accept_paused_until: None,
+            spare_fd: std::fs::File::open("/dev/null").ok(),
+            last_accept_warning: None,
+            shutdown_deadline: None,
+            ws_sockets: 0,
+            web_sockets: 0,
+            web_pending: HashMap::new(),
+        })
+    }
+
+    /// The bound WebSocket address.
+    pub fn ws_addr(&self) -> SocketAddr {
+        self.ws_addr
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Runs until SIGINT or SIGTERM, then closes every client with 1001 and returns.
+    pub fn run(&mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = self.poll_timeout();
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            self.now = Instant::now();
+            self.app.set_now(self.now);
+            for event in events.iter() {
+                match event.token() {
+                    WS_LISTENER => self.accept(Kind::WebSocket),
+                    HTTP_LISTENER => self.accept(Kind::Http),
+                    SIGNALS => self.on_signal(),
+                    Token(k) => {
+                        if event.is_readable() || event.is_read_closed() || event.is_error() {
+                            // With the peer's FIN or an error in the same event, read to the end: no
+                            // further edge will come for it.
+                            self.on_readable(k, event.is_read_closed() || event.is_error());
+                        }
+                        if event.is_writable() {
+                            self.flush(k);
+                        }
+                    }
+                }
+            }
+            for k in std::mem::take(&mut self.read_again) {
+                self.on_readable(k, true);
+            }
+            self.resume_accepting();
+            self.expire_timers();
+            self.process_leaving();
+            self.flush_dirty();
+            self.enforce_output_budget();
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || self.now >= deadline {
+                    info!("stopped: {} connection(s) still open at exit", self.conns.len());
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Duration> {
+        if !self.read_again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let mut timeout: Option<Duration> = None;
+        let mut consider = |d: Duration| timeout = Some(timeout.map_or(d, |t| t.min(d)));
+        if !self.wheel.is_empty() {
+            consider(self.wheel.until_next_tick(now));
+        }
+        if let Some(until) = self.accept_paused_until {
+            consider(until.saturating_duration_since(now));
+        }
+        if let Some(deadline) = self.shutdown_deadline {
+            consider(deadline.saturating_duration_since(now));
+        }
+        timeout
+    }
+
+    // ----- the application -----
+
+    /// Queues every delivery the application made.
+    fn apply(&mut self, effects: &mut Effects) {
+        for d in effects.sends.drain(..) {
+            self.deliver(d.conn, d.bytes, d.messages, d.welcome);
+        }
+    }
+
+    /// Runs `f` against the application with the reusable effects list, then queues what it produced.
+    fn with_app(&mut self, f: impl FnOnce(&mut dyn Application, &mut Effects)) {
+        let mut effects = std::mem::take(&mut self.effects);
+        f(self.app.as_mut(), &mut effects);
+        self.apply(&mut effects);
+        self.effects = effects;
+    }
+
+    /// Lets connections whose messages are over leave the application; their goodbyes (logout broadcasts)
+    /// may cut off further slow consumers, which are handled in the same loop.
+    fn process_leaving(&mut self) {
+        while let Some(k) = self.leaving.pop() {
+            // At shutdown everyone is leaving: no logout storm.
+            let announce = self.shutdown_deadline.is_none();
+            self.with_app(|app, out| app.on_leave(k, announce, out));
+        }
+    }
+
+    // ----- closing -----
+
+    /// Sends a close frame (when the connection is open) and begins the closing phase.
+    fn close(&mut self, k: usize, code: u16, reason: &str) {
+        if self.conns.get(k).is_none_or(|c| c.session.phase != Phase::Open) {
+            return;
+        }
+        // What the application still holds for this connection (its room's broadcasts of this turn) goes
+        // out before the close frame.
+        self.with_app(|app, out| app.flush_for(k, out));
+        let Some(conn) = self.conns.get(k) else { return };
+        if conn.session.phase != Phase::Open {
+            return;
+        }
+        let close = close_frame(code, reason);
+        if self.cfg.trace_frames {
+            trace::outgoing(conn.peer, k, &close);
+        }
+        self.leaving.push(k);
+        self.finish_with(k, close);
+    }
+
+    /// Queues a last answer, then the connection half-closes after writing it and lingers.
+    fn finish_with(&mut self, k: usize, last: Frame) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if std::mem::take(&mut conn.counted_open) {
+            self.metrics.connections -= 1;
+        }
+        if std::mem::take(&mut conn.web_pending) {
+            accept::release_pending(&mut self.web_pending, conn.peer.ip());
+        }
+        self.metrics.output_queued_bytes += last.len() as u64;
+        conn.session.finish(last);
+        self.mark_dirty(k);
+        self.arm_timer(k, self.now + LINGER);
+    }
+
+    /// Drops a connection at once.
+    fn remove(&mut self, k: usize) {
+        if !self.conns.contains(k) {
+            return;
+        }
+        // The application must forget this slab key before the slab can hand it to a new connection.
+        if self.app.is_member(k) {
+            self.leaving.push(k);
+            self.process_leaving();
+        }
+        self.app.on_gone(k);
+        let mut conn = self.conns.remove(k);
+        if conn.counted_open {
+            self.metrics.connections -= 1;
+        }
+        self.metrics.output_queued_bytes =
+            self.metrics.output_queued_bytes.saturating_sub(conn.session.outbox.queued_bytes() as u64);
+        match conn.kind {
+            Kind::WebSocket => self.ws_sockets -= 1,
+            Kind::Http => self.web_sockets -= 1,
+        }
+        if conn.web_pending {
+            accept::release_pending(&mut self.web_pending, conn.peer.ip());
+        }
+        if let Err(e) = self.poll.registry().deregister(conn.transport.socket()) {
+            debug!("{}: deregister failed: {e}", conn.peer);
+        }
+        debug!("{}: connection #{k} closed", conn.peer);
+    }
+
+    // ----- timers -----
+
+    fn arm_timer(&mut self, k: usize, at: Instant) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        conn.timer_tick = self.wheel.schedule(at, k, conn.serial);
+    }
+
+    fn expire_timers(&mut self) {
+        let mut expired = std::mem::take(&mut self.expired);
+        self.wheel.expire(self.now, &mut expired);
+        for entry in expired.drain(..) {
+            let Some(conn) = self.conns.get_mut(entry.key) else { continue };
+            if conn.serial != entry.serial || conn.timer_tick != entry.tick {
+                continue; // Stale: the connection was replaced or re-armed since.
+            }
+            self.on_deadline(entry.key);
+        }
+        self.expired = expired;
+    }
+
+    fn on_deadline(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        match conn.session.on_deadline(self.now, self.cfg.ping_interval) {
+            Deadline::Remove => {
+                if conn.session.phase == Phase::Handshake {
+                    debug!("{}: no complete request in time; closing", conn.peer);
+                }
+                self.remove(k);
+            }
+            Deadline::CloseIdle => {
+                debug!("{}: silent for two ping intervals; closing", conn.peer);
+                self.close(k, close_code::GOING_AWAY, "idle timeout");
+            }
+            Deadline::Ping { rearm } => {
+                self.send_control(k, OpCode::Ping, b"");
+                self.arm_timer(k, rearm);
+            }
+            Deadline::Rearm(at) => self.arm_timer(k, at),
+        }
+    }
+
+    // ----- shutdown -----
+
+    fn on_signal(&mut self) {
+        let got: Vec<i32> = self.signals.pending().collect();
+        if got.is_empty() || self.shutdown_deadline.is_some() {
+            return;
+        }
+        info!("signal {} received: closing {} connection(s)", got[0], self.metrics.connections);
+        self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
+        for listener in [self.ws_listener.take(), self.http_listener.take()].into_iter().flatten() {
+            let mut listener = listener;
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            match self.conns.get(k).map(|c| c.session.phase) {
+                Some(Phase::Open) => self.close(k, close_code::GOING_AWAY, "server shutting down"),
+                Some(Phase::Handshake) => self.remove(k),
+                _ => {}
+            }
+        }
+    }
+
+    /// A fresh session for a connection accepted now.
+    fn new_session(&self) -> Session {
+        Session::new(self.now, self.cfg.max_message_bytes, self.cfg.max_messages_per_sec)
+    }
+}

@@ -1,0 +1,176 @@
+//! Output: queuing what the application and the session produce, writing each touched connection once
+//! per loop turn (one vectored write), and the two budgets — a client whose unsent output stays over
+//! `--send-buffer-limit` after a write attempt is cut as a slow consumer, and when all clients' unsent
+//! output passes `--max-output-bytes` the largest backlogs are cut first.
+
+use log::{debug, info, warn};
+
+use super::{trace, Kind, Reactor};
+use crate::outbox::Frame;
+use crate::session::{AfterWrite, Phase};
+use crate::ws::frame::{close_code, frame, OpCode};
+
+impl Reactor {
+    /// Queues data frames (`messages` of them) for an open connection. The send-buffer limit is judged
+    /// after the next write attempt, on what stays unsent ([`Reactor::flush`]).
+    pub(super) fn deliver(&mut self, k: usize, frame: Frame, messages: u32, welcome: bool) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.session.phase != Phase::Open {
+            return;
+        }
+        self.metrics.deliveries_total += u64::from(messages);
+        if self.cfg.trace_frames {
+            trace::outgoing(conn.peer, k, &frame);
+        }
+        self.metrics.output_queued_bytes += frame.len() as u64;
+        if welcome {
+            conn.session.outbox.push_welcome(frame);
+        } else {
+            conn.session.outbox.push(frame);
+        }
+        self.mark_dirty(k);
+    }
+
+    /// Queues a ping, or the pong for a ping's payload (replacing a pong still waiting to go out).
+    pub(super) fn send_control(&mut self, k: usize, op: OpCode, payload: &[u8]) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.session.phase != Phase::Open {
+            return;
+        }
+        if op == OpCode::Pong {
+            let delta = conn.session.outbox.push_pong(payload);
+            self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_add_signed(delta as i64);
+        } else {
+            let f: Frame = Frame::from(frame(op, payload));
+            self.metrics.output_queued_bytes += f.len() as u64;
+            conn.session.outbox.push(f);
+        }
+        self.mark_dirty(k);
+    }
+
+    /// Cuts a client whose unsent output stayed over `--send-buffer-limit` after a write attempt (its
+    /// welcome excepted): its queue is dropped and it gets close 1008.
+    fn cut_slow_consumer(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        self.metrics.slow_consumer_disconnects_total += 1;
+        info!(
+            "{}: slow consumer: {} bytes unsent after a write, limit {}; disconnecting",
+            conn.peer,
+            conn.session.outbox.held_bytes(),
+            self.cfg.send_buffer_limit
+        );
+        self.discard_output(k);
+        self.close(k, close_code::POLICY_VIOLATION, "send buffer limit exceeded");
+    }
+
+    /// Drops what a connection has queued and not started to write.
+    fn discard_output(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        let dropped = conn.session.outbox.discard_unstarted();
+        self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(dropped as u64);
+    }
+
+    /// When the output queued for all clients together passes `--max-output-bytes`, cuts the clients with
+    /// the largest backlogs first until it is back under the budget.
+    pub(super) fn enforce_output_budget(&mut self) {
+        let budget = self.cfg.max_output_bytes as u64;
+        if self.metrics.output_queued_bytes <= budget {
+            return;
+        }
+        let mut backlogs: Vec<(usize, usize)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.session.outbox.is_empty())
+            .map(|(k, c)| (c.session.outbox.queued_bytes(), k))
+            .collect();
+        backlogs.sort_unstable_by(|a, b| b.cmp(a));
+        warn!(
+            "output budget exceeded: {} bytes queued, budget {budget}; cutting the largest backlogs",
+            self.metrics.output_queued_bytes
+        );
+        for (_, k) in backlogs {
+            if self.metrics.output_queued_bytes <= budget {
+                break;
+            }
+            self.metrics.output_budget_disconnects_total += 1;
+            let open = self.conns.get(k).is_some_and(|c| c.session.phase == Phase::Open);
+            if open {
+                if let Some(conn) = self.conns.get(k) {
+                    debug!(
+                        "{}: cut at the output budget with {} bytes queued",
+                        conn.peer,
+                        conn.session.outbox.queued_bytes()
+                    );
+                }
+                self.discard_output(k);
+                self.close(k, close_code::POLICY_VIOLATION, "server output budget exceeded");
+            } else {
+                self.remove(k);
+            }
+        }
+        // The cuts' logouts and close frames are small; write them now.
+        self.flush_dirty();
+    }
+
+    pub(super) fn mark_dirty(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            if !conn.dirty {
+                conn.dirty = true;
+                self.dirty.push(k);
+            }
+        }
+    }
+
+    pub(super) fn flush_dirty(&mut self) {
+        // A write error removes a connection, and its logout can open a batch and dirty others: seal and
+        // flush until nothing is left, reusing the two lists' allocations.
+        self.with_app(|app, out| app.end_turn(out));
+        let mut dirty = std::mem::take(&mut self.dirty);
+        while !dirty.is_empty() {
+            for &k in &dirty {
+                self.flush(k);
+            }
+            dirty.clear();
+            self.with_app(|app, out| app.end_turn(out));
+            std::mem::swap(&mut dirty, &mut self.dirty);
+        }
+        self.dirty = dirty;
+    }
+
+    /// Writes what the connection has queued, then applies the session's judgement of what is left.
+    pub(super) fn flush(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        conn.dirty = false;
+        if conn.session.outbox.is_empty() {
+            return;
+        }
+        let done = match conn.session.outbox.flush(&mut conn.transport) {
+            Ok(done) => done,
+            Err(e) => {
+                debug!("{}: write error: {e}", conn.peer);
+                self.remove(k);
+                return;
+            }
+        };
+        self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(done.written as u64);
+        if conn.kind == Kind::WebSocket {
+            self.metrics.bytes_out_total += done.written as u64;
+        }
+        match conn.session.after_write(done.drained, self.cfg.send_buffer_limit) {
+            AfterWrite::Keep => {}
+            AfterWrite::CutSlow => self.cut_slow_consumer(k),
+            AfterWrite::ShutWrite { remove } => {
+                // Half-close: the peer sees our last bytes and EOF; we keep reading until it closes so unread
+                // input never turns our close into a reset.
+                if let Err(e) = conn.transport.shutdown_write() {
+                    debug!("{}: shutdown failed: {e}", conn.peer);
+                    self.remove(k);
+                } else if remove {
+                    // Both sides are done: the peer closed first and everything it was owed is written.
+                    self.remove(k);
+                }
+            }
+            AfterWrite::Remove => self.remove(k),
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! The web port's routes: the chat page (rendered once, with the WebSocket port filled in), `/healthz` and
+//! `/metrics`, answered from a request head. Pure: bytes in, an answer out; the reactor writes it.
+
+use crate::http::{self, HttpError, Route};
+use crate::metrics::Metrics;
+use crate::outbox::Frame;
+
+/// An answer to a complete request head.
+#[derive(Debug)]
+pub struct Answer {
+    /// The whole response.
+    pub bytes: Frame,
+    /// Why the request was refused, if it was.
+    pub refused: Option<HttpError>,
+}
+
+/// What the web port serves.
+#[derive(Debug)]
+pub struct Site {
+    page: Vec<u8>,
+}
+
+impl Site {
+    /// The site for a daemon whose WebSocket port is `ws_port`.
+    pub fn new(ws_port: u16) -> Site {
+        Site { page: http::render_page(ws_port) }
+    }
+
+    /// The answer to the request head in `head`, or `None` while it is incomplete. `metrics` is called
+    /// only for /metrics.
+    pub fn answer(&self, head: &[u8], metrics: impl FnOnce() -> Metrics) -> Option<Answer> {
+        let req = match http::parse_request(head) {
+            Ok(None) => return None,
+            Ok(Some(req)) => req,
+            Err(e) => return Some(Answer { bytes: e.response().into(), refused: Some(e) }),
+        };
+        let bytes = match req.route {
+            Route::Page => req.respond(200, "text/html; charset=utf-8", "", &self.page),
+            Route::Health => req.respond(200, "text/plain; charset=utf-8", "", b"ok\n"),
+            Route::Metrics => {
+                req.respond(200, "text/plain; version=0.0.4; charset=utf-8", "", metrics().render().as_bytes())
+            }
+            Route::NotFound => req.respond(404, "text/plain; charset=utf-8", "", b"not found\n"),
+        };
+        Some(Answer { bytes: bytes.into(), refused: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(a: &Answer) -> String {
+        String::from_utf8_lossy(&a.bytes).into_owned()
+    }
+
+    #[test]
+    fn routes() {
+        let site = Site::new(7272);
+        assert!(site.answer(b"GET / HTTP/1.1\r\n", Metrics::default).is_none());
+        let page = site.answer(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Metrics::default).unwrap();
+        assert!(text(&page).starts_with("HTTP/1.1 200 ") && text(&page).contains("7272"));
+        let m = Metrics { connections: 7, ..Metrics::default() };
+        let metrics = site.answer(b"GET /metrics HTTP/1.1\r\n\r\n", || m).unwrap();
+        assert!(text(&metrics).contains("wschat_connections 7\n"));
+        let missing = site.answer(b"GET /nope HTTP/1.1\r\n\r\n", Metrics::default).unwrap();
+        assert!(text(&missing).starts_with("HTTP/1.1 404 "));
+        let refused = site.answer(b"POST / HTTP/1.1\r\n\r\n", Metrics::default).unwrap();
+        assert_eq!(refused.refused, Some(HttpError::MethodNotAllowed));
+    }
+}
