@@ -201,10 +201,30 @@ pub enum ChatKind {
     Other,
 }
 
+/// How a `user_list` starts when `type` comes first.
+pub const USER_LIST_PREFIX: &[u8] = br#"{"type":"user_list","#;
+
+/// How the other server messages start when `type` comes first, as the contract has it, with the kind each
+/// one is: checked before any scan, so filling a big room (where every client reads every login broadcast)
+/// costs the client one comparison per message.
+const KIND_PREFIXES: [(&[u8], ChatKind); 5] = [
+    (SAY_PREFIX, ChatKind::Say),
+    (br#"{"type":"login","#, ChatKind::Login),
+    (br#"{"type":"logout","#, ChatKind::Logout),
+    (USER_LIST_PREFIX, ChatKind::UserList),
+    (br#"{"type":"error","#, ChatKind::Error),
+];
+
 /// Classifies a chat server message by its `type` field.
 pub fn chat_kind(json: &[u8]) -> ChatKind {
-    if json.starts_with(SAY_PREFIX) {
-        return ChatKind::Say;
+    // Every prefix starts with `{"type":"` and is told apart by the bytes after it.
+    const TYPE_START: usize = br#"{"type":""#.len();
+    if json.get(..TYPE_START) == Some(br#"{"type":""#.as_slice()) {
+        for (prefix, kind) in KIND_PREFIXES {
+            if json.starts_with(prefix) {
+                return kind;
+            }
+        }
     }
     match json_str_field(json, b"type") {
         Some(b"say") => ChatKind::Say,
@@ -345,6 +365,10 @@ mod tests {
         assert_eq!(chat_kind(br#"{"type":"error","code":"bad_json","message":"m"}"#), ChatKind::Error);
         assert_eq!(chat_kind(br#"{"type":"ping"}"#), ChatKind::Other);
         assert_eq!(chat_kind(b"not json"), ChatKind::Other);
+        // Other field orders and spacing are still classified by the scan.
+        assert_eq!(chat_kind(br#"{"uid":1, "type": "login"}"#), ChatKind::Login);
+        assert_eq!(chat_kind(br#"{"type":"logins","uid":1}"#), ChatKind::Other);
+        assert_eq!(chat_kind(br#"{"type":"user_list"}"#), ChatKind::UserList);
     }
 
     #[test]
