@@ -264,7 +264,12 @@ def main():
     p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--no-write", action="store_true", help="print the results instead of writing the file")
     p.add_argument("--json-dir", default=os.path.join(ROOT, "target", "bench-compare"))
+    p.add_argument("--baseline", metavar="WSCHAT",
+                   help="another wschat binary (e.g. an earlier commit's), measured as server 'wschat-baseline'")
     a = p.parse_args()
+    if a.baseline:
+        cmd, proto = SERVERS["wschat"]
+        SERVERS["wschat-baseline"] = ([a.baseline] + cmd[1:], proto)
     servers = [s for s in a.servers.split(",") if s]
     for s in servers:
         if s not in SERVERS:
