@@ -94,7 +94,7 @@ impl ErrorCode {
     pub fn message(self) -> &'static str {
         match self {
             ErrorCode::BadJson => "expected a JSON object with fields of the right types",
-            ErrorCode::UnknownType => "type must be one of login, say, logout",
+            ErrorCode::UnknownType => "type must be one of login, say, logout, pong",
             ErrorCode::NotLoggedIn => "log in first",
             ErrorCode::BadName => {
                 "name must be 1 to 32 visible characters: no control, bidi, zero-width or other invisible characters"
