@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 mod support;
 
 use support::{hub_with, TIME};
+use wschat::app::Effects;
 use wschat::bench::audit::Audit;
 use wschat::bench::content::{self, Stamp};
-use wschat::chat::hub::{Effects, Hub};
+use wschat::chat::hub::Hub;
 use wschat::chat::protocol::parse_client_message;
 use wschat::outbox::Outbox;
 use wschat::ws::frame::{write_frame, write_masked_frame, OpCode};

@@ -5,13 +5,53 @@
 
 use std::time::Instant;
 
-pub use crate::chat::hub::{ConnId, Delivery, Effects};
 use crate::chat::ChatApp;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::Frame;
 use crate::session::CloseRequest;
 use crate::ws::frame::{frame, OpCode};
+
+/// Identifies a connection to the application (the reactor's slab key).
+pub type ConnId = usize;
+
+/// Bytes for one connection: one frame or a batch of whole frames.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The connection.
+    pub conn: ConnId,
+    /// Whole frames, shared with the other recipients.
+    pub bytes: Frame,
+    /// How many messages `bytes` holds.
+    pub messages: u32,
+    /// Part of a newcomer's welcome (its user list and history): not held against the send-buffer limit,
+    /// so a big room or a long history is never the reason a newcomer is cut off.
+    pub welcome: bool,
+}
+
+/// Output of an application: bytes with the connection they go to, in order.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Deliveries to queue, in delivery order per connection.
+    pub sends: Vec<Delivery>,
+}
+
+impl Effects {
+    /// Empties the list, keeping its capacity.
+    pub fn clear(&mut self) {
+        self.sends.clear();
+    }
+
+    /// Queues `messages` whole frames for one connection.
+    pub fn push(&mut self, conn: ConnId, bytes: Frame, messages: u32) {
+        self.sends.push(Delivery { conn, bytes, messages, welcome: false });
+    }
+
+    /// Queues `messages` whole frames of a newcomer's welcome for one connection.
+    pub fn push_welcome(&mut self, conn: ConnId, bytes: Frame, messages: u32) {
+        self.sends.push(Delivery { conn, bytes, messages, welcome: true });
+    }
+}
 
 /// An application served over WebSocket connections.
 pub trait Application {
@@ -63,8 +103,7 @@ pub struct EchoApp;
 
 impl EchoApp {
     fn echo(conn: ConnId, op: OpCode, payload: &[u8], out: &mut Effects) {
-        let bytes: Frame = Frame::from(frame(op, payload));
-        out.sends.push(Delivery { conn, bytes, messages: 1, welcome: false });
+        out.push(conn, Frame::from(frame(op, payload)), 1);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Set-up shared by the bench targets.
 
-use wschat::chat::hub::{Effects, Hub};
+use wschat::app::Effects;
+use wschat::chat::hub::Hub;
 use wschat::chat::protocol::parse_client_message;
 
 /// The local time stamp the benches hand the hub.

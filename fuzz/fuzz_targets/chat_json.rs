@@ -12,7 +12,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use wschat::chat::hub::{Effects, Hub, HubLimits};
+use wschat::app::Effects;
+use wschat::chat::hub::{Hub, HubLimits};
 use wschat::chat::protocol::parse_client_message;
 use wschat::ws::frame::{FrameHeader, OpCode};
 

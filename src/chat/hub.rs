@@ -23,55 +23,13 @@ use std::time::{Duration, Instant};
 use super::protocol::{
     error_json, ClientMessage, ErrorCode, Recipient, ServerMessage, ToUidOut, UserEntry, MAX_NAME_CHARS,
 };
+use crate::app::{ConnId, Delivery, Effects};
+use crate::outbox::Frame;
 use crate::ws::frame::{encode_header, OpCode, MAX_HEADER_LEN};
-
-/// Identifies a connection to the hub (the reactor's slab key).
-pub type ConnId = usize;
-
-/// Encoded WebSocket frames (one, or a room's batch of several), shared by every recipient.
-pub type Frame = Rc<[u8]>;
 
 /// A room's open batch is sealed early once it holds this many bytes, which bounds its memory and the size
 /// of one write.
 pub const MAX_BATCH_BYTES: usize = 64 * 1024;
-
-/// Bytes for one connection: one frame or a batch of whole frames.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    /// The connection.
-    pub conn: ConnId,
-    /// Whole frames, shared with the other recipients.
-    pub bytes: Frame,
-    /// How many messages `bytes` holds.
-    pub messages: u32,
-    /// Part of a newcomer's welcome (its user list and history): not held against the send-buffer limit,
-    /// so a big room or a long history is never the reason a newcomer is cut off.
-    pub welcome: bool,
-}
-
-/// Output of the hub: bytes with the connection they go to, in order.
-#[derive(Debug, Default)]
-pub struct Effects {
-    /// Deliveries to queue, in delivery order per connection.
-    pub sends: Vec<Delivery>,
-}
-
-impl Effects {
-    /// Empties the list, keeping its capacity.
-    pub fn clear(&mut self) {
-        self.sends.clear();
-    }
-
-    /// Queues one frame for one connection.
-    fn push(&mut self, conn: ConnId, frame: Frame) {
-        self.sends.push(Delivery { conn, bytes: frame, messages: 1, welcome: false });
-    }
-
-    /// Queues one frame of a newcomer's welcome for one connection.
-    fn push_welcome(&mut self, conn: ConnId, frame: Frame) {
-        self.sends.push(Delivery { conn, bytes: frame, messages: 1, welcome: true });
-    }
-}
 
 /// A logged-in user.
 #[derive(Debug)]
@@ -737,7 +695,7 @@ impl Hub {
     /// Sends the error message for `code` to `conn`.
     pub fn error(&mut self, conn: ConnId, code: ErrorCode, out: &mut Effects) {
         self.seal_room_of(conn, out);
-        out.push(conn, text_frame(&error_json(code)));
+        out.push(conn, text_frame(&error_json(code)), 1);
     }
 
     /// Hands every open batch to its room's members. The reactor calls this before it writes.
@@ -806,9 +764,9 @@ impl Hub {
         // What the room said before this login is not for the newcomer: its share of the open batch starts
         // at its own login broadcast.
         let slot = entry.join(conn, uid, name);
-        out.push_welcome(conn, entry.user_list_frame());
+        out.push_welcome(conn, entry.user_list_frame(), 1);
         for past in &entry.history {
-            out.push_welcome(conn, past.clone());
+            out.push_welcome(conn, past.clone(), 1);
         }
         self.users.insert(conn, User { uid, name: name.into(), room: room_key.clone(), slot });
         self.by_uid.insert(uid, conn);
@@ -915,9 +873,9 @@ impl Hub {
                 // Both get what the room said before this, first.
                 self.seal_room_of(target, out);
                 self.seal_room_of(conn, out);
-                out.push(target, frame.clone());
+                out.push(target, frame.clone(), 1);
                 if target != conn {
-                    out.push(conn, frame);
+                    out.push(conn, frame, 1);
                 }
             }
             Recipient::Nobody => return Err(ErrorCode::NoSuchUser),
