@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 mod support;
 
-use support::{hub_with, TIME};
+use support::{hub_with, Chat, TIME};
 use wschat::app::Effects;
 use wschat::bench::audit::Audit;
 use wschat::bench::content::{self, Stamp};
-use wschat::chat::hub::Hub;
 use wschat::chat::protocol::parse_client_message;
 use wschat::outbox::Outbox;
 use wschat::ws::frame::{write_frame, write_masked_frame, OpCode};
@@ -110,7 +109,7 @@ fn main() {
     });
     row("bench client: decode + stamp + audit (chat)", "delivery", (a / 1000.0, b / 1000.0));
 
-    // Daemon core, piece by piece: the JSON parse alone, then the hub alone (one member).
+    // Daemon core, piece by piece: the JSON parse alone, then the hub with its fanout (one member).
     let say =
         r#"{"type":"say","to_uid":"all","content":"b1:2:3:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}"#;
     row(
@@ -120,9 +119,8 @@ fn main() {
             std::hint::black_box(parse_client_message(std::hint::black_box(say)).is_ok());
         }),
     );
-    let mut hub = Hub::new(0);
+    let mut hub = hub_with(1);
     let mut fx = Effects::default();
-    hub.handle(0, parse_client_message(r#"{"type":"login","name":"a"}"#).unwrap(), TIME, &mut fx);
     let mut parsed = Vec::new();
     parsed.resize_with(10_010, || parse_client_message(say).unwrap());
     row(
@@ -176,12 +174,12 @@ fn main() {
 }
 
 /// A hub with `members` logged-in users in one room, and an empty outbox for each.
-fn room_of(members: usize) -> (Hub, Vec<Outbox>) {
+fn room_of(members: usize) -> (Chat, Vec<Outbox>) {
     (hub_with(members), (0..members).map(|_| Outbox::default()).collect())
 }
 
 /// Ends a loop turn as the reactor does: seal the batches, queue every delivery, flush every outbox.
-fn seal_and_flush(hub: &mut Hub, fx: &mut Effects, outboxes: &mut [Outbox], sink: &mut std::io::Sink) {
+fn seal_and_flush(hub: &mut Chat, fx: &mut Effects, outboxes: &mut [Outbox], sink: &mut std::io::Sink) {
     hub.seal(fx);
     for d in fx.sends.drain(..) {
         outboxes[d.conn].push(d.bytes);

@@ -1,4 +1,5 @@
-//! The chat protocol on arbitrary text: the JSON parser and the hub's handling of what it accepts.
+//! The chat protocol on arbitrary text: the JSON parser, the hub's handling of what it accepts and the
+//! fanout's encoding and batching of what the hub decides.
 //!
 //! Input layout: lines; each line's first byte picks the connection (0 to 3) and an action, the rest is
 //! the text that connection sends. The first byte also picks the limits (history per room and budget, room
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
 use wschat::app::Effects;
+use wschat::chat::fanout::Fanout;
 use wschat::chat::hub::{Hub, HubLimits};
 use wschat::chat::protocol::parse_client_message;
 use wschat::ws::frame::{FrameHeader, OpCode};
@@ -97,6 +99,7 @@ fuzz_target!(|data: &[u8]| {
         join_burst: u32::from((first >> 4) & 3),
     };
     let mut hub = Hub::with_limits(limits);
+    let mut fanout = Fanout::new();
     let start = Instant::now();
     let mut clock = start;
     let mut effects = Effects::default();
@@ -108,18 +111,19 @@ fuzz_target!(|data: &[u8]| {
         let conn = usize::from(ctl) % CONNS;
         if ctl & 0x80 != 0 {
             // The connection ends; a new one gets its id.
-            hub.leave(conn, TIME, &mut effects);
+            hub.leave(conn, TIME, &mut fanout.sink(&mut effects));
             hub.disconnect(conn);
+            fanout.forget(conn);
         } else {
             let text = String::from_utf8_lossy(text);
             match parse_client_message(&text) {
-                Ok(m) => hub.handle(conn, m, TIME, &mut effects),
-                Err(code) => hub.error(conn, code, &mut effects),
+                Ok(m) => hub.handle(conn, m, TIME, &mut fanout.sink(&mut effects)),
+                Err(code) => hub.error(conn, code, &mut fanout.sink(&mut effects)),
             }
         }
         if ctl & 0x40 != 0 {
             // Some turns hold several messages: seal only now and then.
-            hub.seal(&mut effects);
+            fanout.seal(&mut effects);
         }
         check_frames(&mut effects, CONNS, &mut uids);
         assert!(hub.user_count() <= CONNS);
@@ -128,11 +132,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(hub.stats().history_bytes <= limits.history_budget as u64, "history over its budget");
     }
     for conn in 0..CONNS {
-        hub.leave(conn, TIME, &mut effects);
+        hub.leave(conn, TIME, &mut fanout.sink(&mut effects));
         hub.disconnect(conn);
-        hub.seal(&mut effects);
+        fanout.forget(conn);
+        fanout.seal(&mut effects);
         check_frames(&mut effects, CONNS, &mut uids);
     }
     assert_eq!(hub.user_count(), 0);
+    assert_eq!(fanout.room_count(), 0, "rooms go with their last member");
     assert_eq!(hub.stats().history_bytes, 0, "history goes with its rooms");
 });

@@ -1,10 +1,12 @@
-//! The chat as an [`Application`]: client JSON parsed by [`super::protocol`], users and rooms in the
-//! [`Hub`], and the local time stamp of chat messages, formatted once per second.
+//! The chat as an [`Application`]: a client's text parsed in its connection's dialect, the command decided by
+//! the [`Hub`], the hub's events encoded and batched by the [`Fanout`], and the local time stamp of chat
+//! messages, formatted once per second.
 
 use std::time::{Instant, SystemTime};
 
+use super::event::ErrorCode;
+use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits};
-use super::protocol::{parse_client_message, ErrorCode};
 use crate::app::{Application, ConnId, Effects};
 use crate::metrics::Metrics;
 use crate::session::CloseRequest;
@@ -32,13 +34,14 @@ impl TimeText {
 #[derive(Debug)]
 pub struct ChatApp {
     hub: Hub,
+    fanout: Fanout,
     time: TimeText,
 }
 
 impl ChatApp {
     /// A chat with no users, enforcing `limits`.
     pub fn new(limits: HubLimits) -> ChatApp {
-        ChatApp { hub: Hub::with_limits(limits), time: TimeText::default() }
+        ChatApp { hub: Hub::with_limits(limits), fanout: Fanout::new(), time: TimeText::default() }
     }
 }
 
@@ -49,9 +52,11 @@ impl Application for ChatApp {
 
     fn on_text(&mut self, conn: ConnId, text: &str, out: &mut Effects) {
         let time = self.time.refresh();
-        match parse_client_message(text) {
-            Ok(m) => self.hub.handle(conn, m, time, out),
-            Err(code) => self.hub.error(conn, code, out),
+        let dialect = self.fanout.dialect_of(conn);
+        let sink = &mut self.fanout.sink(out);
+        match dialect.parse(text) {
+            Ok(m) => self.hub.handle(conn, m, time, sink),
+            Err(code) => self.hub.error(conn, code, sink),
         }
     }
 
@@ -63,19 +68,19 @@ impl Application for ChatApp {
     }
 
     fn on_refused(&mut self, conn: ConnId, out: &mut Effects) {
-        self.hub.error(conn, ErrorCode::RateLimited, out);
+        self.hub.error(conn, ErrorCode::RateLimited, &mut self.fanout.sink(out));
     }
 
     fn flush_for(&mut self, conn: ConnId, out: &mut Effects) {
-        self.hub.seal_room_of(conn, out);
+        self.fanout.serve(conn, out);
     }
 
     fn on_leave(&mut self, conn: ConnId, announce: bool, out: &mut Effects) {
         if announce {
             let time = self.time.refresh();
-            self.hub.leave(conn, time, out);
+            self.hub.leave(conn, time, &mut self.fanout.sink(out));
         } else {
-            self.hub.leave(conn, "", &mut Effects::default());
+            self.hub.leave(conn, "", &mut self.fanout.sink(&mut Effects::default()));
         }
     }
 
@@ -85,10 +90,11 @@ impl Application for ChatApp {
 
     fn on_gone(&mut self, conn: ConnId) {
         self.hub.disconnect(conn);
+        self.fanout.forget(conn);
     }
 
     fn end_turn(&mut self, out: &mut Effects) {
-        self.hub.seal(out);
+        self.fanout.seal(out);
     }
 
     fn fill_metrics(&self, m: &mut Metrics) {

@@ -1,8 +1,22 @@
-//! The chat application of workerman-chat: its JSON messages (`protocol`) and the state of users and rooms
-//! (`hub`). Pure: client messages in, encoded frames addressed to connections out.
+//! The chat application of workerman-chat, in layers:
+//!
+//! - [`hub`], the chat core: who gets what — users, rooms, history and limits; commands in, [`event`]s out,
+//!   no wire format. Uids and who is in which room are [`presence`]'s (a trait, so a cluster can share them).
+//! - [`fanout`]: the events encoded in each connection's [`dialect`] and batched per (room, dialect) and loop
+//!   turn into deliveries.
+//! - [`dialect`]: how a client speaks — today the seed protocol ([`dialect::seed`], whose JSON is
+//!   [`protocol`]'s).
+//! - [`app`]: all of it as the reactor's [`crate::app::Application`].
 
 pub mod app;
+pub mod dialect;
+pub mod event;
+pub mod fanout;
 pub mod hub;
+pub mod name;
+pub mod presence;
 pub mod protocol;
+#[cfg(test)]
+mod testing;
 
 pub use app::ChatApp;

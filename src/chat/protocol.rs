@@ -1,120 +1,19 @@
-//! The JSON messages of the chat protocol: parsing what clients send (with the contract's error codes) and
-//! serializing what the server sends, field for field as in workerman-chat.
+//! The seed dialect's JSON ([`super::dialect::seed`]): parsing what clients send into the chat core's
+//! commands (with the contract's error codes) and the shapes of what the server sends, field for field as in
+//! workerman-chat's walkthrough.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Longest accepted nickname, in characters, after trimming.
-pub const MAX_NAME_CHARS: usize = 32;
+pub use super::event::{ClientMessage, ErrorCode, Recipient};
 
 /// Longest accepted room id, in bytes.
 pub const MAX_ROOM_BYTES: usize = 64;
 
 /// The room a login without `room_id` joins.
 pub const DEFAULT_ROOM: &str = "1";
-
-/// A message from a client, validated for shape (not yet against the hub's state).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientMessage<'a> {
-    /// `{"type":"login","name":N,"room_id":R}`.
-    Login {
-        /// The nickname as sent (not yet trimmed or validated).
-        name: Cow<'a, str>,
-        /// The room to join; [`DEFAULT_ROOM`] when absent or empty.
-        room: Cow<'a, str>,
-    },
-    /// `{"type":"say","to_uid":V,"content":C}`.
-    Say {
-        /// Who should receive it.
-        to: Recipient,
-        /// The text, relayed unchanged.
-        content: Cow<'a, str>,
-    },
-    /// `{"type":"logout"}`: leave the room but keep the connection.
-    Logout,
-    /// `{"type":"pong"}`: workerman-chat's application-level heartbeat answer; accepted and ignored.
-    Pong,
-}
-
-/// The `to_uid` of a say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Recipient {
-    /// `"all"` (or no `to_uid`): the whole room.
-    All,
-    /// One user by uid.
-    User(u64),
-    /// A string that is neither `"all"` nor a number: nobody has that uid.
-    Nobody,
-}
-
-/// The error codes of the protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCode {
-    /// Not a JSON object, or a field of the wrong JSON type.
-    BadJson,
-    /// `type` missing or not known.
-    UnknownType,
-    /// A say or logout before login.
-    NotLoggedIn,
-    /// A name that is empty, too long, or has control, format (bidi, zero-width) or other invisible
-    /// characters.
-    BadName,
-    /// A second login on the same connection.
-    AlreadyLoggedIn,
-    /// A private message to a uid that is not in the sender's room.
-    NoSuchUser,
-    /// A say with empty content.
-    EmptyContent,
-    /// More messages than `--max-messages-per-sec` allows, or logins past `--join-burst`; the message
-    /// was refused, not relayed.
-    RateLimited,
-    /// The room already holds `--max-room-users` users.
-    RoomFull,
-}
-
-impl ErrorCode {
-    /// The code as sent in the `code` field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::BadJson => "bad_json",
-            ErrorCode::UnknownType => "unknown_type",
-            ErrorCode::NotLoggedIn => "not_logged_in",
-            ErrorCode::BadName => "bad_name",
-            ErrorCode::AlreadyLoggedIn => "already_logged_in",
-            ErrorCode::NoSuchUser => "no_such_user",
-            ErrorCode::EmptyContent => "empty_content",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::RoomFull => "room_full",
-        }
-    }
-
-    /// A human-readable explanation, sent in the `message` field.
-    pub fn message(self) -> &'static str {
-        match self {
-            ErrorCode::BadJson => "expected a JSON object with fields of the right types",
-            ErrorCode::UnknownType => "type must be one of login, say, logout, pong",
-            ErrorCode::NotLoggedIn => "log in first",
-            ErrorCode::BadName => {
-                "name must be 1 to 32 visible characters: no control, bidi, zero-width or other invisible characters"
-            }
-            ErrorCode::AlreadyLoggedIn => "this connection is already logged in",
-            ErrorCode::NoSuchUser => "no user with that uid in your room",
-            ErrorCode::EmptyContent => "content must not be empty",
-            ErrorCode::RateLimited => "too many messages per second; this one was not delivered",
-            ErrorCode::RoomFull => "this room is full",
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::error::Error for ErrorCode {}
 
 /// The raw shape of any client message; every field optional so that missing fields get protocol errors.
 #[derive(Deserialize)]

@@ -1,0 +1,238 @@
+//! Dialects: how a connection's client speaks the chat. A dialect parses what its clients send into the chat
+//! core's commands and writes the core's events as JSON text frames. Every connection has one, today always
+//! [`Dialect::Seed`] (the protocol of workerman-chat's walkthrough, [`seed`]); workerman-chat's current
+//! client_id protocol is to come as a second: a module beside `seed` implementing [`Codec`], a variant here,
+//! and the connection's dialect set in the fanout ([`super::fanout::Fanout::set_dialect`]) before its login.
+//! The fanout batches a room's broadcasts per (room, dialect) and caches a room's user list per dialect, so
+//! each member gets the bytes of its own dialect and each message is encoded once per dialect in the room.
+
+pub mod seed;
+
+use std::rc::Rc;
+
+use super::event::{ClientMessage, ErrorCode, Event};
+use crate::outbox::Frame;
+use crate::ws::frame::{encode_header, OpCode, MAX_HEADER_LEN};
+
+/// What a dialect provides: its clients' messages parsed, and the JSON text of the core's events. The
+/// frames around the JSON, history split into messages and user lists put together are [`Dialect`]'s.
+pub trait Codec: Sync {
+    /// Parses one text message from a client.
+    fn parse<'a>(&self, text: &'a str) -> Result<ClientMessage<'a>, ErrorCode>;
+
+    /// Appends the JSON text of one message (a login, say, logout or error) and returns true; for the
+    /// events that are no single message (a user list, a history) appends nothing and returns false.
+    fn write_json(&self, event: &Event<'_>, out: &mut Vec<u8>) -> bool;
+
+    /// Appends one user's entry of a user list. A room keeps its user list as these entries, so a newcomer's
+    /// list is a copy of bytes, not one encode per member.
+    fn write_list_entry(&self, uid: u64, name: &str, out: &mut Vec<u8>);
+
+    /// What a user list's JSON has before its entries, between two, and after them.
+    fn list_affixes(&self) -> ListAffixes;
+}
+
+/// The fixed parts of a user list's JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListAffixes {
+    /// Before the first entry.
+    pub prefix: &'static [u8],
+    /// Between two entries.
+    pub separator: &'static [u8],
+    /// After the last entry.
+    pub suffix: &'static [u8],
+}
+
+/// The dialect a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Dialect {
+    /// The seed protocol: `{"type":"login","name":…}`, uids, `user_list` ([`seed`]).
+    #[default]
+    Seed,
+}
+
+impl Dialect {
+    /// Every dialect, in [`Dialect::index`] order.
+    pub const ALL: [Dialect; 1] = [Dialect::Seed];
+    /// How many dialects there are: the size of per-dialect tables.
+    pub const COUNT: usize = Dialect::ALL.len();
+
+    /// This dialect's place in per-dialect tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The dialect's codec.
+    pub fn codec(self) -> &'static dyn Codec {
+        match self {
+            Dialect::Seed => &seed::Seed,
+        }
+    }
+
+    /// Parses one text message from a client of this dialect.
+    pub fn parse(self, text: &str) -> Result<ClientMessage<'_>, ErrorCode> {
+        self.codec().parse(text)
+    }
+
+    /// Appends the JSON text of one message; false (and nothing appended) for a user list or a history.
+    pub fn write_json(self, event: &Event<'_>, out: &mut Vec<u8>) -> bool {
+        self.codec().write_json(event, out)
+    }
+
+    /// Appends `event` to `out` as whole frames, each message's JSON built in `scratch`; returns how many
+    /// messages it appended (a history has one per message kept, a user list is built from presence).
+    pub fn write_frames(self, event: &Event<'_>, scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> u32 {
+        let codec = self.codec();
+        match event {
+            Event::History(past) => {
+                let mut n = 0;
+                for said in past.clone() {
+                    scratch.clear();
+                    codec.write_json(&said.event(), scratch);
+                    write_text_frame(out, scratch);
+                    n += 1;
+                }
+                n
+            }
+            Event::UserList { users, .. } => {
+                scratch.clear();
+                let mut first = true;
+                users.for_each(|uid, name| {
+                    if !std::mem::take(&mut first) {
+                        scratch.extend_from_slice(codec.list_affixes().separator);
+                    }
+                    codec.write_list_entry(uid, name, scratch);
+                });
+                let ListAffixes { prefix, suffix, .. } = codec.list_affixes();
+                write_frame_of_parts(out, &[prefix, scratch, suffix]);
+                1
+            }
+            _ => {
+                scratch.clear();
+                if !codec.write_json(event, scratch) {
+                    return 0;
+                }
+                write_text_frame(out, scratch);
+                1
+            }
+        }
+    }
+
+    /// `event` as one buffer of whole frames, and how many messages it holds.
+    pub fn frames(self, event: &Event<'_>, scratch: &mut Vec<u8>) -> (Frame, u32) {
+        if let Event::History(_) | Event::UserList { .. } = event {
+            let mut out = Vec::new();
+            let n = self.write_frames(event, scratch, &mut out);
+            return (Rc::from(out), n);
+        }
+        scratch.clear();
+        if !self.write_json(event, scratch) {
+            return (Rc::from(&[][..]), 0);
+        }
+        (text_frame(scratch), 1)
+    }
+
+    /// Appends the user-list entry of `uid` named `name` to a room's cached entries, followed by the
+    /// separator ([`Dialect::user_list_frame`] cuts the last one off).
+    pub fn write_list_entry(self, uid: u64, name: &str, out: &mut Vec<u8>) {
+        let codec = self.codec();
+        codec.write_list_entry(uid, name, out);
+        out.extend_from_slice(codec.list_affixes().separator);
+    }
+
+    /// The user-list frame of a room's cached entries (each followed by the separator), copied once.
+    pub fn user_list_frame(self, entries: &[u8]) -> Frame {
+        let ListAffixes { prefix, separator, suffix } = self.codec().list_affixes();
+        let entries = &entries[..entries.len().saturating_sub(separator.len())];
+        frame_of_parts(&[prefix, entries, suffix])
+    }
+}
+
+/// Appends `json` as one unmasked text frame.
+pub fn write_text_frame(out: &mut Vec<u8>, json: &[u8]) {
+    write_frame_of_parts(out, &[json]);
+}
+
+/// `json` as one unmasked text frame.
+pub fn text_frame(json: &[u8]) -> Frame {
+    frame_of_parts(&[json])
+}
+
+/// Appends the concatenation of `parts` as one unmasked text frame.
+fn write_frame_of_parts(out: &mut Vec<u8>, parts: &[&[u8]]) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = encode_header(&mut head, true, OpCode::Text, None, len);
+    out.reserve(n + len);
+    out.extend_from_slice(&head[..n]);
+    for part in parts {
+        out.extend_from_slice(part);
+    }
+}
+
+/// The concatenation of `parts` as one unmasked text frame, copying each byte once into one allocation.
+fn frame_of_parts(parts: &[&[u8]]) -> Frame {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = encode_header(&mut head, true, OpCode::Text, None, len);
+    let mut frame = Rc::<[u8]>::new_uninit_slice(n + len);
+    let dst = Rc::get_mut(&mut frame).expect("a new Rc has no other owner");
+    let mut at = 0;
+    for part in std::iter::once(&head[..n]).chain(parts.iter().copied()) {
+        dst[at..at + part.len()].write_copy_of_slice(part);
+        at += part.len();
+    }
+    assert_eq!(at, dst.len());
+    // SAFETY: the parts were written back to back from the start, and the assert shows they filled it.
+    unsafe { frame.assume_init() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chat::event::{Said, Users};
+    use std::collections::VecDeque;
+
+    #[test]
+    fn frames_of_one_message_a_history_and_a_user_list() {
+        let d = Dialect::Seed;
+        let mut scratch = Vec::new();
+        let (frame, n) = d.frames(&Event::Login { uid: 1, name: "a", time: "t" }, &mut scratch);
+        assert_eq!(n, 1);
+        assert_eq!(&frame[..], &text_frame(br#"{"type":"login","uid":1,"name":"a","time":"t"}"#)[..]);
+
+        let past: VecDeque<Said> = [Said::new(1, "t", "x"), Said::new(2, "u", "y")].into_iter().collect();
+        let (frame, n) = d.frames(&Event::History(past.iter()), &mut scratch);
+        let mut want = text_frame(br#"{"type":"say","from_uid":1,"to_uid":"all","content":"x","time":"t"}"#).to_vec();
+        want.extend_from_slice(&text_frame(br#"{"type":"say","from_uid":2,"to_uid":"all","content":"y","time":"u"}"#));
+        assert_eq!((&frame[..], n), (&want[..], 2));
+
+        let each = |f: &mut dyn FnMut(u64, &str)| {
+            f(1, "猪猪");
+            f(2, "mynick");
+        };
+        let (fresh, n) = d.frames(&Event::UserList { room: "1", users: Users::new(&each) }, &mut scratch);
+        let json = r#"{"type":"user_list","user_list":[{"uid":1,"name":"猪猪"},{"uid":2,"name":"mynick"}]}"#;
+        assert_eq!((&fresh[..], n), (&text_frame(json.as_bytes())[..], 1));
+        // The same list from cached entries.
+        let mut entries = Vec::new();
+        d.write_list_entry(1, "猪猪", &mut entries);
+        d.write_list_entry(2, "mynick", &mut entries);
+        assert_eq!(&d.user_list_frame(&entries)[..], &fresh[..]);
+        assert_eq!(&d.user_list_frame(&[])[..], &text_frame(br#"{"type":"user_list","user_list":[]}"#)[..]);
+    }
+
+    #[test]
+    fn frames_of_any_length_have_the_right_header() {
+        for len in [0, 125, 126, 65_535, 65_536] {
+            let json = vec![b'x'; len];
+            let frame = text_frame(&json);
+            let mut appended = vec![1, 2];
+            write_text_frame(&mut appended, &json);
+            assert_eq!(&appended[2..], &frame[..]);
+            let h = crate::ws::frame::FrameHeader::decode(&frame).unwrap().unwrap();
+            assert!(h.fin && h.mask.is_none() && h.opcode == 1);
+            assert_eq!((h.header_len + h.payload_len as usize, h.payload_len), (frame.len(), len as u64));
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! The chat core's vocabulary, apart from any wire format: the commands a client sends (its dialect parses
+//! them), the error codes, and the events the core emits — each addressed to a room, to connections or to a
+//! newcomer's welcome — into a [`Sink`]. In the daemon the sink is the [`super::fanout::Fanout`], which
+//! encodes every event in the dialect of each connection it goes to.
+
+use std::borrow::Cow;
+use std::collections::vec_deque;
+use std::fmt;
+
+use crate::app::ConnId;
+
+/// A message from a client, validated for shape (not yet against the hub's state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientMessage<'a> {
+    /// Log in as `name` and join `room`.
+    Login {
+        /// The nickname as sent (not yet trimmed or validated).
+        name: Cow<'a, str>,
+        /// The room to join (the dialect's default room when the client named none).
+        room: Cow<'a, str>,
+    },
+    /// Say something to the room or to one user.
+    Say {
+        /// Who should receive it.
+        to: Recipient,
+        /// The text, relayed unchanged.
+        content: Cow<'a, str>,
+    },
+    /// Leave the room but keep the connection.
+    Logout,
+    /// The application-level heartbeat's answer; accepted and ignored.
+    Pong,
+}
+
+/// Who a say is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recipient {
+    /// The whole room.
+    All,
+    /// One user by uid.
+    User(u64),
+    /// Nobody has the uid named (a string that is not a uid, or 0).
+    Nobody,
+}
+
+/// The error codes of the protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Not a JSON object, or a field of the wrong JSON type.
+    BadJson,
+    /// `type` missing or not known.
+    UnknownType,
+    /// A say or logout before login.
+    NotLoggedIn,
+    /// A name that is empty, too long, or has control, format (bidi, zero-width) or other invisible
+    /// characters.
+    BadName,
+    /// A second login on the same connection.
+    AlreadyLoggedIn,
+    /// A private message to a uid that is not in the sender's room.
+    NoSuchUser,
+    /// A say with empty content.
+    EmptyContent,
+    /// More messages than `--max-messages-per-sec` allows, or logins past `--join-burst`; the message
+    /// was refused, not relayed.
+    RateLimited,
+    /// The room already holds `--max-room-users` users.
+    RoomFull,
+}
+
+impl ErrorCode {
+    /// The code as sent in the `code` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "bad_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::NotLoggedIn => "not_logged_in",
+            ErrorCode::BadName => "bad_name",
+            ErrorCode::AlreadyLoggedIn => "already_logged_in",
+            ErrorCode::NoSuchUser => "no_such_user",
+            ErrorCode::EmptyContent => "empty_content",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::RoomFull => "room_full",
+        }
+    }
+
+    /// A human-readable explanation, sent in the `message` field.
+    pub fn message(self) -> &'static str {
+        match self {
+            ErrorCode::BadJson => "expected a JSON object with fields of the right types",
+            ErrorCode::UnknownType => "type must be one of login, say, logout, pong",
+            ErrorCode::NotLoggedIn => "log in first",
+            ErrorCode::BadName => {
+                "name must be 1 to 32 visible characters: no control, bidi, zero-width or other invisible characters"
+            }
+            ErrorCode::AlreadyLoggedIn => "this connection is already logged in",
+            ErrorCode::NoSuchUser => "no user with that uid in your room",
+            ErrorCode::EmptyContent => "content must not be empty",
+            ErrorCode::RateLimited => "too many messages per second; this one was not delivered",
+            ErrorCode::RoomFull => "this room is full",
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::error::Error for ErrorCode {}
+
+/// Who an event goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum To<'a> {
+    /// Every member of the room (a login, a say to all, a logout).
+    Room(&'a str),
+    /// One connection (an error).
+    Conn(ConnId),
+    /// Each of these connections once, in order (a private say: its target, then its sender).
+    Conns(&'a [ConnId]),
+    /// A newcomer's welcome (its user list, the room's history): for the newcomer alone, before its login
+    /// reaches the room, and not held against the send-buffer limit.
+    Welcome(ConnId),
+}
+
+/// What happened, for the connections it is addressed to; every dialect has its own bytes for it.
+#[derive(Debug, Clone)]
+pub enum Event<'a> {
+    /// The users of `room` in login order, the newcomer last (to a welcome).
+    UserList {
+        /// The room.
+        room: &'a str,
+        /// Its users, as presence has them.
+        users: Users<'a>,
+    },
+    /// What the room said to all before the newcomer came, oldest first (to a welcome).
+    History(History<'a>),
+    /// Someone logged in.
+    Login {
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// A chat message.
+    Say {
+        /// The sender's uid.
+        from_uid: u64,
+        /// The recipient's uid for a private message; `None` when said to the whole room.
+        to_uid: Option<u64>,
+        /// The text, unchanged.
+        content: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// Someone left.
+    Logout {
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// A request was refused; the connection stays open.
+    Error(ErrorCode),
+}
+
+/// A room's history, oldest first.
+pub type History<'a> = vec_deque::Iter<'a, Said>;
+
+/// A say to all as history keeps it: the sender, and its time stamp and content in one allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Said {
+    from_uid: u64,
+    /// Bytes of `text` that are the time stamp; the content follows.
+    time_len: usize,
+    text: Box<str>,
+}
+
+impl Said {
+    /// `content` said to all by `from_uid` at `time`.
+    pub fn new(from_uid: u64, time: &str, content: &str) -> Said {
+        let mut text = String::with_capacity(time.len() + content.len());
+        text.push_str(time);
+        text.push_str(content);
+        Said { from_uid, time_len: time.len(), text: text.into_boxed_str() }
+    }
+
+    /// Bytes it holds against the history budget: its text and its record.
+    pub fn cost(&self) -> usize {
+        std::mem::size_of::<Said>() + self.text.len()
+    }
+
+    /// The say it was.
+    pub fn event(&self) -> Event<'_> {
+        let (time, content) = self.text.split_at(self.time_len);
+        Event::Say { from_uid: self.from_uid, to_uid: None, content, time }
+    }
+}
+
+/// The users of one room in login order, as `(uid, name)`: a view of presence, read only by whoever needs
+/// them (a room whose user list is already encoded does not).
+#[derive(Clone, Copy)]
+pub struct Users<'a>(&'a EachUser<'a>);
+
+/// Calls its argument with every user of a room, in login order.
+pub type EachUser<'a> = dyn Fn(&mut dyn FnMut(u64, &str)) + 'a;
+
+impl<'a> Users<'a> {
+    /// The users `each` calls its argument with, in login order.
+    pub fn new(each: &'a EachUser<'a>) -> Users<'a> {
+        Users(each)
+    }
+
+    /// Calls `f` with every user in login order.
+    pub fn for_each(&self, mut f: impl FnMut(u64, &str)) {
+        (self.0)(&mut f)
+    }
+}
+
+impl fmt::Debug for Users<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Users(..)")
+    }
+}
+
+/// Where the chat core's decisions go. Membership is told first: [`Sink::joined`] before the newcomer's
+/// welcome and its login to the room, [`Sink::left`] before the room hears of a departure.
+pub trait Sink {
+    /// `conn`, user `uid` named `name`, is in `room` now, after everyone already there: what is sent to the
+    /// room from now on is for it too.
+    fn joined(&mut self, room: &str, conn: ConnId, uid: u64, name: &str);
+
+    /// `conn` is no longer in `room`: what the room said while it was there is still its own, nothing sent
+    /// to the room from now on is.
+    fn left(&mut self, room: &str, conn: ConnId);
+
+    /// `event` for `to`.
+    fn send(&mut self, to: To<'_>, event: Event<'_>);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn said_keeps_time_and_content_apart() {
+        let said = Said::new(7, "2026-11-25 12:00:00", "hi, all");
+        match said.event() {
+            Event::Say { from_uid, to_uid, content, time } => {
+                assert_eq!((from_uid, to_uid, content, time), (7, None, "hi, all", "2026-11-25 12:00:00"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(said.cost(), std::mem::size_of::<Said>() + 19 + 7);
+        assert!(matches!(Said::new(1, "", "x").event(), Event::Say { content: "x", time: "", .. }));
+    }
+}

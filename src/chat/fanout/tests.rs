@@ -1,0 +1,276 @@
+//! The fanout's tests: batching per room and turn, shares of the open batch, the encoded user lists. Run
+//! through the hub in the seed dialect.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use serde_json::json;
+
+use super::{Room, UserList, GONE, MAX_BATCH_BYTES};
+use crate::app::{ConnId, Effects};
+use crate::chat::dialect::Dialect;
+use crate::chat::event::ClientMessage;
+use crate::chat::presence::Presence;
+use crate::chat::protocol::parse_client_message;
+use crate::chat::testing::{frames, fresh_user_list, hub_with_members, send, streams, Chat, T};
+
+/// A room's encoded user list in the seed dialect.
+fn seed_list(room: &Room) -> &UserList {
+    room.lists[Dialect::Seed.index()].as_ref().expect("the room's seed user list")
+}
+
+/// The user-list frame `room` would give a newcomer now (without the newcomer).
+fn list_of(hub: &Chat, room: &str) -> Vec<u8> {
+    let room = &hub.fanout.rooms[room];
+    let mut probe = Room {
+        members: room.members.clone(),
+        lists: room.lists.clone(),
+        gone: room.gone,
+        live: room.live,
+        ..Room::default()
+    };
+    probe.tidy();
+    Dialect::Seed.user_list_frame(&seed_list(&probe).bytes).to_vec()
+}
+
+#[test]
+fn broadcast_frame_is_shared_not_copied() {
+    let mut hub = Chat::new(0);
+    for c in 0..5 {
+        send(&mut hub, c, &format!(r#"{{"type":"login","name":"u{c}"}}"#));
+    }
+    let mut out = Effects::default();
+    let msg = parse_client_message(r#"{"type":"say","to_uid":"all","content":"x"}"#).unwrap();
+    hub.handle(0, msg, T, &mut out);
+    assert!(out.sends.is_empty(), "broadcasts wait in the batch until the turn is sealed");
+    hub.seal(&mut out);
+    assert_eq!(out.sends.len(), 5);
+    assert!(out.sends.windows(2).all(|w| Rc::ptr_eq(&w[0].bytes, &w[1].bytes)));
+}
+
+#[test]
+fn a_turn_of_broadcasts_is_one_shared_delivery_per_member() {
+    let mut hub = Chat::new(0);
+    for c in 0..3 {
+        send(&mut hub, c, &format!(r#"{{"type":"login","name":"u{c}"}}"#));
+    }
+    let mut out = Effects::default();
+    for i in 0..4 {
+        let text = format!(r#"{{"type":"say","to_uid":"all","content":"m{i}"}}"#);
+        hub.handle(i % 3, parse_client_message(&text).unwrap(), T, &mut out);
+    }
+    hub.seal(&mut out);
+    assert_eq!(out.sends.len(), 3);
+    assert!(out.sends.iter().all(|d| d.messages == 4 && Rc::ptr_eq(&d.bytes, &out.sends[0].bytes)));
+    let got = frames(&out);
+    let for_1: Vec<_> = got.iter().filter(|(c, _)| *c == 1).map(|(_, v)| v["content"].clone()).collect();
+    assert_eq!(for_1, ["m0", "m1", "m2", "m3"]);
+    // Sealing again finds nothing open.
+    let mut again = Effects::default();
+    hub.seal(&mut again);
+    assert!(again.sends.is_empty());
+}
+
+#[test]
+fn anything_for_one_connection_keeps_its_place_after_the_batch() {
+    let mut hub = Chat::new(0);
+    send(&mut hub, 1, r#"{"type":"login","name":"a"}"#);
+    send(&mut hub, 2, r#"{"type":"login","name":"b"}"#);
+    let mut out = Effects::default();
+    let turn = [
+        r#"{"type":"say","to_uid":"all","content":"one"}"#,
+        r#"{"type":"say","to_uid":2,"content":"private"}"#,
+        r#"{"type":"say","to_uid":"all","content":"two"}"#,
+        r#"{"type":"fly"}"#,
+        r#"{"type":"say","to_uid":"all","content":"three"}"#,
+    ];
+    for text in turn {
+        match parse_client_message(text) {
+            Ok(m) => hub.handle(1, m, T, &mut out),
+            Err(code) => hub.error(1, code, &mut out),
+        }
+    }
+    // A newcomer joins in the same turn: it gets none of the earlier batch, then the rest.
+    hub.handle(3, parse_client_message(r#"{"type":"login","name":"c"}"#).unwrap(), T, &mut out);
+    hub.handle(2, parse_client_message(r#"{"type":"say","to_uid":"all","content":"four"}"#).unwrap(), T, &mut out);
+    hub.leave(2, T, &mut out);
+    hub.handle(1, parse_client_message(r#"{"type":"say","to_uid":"all","content":"five"}"#).unwrap(), T, &mut out);
+    hub.seal(&mut out);
+    let got = frames(&out);
+    let seen = |conn: ConnId| -> Vec<String> {
+        got.iter()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, v)| {
+                v["content"].as_str().or(v["code"].as_str()).unwrap_or(v["type"].as_str().unwrap()).to_string()
+            })
+            .collect()
+    };
+    assert_eq!(seen(1), ["one", "private", "two", "unknown_type", "three", "login", "four", "logout", "five"]);
+    assert_eq!(seen(2), ["one", "private", "two", "three", "login", "four"]);
+    assert_eq!(seen(3), ["user_list", "login", "four", "logout", "five"]);
+}
+
+#[test]
+fn a_large_turn_is_cut_into_bounded_batches() {
+    let mut hub = Chat::new(0);
+    send(&mut hub, 1, r#"{"type":"login","name":"a"}"#);
+    let content = "y".repeat(1000);
+    let text = format!(r#"{{"type":"say","to_uid":"all","content":"{content}"}}"#);
+    let mut out = Effects::default();
+    for _ in 0..200 {
+        hub.handle(1, parse_client_message(&text).unwrap(), T, &mut out);
+    }
+    hub.seal(&mut out);
+    assert!(out.sends.len() >= 3);
+    assert!(out.sends.iter().all(|d| d.bytes.len() <= MAX_BATCH_BYTES));
+    assert_eq!(out.sends.iter().map(|d| d.messages).sum::<u32>(), 200);
+    assert_eq!(hub.fanout.batched_rooms.len(), 0);
+}
+
+#[test]
+fn user_list_bytes_match_a_fresh_encode() {
+    let mut hub = Chat::new(0);
+    let names = ["猪猪", "quote\"d", "back\\slash", "plain", "<b>&amp;", "\u{e9}t\u{e9}", "\u{2028}/"];
+    for (c, name) in names.iter().enumerate() {
+        let got = send(&mut hub, c, &json!({"type":"login","name":name}).to_string());
+        assert_eq!(got[0].1["type"], "user_list");
+        // What the newcomer got is byte for byte what a full encode of the room makes.
+        let mut out = Effects::default();
+        hub.seal(&mut out);
+        let frame = list_of(&hub, "1");
+        assert_eq!(frame, fresh_user_list(&hub, "1"));
+    }
+    let mut out = Effects::default();
+    hub.leave(0, T, &mut out);
+    hub.leave(3, T, &mut out);
+    assert_eq!(list_of(&hub, "1"), fresh_user_list(&hub, "1"));
+    hub.seal(&mut out);
+    let got = send(&mut hub, 10, r#"{"type":"login","name":"late"}"#);
+    let uids: Vec<_> = got[0].1["user_list"].as_array().unwrap().iter().map(|e| e["uid"].as_u64().unwrap()).collect();
+    assert_eq!(uids, [2, 3, 5, 6, 7, 8]);
+}
+
+#[test]
+fn many_departures_cost_one_compaction() {
+    let mut hub = hub_with_members(1000);
+    let mut out = Effects::default();
+    for c in (0..1000).step_by(3) {
+        hub.leave(c, T, &mut out);
+    }
+    let room = &hub.fanout.rooms["1"];
+    assert!(room.gone > 0 && room.members.len() == room.live + room.gone);
+    send(&mut hub, 5000, r#"{"type":"login","name":"late"}"#);
+    let room = &hub.fanout.rooms["1"];
+    assert_eq!((room.gone, room.members.len(), room.live), (0, 667, 667));
+    let list = seed_list(room);
+    assert_eq!(list.lens.len(), room.members.len());
+    assert_eq!(list.bytes.len(), list.lens.iter().map(|&n| n as usize).sum::<usize>());
+}
+
+proptest::proptest! {
+    /// Any order of logins, logouts, client logouts and rooms: the user list a newcomer gets is the
+    /// bytes of a fresh encode of the room's members in login order, and a broadcast reaches exactly
+    /// the members.
+    #[test]
+    fn user_lists_stay_identical_to_a_fresh_encode(
+        ops in proptest::collection::vec((0usize..12, 0u8..4, 0u8..3, "[a-z猪\"\\\\ ]{1,6}"), 1..120)
+    ) {
+        let mut hub = Chat::new(0);
+        for (conn, action, room, name) in ops {
+            let mut out = Effects::default();
+            match action {
+                0 | 1 => {
+                    let login = json!({"type":"login","name":name,"room_id":format!("r{room}")}).to_string();
+                    hub.handle(conn, parse_client_message(&login).unwrap(), T, &mut out);
+                    hub.seal(&mut out);
+                    if let Some(first) = out.sends.iter().find(|d| d.conn == conn && d.welcome) {
+                        let key = format!("r{room}");
+                        proptest::prop_assert_eq!(&first.bytes[..], &fresh_user_list(&hub, &key)[..]);
+                    }
+                }
+                2 => hub.leave(conn, T, &mut out),
+                _ => hub.handle(conn, ClientMessage::Logout, T, &mut out),
+            }
+            for (key, room) in &hub.fanout.rooms {
+                proptest::prop_assert!(room.live > 0);
+                proptest::prop_assert_eq!(room.live, hub.hub.presence().count(key));
+                proptest::prop_assert_eq!(room.members.iter().filter(|m| m.conn != GONE).count(), room.live);
+                proptest::prop_assert_eq!(room.members.len(), room.live + room.gone);
+                let list = seed_list(room);
+                proptest::prop_assert_eq!(list.lens.len(), room.members.len());
+                proptest::prop_assert_eq!(list.bytes.len(), list.lens.iter().map(|&n| n as usize).sum::<usize>());
+                proptest::prop_assert_eq!(list_of(&hub, key), fresh_user_list(&hub, key));
+            }
+            proptest::prop_assert_eq!(hub.fanout.rooms.len(), hub.hub.presence().room_count());
+            for (conn, seat) in &hub.fanout.seats {
+                proptest::prop_assert_eq!(hub.fanout.rooms[&seat.room].members[seat.slot].conn, *conn);
+            }
+        }
+    }
+}
+
+proptest::proptest! {
+    /// Batching is invisible: whatever is sealed when, every connection receives the same bytes in the
+    /// same order as from a hub that seals after every message (where nothing is batched). Covers
+    /// newcomers and leavers in the middle of a batch, private messages and errors to members whose
+    /// share of the batch is open, and logouts followed by a login in the same turn.
+    #[test]
+    fn batching_never_changes_what_a_connection_receives(
+        ops in proptest::collection::vec((0usize..6, 0u8..8, 0u8..3, 0u64..12, proptest::bool::ANY), 1..150)
+    ) {
+        let mut batched = Chat::new(1);
+        let mut reference = Chat::new(1);
+        let (mut got, mut want) = (HashMap::new(), HashMap::new());
+        let mut out = Effects::default();
+        for (i, (conn, action, room, uid, seal)) in ops.into_iter().enumerate() {
+            let text = match action {
+                0 | 1 => json!({"type":"login","name":format!("n{i}"),"room_id":format!("r{room}")}).to_string(),
+                2 => json!({"type":"say","content":format!("all{i}")}).to_string(),
+                3 => json!({"type":"say","to_uid":uid,"content":format!("p{i}")}).to_string(),
+                4 => r#"{"type":"logout"}"#.to_string(),
+                5 => r#"{"type":"fly"}"#.to_string(),
+                _ => String::new(),
+            };
+            for (hub, sink, seal) in [(&mut batched, &mut got, seal), (&mut reference, &mut want, true)] {
+                if action >= 6 {
+                    hub.leave(conn, T, &mut out);
+                } else {
+                    match parse_client_message(&text) {
+                        Ok(m) => hub.handle(conn, m, T, &mut out),
+                        Err(code) => hub.error(conn, code, &mut out),
+                    }
+                }
+                if seal {
+                    hub.seal(&mut out);
+                }
+                streams(&out, sink);
+                out.clear();
+            }
+        }
+        batched.seal(&mut out);
+        streams(&out, &mut got);
+        proptest::prop_assert_eq!(got, want);
+        for (conn, seat) in &batched.fanout.seats {
+            proptest::prop_assert_eq!(batched.fanout.rooms[&seat.room].members[seat.slot].conn, *conn);
+        }
+    }
+}
+
+#[test]
+fn a_newcomer_does_not_cost_the_room_a_delivery() {
+    let mut hub = hub_with_members(100);
+    let mut out = Effects::default();
+    hub.seal(&mut out);
+    out.clear();
+    for c in 100..150 {
+        let login = format!(r#"{{"type":"login","name":"u{c}"}}"#);
+        hub.handle(c, parse_client_message(&login).unwrap(), T, &mut out);
+    }
+    hub.seal(&mut out);
+    // 50 welcomes, then one delivery per member: the old ones share the batch, each newcomer gets the
+    // part from its own login on.
+    assert_eq!(out.sends.len(), 50 + 150);
+    let shared = &out.sends[50].bytes;
+    assert_eq!(out.sends[50..150].iter().filter(|d| Rc::ptr_eq(&d.bytes, shared)).count(), 100);
+    assert_eq!(out.sends[150..].iter().map(|d| d.messages).collect::<Vec<_>>(), (1..=50).rev().collect::<Vec<_>>());
+}

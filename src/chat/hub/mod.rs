@@ -1,0 +1,348 @@
+//! The chat core: who gets what. Users on their connections, uids and rooms (through [`Presence`]), history,
+//! and the limits against memory and amplification. A client's command goes in; chat events come out into a
+//! [`Sink`], each addressed to a room, to connections or to a newcomer's welcome. No JSON and no frames here:
+//! the [`crate::chat::fanout::Fanout`] encodes each event in the dialect of every connection it goes to and
+//! batches a room's broadcasts per loop turn.
+//!
+//! A newcomer gets its user list (everyone in the room, itself last), then the room's history, then its own
+//! login like everyone in the room; a private say goes to its target and its sender (once when they are the
+//! same); a departure is told to those who stay.
+//!
+//! Limits (all sans-IO: the reactor passes the time in with [`Hub::set_now`]): history is bounded per room
+//! (`--history`) and over all rooms together (`--history-budget`, the globally oldest messages go first); a
+//! room holds at most `--max-room-users` users; a connection may log in `--join-burst` times in a row, then
+//! once a second.
+
+mod history;
+#[cfg(test)]
+mod tests;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use self::history::History;
+use super::event::{ClientMessage, ErrorCode, Event, Recipient, Said, Sink, To, Users};
+use super::name::valid_name;
+use super::presence::{LocalPresence, Presence};
+use crate::app::ConnId;
+
+/// What a hub enforces. [`HubLimits::unlimited`] is the old behaviour (only the per-room history count).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HubLimits {
+    /// Messages of history kept per room (`--history`); 0 keeps none.
+    pub history: usize,
+    /// Bytes of history kept over all rooms together (`--history-budget`); past it the globally oldest
+    /// messages are dropped first.
+    pub history_budget: usize,
+    /// Users allowed in one room (`--max-room-users`); further logins get error `room_full`.
+    pub max_room_users: usize,
+    /// Logins a connection may make in a row (`--join-burst`), refilled at one a second; 0: no limit.
+    /// Further logins get error `rate_limited`.
+    pub join_burst: u32,
+}
+
+impl HubLimits {
+    /// `history` messages per room and no other limit.
+    pub fn unlimited(history: usize) -> HubLimits {
+        HubLimits { history, history_budget: usize::MAX, max_room_users: usize::MAX, join_burst: 0 }
+    }
+}
+
+impl From<&crate::config::Config> for HubLimits {
+    fn from(cfg: &crate::config::Config) -> HubLimits {
+        HubLimits {
+            history: cfg.history,
+            history_budget: cfg.history_budget,
+            max_room_users: cfg.max_room_users,
+            join_burst: cfg.join_burst,
+        }
+    }
+}
+
+/// The hub's figures for /metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubStats {
+    /// Bytes of history held over all rooms (the messages as kept, [`Said::cost`]): `wschat_history_bytes`.
+    pub history_bytes: u64,
+    /// History messages dropped to stay within the budget: `wschat_history_evicted_total`.
+    pub history_evicted_total: u64,
+    /// Logins refused because the room was full: `wschat_room_full_total`.
+    pub room_full_total: u64,
+    /// Logins refused by the join burst (add the reactor's own refusals for `wschat_rate_limited_total`).
+    pub rate_limited_total: u64,
+}
+
+/// A logged-in user on this process's connection.
+#[derive(Debug)]
+struct User {
+    uid: u64,
+    name: Box<str>,
+    room: Rc<str>,
+}
+
+/// A connection's allowance of logins: `--join-burst` in a row, then one a second.
+#[derive(Debug, Clone, Copy)]
+struct JoinBucket {
+    tokens: u32,
+    /// When the tokens were last counted; a whole second since adds one.
+    since: Option<Instant>,
+}
+
+impl JoinBucket {
+    /// Adds the tokens earned up to `now`; a full bucket earns nothing, so a burst is followed by a wait of
+    /// one second per login.
+    fn refill(&mut self, burst: u32, now: Option<Instant>) {
+        let (Some(now), Some(since)) = (now, self.since) else {
+            self.since = self.since.or(now);
+            return;
+        };
+        if self.tokens >= burst {
+            self.since = Some(now);
+            return;
+        }
+        let secs = now.saturating_duration_since(since).as_secs();
+        if secs > 0 {
+            self.tokens = u32::try_from(u64::from(self.tokens) + secs).unwrap_or(u32::MAX).min(burst);
+            self.since = Some(if self.tokens >= burst { now } else { since + Duration::from_secs(secs) });
+        }
+    }
+}
+
+/// The chat core of one daemon; `P` keeps uids and rooms ([`LocalPresence`] unless a cluster shares them).
+#[derive(Debug)]
+pub struct Hub<P: Presence = LocalPresence> {
+    limits: HubLimits,
+    presence: P,
+    /// The logged-in users of this process, by connection.
+    users: HashMap<ConnId, User>,
+    /// Which connection holds a uid, for private messages.
+    by_uid: HashMap<u64, ConnId>,
+    history: History,
+    /// Logins refused because the room was full.
+    room_full_total: u64,
+    /// Logins refused by the join burst.
+    rate_limited_total: u64,
+    /// Join allowances of connections that logged in recently; a full bucket is the same as none.
+    joins: HashMap<ConnId, JoinBucket>,
+    /// The time the reactor last gave; `None` until it gives one.
+    now: Option<Instant>,
+    /// When full join buckets are next swept out.
+    next_join_sweep: Option<Instant>,
+}
+
+impl Hub {
+    /// An empty hub that keeps the last `history_limit` messages of each room, with no other limit.
+    pub fn new(history_limit: usize) -> Hub {
+        Hub::with_limits(HubLimits::unlimited(history_limit))
+    }
+
+    /// An empty hub enforcing `limits`.
+    pub fn with_limits(limits: HubLimits) -> Hub {
+        Hub::with_presence(limits, LocalPresence::new())
+    }
+}
+
+impl<P: Presence> Hub<P> {
+    /// A hub enforcing `limits`, with uids and rooms kept by `presence`.
+    pub fn with_presence(limits: HubLimits, presence: P) -> Hub<P> {
+        Hub {
+            limits,
+            presence,
+            users: HashMap::new(),
+            by_uid: HashMap::new(),
+            history: History::new(limits.history, limits.history_budget),
+            room_full_total: 0,
+            rate_limited_total: 0,
+            joins: HashMap::new(),
+            now: None,
+            next_join_sweep: None,
+        }
+    }
+
+    /// The limits this hub enforces.
+    pub fn limits(&self) -> HubLimits {
+        self.limits
+    }
+
+    /// Who is in which room.
+    pub fn presence(&self) -> &P {
+        &self.presence
+    }
+
+    /// Sets the current time, for the join allowances. The reactor calls this once per loop turn; the hub
+    /// never reads a clock. Until it is called, no time passes.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = Some(now);
+        if self.limits.join_burst == 0 {
+            return;
+        }
+        // Once a second, forget the allowances that have filled up again: a full bucket is the same as none,
+        // so an idle connection costs nothing here.
+        if self.next_join_sweep.is_none_or(|t| now >= t) {
+            let (burst, now_opt) = (self.limits.join_burst, self.now);
+            self.joins.retain(|_, b| {
+                b.refill(burst, now_opt);
+                b.tokens < burst
+            });
+            self.next_join_sweep = Some(now + Duration::from_secs(1));
+        }
+    }
+
+    /// Forgets everything kept about `conn` (its join allowance). Call when the connection ends, after
+    /// [`Hub::leave`], before its id can be given to another connection.
+    pub fn disconnect(&mut self, conn: ConnId) {
+        debug_assert!(!self.users.contains_key(&conn), "disconnect before leave");
+        self.joins.remove(&conn);
+    }
+
+    /// The hub's figures for /metrics.
+    pub fn stats(&self) -> HubStats {
+        HubStats {
+            history_bytes: self.history.bytes,
+            history_evicted_total: self.history.evicted,
+            room_full_total: self.room_full_total,
+            rate_limited_total: self.rate_limited_total,
+        }
+    }
+
+    /// How many users are logged in on this process's connections.
+    pub fn user_count(&self) -> usize {
+        self.users.len()
+    }
+
+    /// The uid of the user on `conn`, if logged in.
+    pub fn uid_of(&self, conn: ConnId) -> Option<u64> {
+        self.users.get(&conn).map(|u| u.uid)
+    }
+
+    /// Handles one command from `conn`; `time` is the local time stamp to put on what it causes.
+    pub fn handle(&mut self, conn: ConnId, msg: ClientMessage<'_>, time: &str, sink: &mut impl Sink) {
+        let result = match msg {
+            ClientMessage::Login { name, room } => self.login(conn, &name, room, time, sink),
+            ClientMessage::Say { to, content } => self.say(conn, to, &content, time, sink),
+            ClientMessage::Logout => match self.users.contains_key(&conn) {
+                true => {
+                    self.leave(conn, time, sink);
+                    Ok(())
+                }
+                false => Err(ErrorCode::NotLoggedIn),
+            },
+            ClientMessage::Pong => Ok(()),
+        };
+        if let Err(code) = result {
+            self.error(conn, code, sink);
+        }
+    }
+
+    /// Tells `conn` its request was refused with `code`.
+    pub fn error(&mut self, conn: ConnId, code: ErrorCode, sink: &mut impl Sink) {
+        sink.send(To::Conn(conn), Event::Error(code));
+    }
+
+    fn login(
+        &mut self,
+        conn: ConnId,
+        name: &str,
+        room: Cow<'_, str>,
+        time: &str,
+        sink: &mut impl Sink,
+    ) -> Result<(), ErrorCode> {
+        if self.users.contains_key(&conn) {
+            return Err(ErrorCode::AlreadyLoggedIn);
+        }
+        let name = valid_name(name).ok_or(ErrorCode::BadName)?;
+        if self.presence.count(&room) >= self.limits.max_room_users {
+            self.room_full_total += 1;
+            return Err(ErrorCode::RoomFull);
+        }
+        if !self.take_join(conn) {
+            self.rate_limited_total += 1;
+            return Err(ErrorCode::RateLimited);
+        }
+        let uid = self.presence.allocate_uid();
+        self.presence.join(&room, uid, name);
+        let room: Rc<str> = Rc::from(room.as_ref());
+        self.users.insert(conn, User { uid, name: name.into(), room: room.clone() });
+        self.by_uid.insert(uid, conn);
+        sink.joined(&room, conn, uid, name);
+        // The welcome: the user list, then what the room said before; then the room (the newcomer included)
+        // hears of the login.
+        let presence = &self.presence;
+        let each = |f: &mut dyn FnMut(u64, &str)| presence.for_each_user(&room, f);
+        sink.send(To::Welcome(conn), Event::UserList { room: &room, users: Users::new(&each) });
+        if let Some(past) = self.history.of(&room) {
+            sink.send(To::Welcome(conn), Event::History(past));
+        }
+        sink.send(To::Room(&room), Event::Login { uid, name, time });
+        Ok(())
+    }
+
+    /// Takes one login from `conn`'s allowance; false when it has none left.
+    fn take_join(&mut self, conn: ConnId) -> bool {
+        let burst = self.limits.join_burst;
+        if burst == 0 {
+            return true;
+        }
+        let bucket = self.joins.entry(conn).or_insert(JoinBucket { tokens: burst, since: self.now });
+        bucket.refill(burst, self.now);
+        if bucket.tokens == 0 {
+            return false;
+        }
+        bucket.tokens -= 1;
+        true
+    }
+
+    fn say(
+        &mut self,
+        conn: ConnId,
+        to: Recipient,
+        content: &str,
+        time: &str,
+        sink: &mut impl Sink,
+    ) -> Result<(), ErrorCode> {
+        let sender = self.users.get(&conn).ok_or(ErrorCode::NotLoggedIn)?;
+        if content.is_empty() {
+            return Err(ErrorCode::EmptyContent);
+        }
+        let from_uid = sender.uid;
+        match to {
+            Recipient::All => {
+                sink.send(To::Room(&sender.room), Event::Say { from_uid, to_uid: None, content, time });
+                if self.limits.history > 0 {
+                    self.history.keep(&sender.room, Said::new(from_uid, time, content));
+                }
+            }
+            Recipient::User(uid) => {
+                let target = self
+                    .by_uid
+                    .get(&uid)
+                    .copied()
+                    .filter(|c| self.users.get(c).is_some_and(|u| u.room == sender.room))
+                    .ok_or(ErrorCode::NoSuchUser)?;
+                let both = [target, conn];
+                let to = if target == conn { &both[..1] } else { &both[..] };
+                sink.send(To::Conns(to), Event::Say { from_uid, to_uid: Some(uid), content, time });
+            }
+            Recipient::Nobody => return Err(ErrorCode::NoSuchUser),
+        }
+        Ok(())
+    }
+
+    /// Removes the user on `conn` (if any) and tells the rest of its room. Call when a connection goes away.
+    pub fn leave(&mut self, conn: ConnId, time: &str, sink: &mut impl Sink) {
+        let Some(user) = self.users.remove(&conn) else { return };
+        self.by_uid.remove(&user.uid);
+        let staying = self.presence.leave(&user.room, user.uid);
+        // What the room said while the user was in it is still the user's (a client logout keeps the
+        // connection open).
+        sink.left(&user.room, conn);
+        if staying == 0 {
+            // Room names come from clients: keeping empty rooms would let them grow memory without bound.
+            self.history.drop_room(&user.room);
+            return;
+        }
+        sink.send(To::Room(&user.room), Event::Logout { uid: user.uid, name: &user.name, time });
+    }
+}
