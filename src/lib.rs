@@ -16,7 +16,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod reactor;
 pub mod session;
+pub mod timer;
 pub mod transport;
 pub mod web;
-pub mod timer;
 pub mod ws;

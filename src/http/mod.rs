@@ -7,8 +7,8 @@ use std::fmt;
 
 pub mod response;
 
-pub use response::{response, MAX_HEADERS, MAX_HEAD_BYTES};
 use response::build;
+pub use response::{response, MAX_HEADERS, MAX_HEAD_BYTES};
 
 /// The chat page, embedded at build time; `__WS_PORT__` is replaced with the WebSocket port.
 pub const PAGE_TEMPLATE: &str = include_str!("page.html");
@@ -134,7 +134,6 @@ fn absolute_form_rest(target: &str) -> Option<&str> {
 pub fn render_page(ws_port: u16) -> Vec<u8> {
     PAGE_TEMPLATE.replacen("__WS_PORT__", &ws_port.to_string(), 1).into_bytes()
 }
-
 
 #[cfg(test)]
 mod tests {
