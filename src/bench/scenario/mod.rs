@@ -1,0 +1,189 @@
+//! The three scenarios of the contract on top of the engine: `fanout` (paced senders, latency and audit),
+//! `saturate` (rate steps up, then bisects, to the highest sustained delivery rate) and `connect`
+//! (handshakes and logins per second, server memory per idle connection). Every phase has a deadline, so
+//! every run ends in bounded time whatever the server does.
+
+mod connect;
+mod cpu;
+mod fanout;
+mod runner;
+mod saturate;
+mod search;
+
+pub use search::RateSearch;
+
+use std::fmt;
+use std::time::Duration;
+
+use self::runner::Run;
+use super::engine::{Engine, EngineConfig, EngineError, Proto};
+use super::report::Report;
+use super::sys;
+use super::target::Target;
+
+/// Which scenario to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Paced senders for a fixed time: throughput, latency, audit.
+    Fanout,
+    /// Rate steps up until deliveries fall behind or p99 passes the bound.
+    Saturate,
+    /// Many connections, handshakes and logins per second, memory per idle connection.
+    Connect,
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scenario::Fanout => "fanout",
+            Scenario::Saturate => "saturate",
+            Scenario::Connect => "connect",
+        })
+    }
+}
+
+/// Everything a run needs.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The URL as given.
+    pub url: String,
+    /// The resolved target.
+    pub target: Target,
+    /// Its protocol.
+    pub proto: Proto,
+    /// Connections.
+    pub clients: usize,
+    /// Sending connections (the first ones); `None`: every client sends.
+    pub senders: Option<usize>,
+    /// Offered messages per second of all senders together; `None`: the scenario's default.
+    pub rate: Option<f64>,
+    /// Measured time (saturate: per step; connect: how long connections are held idle).
+    pub duration: Duration,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// Content bytes per message.
+    pub payload: usize,
+    /// The server's pid, for its CPU share and RSS.
+    pub pid: Option<u32>,
+    /// Connections handshaking at once.
+    pub concurrency: usize,
+    /// Chat room size; `None`: one room for fanout and saturate, rooms of 10 for connect.
+    pub room_size: Option<usize>,
+    /// Saturate: a step whose p99 exceeds this fails.
+    pub p99_bound: Duration,
+    /// Saturate: most rate steps.
+    pub max_steps: usize,
+    /// Deadline for connecting and logging everyone in.
+    pub setup_timeout: Duration,
+    /// Deadline for the deliveries still in flight after sending stops.
+    pub drain_timeout: Duration,
+}
+
+impl BenchConfig {
+    /// A configuration with the CLI's defaults for `scenario` against `target`.
+    pub fn new(scenario: Scenario, url: &str, target: Target) -> BenchConfig {
+        BenchConfig {
+            scenario,
+            url: url.to_string(),
+            target,
+            proto: Proto::Chat,
+            clients: 100,
+            senders: None,
+            rate: None,
+            duration: Duration::from_secs(5),
+            warmup: Duration::from_secs(1),
+            payload: 64,
+            pid: None,
+            concurrency: 200,
+            room_size: None,
+            p99_bound: Duration::from_millis(50),
+            max_steps: 24,
+            setup_timeout: Duration::from_secs(60),
+            drain_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why a run failed as a whole.
+#[derive(Debug)]
+pub enum BenchError {
+    /// The engine could not poll or connect.
+    Engine(EngineError),
+    /// Not every client was ready by the setup deadline.
+    Setup {
+        /// Clients ready.
+        ready: usize,
+        /// Clients asked for.
+        wanted: usize,
+        /// The first failure seen, if any.
+        first_failure: Option<String>,
+    },
+    /// A setting that cannot work.
+    Config(String),
+}
+
+impl fmt::Display for BenchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BenchError::Engine(e) => write!(f, "{e}"),
+            BenchError::Setup { ready, wanted, first_failure } => {
+                write!(f, "only {ready} of {wanted} clients were ready in time")?;
+                if let Some(why) = first_failure {
+                    write!(f, " (first failure: {why})")?;
+                }
+                Ok(())
+            }
+            BenchError::Config(why) => write!(f, "bad settings: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BenchError {}
+
+impl From<EngineError> for BenchError {
+    fn from(e: EngineError) -> Self {
+        BenchError::Engine(e)
+    }
+}
+
+/// Runs the configured scenario.
+pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
+    if cfg.clients == 0 {
+        return Err(BenchError::Config("--clients must be at least 1".into()));
+    }
+    if cfg.senders.is_some_and(|s| s > cfg.clients) {
+        return Err(BenchError::Config("--senders cannot exceed --clients".into()));
+    }
+    if cfg.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err(BenchError::Config("--rate must be a positive number".into()));
+    }
+    sys::raise_fd_limit();
+    let engine = Engine::new(EngineConfig {
+        target: cfg.target.clone(),
+        proto: cfg.proto,
+        payload: cfg.payload,
+        max_message_bytes: 1 << 20,
+        max_unsent_bytes: 4 << 20,
+    })?;
+    let mut report = Report {
+        scenario: cfg.scenario.to_string(),
+        proto: cfg.proto.to_string(),
+        url: cfg.url.clone(),
+        clients: cfg.clients,
+        payload: cfg.payload,
+        duration_s: cfg.duration.as_secs_f64(),
+        warmup_s: cfg.warmup.as_secs_f64(),
+        ..Report::default()
+    };
+    let mut run = Run { cfg, engine };
+    match cfg.scenario {
+        Scenario::Fanout => run.fanout(&mut report)?,
+        Scenario::Saturate => run.saturate(&mut report)?,
+        Scenario::Connect => run.connect(&mut report)?,
+    }
+    run.finish(&mut report);
+    run.engine.close_all();
+    Ok(report)
+}

@@ -1,0 +1,174 @@
+//! `Run`, the state of one run, and the steps every scenario shares: connecting and logging in everyone,
+//! paced sending, draining, and filling in the report's latency and totals.
+
+use std::time::{Duration, Instant};
+
+use super::{BenchConfig, BenchError, Scenario};
+use crate::bench::engine::{Engine, Proto};
+use crate::bench::report::{Latency, Report};
+
+/// One run of a scenario: its settings and its engine.
+pub(super) struct Run<'a> {
+    pub(super) cfg: &'a BenchConfig,
+    pub(super) engine: Engine,
+}
+
+impl Run<'_> {
+    fn room_size(&self) -> usize {
+        match (self.cfg.room_size, self.cfg.scenario) {
+            (Some(n), _) => n.max(1),
+            (None, Scenario::Connect) => 10,
+            (None, _) => self.cfg.clients,
+        }
+    }
+
+    /// Opens every client with bounded concurrency and waits until all are ready or the deadline passes;
+    /// returns when the last one became ready.
+    pub(super) fn connect_all(&mut self, deadline: Instant) -> Result<Duration, BenchError> {
+        let start = Instant::now();
+        let rooms = self.room_size();
+        let wanted = self.cfg.clients;
+        let single_room = rooms >= wanted;
+        while self.engine.ready() < wanted && Instant::now() < deadline {
+            let settled = self.engine.ready() + self.engine.closed();
+            if settled >= wanted && self.engine.len() >= wanted {
+                break;
+            }
+            while self.engine.len() < wanted && self.engine.len() - settled < self.cfg.concurrency {
+                let i = self.engine.len();
+                let room = if single_room { None } else { Some(format!("r{}", i / rooms)) };
+                self.engine.open(&format!("b{i}"), room.as_deref())?;
+            }
+            self.engine.turn(Some(Duration::from_millis(5)))?;
+        }
+        Ok(start.elapsed())
+    }
+
+    fn setup_error(&self) -> BenchError {
+        BenchError::Setup {
+            ready: self.engine.ready(),
+            wanted: self.cfg.clients,
+            first_failure: self.engine.counters().first_failure.as_ref().map(|f| f.to_string()),
+        }
+    }
+
+    /// Connects and logs in everyone, then (chat, one room) waits until the storm of login broadcasts is
+    /// over, so it does not mix with the measurement.
+    pub(super) fn setup(&mut self) -> Result<usize, BenchError> {
+        let deadline = Instant::now() + self.cfg.setup_timeout;
+        self.connect_all(deadline)?;
+        if self.engine.ready() < self.cfg.clients {
+            return Err(self.setup_error());
+        }
+        if self.cfg.proto == Proto::Chat {
+            let c = self.cfg.clients as u64;
+            let expected_logins = c * (c + 1) / 2;
+            let settle = Instant::now() + Duration::from_secs(10);
+            while self.engine.counters().logins_seen < expected_logins && Instant::now() < settle.min(deadline) {
+                self.engine.turn(Some(Duration::from_millis(5)))?;
+            }
+        }
+        let senders = self.cfg.senders.unwrap_or(self.cfg.clients).max(1);
+        self.engine.start_audit(senders);
+        Ok(senders)
+    }
+
+    /// Sends at `rate` messages per second, round robin over the senders, for `dur`; returns messages sent.
+    pub(super) fn paced(
+        &mut self,
+        senders: usize,
+        rate: f64,
+        dur: Duration,
+        rr: &mut usize,
+    ) -> Result<u64, BenchError> {
+        let start = Instant::now();
+        let mut done: u64 = 0;
+        // At most 2 ms worth of messages (and at least one round of senders) in one burst.
+        let burst = ((rate * 0.002) as u64).max(senders as u64).max(1);
+        loop {
+            let elapsed = start.elapsed();
+            if elapsed >= dur {
+                break;
+            }
+            let due = ((elapsed.as_secs_f64() * rate) as u64).min(done + burst);
+            let mut refused = 0;
+            while done < due && refused < senders {
+                let s = *rr % senders;
+                *rr += 1;
+                if self.engine.send(s) {
+                    done += 1;
+                    refused = 0;
+                } else {
+                    refused += 1;
+                }
+            }
+            self.engine.flush();
+            let next = Duration::from_secs_f64((done + 1) as f64 / rate);
+            let wait = next.saturating_sub(start.elapsed()).min(Duration::from_millis(1)).min(dur - elapsed.min(dur));
+            self.engine.turn(Some(wait))?;
+        }
+        Ok(done)
+    }
+
+    /// Deliveries expected so far: every message sent to every connected client.
+    pub(super) fn expected(&self) -> u64 {
+        self.engine.sent() * self.cfg.clients as u64
+    }
+
+    /// Keeps receiving until every expected delivery arrived, or nothing arrived for the drain timeout, or
+    /// ten drain timeouts passed in all (a server far behind may take a while to catch up; the next step
+    /// must not start with its backlog).
+    pub(super) fn drain(&mut self) -> Result<(), BenchError> {
+        let start = Instant::now();
+        let mut last = self.engine.audit().totals().unique;
+        let mut last_progress = start;
+        while last < self.expected() {
+            let now = Instant::now();
+            if now - last_progress > self.cfg.drain_timeout || now - start > self.cfg.drain_timeout * 10 {
+                break;
+            }
+            if self.engine.ready() + self.engine.closed() < self.cfg.clients || self.engine.ready() == 0 {
+                break;
+            }
+            self.engine.turn(Some(Duration::from_millis(2)))?;
+            let unique = self.engine.audit().totals().unique;
+            if unique > last {
+                last = unique;
+                last_progress = Instant::now();
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn latency_into(&self, report: &mut Report, l: Latency) {
+        report.p50_us = l.p50_us;
+        report.p99_us = l.p99_us;
+        report.p999_us = l.p999_us;
+        report.max_us = l.max_us;
+        report.mean_us = l.mean_us;
+        report.latency_samples = l.samples;
+    }
+
+    /// Fills in the totals every scenario reports.
+    pub(super) fn finish(&self, report: &mut Report) {
+        let c = self.engine.counters();
+        let totals = self.engine.audit().totals();
+        report.connected = self.engine.ready();
+        report.failed = c.closed as usize;
+        report.sent = self.engine.sent();
+        report.expected = self.expected();
+        report.delivered = totals.unique;
+        report.lost = report.expected.saturating_sub(totals.unique);
+        report.duplicated = totals.duplicated;
+        report.out_of_order = totals.out_of_order;
+        report.server_errors = c.server_errors;
+        report.first_error =
+            c.first_failure.as_ref().map(|f| f.to_string()).or_else(|| c.first_server_error.clone()).or_else(|| {
+                (totals.foreign > 0).then(|| format!("{} deliveries from unknown senders", totals.foreign))
+            });
+        report.send_stalls = c.send_stalls;
+        report.bytes_in = c.bytes_in;
+        report.reads = c.reads;
+        report.writes = c.writes;
+    }
+}
