@@ -36,7 +36,7 @@ pub struct Request {
 }
 
 impl Request {
-    /// The answer to this request: [`response`] for GET; for HEAD the same head (Content-Length of the body
+    /// The answer to this request: [`response()`] for GET; for HEAD the same head (Content-Length of the body
     /// it would have had) and no body.
     pub fn respond(&self, status: u16, content_type: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
         build(status, content_type, extra_headers, body, !self.head)
