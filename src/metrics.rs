@@ -11,7 +11,7 @@ pub struct Metrics {
     pub users: u64,
     /// Data messages received from clients.
     pub messages_in_total: u64,
-    /// Frames queued to clients as a result of messages (one per recipient).
+    /// Messages queued to clients (one per recipient and message, however many share a batch).
     pub deliveries_total: u64,
     /// Bytes written to WebSocket clients.
     pub bytes_out_total: u64,
