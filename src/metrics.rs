@@ -7,7 +7,7 @@ use std::fmt::Write;
 pub struct Metrics {
     /// Open WebSocket connections (handshake done).
     pub connections: u64,
-    /// Logged-in users (filled in from the hub when rendering).
+    /// Logged-in users (filled in by the application when rendering).
     pub users: u64,
     /// Data messages received from clients.
     pub messages_in_total: u64,
@@ -21,7 +21,8 @@ pub struct Metrics {
     pub protocol_errors_total: u64,
     /// Handshakes completed.
     pub handshakes_total: u64,
-    /// Handshakes refused (bad request, origin, capacity).
+    /// WebSocket handshakes refused (bad request, origin, capacity; at accept included). Web-port refusals
+    /// are counted apart.
     pub handshake_rejections_total: u64,
     /// Connections accepted on both listeners.
     pub accepted_total: u64,
