@@ -8,6 +8,7 @@ pub mod app;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod chat;
+pub mod cluster;
 pub mod config;
 #[cfg(feature = "dump")]
 pub mod dump;

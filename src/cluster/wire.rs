@@ -1,0 +1,1 @@
+//! What nodes exchange through Redis: keys, channels and the message format (being built).
