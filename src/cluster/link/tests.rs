@@ -1,0 +1,197 @@
+//! Tests of the Redis link: addresses, pipelining, pub/sub, failures — byte slices only.
+
+use super::*;
+
+fn url(s: &str) -> RedisUrl {
+    RedisUrl::parse(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+}
+
+#[test]
+fn urls_that_parse() {
+    let u = url("redis://127.0.0.1:6380");
+    assert_eq!((u.host.as_str(), u.port, u.db, u.user, u.password), ("127.0.0.1", 6380, 0, None, None));
+    let u = url("redis://localhost");
+    assert_eq!((u.host.as_str(), u.port), ("localhost", 6379));
+    let u = url("redis://[::1]:7000/3");
+    assert_eq!((u.host.as_str(), u.port, u.db), ("::1", 7000, 3));
+    assert_eq!(u.host_port(), "[::1]:7000");
+    let u = url("redis://[fe80::1]");
+    assert_eq!((u.host.as_str(), u.port), ("fe80::1", 6379));
+    let u = url("redis://alice:s3cret@redis.example:6379/15");
+    assert_eq!(u.user.as_deref(), Some("alice"));
+    assert_eq!(u.password.as_deref(), Some("s3cret"));
+    assert_eq!(u.db, 15);
+    let u = url("redis://:p%40ss%3A@h/");
+    assert_eq!((u.user, u.password.as_deref(), u.db), (None, Some("p@ss:"), 0));
+    assert_eq!(url("redis://u:pw@h:1/2").to_string(), "redis://u:***@h:1/2");
+    assert_eq!(url("redis://:pw@[::1]").to_string(), "redis://:***@[::1]:6379");
+}
+
+#[test]
+fn urls_that_do_not() {
+    let bad = |s: &str| RedisUrl::parse(s).expect_err(s);
+    assert_eq!(bad("http://h:1"), UrlError::Scheme);
+    assert_eq!(bad("rediss://h:1"), UrlError::Scheme);
+    assert_eq!(bad("redis://"), UrlError::EmptyHost);
+    assert_eq!(bad("redis://:6379"), UrlError::EmptyHost);
+    assert_eq!(bad("redis://h:"), UrlError::Port(String::new()));
+    assert_eq!(bad("redis://h:0"), UrlError::Port("0".into()));
+    assert_eq!(bad("redis://h:65536"), UrlError::Port("65536".into()));
+    assert_eq!(bad("redis://h:+1"), UrlError::Port("+1".into()));
+    assert_eq!(bad("redis://h:x"), UrlError::Port("x".into()));
+    assert_eq!(bad("redis://h/x"), UrlError::Db("x".into()));
+    assert_eq!(bad("redis://h/-1"), UrlError::Db("-1".into()));
+    assert_eq!(bad("redis://h/99999999999"), UrlError::Db("99999999999".into()));
+    assert_eq!(bad("redis://h/1/2"), UrlError::Unexpected("1/2".into()));
+    assert_eq!(bad("redis://h?db=1"), UrlError::Unexpected("?db=1".into()));
+    assert_eq!(bad("redis://::1:6379"), UrlError::Ipv6);
+    assert_eq!(bad("redis://[::1"), UrlError::Ipv6);
+    assert_eq!(bad("redis://[::1]6379"), UrlError::Ipv6);
+    assert_eq!(bad("redis://[nothex]:1"), UrlError::Ipv6);
+    assert_eq!(bad("redis://[::1]:x"), UrlError::Port("x".into()));
+    assert_eq!(bad("redis://alice@h"), UrlError::UserWithoutPassword);
+    assert_eq!(bad("redis://:p%4@h"), UrlError::PercentEncoding);
+    assert_eq!(bad("redis://:p%zz@h"), UrlError::PercentEncoding);
+    // Every error says what is wrong.
+    assert!(bad("redis://h:x").to_string().contains("\"x\""));
+}
+
+fn events(link: &mut Link) -> Vec<Event> {
+    std::iter::from_fn(|| link.next_event()).collect()
+}
+
+fn reply(tag: Tag, value: Value) -> Event {
+    Event::Reply { tag, value }
+}
+
+#[test]
+fn setup_queues_auth_and_select_first() {
+    let link = Link::new(&url("redis://h"));
+    assert_eq!(link.pending_output(), b"");
+    assert_eq!(link.state(), &State::Ready);
+
+    let mut link = Link::new(&url("redis://:pw@h/2"));
+    link.command(7, &[b"PING"]);
+    assert_eq!(
+        link.pending_output(),
+        b"*2\r\n$4\r\nAUTH\r\n$2\r\npw\r\n*2\r\n$6\r\nSELECT\r\n$1\r\n2\r\n*1\r\n$4\r\nPING\r\n"
+    );
+    assert_eq!(link.state(), &State::Setup);
+    link.feed(b"+OK\r\n+OK\r\n+PONG\r\n");
+    assert_eq!(link.state(), &State::Ready);
+    assert_eq!(events(&mut link), [reply(7, Value::Simple("PONG".into()))]);
+
+    let link = Link::new(&url("redis://bob:pw@h"));
+    assert_eq!(link.pending_output(), b"*3\r\n$4\r\nAUTH\r\n$3\r\nbob\r\n$2\r\npw\r\n");
+}
+
+#[test]
+fn a_refused_auth_fails_the_link() {
+    let mut link = Link::new(&url("redis://:wrong@h"));
+    link.command(1, &[b"PING"]);
+    link.feed(b"-WRONGPASS invalid username-password pair\r\n");
+    assert!(matches!(link.state(), State::Failed(r) if r.contains("AUTH refused: WRONGPASS")), "{link:?}");
+    assert_eq!(link.unanswered(), [1]);
+    assert_eq!(link.pending_output(), b"");
+}
+
+#[test]
+fn pipelined_replies_come_in_order_with_their_tags_across_any_split() {
+    let mut link = Link::new(&url("redis://h"));
+    link.command(1, &[b"SET", b"k", b"v"]);
+    link.command(2, &[b"GET", b"k"]);
+    link.command(3, &[b"INCR", b"n"]);
+    link.command(4, &[b"GET", b"missing"]);
+    link.command(5, &[b"LRANGE", b"l", b"0", b"-1"]);
+    link.command(6, &[b"BOGUS"]);
+    let out = link.pending_output().to_vec();
+    assert!(out.starts_with(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n"));
+    link.consumed_output(10);
+    assert_eq!(link.pending_output(), &out[10..]);
+    link.consumed_output(out.len());
+    assert_eq!(link.pending_output(), b"");
+
+    let input: &[u8] = b"+OK\r\n$1\r\nv\r\n:1\r\n$-1\r\n*2\r\n$1\r\na\r\n$0\r\n\r\n-ERR unknown command 'BOGUS'\r\n";
+    let expected = [
+        reply(1, Value::Simple("OK".into())),
+        reply(2, Value::Bulk(b"v".to_vec())),
+        reply(3, Value::Int(1)),
+        reply(4, Value::Nil),
+        reply(5, Value::Array(vec![Value::Bulk(b"a".to_vec()), Value::Bulk(vec![])])),
+        reply(6, Value::Error("ERR unknown command 'BOGUS'".into())),
+    ];
+    for chunk in [1, 2, 3, 7, input.len()] {
+        let mut l = Link::new(&url("redis://h"));
+        for (tag, _) in expected.iter().enumerate() {
+            l.command(tag as Tag + 1, &[b"X"]);
+        }
+        for piece in input.chunks(chunk) {
+            l.feed(piece);
+        }
+        assert_eq!(events(&mut l), expected, "chunks of {chunk}");
+        assert_eq!(l.awaiting(), 0);
+        assert_eq!(l.state(), &State::Ready);
+    }
+}
+
+#[test]
+fn pushes_are_their_own_events_once_subscribed() {
+    let mut link = Link::new(&url("redis://h"));
+    link.subscribe(1, &[b"a", b"b"]);
+    link.psubscribe(2, &[b"r.*"]);
+    assert_eq!(link.awaiting(), 3);
+    link.feed(b"*3\r\n$9\r\nsubscribe\r\n$1\r\na\r\n:1\r\n");
+    assert!(link.is_subscribed());
+    link.feed(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n");
+    link.feed(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nb\r\n:2\r\n*3\r\n$10\r\npsubscribe\r\n$3\r\nr.*\r\n:3\r\n");
+    link.feed(b"*4\r\n$8\r\npmessage\r\n$3\r\nr.*\r\n$3\r\nr.1\r\n$1\r\nx\r\n");
+    let confirm =
+        |kind: &str, ch: &str, n| Value::Array(vec![Value::Bulk(kind.into()), Value::Bulk(ch.into()), Value::Int(n)]);
+    assert_eq!(
+        events(&mut link),
+        [
+            reply(1, confirm("subscribe", "a", 1)),
+            Event::Message { channel: b"a".to_vec(), payload: b"hi".to_vec() },
+            reply(1, confirm("subscribe", "b", 2)),
+            reply(2, confirm("psubscribe", "r.*", 3)),
+            Event::PMessage { pattern: b"r.*".to_vec(), channel: b"r.1".to_vec(), payload: b"x".to_vec() },
+        ]
+    );
+    link.unsubscribe(3, &[b"a", b"b"]);
+    link.punsubscribe(4, &[b"r.*"]);
+    link.feed(b"*3\r\n$11\r\nunsubscribe\r\n$1\r\na\r\n:2\r\n*3\r\n$11\r\nunsubscribe\r\n$1\r\nb\r\n:1\r\n");
+    link.feed(b"*3\r\n$12\r\npunsubscribe\r\n$3\r\nr.*\r\n:0\r\n");
+    assert!(!link.is_subscribed());
+    assert_eq!(events(&mut link).len(), 3);
+    // Not subscribed, an array that looks like a push is a reply.
+    link.command(5, &[b"LRANGE", b"l", b"0", b"-1"]);
+    link.feed(b"*3\r\n$7\r\nmessage\r\n$1\r\na\r\n$2\r\nhi\r\n");
+    assert!(matches!(&events(&mut link)[..], [Event::Reply { tag: 5, .. }]));
+}
+
+#[test]
+fn garbage_fails_the_link_with_a_reason() {
+    let mut link = Link::new(&url("redis://h"));
+    link.command(1, &[b"PING"]);
+    link.feed(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+    assert!(matches!(link.state(), State::Failed(r) if r.contains("bad RESP")), "{link:?}");
+    assert_eq!(link.next_event(), None);
+    link.feed(b"+PONG\r\n");
+    assert_eq!(link.next_event(), None);
+    link.command(2, &[b"PING"]);
+    assert_eq!(link.pending_output(), b"");
+    assert_eq!(link.unanswered(), [1]);
+
+    let mut link = Link::new(&url("redis://h"));
+    link.feed(b"+OK\r\n");
+    assert!(matches!(link.state(), State::Failed(r) if r.contains("nobody asked for")), "{link:?}");
+
+    let mut link = Link::new(&url("redis://h"));
+    link.command(1, &[b"GET", b"k"]);
+    link.feed(b"$3\r\nabcdef\r\n");
+    assert!(link.is_failed(), "{link:?}");
+
+    let mut link = Link::new(&url("redis://h"));
+    link.closed();
+    assert!(matches!(link.state(), State::Failed(r) if r.contains("closed")));
+}
