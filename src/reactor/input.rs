@@ -142,10 +142,7 @@ impl Reactor {
                     self.arm_timer(k, self.now + self.cfg.ping_interval);
                     if !rest.is_empty() {
                         // Frames that came in the same segment as the request.
-                        let used = self.decode_frames(k, &mut rest);
-                        if let Some(conn) = self.conns.get_mut(k) {
-                            conn.session.keep_tail(&rest[used..]);
-                        }
+                        self.decode_keeping_tail(k, &mut rest);
                     }
                     return;
                 }
@@ -161,26 +158,29 @@ impl Reactor {
     /// Frame bytes arrived in `scratch[..n]` for an open connection.
     fn on_frames_input(&mut self, k: usize, n: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        let mut buf = if conn.session.inbuf.is_empty() {
+        if conn.session.inbuf.is_empty() {
             // Hot path: decode straight from the shared read buffer; keep only an unfinished tail.
             let mut scratch = std::mem::take(&mut self.scratch);
-            let used = self.decode_frames(k, &mut scratch[..n]);
-            if let Some(conn) = self.conns.get_mut(k) {
-                conn.session.keep_tail(&scratch[used..n]);
-            }
+            self.decode_keeping_tail(k, &mut scratch[..n]);
             self.scratch = scratch;
             return;
-        } else {
-            let mut buf = std::mem::take(&mut conn.session.inbuf);
-            buf.extend_from_slice(&self.scratch[..n]);
-            buf
-        };
+        }
+        let mut buf = std::mem::take(&mut conn.session.inbuf);
+        buf.extend_from_slice(&self.scratch[..n]);
         let used = self.decode_frames(k, &mut buf);
         if let Some(conn) = self.conns.get_mut(k) {
             if conn.session.phase == Phase::Open && used < buf.len() {
                 buf.drain(..used);
                 conn.session.inbuf = buf;
             }
+        }
+    }
+
+    /// Decodes `buf` and keeps its unfinished tail in the session.
+    fn decode_keeping_tail(&mut self, k: usize, buf: &mut [u8]) {
+        let used = self.decode_frames(k, buf);
+        if let Some(conn) = self.conns.get_mut(k) {
+            conn.session.keep_tail(&buf[used..]);
         }
     }
 
@@ -208,9 +208,7 @@ impl Reactor {
                 Ok(())
             });
             pos += used;
-            let mut effects = std::mem::take(&mut self.effects);
-            self.apply(&mut effects);
-            self.effects = effects;
+            self.apply_pending();
             if tracing {
                 trace::incoming_stop(peer, k, &stop);
             }

@@ -257,8 +257,13 @@ impl Reactor {
 
     /// Runs `f` against the application with the reusable effects list, then queues what it produced.
     fn with_app(&mut self, f: impl FnOnce(&mut dyn Application, &mut Effects)) {
+        f(self.app.as_mut(), &mut self.effects);
+        self.apply_pending();
+    }
+
+    /// Queues what the reusable effects list holds, keeping its allocation.
+    fn apply_pending(&mut self) {
         let mut effects = std::mem::take(&mut self.effects);
-        f(self.app.as_mut(), &mut effects);
         self.apply(&mut effects);
         self.effects = effects;
     }

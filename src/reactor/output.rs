@@ -93,15 +93,12 @@ impl Reactor {
                 break;
             }
             self.metrics.output_budget_disconnects_total += 1;
-            let open = self.conns.get(k).is_some_and(|c| c.session.phase == Phase::Open);
-            if open {
-                if let Some(conn) = self.conns.get(k) {
-                    debug!(
-                        "{}: cut at the output budget with {} bytes queued",
-                        conn.peer,
-                        conn.session.outbox.queued_bytes()
-                    );
-                }
+            if let Some(conn) = self.conns.get(k).filter(|c| c.session.phase == Phase::Open) {
+                debug!(
+                    "{}: cut at the output budget with {} bytes queued",
+                    conn.peer,
+                    conn.session.outbox.queued_bytes()
+                );
                 self.discard_output(k);
                 self.close(k, close_code::POLICY_VIOLATION, "server output budget exceeded");
             } else {
