@@ -35,29 +35,26 @@ impl std::error::Error for PrefixError {}
 ///
 /// | key | type | holds |
 /// | --- | --- | --- |
-/// | `{p}:uid` | string | `INCR` counter: cluster-unique uids |
-/// | `{p}:nodes` | sorted set | node id (hex) scored by the time (ms) its lease ends; the one survivor whose `ZREM` of a dead node returns 1 sends that node's logouts |
-/// | `{p}:node:{id}` | string with a TTL | the node's heartbeat (`SET … PX`) |
-/// | `{p}:node:{id}:users` | hash | uid → room of the users the node holds (for their logouts if it dies) |
+/// | `{p}:uid` | string | the uid counter; nodes take blocks of uids from it (`INCRBY`) |
+/// | `{p}:nodes` | sorted set | node id (hex) scored by the time (ms, Redis clock) its lease ends; the one survivor whose `ZREM` of an expired node returns 1 announces that node gone |
 /// | `{p}:node:{id}:stream` | stream, capped | the node's published messages under ids `{seq}-0`, for gap recovery |
-/// | `{p}:room:{room}:members` | sorted set | uids of the room scored by uid: the login order every node agrees on |
-/// | `{p}:room:{room}:names` | hash | uid → name of the room's users |
-/// | `{p}:history:{room}` | list | the room's last says to all, as encoded batches of one say |
+/// | `{p}:history:{room}` | list, capped | the room's last says to all, one encoded say each |
 /// | `{p}:bus` | pub/sub channel | every node's messages |
 ///
 /// `{id}` is the node id as 16 lowercase hex digits. `{room}` is the room's byte length in decimal, a
 /// `:` and the room itself (`room1` → `5:room1`): the length says where the name ends, so no room name,
-/// whatever `:` or suffix it holds, yields the key of another room or another kind ([`Keys::split_room_key`]
-/// reads it back). The name stays readable in `redis-cli`.
+/// whatever `:` or suffix it holds, yields the key of another room ([`Keys::split_room_key`] reads it back).
+/// The name stays readable in `redis-cli`.
+///
+/// Presence (who is in which room) lives in each node's replica, kept by the bus: a node's own users are
+/// what it last published (logins, logouts, snapshots), so no Redis key has to be kept in step with them.
 ///
 /// One bus channel rather than a channel per room: every node needs every room's logins and logouts anyway
 /// (its presence replica answers the user list of a room the moment a local user joins it, without a round
 /// trip), so per-room channels would save only the says of rooms a node has nobody in, at the price of a
 /// `SUBSCRIBE`/`UNSUBSCRIBE` whenever a room gains its first or loses its last local user, and of the race
-/// between a first join and its subscription taking effect. The bus is one subscription set up once; a
-/// receiver drops a batch for a room it has nobody in after reading the header alone ([`Batch::room`]
-/// comes before the events). Past a handful of nodes the way out is sharding rooms over several Redis by
-/// room hash, not finer channels.
+/// between a first join and its subscription taking effect. Past a handful of nodes the way out is sharding
+/// rooms over several Redis by room hash, not finer channels.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     prefix: Box<str>,
@@ -96,29 +93,14 @@ impl Keys {
         format!("{}:nodes", self.prefix)
     }
 
-    /// `{p}:node:{id}`, a node's heartbeat.
-    pub fn node(&self, node: u64) -> String {
-        format!("{}:node:{}", self.prefix, node_hex(node))
-    }
-
-    /// `{p}:node:{id}:users`, the users a node holds.
-    pub fn node_users(&self, node: u64) -> String {
-        format!("{}:node:{}:users", self.prefix, node_hex(node))
-    }
-
     /// `{p}:node:{id}:stream`, a node's published messages.
     pub fn node_stream(&self, node: u64) -> String {
         format!("{}:node:{}:stream", self.prefix, node_hex(node))
     }
 
-    /// `{p}:room:{room}:members`, the room's uids in login order.
-    pub fn room_members(&self, room: &str) -> String {
-        self.room_key("room", room, ":members")
-    }
-
-    /// `{p}:room:{room}:names`, the names of the room's users.
-    pub fn room_names(&self, room: &str) -> String {
-        self.room_key("room", room, ":names")
+    /// `{p}:history:*`, the pattern that matches every room's history (for `SCAN`).
+    pub fn history_pattern(&self) -> String {
+        format!("{}:history:*", self.prefix)
     }
 
     /// `{p}:history:{room}`, the room's history.
@@ -135,13 +117,13 @@ impl Keys {
         format!("{}:{kind}:{}:{room}{suffix}", self.prefix, room.len())
     }
 
-    /// A key of a room read back: `(kind, room, suffix)`, `kind` being `room` or `history` and `suffix`
-    /// what follows the room (`:members`, `:names`, or empty). `None` for a key that is not a room key
-    /// under this prefix (another chat's, a node's, or garbage).
+    /// A key of a room read back: `(kind, room, suffix)`, `kind` being `history` and `suffix` what follows
+    /// the room (empty for a key this code writes). `None` for a key that is not a room key under this
+    /// prefix (another chat's, a node's, or garbage).
     pub fn split_room_key<'k>(&self, key: &'k str) -> Option<(&'k str, &'k str, &'k str)> {
         let rest = key.strip_prefix(&*self.prefix)?.strip_prefix(':')?;
         let (kind, rest) = rest.split_once(':')?;
-        if kind != "room" && kind != "history" {
+        if kind != "history" {
             return None;
         }
         let (len, rest) = rest.split_once(':')?;

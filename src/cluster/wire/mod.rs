@@ -1,7 +1,7 @@
-//! What nodes exchange through Redis (being built; not wired into the daemon yet): the key and channel
-//! layout under the cluster prefix ([`Keys`]), the message one node publishes for a room's batch of one loop
-//! turn ([`BatchWriter`], [`Batch`]), and the recovery bookkeeping that tells a delivered message from a
-//! duplicate or a gap ([`Tracker`]). Pure code: no socket, no Redis; `docs/CLUSTER.md` is the prose.
+//! What nodes exchange through Redis: the key and channel layout under the cluster prefix ([`Keys`]), the
+//! message one node publishes per loop turn ([`Section`], [`write_header`], [`Message`]), and the recovery
+//! bookkeeping that tells a delivered message from a duplicate or a gap ([`Tracker`]). Pure code: no socket,
+//! no Redis; `docs/CLUSTER.md` is the prose.
 //!
 //! # Identity and order
 //!
@@ -14,12 +14,14 @@
 //! resumes every origin from [`Tracker::origins`] the same way (the recovery of Centrifugo, with the origin
 //! rather than the channel as the unit, so that a stream has one writer and its ids are the sequence).
 
-mod batch;
 mod keys;
+mod message;
 mod recovery;
 
-pub use batch::{encode, Batch, BatchWriter, Events, WireError, WireEvent, MAGIC, VERSION};
 pub use keys::{node_hex, Keys, PrefixError, DEFAULT_PREFIX, MAX_PREFIX_LEN};
+pub use message::{
+    history_entry, read_history_entry, write_header, Message, Record, Section, WireError, MAGIC, VERSION,
+};
 pub use recovery::{Tracker, Verdict};
 
 #[cfg(test)]

@@ -1,18 +1,31 @@
 //! Tests of the cluster's wire layer: keys, the message format, recovery.
 
-use super::batch::{TAG_LOGIN, TAG_SAY};
 use super::*;
 
 const T1: &str = "2026-11-25 12:00:00";
 const T2: &str = "2026-11-25 12:00:01";
 
-fn sample() -> Vec<WireEvent<'static>> {
-    vec![
-        WireEvent::Login { uid: 1, name: "猪猪", time: T1 },
-        WireEvent::Say { from_uid: 1, to_uid: None, content: "hi,  all !", time: T1 },
-        WireEvent::Say { from_uid: 1, to_uid: Some(300), content: "", time: T2 },
-        WireEvent::Logout { uid: u64::MAX, name: "mynick", time: T2 },
-    ]
+/// A message of `origin`'s number `seq` with the node-level section `head` and the room sections.
+fn message(origin: u64, seq: u64, head: &Section, rooms: &[(&str, &Section)]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    write_header(&mut buf, origin, seq);
+    buf.extend_from_slice(&head.bytes);
+    for (room, s) in rooms {
+        let mut r = Section::new();
+        r.room(room);
+        buf.extend_from_slice(&r.bytes);
+        buf.extend_from_slice(&s.bytes);
+    }
+    buf
+}
+
+fn sample_room() -> Section {
+    let mut s = Section::new();
+    s.login(1, "猪猪", 1_700_000_000_000, T1);
+    s.say(1, None, "hi,  all !", T1);
+    s.say(1, Some(300), "", T2);
+    s.logout(u64::MAX, "mynick", T2);
+    s
 }
 
 #[test]
@@ -21,11 +34,9 @@ fn keys_under_the_prefix() {
     assert_eq!(k.prefix(), "wschat");
     assert_eq!(k.uid(), "wschat:uid");
     assert_eq!(k.nodes(), "wschat:nodes");
-    assert_eq!(k.node(0xab), "wschat:node:00000000000000ab");
-    assert_eq!(k.node_users(1), "wschat:node:0000000000000001:users");
     assert_eq!(k.node_stream(u64::MAX), "wschat:node:ffffffffffffffff:stream");
-    assert_eq!(k.room_members("room1"), "wschat:room:5:room1:members");
-    assert_eq!(k.room_names("猪"), "wschat:room:3:猪:names");
+    assert_eq!(k.history("猪"), "wschat:history:3:猪");
+    assert_eq!(k.history_pattern(), "wschat:history:*");
     assert_eq!(k.history("room1"), "wschat:history:5:room1");
     assert_eq!(k.bus(), "wschat:bus");
     assert_eq!(Keys::new("chat-2.eu_west").unwrap().bus(), "chat-2.eu_west:bus");
@@ -46,94 +57,120 @@ fn prefixes_that_could_reach_other_keys_are_refused() {
 fn no_room_name_forges_another_key() {
     let k = Keys::default();
     // Names that would collide under naive concatenation.
-    assert_ne!(k.room_members("a:members"), k.room_names("a:members:names"));
-    assert_ne!(k.room_members("a"), k.room_members("a:members:room:1:a"));
     assert_ne!(k.history("1:a"), k.history("a"));
     let rooms = ["", "a", "a:members", "1:a", "5:room1:members", ":", "{x}", "room:1:a", "猪猪", "a\u{0}b"];
     let mut all = std::collections::HashSet::new();
     for room in rooms {
-        for (key, kind, suffix) in [
-            (k.room_members(room), "room", ":members"),
-            (k.room_names(room), "room", ":names"),
-            (k.history(room), "history", ""),
-        ] {
-            assert_eq!(k.split_room_key(&key), Some((kind, room, suffix)), "{key:?}");
-            assert!(all.insert(key.clone()), "two rooms share {key:?}");
-            assert_ne!(key, k.uid());
-            assert_ne!(key, k.bus());
-        }
+        let key = k.history(room);
+        assert_eq!(k.split_room_key(&key), Some(("history", room, "")), "{key:?}");
+        assert!(all.insert(key.clone()), "two rooms share {key:?}");
+        assert_ne!(key, k.uid());
+        assert_ne!(key, k.bus());
+        assert_ne!(key, k.nodes());
     }
-    assert_eq!(k.split_room_key("other:room:1:a:members"), None);
-    assert_eq!(k.split_room_key("wschat:room:9:a"), None);
-    assert_eq!(k.split_room_key("wschat:room:01:a"), None);
-    assert_eq!(k.split_room_key("wschat:room:2:猪"), None, "a length inside a character");
+    assert_eq!(k.split_room_key("other:history:1:a"), None);
+    assert_eq!(k.split_room_key("wschat:history:9:a"), None);
+    assert_eq!(k.split_room_key("wschat:history:01:a"), None);
+    assert_eq!(k.split_room_key("wschat:history:2:猪"), None, "a length inside a character");
+    assert_eq!(k.split_room_key("wschat:room:1:a"), None);
     assert_eq!(k.split_room_key("wschat:node:1"), None);
 }
 
 #[test]
 fn round_trip_and_compact_times() {
-    let mut buf = vec![0xee]; // appends after what is there
-    let len = encode(&mut buf, 0x0123_4567_89ab_cdef, 42, "room1", &sample());
-    assert_eq!(len, buf.len() - 1);
-    let b = Batch::decode(&buf[1..]).unwrap();
-    assert_eq!((b.origin, b.seq, b.room, b.count), (0x0123_4567_89ab_cdef, 42, "room1", 4));
-    assert_eq!(b.events().collect::<Vec<_>>(), sample());
-    assert_eq!(b.events().len(), 4);
-    // Two distinct time stamps over four events: each written once.
-    assert_eq!(buf.windows(T1.len()).filter(|w| *w == T1.as_bytes()).count(), 1);
-    assert_eq!(buf.windows(T2.len()).filter(|w| *w == T2.as_bytes()).count(), 1);
+    let mut head = Section::new();
+    head.hello();
+    head.gone(0xfeed);
+    let room = sample_room();
+    let bytes = message(7, 42, &head, &[("room1", &room), ("", &room)]);
+    assert_eq!(Message::peek(&bytes), Ok((7, 42)));
+    let m = Message::decode(&bytes).unwrap();
+    assert_eq!((m.origin, m.seq, m.count), (7, 42, 10));
+    let got: Vec<Record<'_>> = m.records().collect();
+    assert_eq!(got[0], Record::Hello);
+    assert_eq!(got[1], Record::Gone { node: 0xfeed });
+    assert_eq!(got[2], Record::Login { room: "room1", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 });
+    assert_eq!(got[3], Record::Say { room: "room1", from_uid: 1, to_uid: None, content: "hi,  all !", time: T1 });
+    assert_eq!(got[4], Record::Say { room: "room1", from_uid: 1, to_uid: Some(300), content: "", time: T2 });
+    assert_eq!(got[5], Record::Logout { room: "room1", uid: u64::MAX, name: "mynick", time: T2 });
+    assert_eq!(got[6], Record::Login { room: "", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 });
+    // The repeated time stamp costs one byte: the say after the login carries none of its own.
+    let once = room.bytes.windows(T1.len()).filter(|w| *w == T1.as_bytes()).count();
+    assert_eq!(once, 1);
 }
 
 #[test]
-fn batches_are_self_delimiting() {
-    let mut buf = Vec::new();
-    let a = encode(&mut buf, 1, 1, "a", &sample());
-    encode(&mut buf, 1, 2, "b", &[]);
-    let (first, used) = Batch::decode_prefix(&buf).unwrap();
-    assert_eq!((used, first.room, first.seq), (a, "a", 1));
-    let second = Batch::decode(&buf[used..]).unwrap();
-    assert_eq!((second.room, second.seq, second.events().count()), ("b", 2, 0));
-    assert_eq!(Batch::decode(&buf), Err(WireError::Trailing { extra: buf.len() - a }));
+fn snapshots_and_history_entries() {
+    let mut head = Section::new();
+    head.snapshot();
+    let mut r = Section::new();
+    r.present(5, "a", 10);
+    r.present(6, "b", 11);
+    let bytes = message(1, 1, &head, &[("r", &r)]);
+    let got: Vec<Record<'_>> = Message::decode(&bytes).unwrap().records().collect();
+    assert_eq!(
+        got,
+        [
+            Record::Snapshot,
+            Record::Present { room: "r", uid: 5, name: "a", order: 10 },
+            Record::Present { room: "r", uid: 6, name: "b", order: 11 }
+        ]
+    );
+    let entry = history_entry(9, "hi", T1);
+    assert_eq!(
+        read_history_entry(&entry, "room1"),
+        Ok(Record::Say { room: "room1", from_uid: 9, to_uid: None, content: "hi", time: T1 })
+    );
+    assert!(read_history_entry(&entry[..entry.len() - 1], "r").is_err());
+    assert!(read_history_entry(b"garbage", "r").is_err());
+    let mut private = Section::new();
+    private.say(1, Some(2), "x", T1);
+    assert_eq!(read_history_entry(&private.bytes, "r"), Err(WireError::Foreign), "only says to all");
 }
 
 #[test]
 fn the_header_layout() {
     let mut buf = Vec::new();
-    encode(&mut buf, 2, 300, "r", &[WireEvent::Say { from_uid: 5, to_uid: None, content: "x", time: "t" }]);
-    let header = [b'w', b'c', 1, 2, 0, 0, 0, 0, 0, 0, 0, 0xac, 0x02, 1, b'r', 1, 0, 0, 0];
-    assert_eq!(buf[..header.len()], header);
-    assert_eq!(buf[header.len()..], [TAG_SAY, 5, 0, 1, b'x', 2, b't']);
+    write_header(&mut buf, 0x0102030405060708, 300);
+    assert_eq!(&buf[..3], b"wc\x01");
+    assert_eq!(&buf[3..11], &0x0102030405060708u64.to_le_bytes());
+    assert_eq!(&buf[11..], &[0xac, 0x02], "the sequence as a LEB128 varint");
 }
 
 #[test]
 fn garbage_is_an_error() {
-    let mut good = Vec::new();
-    encode(&mut good, 7, 1, "room", &sample());
-    for cut in 0..good.len() {
-        assert!(matches!(Batch::decode(&good[..cut]), Err(WireError::Truncated { .. })), "cut at {cut}");
-    }
-    assert_eq!(Batch::decode(b"{\"type\":\"say\"}"), Err(WireError::Foreign));
-    assert_eq!(Batch::decode(b"wc\x02rest"), Err(WireError::Version(2)));
-    let mut zero_seq = good.clone();
-    zero_seq[11] = 0;
-    assert_eq!(Batch::decode(&zero_seq), Err(WireError::Zero { at: 11 }));
-    let body = 11 + 1 + 1 + 4 + 4; // seq, room length, room, count
-    let mut tag = good.clone();
-    tag[body] = 9;
-    assert_eq!(Batch::decode(&tag), Err(WireError::UnknownEvent { tag: 9, at: body }));
-    let mut utf8 = good.clone();
-    utf8[13] = 0xff;
-    assert_eq!(Batch::decode(&utf8), Err(WireError::Utf8 { at: 13 }));
-    let mut overlong = b"wc\x01\0\0\0\0\0\0\0\0".to_vec();
-    overlong.extend_from_slice(&[0xff; 11]);
-    assert_eq!(Batch::decode(&overlong), Err(WireError::Overlong { at: 11 }));
-    let mut huge = b"wc\x01\0\0\0\0\0\0\0\0\x01".to_vec();
-    huge.extend_from_slice(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
-    assert_eq!(Batch::decode(&huge), Err(WireError::Truncated { at: 22 }), "a length past the end");
-    let mut repeat_first = b"wc\x01\0\0\0\0\0\0\0\0\x01\x01r\x01\0\0\0".to_vec();
-    repeat_first.extend_from_slice(&[TAG_LOGIN, 1, 1, b'n', 0]);
-    assert_eq!(Batch::decode(&repeat_first), Err(WireError::NoPreviousTime { at: 22 }));
-    for e in [WireError::Foreign, WireError::Trailing { extra: 1 }, WireError::Truncated { at: 3 }] {
+    assert_eq!(Message::decode(b""), Err(WireError::Truncated { at: 0 }));
+    assert_eq!(Message::decode(b"w"), Err(WireError::Truncated { at: 1 }));
+    assert_eq!(Message::decode(b"{\"type\":\"say\"}"), Err(WireError::Foreign));
+    assert_eq!(Message::decode(b"wc\x02"), Err(WireError::Version(2)));
+    let mut buf = Vec::new();
+    write_header(&mut buf, 1, 1);
+    let header = buf.len();
+    assert!(Message::decode(&buf).is_ok(), "an empty message is a message");
+    let mut zero = buf[..header - 1].to_vec();
+    zero.push(0);
+    assert!(matches!(Message::decode(&zero), Err(WireError::Zero { .. })));
+    let mut no_room = buf.clone();
+    let mut s = Section::new();
+    s.logout(1, "a", T1);
+    no_room.extend_from_slice(&s.bytes);
+    assert_eq!(Message::decode(&no_room), Err(WireError::NoRoom { at: header }));
+    let mut unknown = buf.clone();
+    unknown.push(99);
+    assert_eq!(Message::decode(&unknown), Err(WireError::UnknownRecord { tag: 99, at: header }));
+    let mut repeat = buf.clone();
+    repeat.extend_from_slice(&[1, 1, b'r', 4, 1, 1, b'a', 0]);
+    assert!(matches!(Message::decode(&repeat), Err(WireError::NoPreviousTime { .. })));
+    let mut overlong = buf.clone();
+    overlong.extend_from_slice(&[8, 1, 2]);
+    assert!(matches!(Message::decode(&overlong), Err(WireError::Truncated { .. })));
+    let mut bad_utf8 = buf.clone();
+    bad_utf8.extend_from_slice(&[1, 1, 0xff]);
+    assert!(matches!(Message::decode(&bad_utf8), Err(WireError::Utf8 { .. })));
+    let mut huge = buf;
+    huge.extend_from_slice(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+    assert!(matches!(Message::decode(&huge), Err(WireError::Overlong { .. })));
+    for e in [WireError::Foreign, WireError::NoRoom { at: 1 }, WireError::Truncated { at: 3 }] {
         assert!(!e.to_string().is_empty());
     }
 }
@@ -180,22 +217,23 @@ fn node_restart_is_a_new_origin() {
     assert_eq!(t.last(2), Some(1), "expecting a known origin changes nothing");
 }
 
-fn event() -> impl proptest::strategy::Strategy<Value = (u8, u64, u64, String, String)> {
-    (0u8..3, 1u64.., proptest::prelude::any::<u64>(), ".{0,12}", "[0-9: -]{0,3}")
+fn record() -> impl proptest::strategy::Strategy<Value = (u8, u64, u64, String, String)> {
+    (0u8..8, 1u64.., proptest::prelude::any::<u64>(), ".{0,12}", "[0-9: -]{0,3}")
 }
 
 proptest::proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256)) {
-        if let Ok(b) = Batch::decode(&bytes) {
-            proptest::prop_assert_eq!(b.events().count(), b.count as usize);
+        let _ = Message::peek(&bytes);
+        if let Ok(m) = Message::decode(&bytes) {
+            proptest::prop_assert_eq!(m.records().count(), m.count);
         }
-        let mut prefixed = b"wc\x01".to_vec();
+        let mut prefixed = b"wc\x01\x01\0\0\0\0\0\0\0\x01".to_vec();
         prefixed.extend_from_slice(&bytes);
-        if let Ok((b, used)) = Batch::decode_prefix(&prefixed) {
-            proptest::prop_assert!(used <= prefixed.len());
-            proptest::prop_assert_eq!(b.events().count(), b.count as usize);
+        if let Ok(m) = Message::decode(&prefixed) {
+            proptest::prop_assert_eq!(m.records().count(), m.count);
         }
+        let _ = read_history_entry(&bytes, "r");
     }
 
     #[test]
@@ -203,24 +241,36 @@ proptest::proptest! {
         origin in proptest::prelude::any::<u64>(),
         seq in 1u64..,
         room in ".{0,16}",
-        raw in proptest::collection::vec(event(), 0..20),
+        raw in proptest::collection::vec(record(), 0..20),
     ) {
-        let events: Vec<WireEvent<'_>> = raw
-            .iter()
-            .map(|(kind, a, b, text, time)| match kind {
-                0 => WireEvent::Login { uid: *a, name: text, time },
-                1 => WireEvent::Say { from_uid: *a, to_uid: Some(*b).filter(|&u| u != 0), content: text, time },
-                _ => WireEvent::Logout { uid: *a, name: text, time },
-            })
-            .collect();
+        let mut s = Section::new();
+        s.room(&room);
+        let mut want = Vec::new();
+        for (kind, a, b, text, time) in &raw {
+            let rec = match kind {
+                0 => { s.login(*a, text, *b, time); Record::Login { room: &room, uid: *a, name: text, order: *b, time } }
+                1 => {
+                    let to_uid = Some(*b).filter(|&u| u != 0);
+                    s.say(*a, to_uid, text, time);
+                    Record::Say { room: &room, from_uid: *a, to_uid, content: text, time }
+                }
+                2 => { s.logout(*a, text, time); Record::Logout { room: &room, uid: *a, name: text, time } }
+                3 => { s.hello(); Record::Hello }
+                4 => { s.snapshot(); Record::Snapshot }
+                5 => { s.present(*a, text, *b); Record::Present { room: &room, uid: *a, name: text, order: *b } }
+                _ => { s.gone(*b); Record::Gone { node: *b } }
+            };
+            want.push(rec);
+        }
         let mut buf = Vec::new();
-        let len = encode(&mut buf, origin, seq, &room, &events);
-        proptest::prop_assert_eq!(len, buf.len());
-        let b = Batch::decode(&buf).unwrap();
-        proptest::prop_assert_eq!((b.origin, b.seq, b.room), (origin, seq, room.as_str()));
-        proptest::prop_assert_eq!(b.events().collect::<Vec<_>>(), events);
-        for cut in 0..buf.len() {
-            proptest::prop_assert!(Batch::decode(&buf[..cut]).is_err());
+        write_header(&mut buf, origin, seq);
+        buf.extend_from_slice(&s.bytes);
+        let m = Message::decode(&buf).unwrap();
+        proptest::prop_assert_eq!((m.origin, m.seq), (origin, seq));
+        proptest::prop_assert_eq!(m.records().collect::<Vec<_>>(), want);
+        let header = { let mut h = Vec::new(); write_header(&mut h, origin, seq); h.len() };
+        for cut in 0..header {
+            proptest::prop_assert!(Message::decode(&buf[..cut]).is_err());
         }
     }
 }

@@ -1,0 +1,516 @@
+//! The message a node publishes once per loop turn: a header (who, which number), then records — the turn's
+//! chat events grouped by room, and the node-level records that keep presence whole (hello, snapshot, gone).
+//! Encoding into reused buffers, and decoding that checks every byte before handing out borrowed views.
+
+use std::fmt;
+
+/// The first bytes of every message: "wc" then the version.
+pub const MAGIC: [u8; 2] = *b"wc";
+
+/// The version of the message format this code writes and reads.
+pub const VERSION: u8 = 1;
+
+/// Bytes of the fixed header: magic, version, origin.
+const FIXED_HEADER: usize = 2 + 1 + 8;
+
+const ROOM: u8 = 1;
+const LOGIN: u8 = 2;
+const SAY: u8 = 3;
+const LOGOUT: u8 = 4;
+const HELLO: u8 = 5;
+const SNAPSHOT: u8 = 6;
+const PRESENT: u8 = 7;
+const GONE: u8 = 8;
+
+/// One record of a message, with the room it belongs to filled in. Uids are positive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record<'a> {
+    /// Someone logged in to `room`.
+    Login {
+        /// The room.
+        room: &'a str,
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// Where they stand in the room's user list: the login's wall-clock time in milliseconds (ties
+        /// broken by uid), the one order every node agrees on.
+        order: u64,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// A say, to `room` or to one user of it.
+    Say {
+        /// The room.
+        room: &'a str,
+        /// The sender's uid.
+        from_uid: u64,
+        /// The recipient's uid; `None` for the whole room.
+        to_uid: Option<u64>,
+        /// The text, unchanged.
+        content: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// Someone left `room`.
+    Logout {
+        /// The room.
+        room: &'a str,
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// The origin has just joined the cluster: every node answers with a snapshot of its own users.
+    Hello,
+    /// This message is a snapshot: the [`Record::Present`] records that follow are all the users the
+    /// origin holds; whoever the receiver had for the origin and is not among them has left.
+    Snapshot,
+    /// One user the origin holds (in a snapshot).
+    Present {
+        /// The room.
+        room: &'a str,
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// As [`Record::Login`]'s order.
+        order: u64,
+    },
+    /// `node` has left the cluster (it stopped, or its lease ran out): all its users are gone.
+    Gone {
+        /// The node.
+        node: u64,
+    },
+}
+
+/// Why bytes are not a message; the receiver logs it and skips the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// The bytes end inside the message (`at` is where more was needed).
+    Truncated {
+        /// Offset of the field that did not fit.
+        at: usize,
+    },
+    /// Not a wschat message (another program's data on the channel or key).
+    Foreign,
+    /// A wschat message of a version this node does not read.
+    Version(u8),
+    /// A number longer than 64 bits.
+    Overlong {
+        /// Offset of the number.
+        at: usize,
+    },
+    /// A text that is not UTF-8.
+    Utf8 {
+        /// Offset of the text.
+        at: usize,
+    },
+    /// A record kind this version does not know.
+    UnknownRecord {
+        /// The kind byte.
+        tag: u8,
+        /// Its offset.
+        at: usize,
+    },
+    /// A zero where a sequence number or uid must be positive.
+    Zero {
+        /// Offset of the number.
+        at: usize,
+    },
+    /// A room record (login, say, logout, present) before any room was named.
+    NoRoom {
+        /// Offset of the record.
+        at: usize,
+    },
+    /// A time stamp that repeats the previous one where there is none.
+    NoPreviousTime {
+        /// Offset of the time field.
+        at: usize,
+    },
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireError::Truncated { at } => write!(f, "truncated cluster message: more bytes needed at offset {at}"),
+            WireError::Foreign => f.write_str("not a wschat cluster message"),
+            WireError::Version(v) => write!(f, "cluster message version {v}, this node reads version {VERSION}"),
+            WireError::Overlong { at } => write!(f, "number longer than 64 bits at offset {at}"),
+            WireError::Utf8 { at } => write!(f, "text that is not UTF-8 at offset {at}"),
+            WireError::UnknownRecord { tag, at } => write!(f, "unknown record kind {tag} at offset {at}"),
+            WireError::Zero { at } => write!(f, "zero sequence number or uid at offset {at}"),
+            WireError::NoRoom { at } => write!(f, "a room record before any room at offset {at}"),
+            WireError::NoPreviousTime { at } => write!(f, "a repeated time stamp with none before at offset {at}"),
+        }
+    }
+}
+
+impl std::error::Error for WireError {}
+
+/// Writes the header of `origin`'s message number `seq` into an empty or reused buffer.
+pub fn write_header(buf: &mut Vec<u8>, origin: u64, seq: u64) {
+    buf.extend_from_slice(&MAGIC);
+    buf.push(VERSION);
+    buf.extend_from_slice(&origin.to_le_bytes());
+    put_varint(buf, seq);
+}
+
+/// Records of one section (a room's events of a turn, or the node-level records), appended to a buffer
+/// the caller keeps; the time stamp of an event is written once and then repeated as one byte.
+#[derive(Debug, Default, Clone)]
+pub struct Section {
+    /// The encoded records.
+    pub bytes: Vec<u8>,
+    /// The time stamp last written, so the next equal one is a single zero byte.
+    last_time: String,
+}
+
+impl Section {
+    /// An empty section.
+    pub fn new() -> Section {
+        Section::default()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// Empties the section, keeping its buffer.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.last_time.clear();
+    }
+
+    /// Starts the records of `room` (the ones that follow belong to it).
+    pub fn room(&mut self, room: &str) {
+        self.bytes.push(ROOM);
+        put_str(&mut self.bytes, room);
+        self.last_time.clear();
+    }
+
+    /// A login (in the current room).
+    pub fn login(&mut self, uid: u64, name: &str, order: u64, time: &str) {
+        self.bytes.push(LOGIN);
+        put_varint(&mut self.bytes, uid);
+        put_str(&mut self.bytes, name);
+        put_varint(&mut self.bytes, order);
+        self.time(time);
+    }
+
+    /// A say (in the current room); `to_uid` `None` for the whole room.
+    pub fn say(&mut self, from_uid: u64, to_uid: Option<u64>, content: &str, time: &str) {
+        self.bytes.push(SAY);
+        put_varint(&mut self.bytes, from_uid);
+        put_varint(&mut self.bytes, to_uid.unwrap_or(0));
+        put_str(&mut self.bytes, content);
+        self.time(time);
+    }
+
+    /// A logout (in the current room).
+    pub fn logout(&mut self, uid: u64, name: &str, time: &str) {
+        self.bytes.push(LOGOUT);
+        put_varint(&mut self.bytes, uid);
+        put_str(&mut self.bytes, name);
+        self.time(time);
+    }
+
+    /// The origin has just joined.
+    pub fn hello(&mut self) {
+        self.bytes.push(HELLO);
+    }
+
+    /// The message is a snapshot of the origin's users.
+    pub fn snapshot(&mut self) {
+        self.bytes.push(SNAPSHOT);
+    }
+
+    /// A user the origin holds (in the current room), in a snapshot.
+    pub fn present(&mut self, uid: u64, name: &str, order: u64) {
+        self.bytes.push(PRESENT);
+        put_varint(&mut self.bytes, uid);
+        put_str(&mut self.bytes, name);
+        put_varint(&mut self.bytes, order);
+    }
+
+    /// `node` has left the cluster.
+    pub fn gone(&mut self, node: u64) {
+        self.bytes.push(GONE);
+        self.bytes.extend_from_slice(&node.to_le_bytes());
+    }
+
+    fn time(&mut self, time: &str) {
+        if !self.last_time.is_empty() && self.last_time == time {
+            self.bytes.push(0);
+            return;
+        }
+        put_varint(&mut self.bytes, time.len() as u64 + 1);
+        self.bytes.extend_from_slice(time.as_bytes());
+        self.last_time.clear();
+        self.last_time.push_str(time);
+    }
+}
+
+fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        buf.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    buf.push(v as u8);
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_varint(buf, s.len() as u64);
+    buf.extend_from_slice(s.as_bytes());
+}
+
+/// A decoded message, borrowing its bytes. Every record was checked by [`Message::decode`];
+/// [`Message::records`] only walks them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<'a> {
+    /// The node that published it.
+    pub origin: u64,
+    /// Its number in the origin's sequence, from 1.
+    pub seq: u64,
+    /// How many records it holds (room switches not counted).
+    pub count: usize,
+    body: &'a [u8],
+}
+
+impl<'a> Message<'a> {
+    /// Reads only the header: `(origin, seq)`, for ordering before the whole message is checked.
+    pub fn peek(bytes: &[u8]) -> Result<(u64, u64), WireError> {
+        let mut r = Reader::new(bytes);
+        r.header()
+    }
+
+    /// The message that is the whole of `bytes`, every record checked.
+    pub fn decode(bytes: &'a [u8]) -> Result<Message<'a>, WireError> {
+        let mut r = Reader::new(bytes);
+        let (origin, seq) = r.header()?;
+        let body = &bytes[r.at..];
+        let mut walk = Records { r: Reader::new(body), room: None, prev_time: None, base: r.at };
+        let mut count = 0;
+        while let Some(rec) = walk.next_checked() {
+            rec?;
+            count += 1;
+        }
+        Ok(Message { origin, seq, count, body })
+    }
+
+    /// Its records, in order.
+    pub fn records(&self) -> impl Iterator<Item = Record<'a>> + 'a {
+        let mut walk = Records { r: Reader::new(self.body), room: None, prev_time: None, base: 0 };
+        // Checked by `decode`; an error here cannot happen and would end the walk.
+        std::iter::from_fn(move || walk.next_checked().and_then(Result::ok))
+    }
+}
+
+/// A walk over the records of a message body.
+struct Records<'a> {
+    r: Reader<'a>,
+    room: Option<&'a str>,
+    prev_time: Option<&'a str>,
+    /// Offset of the body in the message, for error positions.
+    base: usize,
+}
+
+impl<'a> Records<'a> {
+    fn next_checked(&mut self) -> Option<Result<Record<'a>, WireError>> {
+        loop {
+            if self.r.at >= self.r.bytes.len() {
+                return None;
+            }
+            match self.record() {
+                Ok(Some(rec)) => return Some(Ok(rec)),
+                Ok(None) => continue,
+                Err(e) => {
+                    self.r.at = self.r.bytes.len();
+                    return Some(Err(e.shifted(self.base)));
+                }
+            }
+        }
+    }
+
+    fn room(&self, at: usize) -> Result<&'a str, WireError> {
+        self.room.ok_or(WireError::NoRoom { at })
+    }
+
+    /// The next record; `None` for a room switch.
+    fn record(&mut self) -> Result<Option<Record<'a>>, WireError> {
+        let at = self.r.at;
+        let tag = self.r.byte()?;
+        let rec = match tag {
+            ROOM => {
+                self.room = Some(self.r.str()?);
+                self.prev_time = None;
+                return Ok(None);
+            }
+            LOGIN => {
+                let room = self.room(at)?;
+                let uid = self.r.positive()?;
+                let name = self.r.str()?;
+                let order = self.r.varint()?;
+                let time = self.time()?;
+                Record::Login { room, uid, name, order, time }
+            }
+            SAY => {
+                let room = self.room(at)?;
+                let from_uid = self.r.positive()?;
+                let to_uid = Some(self.r.varint()?).filter(|&u| u != 0);
+                let content = self.r.str()?;
+                let time = self.time()?;
+                Record::Say { room, from_uid, to_uid, content, time }
+            }
+            LOGOUT => {
+                let room = self.room(at)?;
+                let uid = self.r.positive()?;
+                let name = self.r.str()?;
+                let time = self.time()?;
+                Record::Logout { room, uid, name, time }
+            }
+            HELLO => Record::Hello,
+            SNAPSHOT => Record::Snapshot,
+            PRESENT => {
+                let room = self.room(at)?;
+                let uid = self.r.positive()?;
+                let name = self.r.str()?;
+                let order = self.r.varint()?;
+                Record::Present { room, uid, name, order }
+            }
+            GONE => Record::Gone { node: self.r.u64_le()? },
+            tag => return Err(WireError::UnknownRecord { tag, at }),
+        };
+        Ok(Some(rec))
+    }
+
+    fn time(&mut self) -> Result<&'a str, WireError> {
+        let at = self.r.at;
+        let time = match self.r.varint()? {
+            0 => self.prev_time.ok_or(WireError::NoPreviousTime { at })?,
+            n => self.r.text(n - 1)?,
+        };
+        self.prev_time = Some(time);
+        Ok(time)
+    }
+}
+
+impl WireError {
+    /// The same error with its offset moved by `by` (an offset in the body made one in the message).
+    fn shifted(self, by: usize) -> WireError {
+        match self {
+            WireError::Truncated { at } => WireError::Truncated { at: at + by },
+            WireError::Overlong { at } => WireError::Overlong { at: at + by },
+            WireError::Utf8 { at } => WireError::Utf8 { at: at + by },
+            WireError::UnknownRecord { tag, at } => WireError::UnknownRecord { tag, at: at + by },
+            WireError::Zero { at } => WireError::Zero { at: at + by },
+            WireError::NoRoom { at } => WireError::NoRoom { at: at + by },
+            WireError::NoPreviousTime { at } => WireError::NoPreviousTime { at: at + by },
+            other => other,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Reader<'a> {
+        Reader { bytes, at: 0 }
+    }
+
+    fn header(&mut self) -> Result<(u64, u64), WireError> {
+        if self.bytes.len() < 2 || self.bytes[..2] != MAGIC {
+            return Err(if MAGIC.starts_with(self.bytes) {
+                WireError::Truncated { at: self.bytes.len() }
+            } else {
+                WireError::Foreign
+            });
+        }
+        self.at = 2;
+        let version = self.byte()?;
+        if version != VERSION {
+            return Err(WireError::Version(version));
+        }
+        let origin = self.u64_le()?;
+        debug_assert_eq!(self.at, FIXED_HEADER);
+        let seq = self.positive()?;
+        Ok((origin, seq))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
+        let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len());
+        let end = end.ok_or(WireError::Truncated { at: self.at })?;
+        let got = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(got)
+    }
+
+    fn byte(&mut self) -> Result<u8, WireError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u64_le(&mut self) -> Result<u64, WireError> {
+        let at = self.at;
+        let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| WireError::Truncated { at })?;
+        Ok(u64::from_le_bytes(bytes))
+    }
+
+    fn varint(&mut self) -> Result<u64, WireError> {
+        let start = self.at;
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(WireError::Overlong { at: start });
+            }
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(WireError::Overlong { at: start })
+    }
+
+    fn positive(&mut self) -> Result<u64, WireError> {
+        let at = self.at;
+        match self.varint()? {
+            0 => Err(WireError::Zero { at }),
+            v => Ok(v),
+        }
+    }
+
+    fn text(&mut self, len: u64) -> Result<&'a str, WireError> {
+        let at = self.at;
+        let len = usize::try_from(len).map_err(|_| WireError::Truncated { at })?;
+        std::str::from_utf8(self.take(len)?).map_err(|_| WireError::Utf8 { at })
+    }
+
+    fn str(&mut self) -> Result<&'a str, WireError> {
+        let len = self.varint()?;
+        self.text(len)
+    }
+}
+
+/// One history entry as kept in Redis (`{p}:history:{room}`): a section holding one say to all.
+pub fn history_entry(from_uid: u64, content: &str, time: &str) -> Vec<u8> {
+    let mut s = Section::new();
+    s.say(from_uid, None, content, time);
+    s.bytes
+}
+
+/// Reads a history entry of `room` back: the say it holds.
+pub fn read_history_entry<'a>(bytes: &'a [u8], room: &'a str) -> Result<Record<'a>, WireError> {
+    let mut walk = Records { r: Reader::new(bytes), room: Some(room), prev_time: None, base: 0 };
+    match walk.next_checked() {
+        Some(Ok(rec @ Record::Say { to_uid: None, .. })) if walk.r.at == bytes.len() => Ok(rec),
+        Some(Err(e)) => Err(e),
+        _ => Err(WireError::Foreign),
+    }
+}
