@@ -108,6 +108,97 @@ pub fn login_request(name: &str, room: Option<&str>) -> Vec<u8> {
     }
 }
 
+/// The login name of bench client `i`: `b` and its index, so that any client that sees the name (in a user
+/// list or a login broadcast, from whichever server of a cluster) knows which bench client it is.
+pub fn client_name(i: usize) -> String {
+    format!("b{i}")
+}
+
+/// The bench client a login name stands for: `b` and at most 10 decimal digits; `None` for any other name.
+pub fn client_of_name(name: &[u8]) -> Option<usize> {
+    let digits = name.strip_prefix(b"b")?;
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0usize, |v, &d| v * 10 + usize::from(d - b'0')))
+}
+
+/// How a login broadcast starts in the contract's field order, up to the uid's digits.
+const LOGIN_UID_PREFIX: &[u8] = br#"{"type":"login","uid":"#;
+
+/// The bench client named in a chat `login` broadcast. Fast path for the contract's field order
+/// (`{"type":"login","uid":N,"name":"…"`): filling a big room, every client reads every login broadcast.
+pub fn login_client(json: &[u8]) -> Option<usize> {
+    if let Some(rest) = json.strip_prefix(LOGIN_UID_PREFIX) {
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        if let Some(name) = rest[digits..].strip_prefix(br#","name":""#) {
+            if let Some(end) = name.iter().position(|&b| b == b'"') {
+                return client_of_name(&name[..end]);
+            }
+        }
+    }
+    client_of_name(json_str_field(json, b"name")?)
+}
+
+/// A scan for the bench clients named in a `user_list` (`"name":"b<digits>"`, spaces allowed after the
+/// colon) that can be fed the list in pieces cut anywhere, as the reads bring it: a big room's list is passed
+/// over as it comes, never assembled. Anything else named (other users, other keys) is passed over. Escaped
+/// quotes cannot fake a match: inside a JSON string a quote is always `\"`, and the key needs a bare one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NameScan {
+    /// Bytes of `"name":` matched (0..=7), then 7: spaces, 8: the opening quote seen, 9: `b` seen, digits.
+    state: u8,
+    digits: u8,
+    value: u64,
+}
+
+/// The key a name scan looks for.
+const NAME_KEY: &[u8] = br#""name":"#;
+
+impl NameScan {
+    /// Starts over, for the next list.
+    pub fn reset(&mut self) {
+        *self = NameScan::default();
+    }
+
+    /// Scans the next piece of the list; calls `found` with each bench client named.
+    pub fn feed(&mut self, bytes: &[u8], mut found: impl FnMut(usize)) {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.state == 0 {
+                // Between matches only a quote can start one: jump to the next.
+                match bytes[i..].iter().position(|&b| b == b'"') {
+                    Some(at) => i += at,
+                    None => return,
+                }
+            }
+            let b = bytes[i];
+            i += 1;
+            let key_len = NAME_KEY.len() as u8;
+            match self.state {
+                s if s < key_len && b == NAME_KEY[s as usize] => self.state += 1,
+                s if s == key_len && b == b' ' => {}
+                s if s == key_len && b == b'"' => self.state += 1,
+                s if s == key_len + 1 && b == b'b' => {
+                    self.state += 1;
+                    self.digits = 0;
+                    self.value = 0;
+                }
+                s if s == key_len + 2 && b.is_ascii_digit() && self.digits < 10 => {
+                    self.digits += 1;
+                    self.value = self.value * 10 + u64::from(b - b'0');
+                }
+                s if s == key_len + 2 && b == b'"' && self.digits > 0 => {
+                    found(self.value as usize);
+                    self.state = 0;
+                }
+                // A mismatch; a quote may start the key anew.
+                _ => self.state = u8::from(b == b'"'),
+            }
+        }
+    }
+}
+
 /// Finds the first `"key":"` in a JSON text and returns the string value after it, up to its closing quote
 /// (escapes are skipped over, not decoded). A cheap scan for messages whose shape is known, not a parser.
 pub fn json_str_field<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
@@ -370,6 +461,73 @@ mod tests {
         assert_eq!(chat_kind(br#"{"uid":1, "type": "login"}"#), ChatKind::Login);
         assert_eq!(chat_kind(br#"{"type":"logins","uid":1}"#), ChatKind::Other);
         assert_eq!(chat_kind(br#"{"type":"user_list"}"#), ChatKind::UserList);
+    }
+
+    #[test]
+    fn client_names_round_trip() {
+        assert_eq!(client_name(0), "b0");
+        assert_eq!(client_of_name(client_name(123_456).as_bytes()), Some(123_456));
+        for bad in [&b""[..], b"b", b"x1", b"b1x", b"b-1", b"b12345678901", b" b1", "b١".as_bytes()] {
+            assert_eq!(client_of_name(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn login_broadcasts_name_their_client() {
+        assert_eq!(login_client(br#"{"type":"login","uid":17,"name":"b42","time":"2024-01-01 00:00:00"}"#), Some(42));
+        assert_eq!(login_client(br#"{"type":"login","uid":17,"name":"mynick","time":"t"}"#), None);
+        // Another field order: the scan finds the name.
+        assert_eq!(login_client(br#"{"name": "b7","type":"login","uid":3}"#), Some(7));
+        assert_eq!(login_client(br#"{"type":"login","uid":3}"#), None);
+        // The daemon's own broadcast.
+        let login = crate::chat::protocol::ServerMessage::Login { uid: 99, name: "b5", time: "2024-01-01 00:00:00" };
+        let mut json = Vec::new();
+        login.write_json(&mut json);
+        assert_eq!(login_client(&json), Some(5));
+    }
+
+    fn scan_all(pieces: &[&[u8]]) -> Vec<usize> {
+        let mut scan = NameScan::default();
+        let mut found = Vec::new();
+        for p in pieces {
+            scan.feed(p, |c| found.push(c));
+        }
+        found
+    }
+
+    #[test]
+    fn name_scan_finds_bench_clients_wherever_the_list_is_cut() {
+        let list = br#"{"type":"user_list","user_list":[{"uid":1,"name":"b0"},{"uid":2,"name":"\"name\":\"b9\""},{"uid":3,"name":"alice"},{"uid":4,"name": "b12"},{"uid":5,"name":"b3x"},{"uid":6,"name":"b"},{"uid":70,"name":"b4294967296"}]}"#;
+        let want = vec![0, 12, 4_294_967_296];
+        assert_eq!(scan_all(&[list]), want);
+        for cut in 0..=list.len() {
+            assert_eq!(scan_all(&[&list[..cut], &list[cut..]]), want, "cut at {cut}");
+        }
+        let bytes: Vec<&[u8]> = list.chunks(1).collect();
+        assert_eq!(scan_all(&bytes), want);
+        // Too many digits is no bench name; a reset forgets a half-read name.
+        assert_eq!(scan_all(&[br#""name":"b12345678901""#]), Vec::<usize>::new());
+        let mut scan = NameScan::default();
+        scan.feed(br#""name":"b1"#, |_| panic!("not closed yet"));
+        scan.reset();
+        scan.feed(br#"2","name":"b3""#, |c| assert_eq!(c, 3));
+    }
+
+    #[test]
+    fn name_scan_reads_the_daemons_user_list() {
+        use crate::chat::protocol::{ServerMessage, UserEntry};
+        let names: Vec<String> =
+            (0..300).map(|i| if i % 7 == 3 { format!("user{i}") } else { client_name(i * 3) }).collect();
+        let users: Vec<UserEntry> =
+            names.iter().enumerate().map(|(i, name)| UserEntry { uid: 1000 + i as u64, name }).collect();
+        let mut json = Vec::new();
+        ServerMessage::UserList { user_list: &users }.write_json(&mut json);
+        let want: Vec<usize> = (0..300).filter(|i| i % 7 != 3).map(|i| i * 3).collect();
+        assert_eq!(scan_all(&[&json]), want);
+        for piece in [1, 7, 64, 1000] {
+            let pieces: Vec<&[u8]> = json.chunks(piece).collect();
+            assert_eq!(scan_all(&pieces), want, "pieces of {piece}");
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The load client behind `wschat-bench`: a single-threaded mio client engine that reuses the crate's frame
 //! codec and the client side of its handshake, the fanout, saturate and connect scenarios, the delivery
-//! audit (loss, duplicates, reordering per sender), latency histograms and the report.
+//! audit (loss, duplicates, reordering per sender), latency histograms and the report. The clients may be
+//! spread over several URLs, the nodes of one cluster (client i on URL i mod n).
 
 pub mod audit;
 pub mod content;

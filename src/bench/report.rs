@@ -69,6 +69,15 @@ pub struct Step {
     pub reason: String,
 }
 
+/// One target URL of a run and how many of its clients connect to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UrlShare {
+    /// The URL as given.
+    pub url: String,
+    /// Clients spread to it.
+    pub clients: usize,
+}
+
 /// Everything a run reports. Keys follow CONTRACT.md; fields a scenario does not measure stay zero or null.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -76,8 +85,10 @@ pub struct Report {
     pub scenario: String,
     /// `chat` or `raw`.
     pub proto: String,
-    /// The target URL.
+    /// The (first) target URL.
     pub url: String,
+    /// Every target URL, in the order given, with the clients spread to it (client i to URL i mod n).
+    pub urls: Vec<UrlShare>,
     /// Connections asked for.
     pub clients: usize,
     /// Connections that completed the handshake (and login).
@@ -145,6 +156,9 @@ pub struct Report {
     pub server_errors: u64,
     /// The first problem seen: a chat error or a connection failure.
     pub first_error: Option<String>,
+    /// Clients that had not seen every other member of their room in their user list or a login broadcast
+    /// when the setup's wait ended (chat fanout and saturate): their servers may not relay them everything.
+    pub unsettled: usize,
     /// Sends skipped because a connection's output was backed up.
     pub send_stalls: u64,
     /// Bytes read from the server.
@@ -180,7 +194,15 @@ impl Report {
     /// The human table.
     pub fn to_table(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "wschat-bench {} ({} protocol) against {}", self.scenario, self.proto, self.url);
+        let against = match self.urls.len() {
+            0 | 1 => self.url.clone(),
+            n => format!("{n} URLs"),
+        };
+        let _ = writeln!(s, "wschat-bench {} ({} protocol) against {against}", self.scenario, self.proto);
+        if !self.urls.is_empty() {
+            let shares: Vec<String> = self.urls.iter().map(|u| format!("{} ({} clients)", u.url, u.clients)).collect();
+            let _ = writeln!(s, "  urls           {}", shares.join(", "));
+        }
         let _ = writeln!(
             s,
             "  clients        {} asked, {} connected, {} failed",
@@ -234,6 +256,13 @@ impl Report {
         let server = self.server_cpu.map(|c| format!(", server {:.0}%", c * 100.0)).unwrap_or_default();
         let limited = if self.client_limited { "  — the CLIENT is the limit" } else { "" };
         let _ = writeln!(s, "  cpu            client {:.0}%{server}{limited}", self.client_cpu * 100.0);
+        if self.unsettled > 0 {
+            let _ = writeln!(
+                s,
+                "  unsettled      {} clients had not seen every other member of their room when sending began",
+                self.unsettled
+            );
+        }
         if self.send_stalls > 0 {
             let _ = writeln!(s, "  send stalls    {}", self.send_stalls);
         }
@@ -289,6 +318,38 @@ mod tests {
             assert!(v.get(key).is_some(), "{key}");
         }
         assert_eq!(v["clients"], 3);
+        let r = Report {
+            urls: vec![UrlShare { url: "ws://a/".into(), clients: 2 }, UrlShare { url: "ws://b/".into(), clients: 1 }],
+            ..r
+        };
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["urls"][1]["url"], "ws://b/");
+        assert_eq!(v["urls"][0]["clients"], 2);
+    }
+
+    #[test]
+    fn table_names_every_url_and_its_clients_on_one_line() {
+        let one = Report {
+            url: "ws://127.0.0.1:7272/".into(),
+            urls: vec![UrlShare { url: "ws://127.0.0.1:7272/".into(), clients: 100 }],
+            ..Default::default()
+        };
+        let t = one.to_table();
+        assert!(t.starts_with("wschat-bench  ( protocol) against ws://127.0.0.1:7272/\n"), "{t}");
+        assert!(t.contains("\n  urls           ws://127.0.0.1:7272/ (100 clients)\n"), "{t}");
+        let two = Report {
+            url: "ws://127.0.0.1:1/".into(),
+            urls: vec![
+                UrlShare { url: "ws://127.0.0.1:1/".into(), clients: 3 },
+                UrlShare { url: "ws://127.0.0.1:2/".into(), clients: 2 },
+            ],
+            unsettled: 4,
+            ..Default::default()
+        };
+        let t = two.to_table();
+        assert!(t.contains("against 2 URLs\n"), "{t}");
+        assert!(t.contains("\n  urls           ws://127.0.0.1:1/ (3 clients), ws://127.0.0.1:2/ (2 clients)\n"), "{t}");
+        assert!(t.contains("4 clients had not seen every other member"), "{t}");
     }
 
     #[test]

@@ -25,15 +25,22 @@ enum ProtoArg {
 }
 
 /// Load client for wschat and other WebSocket broadcast servers (loopback only unless --allow-remote).
+///
+/// With several --url (the nodes of one wschat cluster) client i connects to URL i mod n; the audit follows
+/// every receiver and sender whatever nodes they are on.
 #[derive(Debug, Parser)]
 #[command(name = "wschat-bench", version)]
 struct Args {
     /// The scenario to run.
     #[arg(value_enum)]
     scenario: ScenarioArg,
-    /// Target URL.
-    #[arg(long, default_value = "ws://127.0.0.1:7272/")]
-    url: String,
+    /// Target URL, ws://host[:port][/path]; repeat to spread the clients round robin (client i on URL i mod n).
+    ///
+    /// Several URLs are the nodes of one cluster: every node relays a room's messages to the room's members on
+    /// every other. Each URL is checked like one (loopback unless --allow-remote). With --proto raw, fanout
+    /// and saturate take one URL (raw servers relay nothing between them).
+    #[arg(long = "url", value_name = "URL", default_value = "ws://127.0.0.1:7272/", action = clap::ArgAction::Append)]
+    urls: Vec<String>,
     /// Number of client connections.
     #[arg(long, short = 'c', default_value_t = 100)]
     clients: usize,
@@ -55,7 +62,7 @@ struct Args {
     /// Protocol of the target.
     #[arg(long, value_enum, default_value = "chat")]
     proto: ProtoArg,
-    /// The server's pid: report its CPU share and (connect) its RSS per connection.
+    /// The server's pid: report its CPU share and (connect) its RSS per connection (several URLs: one server's).
     #[arg(long)]
     pid: Option<u32>,
     /// Print one JSON object instead of the table.
@@ -79,7 +86,7 @@ struct Args {
     /// Seconds without progress after which in-flight deliveries are given up (10× this at most in all).
     #[arg(long, default_value_t = 2.0)]
     drain_timeout: f64,
-    /// Allow a target that is not a loopback address.
+    /// Allow targets that are not loopback addresses.
     #[arg(long)]
     allow_remote: bool,
 }
@@ -89,13 +96,13 @@ fn secs(name: &str, v: f64) -> Result<Duration, String> {
 }
 
 fn config(args: &Args) -> Result<BenchConfig, String> {
-    let target = target::resolve(&args.url, args.allow_remote).map_err(|e| e.to_string())?;
+    let targets = target::resolve_all(&args.urls, args.allow_remote)?;
     let scenario = match args.scenario {
         ScenarioArg::Fanout => Scenario::Fanout,
         ScenarioArg::Saturate => Scenario::Saturate,
         ScenarioArg::Connect => Scenario::Connect,
     };
-    let mut cfg = BenchConfig::new(scenario, &args.url, target);
+    let mut cfg = BenchConfig::with_targets(scenario, targets);
     cfg.proto = match args.proto {
         ProtoArg::Chat => Proto::Chat,
         ProtoArg::Raw => Proto::Raw,
@@ -138,5 +145,50 @@ fn main() -> ExitCode {
             eprintln!("wschat-bench: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("wschat-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn one_default_url() {
+        let args = parse(&["fanout"]).unwrap();
+        assert_eq!(args.urls, ["ws://127.0.0.1:7272/"]);
+        let cfg = config(&args).unwrap();
+        assert_eq!(cfg.targets.len(), 1);
+        assert_eq!(cfg.targets[0].url, "ws://127.0.0.1:7272/");
+    }
+
+    #[test]
+    fn url_repeats_and_replaces_the_default() {
+        let args =
+            parse(&["fanout", "--url", "ws://127.0.0.1:1/", "--url", "ws://[::1]:2/x", "--url=ws://localhost:3"])
+                .unwrap();
+        assert_eq!(args.urls, ["ws://127.0.0.1:1/", "ws://[::1]:2/x", "ws://localhost:3"]);
+        let cfg = config(&args).unwrap();
+        let urls: Vec<&str> = cfg.targets.iter().map(|t| t.url.as_str()).collect();
+        assert_eq!(urls, ["ws://127.0.0.1:1/", "ws://[::1]:2/x", "ws://localhost:3"]);
+        assert_eq!(cfg.targets[1].path, "/x");
+        let args = parse(&["connect", "--url", "ws://127.0.0.1:1/"]).unwrap();
+        assert_eq!(args.urls, ["ws://127.0.0.1:1/"]);
+    }
+
+    #[test]
+    fn every_url_is_checked() {
+        let args = parse(&["fanout", "--url", "ws://127.0.0.1:1/", "--url", "ws://192.0.2.1:80/"]).unwrap();
+        let err = config(&args).unwrap_err();
+        assert!(err.contains("ws://192.0.2.1:80/") && err.contains("--allow-remote"), "{err}");
+        let args =
+            parse(&["fanout", "--allow-remote", "--url", "ws://127.0.0.1:1/", "--url", "ws://192.0.2.1:80/"]).unwrap();
+        assert_eq!(config(&args).unwrap().targets.len(), 2);
+        let args = parse(&["fanout", "--url", "ws://127.0.0.1:1/", "--url", "nope"]).unwrap();
+        assert!(config(&args).unwrap_err().contains("nope"));
+        assert!(parse(&["fanout", "--url"]).is_err());
     }
 }

@@ -5,6 +5,7 @@ use mio::Poll;
 
 use super::read::Sink;
 use super::types::{ConnFailure, Phase};
+use crate::bench::content::NameScan;
 use crate::ws::message::MessageDecoder;
 
 /// One client connection.
@@ -25,6 +26,8 @@ pub(super) struct Conn {
     /// Payload bytes of a user list still to come, passed over unread: the bench needs only its start, and
     /// filling a big room sends every newcomer a list of everyone (10 000 users: 300 KB).
     pub(super) skip: u64,
+    /// Where the scan for bench clients named in a user list passed over in pieces stands.
+    pub(super) scan: NameScan,
 }
 
 /// xorshift64*: the one generator of the engine, for masking keys and handshake nonces, which need variety,

@@ -1,4 +1,5 @@
-//! The load client engine: many WebSocket client connections on one thread and one mio `Poll`. It connects,
+//! The load client engine: many WebSocket client connections on one thread and one mio `Poll`, spread round
+//! robin over one or more targets (the nodes of a cluster). It connects,
 //! does the client side of the handshake with `ws::handshake`, logs in (chat protocol), sends stamped
 //! messages masked with `ws::frame`, and reads into one shared buffer until a read comes back short (the
 //! socket is drained then; edge-triggered epoll reports new data as a new edge) or would block, decoding every
@@ -7,6 +8,7 @@
 //! allocating.
 
 mod conn;
+mod members;
 mod read;
 mod types;
 
@@ -23,7 +25,8 @@ use mio::{Events, Interest, Poll, Token};
 use self::conn::{close_conn, Conn, Rng};
 use self::read::{process, Sink};
 use super::audit::Audit;
-use super::content::{self, Stamp};
+use super::content::{self, NameScan, Stamp};
+use super::target::target_of;
 use crate::ws::frame::{write_masked_frame, OpCode};
 use crate::ws::handshake::{client_key, client_request};
 use crate::ws::message::{MessageDecoder, Role};
@@ -81,11 +84,15 @@ impl Engine {
         self.clock.elapsed().as_nanos() as u64
     }
 
-    /// Starts a connection; with the chat protocol it logs in as `name` (in `room` when given) after the
-    /// handshake. Returns its index, which is also its receiver index in the audit.
+    /// Starts a connection to target `idx mod n` (round robin over the targets); with the chat protocol it
+    /// logs in as `name` (in `room` when given) after the handshake. Returns its index `idx`, which is also its
+    /// receiver index in the audit.
     pub fn open(&mut self, name: &str, room: Option<&str>) -> Result<usize, EngineError> {
         let idx = self.conns.len();
-        let mut stream = TcpStream::connect(self.config.target.addr).map_err(EngineError::Connect)?;
+        let Some(target) = self.config.targets.get(target_of(idx, self.config.targets.len())) else {
+            return Err(EngineError::Connect(io::Error::new(io::ErrorKind::InvalidInput, "no target")));
+        };
+        let mut stream = TcpStream::connect(target.addr).map_err(EngineError::Connect)?;
         self.poll
             .registry()
             .register(&mut stream, Token(idx), Interest::READABLE | Interest::WRITABLE)
@@ -95,7 +102,7 @@ impl Engine {
         nonce[..8].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         nonce[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         let key = client_key(nonce);
-        let out = client_request(&self.config.target.host, &self.config.target.path, &key);
+        let out = client_request(&target.host, &target.path, &key);
         let login = match self.config.proto {
             Proto::Chat => Some(content::login_request(name, room).into_boxed_slice()),
             Proto::Raw => None,
@@ -111,6 +118,7 @@ impl Engine {
             dirty: false,
             decoder: MessageDecoder::new(Role::Client, self.config.max_message_bytes),
             skip: 0,
+            scan: NameScan::default(),
         });
         self.try_request(idx);
         Ok(idx)
@@ -164,6 +172,22 @@ impl Engine {
     /// Total messages sent.
     pub fn sent(&self) -> u64 {
         self.seq.iter().map(|&s| u64::from(s)).sum()
+    }
+
+    /// Starts following who sees whom (chat): `clients` clients, to be opened as connections 0.., in rooms of
+    /// `room_size` consecutive clients, logged in as [`content::client_name`] says. Call it before opening them.
+    pub fn track_members(&mut self, clients: usize, room_size: usize) {
+        self.sink.members = Some(members::Members::new(clients, room_size));
+    }
+
+    /// Clients that have seen every other member of their room (all of them when nothing is followed).
+    pub fn members_settled(&self) -> usize {
+        self.sink.members.as_ref().map_or(self.conns.len(), members::Members::settled)
+    }
+
+    /// Stops following who sees whom; returns how many clients had not seen every other member of their room.
+    pub fn stop_tracking_members(&mut self) -> usize {
+        self.sink.members.take().map_or(0, |m| m.unsettled())
     }
 
     /// Starts auditing: the first `senders` connections are the senders, every connection a receiver.

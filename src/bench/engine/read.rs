@@ -6,9 +6,10 @@ use std::io::Write;
 use hdrhistogram::Histogram;
 
 use super::conn::{Conn, Rng};
+use super::members::Members;
 use super::types::{ConnFailure, Counters, Phase, Proto};
 use crate::bench::audit::Audit;
-use crate::bench::content::{self, ChatKind, Stamp};
+use crate::bench::content::{self, ChatKind, NameScan, Stamp};
 use crate::ws::frame::{write_masked_frame, FrameHeader, OpCode};
 use crate::ws::handshake::{parse_response, ClientHandshakeError, MAX_HEAD_BYTES};
 use crate::ws::message::Message;
@@ -24,6 +25,8 @@ pub(super) struct Sink {
     /// Latency is recorded for messages sent at or after this time (nanoseconds since the clock base).
     pub(super) record_from: u64,
     pub(super) ready: usize,
+    /// While clients log in (chat): who has seen whom.
+    pub(super) members: Option<Members>,
 }
 
 /// Longest latency the histogram holds, in nanoseconds (longer ones are clamped).
@@ -71,6 +74,9 @@ pub(super) fn process(
     loop {
         if conn.skip > 0 {
             let n = conn.skip.min((buf.len() - pos) as u64);
+            if let Some(members) = sink.members.as_mut() {
+                conn.scan.feed(&buf[pos..pos + n as usize], |member| members.saw(idx, member));
+            }
             conn.skip -= n;
             pos += n as usize;
             if conn.skip > 0 {
@@ -86,7 +92,7 @@ pub(super) fn process(
                 let plain_text = h.fin && h.rsv == 0 && h.mask.is_none() && h.op() == Some(OpCode::Text);
                 if plain_text && end <= (buf.len() - pos) as u64 {
                     let end = pos + end as usize;
-                    sink.on_text(idx, &mut conn.phase, &buf[pos + h.header_len..end], now);
+                    sink.on_text(idx, &mut conn.phase, &mut conn.scan, &buf[pos + h.header_len..end], now);
                     pos = end;
                     continue;
                 }
@@ -94,7 +100,7 @@ pub(super) fn process(
                 // instead of being assembled (and validated) only to be dropped.
                 let start = &buf[pos + h.header_len..];
                 if plain_text && sink.proto == Proto::Chat && start.starts_with(content::USER_LIST_PREFIX) {
-                    sink.on_text(idx, &mut conn.phase, start, now);
+                    sink.on_text(idx, &mut conn.phase, &mut conn.scan, start, now);
                     conn.skip = h.payload_len - start.len() as u64;
                     pos = buf.len();
                     continue;
@@ -108,7 +114,10 @@ pub(super) fn process(
         pos += decoded.consumed;
         match decoded.message {
             None => {}
-            Some(Message::Text(text)) => sink.on_text(idx, &mut conn.phase, text.as_bytes(), now),
+            Some(Message::Text(text)) => {
+                let text = text.as_bytes();
+                sink.on_text(idx, &mut conn.phase, &mut conn.scan, text, now)
+            }
             Some(Message::Binary(_)) | Some(Message::Pong(_)) => sink.counters.other_messages += 1,
             Some(Message::Ping(payload)) => {
                 write_masked_frame(&mut conn.out, OpCode::Pong, payload, (now as u32).to_le_bytes());
@@ -137,11 +146,12 @@ impl Sink {
             measuring: false,
             record_from: u64::MAX,
             ready: 0,
+            members: None,
         }
     }
 
     #[inline]
-    fn on_text(&mut self, receiver: usize, phase: &mut Phase, text: &[u8], now: u64) {
+    fn on_text(&mut self, receiver: usize, phase: &mut Phase, scan: &mut NameScan, text: &[u8], now: u64) {
         match self.proto {
             Proto::Raw => self.on_content(receiver, text, now),
             Proto::Chat => match content::chat_kind(text) {
@@ -154,8 +164,20 @@ impl Sink {
                         *phase = Phase::Ready;
                         self.ready += 1;
                     }
+                    // All of a list or its start (the rest then comes through the skip, same scan).
+                    if let Some(members) = self.members.as_mut() {
+                        scan.reset();
+                        scan.feed(text, |member| members.saw(receiver, member));
+                    }
                 }
-                ChatKind::Login => self.counters.logins_seen += 1,
+                ChatKind::Login => {
+                    self.counters.logins_seen += 1;
+                    if let Some(members) = self.members.as_mut() {
+                        if let Some(member) = content::login_client(text) {
+                            members.saw(receiver, member);
+                        }
+                    }
+                }
                 ChatKind::Logout => self.counters.logouts_seen += 1,
                 ChatKind::Error => {
                     self.counters.server_errors += 1;
@@ -211,6 +233,7 @@ mod tests {
             dirty: false,
             decoder: MessageDecoder::new(Role::Client, 1 << 16),
             skip: 0,
+            scan: NameScan::default(),
         }
     }
 

@@ -95,8 +95,8 @@ impl fmt::Display for ConnFailure {
 /// Settings of an engine.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// The server to load.
-    pub target: Target,
+    /// The servers to load (the nodes of one cluster, or one server); connection i goes to target i mod n.
+    pub targets: Vec<Target>,
     /// Its protocol.
     pub proto: Proto,
     /// Bytes of content per message.

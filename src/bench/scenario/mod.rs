@@ -1,7 +1,9 @@
 //! The three scenarios of the contract on top of the engine: `fanout` (paced senders, latency and audit),
 //! `saturate` (rate steps up, then bisects, to the highest sustained delivery rate) and `connect`
 //! (handshakes and logins per second, server memory per idle connection). Every phase has a deadline, so
-//! every run ends in bounded time whatever the server does.
+//! every run ends in bounded time whatever the server does. The clients may be spread over several targets,
+//! the nodes of one cluster: client i connects to target i mod n, and the audit follows every (receiver,
+//! sender) pair whatever nodes they are on.
 
 mod connect;
 mod cpu;
@@ -17,9 +19,9 @@ use std::time::Duration;
 
 use self::runner::Run;
 use super::engine::{Engine, EngineConfig, EngineError, Proto};
-use super::report::Report;
+use super::report::{Report, UrlShare};
 use super::sys;
-use super::target::Target;
+use super::target::{clients_per_target, Target};
 
 /// Which scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +49,10 @@ impl fmt::Display for Scenario {
 pub struct BenchConfig {
     /// The scenario.
     pub scenario: Scenario,
-    /// The URL as given.
-    pub url: String,
-    /// The resolved target.
-    pub target: Target,
+    /// The resolved targets, at least one: the nodes of one cluster (uids unique over all of them, a message
+    /// said on one relayed to the room's members on every other), or one server. Client i connects to
+    /// target i mod n. The raw protocol relays nothing between servers: fanout and saturate take one target.
+    pub targets: Vec<Target>,
     /// Its protocol.
     pub proto: Proto,
     /// Connections.
@@ -82,12 +84,17 @@ pub struct BenchConfig {
 }
 
 impl BenchConfig {
-    /// A configuration with the CLI's defaults for `scenario` against `target`.
+    /// A configuration with the CLI's defaults for `scenario` against `target` (given as `url`).
     pub fn new(scenario: Scenario, url: &str, target: Target) -> BenchConfig {
+        BenchConfig::with_targets(scenario, vec![Target { url: url.to_string(), ..target }])
+    }
+
+    /// A configuration with the CLI's defaults for `scenario` against `targets`, the clients spread over them
+    /// round robin.
+    pub fn with_targets(scenario: Scenario, targets: Vec<Target>) -> BenchConfig {
         BenchConfig {
             scenario,
-            url: url.to_string(),
-            target,
+            targets,
             proto: Proto::Chat,
             clients: 100,
             senders: None,
@@ -159,9 +166,18 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     if cfg.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         return Err(BenchError::Config("--rate must be a positive number".into()));
     }
+    if cfg.targets.is_empty() {
+        return Err(BenchError::Config("at least one target URL is needed".into()));
+    }
+    let distinct = cfg.targets.iter().filter(|t| t.addr != cfg.targets[0].addr).count();
+    if cfg.proto == Proto::Raw && cfg.scenario != Scenario::Connect && distinct > 0 {
+        return Err(BenchError::Config(
+            "the raw protocol relays nothing between servers: fanout and saturate take one --url".into(),
+        ));
+    }
     sys::raise_fd_limit();
     let engine = Engine::new(EngineConfig {
-        target: cfg.target.clone(),
+        targets: cfg.targets.clone(),
         proto: cfg.proto,
         payload: cfg.payload,
         max_message_bytes: 1 << 20,
@@ -170,14 +186,20 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     let mut report = Report {
         scenario: cfg.scenario.to_string(),
         proto: cfg.proto.to_string(),
-        url: cfg.url.clone(),
+        url: cfg.targets[0].url.clone(),
+        urls: cfg
+            .targets
+            .iter()
+            .zip(clients_per_target(cfg.clients, cfg.targets.len()))
+            .map(|(t, clients)| UrlShare { url: t.url.clone(), clients })
+            .collect(),
         clients: cfg.clients,
         payload: cfg.payload,
         duration_s: cfg.duration.as_secs_f64(),
         warmup_s: cfg.warmup.as_secs_f64(),
         ..Report::default()
     };
-    let mut run = Run { cfg, engine };
+    let mut run = Run { cfg, engine, unsettled: 0 };
     match cfg.scenario {
         Scenario::Fanout => run.fanout(&mut report)?,
         Scenario::Saturate => run.saturate(&mut report)?,

@@ -1,9 +1,12 @@
 //! `Run`, the state of one run, and the steps every scenario shares: connecting and logging in everyone,
-//! paced sending, draining, and filling in the report's latency and totals.
+//! paced sending, draining, and filling in the report's latency and totals. Nothing here assumes one server:
+//! the engine spreads the clients over the targets, a client knows the other members of its room by their
+//! login names whichever node they are on, and the audit knows senders by the stamp in their messages.
 
 use std::time::{Duration, Instant};
 
 use super::{BenchConfig, BenchError, Scenario};
+use crate::bench::content::client_name;
 use crate::bench::engine::{Engine, Proto};
 use crate::bench::report::{Latency, Report};
 
@@ -11,6 +14,8 @@ use crate::bench::report::{Latency, Report};
 pub(super) struct Run<'a> {
     pub(super) cfg: &'a BenchConfig,
     pub(super) engine: Engine,
+    /// Clients that had not seen every other member of their room when the setup's wait ended.
+    pub(super) unsettled: usize,
 }
 
 impl Run<'_> {
@@ -37,7 +42,7 @@ impl Run<'_> {
             while self.engine.len() < wanted && self.engine.len() - settled < self.cfg.concurrency {
                 let i = self.engine.len();
                 let room = if single_room { None } else { Some(format!("r{}", i / rooms)) };
-                self.engine.open(&format!("b{i}"), room.as_deref())?;
+                self.engine.open(&client_name(i), room.as_deref())?;
             }
             self.engine.turn(Some(Duration::from_millis(5)))?;
         }
@@ -52,21 +57,26 @@ impl Run<'_> {
         }
     }
 
-    /// Connects and logs in everyone, then (chat, one room) waits until the storm of login broadcasts is
-    /// over, so it does not mix with the measurement.
+    /// Connects and logs in everyone, then (chat) waits until every client has seen every other member of
+    /// its room, in its user list or a login broadcast: then every server (every node of a cluster, where a
+    /// login on one node reaches the others a little later) relays to the whole room, and the storm of login
+    /// broadcasts is over, so it does not mix with the measurement. The wait ends after 10 s or at the setup
+    /// deadline all the same; the clients still missing someone are reported.
     pub(super) fn setup(&mut self) -> Result<usize, BenchError> {
         let deadline = Instant::now() + self.cfg.setup_timeout;
+        if self.cfg.proto == Proto::Chat {
+            self.engine.track_members(self.cfg.clients, self.room_size());
+        }
         self.connect_all(deadline)?;
         if self.engine.ready() < self.cfg.clients {
             return Err(self.setup_error());
         }
         if self.cfg.proto == Proto::Chat {
-            let c = self.cfg.clients as u64;
-            let expected_logins = c * (c + 1) / 2;
             let settle = Instant::now() + Duration::from_secs(10);
-            while self.engine.counters().logins_seen < expected_logins && Instant::now() < settle.min(deadline) {
+            while self.engine.members_settled() < self.cfg.clients && Instant::now() < settle.min(deadline) {
                 self.engine.turn(Some(Duration::from_millis(5)))?;
             }
+            self.unsettled = self.engine.stop_tracking_members();
         }
         let senders = self.cfg.senders.unwrap_or(self.cfg.clients).max(1);
         self.engine.start_audit(senders);
@@ -110,9 +120,22 @@ impl Run<'_> {
         Ok(done)
     }
 
-    /// Deliveries expected so far: every message sent to every connected client.
+    /// Receivers of each message of `sender`: every client (raw), or every member of its room (chat), on
+    /// whatever target.
+    fn receivers_of(&self, sender: usize) -> u64 {
+        let clients = self.cfg.clients;
+        if self.cfg.proto == Proto::Raw {
+            return clients as u64;
+        }
+        let room = self.room_size().min(clients);
+        let start = sender / room * room;
+        room.min(clients - start) as u64
+    }
+
+    /// Deliveries expected so far: every message sent to every member of its sender's room.
     pub(super) fn expected(&self) -> u64 {
-        self.engine.sent() * self.cfg.clients as u64
+        let sent = self.engine.sent_per_sender().iter().enumerate();
+        sent.map(|(s, &n)| u64::from(n) * self.receivers_of(s)).sum()
     }
 
     /// Keeps receiving until every expected delivery arrived, or nothing arrived for the drain timeout, or
@@ -166,6 +189,7 @@ impl Run<'_> {
             c.first_failure.as_ref().map(|f| f.to_string()).or_else(|| c.first_server_error.clone()).or_else(|| {
                 (totals.foreign > 0).then(|| format!("{} deliveries from unknown senders", totals.foreign))
             });
+        report.unsettled = self.unsettled;
         report.send_stalls = c.send_stalls;
         report.bytes_in = c.bytes_in;
         report.reads = c.reads;

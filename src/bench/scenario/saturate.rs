@@ -20,15 +20,16 @@ impl Run<'_> {
         let (client_cpu, server_cpu) = meter.shares();
         let secs = meter.wall.elapsed().as_secs_f64().max(1e-9);
         let window = self.engine.counters().window_deliveries;
+        // Every message of the step to every member of its sender's room.
+        let offered = self.expected() - expected_before;
         self.drain()?;
         self.engine.stop_latency();
-        let receivers = self.cfg.clients as u64;
         let got = self.engine.audit().totals().unique - before;
-        let lost = (self.expected() - expected_before).saturating_sub(got);
+        let lost = offered.saturating_sub(got);
         let latency = Latency::from_histogram(self.engine.histogram());
         let mut step = Step {
             rate,
-            offered_deliveries_per_s: (sent * receivers) as f64 / secs,
+            offered_deliveries_per_s: offered as f64 / secs,
             deliveries_per_s: window as f64 / secs,
             sent,
             lost,
@@ -46,8 +47,8 @@ impl Run<'_> {
                 100.0 * sent as f64 / offered_msgs,
                 if stalled { " (output backed up)" } else { "" }
             )
-        } else if (window as f64) < 0.95 * (sent * receivers) as f64 {
-            format!("deliveries fell behind ({:.0}% in time)", 100.0 * window as f64 / (sent * receivers).max(1) as f64)
+        } else if (window as f64) < 0.95 * offered as f64 {
+            format!("deliveries fell behind ({:.0}% in time)", 100.0 * window as f64 / offered.max(1) as f64)
         } else if lost > 0 {
             format!("{lost} deliveries missing after the drain")
         } else if latency.p99_us > self.cfg.p99_bound.as_secs_f64() * 1e6 {
