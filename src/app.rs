@@ -3,9 +3,12 @@
 //! to connections, in order). The reactor knows no more of an application than this trait. Two implement
 //! it: the chat ([`crate::chat::ChatApp`]) and the conformance echo ([`EchoApp`]).
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::chat::ChatApp;
+use crate::cluster::node::NodeConfig;
+use crate::cluster::ClusterPresence;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::Frame;
@@ -86,15 +89,95 @@ pub trait Application {
 
     /// Fills in the application's figures (users, history) for /metrics.
     fn fill_metrics(&self, metrics: &mut Metrics);
+
+    /// The outside connections the application keeps (a cluster's Redis links), for the reactor to drive;
+    /// `None` for an application that has none.
+    fn links(&mut self) -> Option<&mut dyn LinkHost> {
+        None
+    }
+
+    /// The links brought input this turn: apply what it means (other nodes' events) to the connections.
+    fn after_links(&mut self, _out: &mut Effects) {}
+
+    /// Why the application cannot fully serve right now (for `/healthz`), if it cannot.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The daemon is stopping: say goodbye on the links (the reactor keeps driving them until they are
+    /// idle or the shutdown grace ends).
+    fn shutdown(&mut self) {}
 }
 
-/// The application a configuration asks for: the echo with `--echo`, else the chat with its limits.
+/// What an application asks the reactor to do with its outside links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkRequest {
+    /// Open link `link` as a TCP connection to `addr` (non-blocking); report [`LinkHost::connected`] or
+    /// [`LinkHost::closed`].
+    Connect {
+        /// The link's index.
+        link: usize,
+        /// Where to connect.
+        addr: SocketAddr,
+    },
+    /// Drop link `link`'s connection (the application already knows it is gone).
+    Close {
+        /// The link's index.
+        link: usize,
+    },
+}
+
+/// Outside connections kept by an application and driven by the reactor like its own sockets: the
+/// reactor connects, reads and writes; the host decides, sans-IO.
+pub trait LinkHost {
+    /// Takes the connects and closes asked since the last call.
+    fn requests(&mut self, out: &mut Vec<LinkRequest>);
+    /// Link `link`'s connect completed.
+    fn connected(&mut self, link: usize);
+    /// Bytes read from link `link`.
+    fn input(&mut self, link: usize, bytes: &[u8]);
+    /// Link `link`'s connection failed or was closed by the peer.
+    fn closed(&mut self, link: usize, reason: &str);
+    /// Bytes to write on link `link`.
+    fn output(&self, link: usize) -> &[u8];
+    /// `n` bytes of [`LinkHost::output`] were written.
+    fn written(&mut self, link: usize, n: usize);
+    /// When the host next has something to do without input (a retry, a heartbeat).
+    fn wakeup(&self) -> Option<Instant>;
+    /// Nothing is left to write (the reactor may exit).
+    fn idle(&self) -> bool;
+}
+
+/// The application a configuration asks for: the echo with `--echo`, else the chat with its limits — a
+/// node of a cluster with `--cluster`.
 pub fn for_config(cfg: &Config) -> Box<dyn Application> {
     if cfg.echo {
-        Box::new(EchoApp)
-    } else {
-        Box::new(ChatApp::new(cfg.into()))
+        return Box::new(EchoApp);
     }
+    match &cfg.cluster {
+        None => Box::new(ChatApp::new(cfg.into())),
+        Some(c) => {
+            let node = NodeConfig {
+                url: c.url.clone(),
+                addr: c.addr,
+                keys: c.keys.clone(),
+                heartbeat: c.heartbeat,
+                buffer: c.buffer,
+                history: cfg.history,
+                id: random_node_id(),
+            };
+            Box::new(ChatApp::with_presence(cfg.into(), ClusterPresence::new(node, Instant::now())))
+        }
+    }
+}
+
+/// A fresh random node id: the standard library's randomly keyed hasher over the process id and the time.
+fn random_node_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
 }
 
 /// Conformance mode (`--echo`): every text or binary message goes back to its sender unchanged.

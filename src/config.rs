@@ -73,6 +73,36 @@ pub struct Args {
     /// Unfinished web requests allowed per client address; beyond it new ones get 503
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub max_web_pending_per_ip: usize,
+    /// Join a cluster of wschat nodes through this Redis server: redis://[user:password@]HOST:PORT[/DB]
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+    /// Name of the chat in Redis, so that several chats can share one server (letters, digits, _ - .)
+    #[arg(long, value_name = "NAME", default_value = crate::cluster::wire::DEFAULT_PREFIX)]
+    pub cluster_prefix: String,
+    /// How often a node renews its lease; a node silent for 4 heartbeats is taken for dead
+    #[arg(long, value_name = "N", default_value_t = crate::cluster::node::DEFAULT_HEARTBEAT_MS)]
+    pub cluster_heartbeat_ms: u64,
+    /// Bytes of messages kept for the cluster while Redis is away; past it says get cluster_unavailable
+    #[arg(long, value_name = "BYTES", default_value_t = crate::cluster::node::DEFAULT_BUFFER)]
+    pub cluster_buffer: usize,
+    /// Share the ports with other daemons on this machine (SO_REUSEPORT), e.g. one cluster node per core
+    #[arg(long)]
+    pub reuse_port: bool,
+}
+
+/// How a node joins its cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// The Redis server.
+    pub url: crate::cluster::link::RedisUrl,
+    /// Its address, resolved at start.
+    pub addr: SocketAddr,
+    /// The chat's keys in Redis.
+    pub keys: crate::cluster::wire::Keys,
+    /// The lease's renewal interval.
+    pub heartbeat: Duration,
+    /// Bytes kept while Redis is away.
+    pub buffer: usize,
 }
 
 /// A validated configuration for the reactor.
@@ -114,6 +144,10 @@ pub struct Config {
     pub max_web_connections: usize,
     /// Unfinished web requests per client address.
     pub max_web_pending_per_ip: usize,
+    /// The cluster to join (`--cluster`), if any.
+    pub cluster: Option<ClusterConfig>,
+    /// Bind the listeners with SO_REUSEPORT.
+    pub reuse_port: bool,
 }
 
 /// A flag value that cannot be used.
@@ -133,6 +167,13 @@ pub enum ConfigError {
         /// What is allowed.
         allowed: &'static str,
     },
+    /// A cluster flag that cannot be used.
+    Cluster {
+        /// The flag.
+        flag: &'static str,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -142,6 +183,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "{flag}: cannot use {value:?} as an address (expected HOST:PORT, e.g. 127.0.0.1:7272)")
             }
             ConfigError::OutOfRange { flag, allowed } => write!(f, "{flag}: must be {allowed}"),
+            ConfigError::Cluster { flag, reason } => write!(f, "{flag}: {reason}"),
         }
     }
 }
@@ -226,6 +268,7 @@ impl Args {
         if self.max_web_pending_per_ip == 0 {
             return Err(ConfigError::OutOfRange { flag: "--max-web-pending-per-ip", allowed: "at least 1" });
         }
+        let cluster = self.cluster_config()?;
         Ok(Config {
             ws_addr,
             http_addr,
@@ -245,7 +288,39 @@ impl Args {
             join_burst: self.join_burst,
             max_web_connections: self.max_web_connections,
             max_web_pending_per_ip: self.max_web_pending_per_ip,
+            cluster,
+            reuse_port: self.reuse_port,
         })
+    }
+
+    fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {
+        let Some(url) = &self.cluster else { return Ok(None) };
+        let err = |flag, reason: String| ConfigError::Cluster { flag, reason };
+        if self.echo {
+            return Err(err("--cluster", "cannot be used with --echo".to_string()));
+        }
+        let url = crate::cluster::link::RedisUrl::parse(url).map_err(|e| err("--cluster", e.to_string()))?;
+        let addr = url
+            .socket_addrs()
+            .map_err(|e| err("--cluster", format!("cannot resolve {}: {e}", url.host_port())))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| err("--cluster", format!("{} resolves to no address", url.host_port())))?;
+        let keys = crate::cluster::wire::Keys::new(&self.cluster_prefix)
+            .map_err(|e| err("--cluster-prefix", e.to_string()))?;
+        if !(50..=60_000).contains(&self.cluster_heartbeat_ms) {
+            return Err(ConfigError::OutOfRange { flag: "--cluster-heartbeat-ms", allowed: "between 50 and 60000" });
+        }
+        if self.cluster_buffer < 64 * 1024 {
+            return Err(ConfigError::OutOfRange { flag: "--cluster-buffer", allowed: "at least 65536" });
+        }
+        Ok(Some(ClusterConfig {
+            url,
+            addr,
+            keys,
+            heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
+            buffer: self.cluster_buffer,
+        }))
     }
 }
 
@@ -303,5 +378,25 @@ mod tests {
         assert!(parse(&["--max-output-bytes", "1000"]).is_err());
         assert!(parse(&["--max-room-users", "0"]).is_err());
         assert!(Args::try_parse_from(["wschat", "--max-connections", "-5"]).is_err());
+    }
+
+    #[test]
+    fn cluster_flags() {
+        assert!(parse(&[]).unwrap().cluster.is_none());
+        let c = parse(&["--cluster", "redis://127.0.0.1:6390/2", "--cluster-prefix", "chat2", "--reuse-port"]).unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!((cluster.addr.port(), cluster.url.db, cluster.keys.prefix()), (6390, 2, "chat2"));
+        assert_eq!((cluster.heartbeat, cluster.buffer), (Duration::from_secs(1), 8 * 1024 * 1024));
+        assert!(c.reuse_port);
+        for bad in [
+            &["--cluster", "http://x"][..],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-prefix", "a:b"],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-heartbeat-ms", "1"],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-buffer", "10"],
+            &["--cluster", "redis://127.0.0.1:1", "--echo"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.to_string().starts_with("--cluster"), "{e}");
+        }
     }
 }

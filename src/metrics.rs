@@ -42,6 +42,8 @@ pub struct Metrics {
     pub rate_limited_total: u64,
     /// Logins refused because the room was full (filled in from the hub).
     pub room_full_total: u64,
+    /// The cluster's figures, on a node of a cluster (`wschat_cluster_*`).
+    pub cluster: Option<crate::cluster::node::ClusterStats>,
 }
 
 impl Metrics {
@@ -100,6 +102,42 @@ impl Metrics {
         ];
         for (name, kind, help, value) in rows {
             let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+        }
+        if let Some(c) = &self.cluster {
+            let rows: [(&str, &str, &str, u64); 9] = [
+                ("wschat_cluster_up", "gauge", "1 while both Redis links are up and the node has joined.", c.up),
+                ("wschat_cluster_nodes", "gauge", "Nodes alive, as the last heartbeat saw them.", c.nodes),
+                ("wschat_cluster_published_total", "counter", "Messages published to the cluster.", c.published_total),
+                ("wschat_cluster_received_total", "counter", "Messages of other nodes delivered.", c.received_total),
+                ("wschat_cluster_reconnects_total", "counter", "Redis connections lost.", c.reconnects_total),
+                (
+                    "wschat_cluster_buffered_bytes",
+                    "gauge",
+                    "Bytes of messages not yet confirmed by Redis.",
+                    c.buffered_bytes,
+                ),
+                (
+                    "wschat_cluster_refused_total",
+                    "counter",
+                    "Says refused because the buffer was full.",
+                    c.refused_total,
+                ),
+                (
+                    "wschat_cluster_lost_total",
+                    "counter",
+                    "Messages of other nodes that could not be recovered.",
+                    c.lost_total,
+                ),
+                (
+                    "wschat_cluster_garbage_total",
+                    "counter",
+                    "Foreign or malformed cluster data skipped.",
+                    c.garbage_total,
+                ),
+            ];
+            for (name, kind, help, value) in rows {
+                let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
+            }
         }
         out
     }

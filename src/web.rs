@@ -27,8 +27,14 @@ impl Site {
     }
 
     /// The answer to the request head in `head`, or `None` while it is incomplete. `metrics` is called
-    /// only for /metrics.
-    pub fn answer(&self, head: &[u8], metrics: impl FnOnce() -> Metrics) -> Option<Answer> {
+    /// only for /metrics, `health` only for /healthz (an error is a 503 with the reason, so that a load
+    /// balancer drains the daemon).
+    pub fn answer(
+        &self,
+        head: &[u8],
+        metrics: impl FnOnce() -> Metrics,
+        health: impl FnOnce() -> Result<(), String>,
+    ) -> Option<Answer> {
         let req = match http::parse_request(head) {
             Ok(None) => return None,
             Ok(Some(req)) => req,
@@ -36,7 +42,10 @@ impl Site {
         };
         let bytes = match req.route {
             Route::Page => req.respond(200, "text/html; charset=utf-8", "", &self.page),
-            Route::Health => req.respond(200, "text/plain; charset=utf-8", "", b"ok\n"),
+            Route::Health => match health() {
+                Ok(()) => req.respond(200, "text/plain; charset=utf-8", "", b"ok\n"),
+                Err(reason) => req.respond(503, "text/plain; charset=utf-8", "", format!("{reason}\n").as_bytes()),
+            },
             Route::Metrics => {
                 req.respond(200, "text/plain; version=0.0.4; charset=utf-8", "", metrics().render().as_bytes())
             }
@@ -54,18 +63,33 @@ mod tests {
         String::from_utf8_lossy(&a.bytes).into_owned()
     }
 
+    fn healthy() -> Result<(), String> {
+        Ok(())
+    }
+
+    #[test]
+    fn health_answers_503_with_the_reason() {
+        let site = Site::new(7272);
+        let sick = || Err("cluster: the commands link to Redis is down: refused".to_string());
+        let a = site.answer(b"GET /healthz HTTP/1.1\r\n\r\n", Metrics::default, sick).unwrap();
+        assert!(text(&a).starts_with("HTTP/1.1 503 "), "{}", text(&a));
+        assert!(text(&a).ends_with("link to Redis is down: refused\n"));
+        let ok = site.answer(b"GET /healthz HTTP/1.1\r\n\r\n", Metrics::default, healthy).unwrap();
+        assert!(text(&ok).starts_with("HTTP/1.1 200 ") && text(&ok).ends_with("ok\n"));
+    }
+
     #[test]
     fn routes() {
         let site = Site::new(7272);
-        assert!(site.answer(b"GET / HTTP/1.1\r\n", Metrics::default).is_none());
-        let page = site.answer(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Metrics::default).unwrap();
+        assert!(site.answer(b"GET / HTTP/1.1\r\n", Metrics::default, healthy).is_none());
+        let page = site.answer(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", Metrics::default, healthy).unwrap();
         assert!(text(&page).starts_with("HTTP/1.1 200 ") && text(&page).contains("7272"));
         let m = Metrics { connections: 7, ..Metrics::default() };
-        let metrics = site.answer(b"GET /metrics HTTP/1.1\r\n\r\n", || m).unwrap();
+        let metrics = site.answer(b"GET /metrics HTTP/1.1\r\n\r\n", || m, healthy).unwrap();
         assert!(text(&metrics).contains("wschat_connections 7\n"));
-        let missing = site.answer(b"GET /nope HTTP/1.1\r\n\r\n", Metrics::default).unwrap();
+        let missing = site.answer(b"GET /nope HTTP/1.1\r\n\r\n", Metrics::default, healthy).unwrap();
         assert!(text(&missing).starts_with("HTTP/1.1 404 "));
-        let refused = site.answer(b"POST / HTTP/1.1\r\n\r\n", Metrics::default).unwrap();
+        let refused = site.answer(b"POST / HTTP/1.1\r\n\r\n", Metrics::default, healthy).unwrap();
         assert_eq!(refused.refused, Some(HttpError::MethodNotAllowed));
     }
 }

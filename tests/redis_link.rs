@@ -3,53 +3,21 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use common::redis::RedisServer;
+
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
 use wschat::cluster::link::{Driver, Event, Link, RedisUrl, State, Tag, Value};
 
-/// A redis-server of this test, killed when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
+trait UrlOf {
+    fn link_url(&self) -> RedisUrl;
 }
 
-impl RedisServer {
-    /// Starts one on a free loopback port; `None` when redis-server is not installed.
-    fn start() -> Option<RedisServer> {
-        let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--daemonize", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn();
-        let child = match child {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-            Err(e) => panic!("spawn redis-server: {e}"),
-        };
-        let server = RedisServer { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not listen on {port} within 10 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(server)
-    }
-
-    fn url(&self) -> RedisUrl {
-        RedisUrl::parse(&format!("redis://127.0.0.1:{}", self.port)).unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl UrlOf for RedisServer {
+    fn link_url(&self) -> RedisUrl {
+        RedisUrl::parse(&self.url()).unwrap()
     }
 }
 
@@ -135,7 +103,7 @@ fn redis_link_against_a_real_server() {
     let Some(redis) = RedisServer::start() else {
         return common::skip_or_fail("redis_link_against_a_real_server", "redis-server");
     };
-    let url = redis.url();
+    let url = redis.link_url();
     let mut c = Client::connect(&url);
 
     assert_eq!(c.call(1, &[b"PING"]), Value::Simple("PONG".into()));

@@ -7,7 +7,8 @@ use std::time::{Instant, SystemTime};
 use super::event::ErrorCode;
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits};
-use crate::app::{Application, ConnId, Effects};
+use super::presence::{LocalPresence, Shared};
+use crate::app::{Application, ConnId, Effects, LinkHost};
 use crate::metrics::Metrics;
 use crate::session::CloseRequest;
 use crate::ws::frame::close_code;
@@ -30,10 +31,10 @@ impl TimeText {
     }
 }
 
-/// The workerman-chat application.
+/// The workerman-chat application; `P` keeps who is where (this process alone, or a cluster).
 #[derive(Debug)]
-pub struct ChatApp {
-    hub: Hub,
+pub struct ChatApp<P: Shared = LocalPresence> {
+    hub: Hub<P>,
     fanout: Fanout,
     time: TimeText,
 }
@@ -41,13 +42,21 @@ pub struct ChatApp {
 impl ChatApp {
     /// A chat with no users, enforcing `limits`.
     pub fn new(limits: HubLimits) -> ChatApp {
-        ChatApp { hub: Hub::with_limits(limits), fanout: Fanout::new(), time: TimeText::default() }
+        ChatApp::with_presence(limits, LocalPresence::new())
     }
 }
 
-impl Application for ChatApp {
+impl<P: Shared> ChatApp<P> {
+    /// A chat with no users, enforcing `limits`, with presence kept by `presence`.
+    pub fn with_presence(limits: HubLimits, presence: P) -> ChatApp<P> {
+        ChatApp { hub: Hub::with_presence(limits, presence), fanout: Fanout::new(), time: TimeText::default() }
+    }
+}
+
+impl<P: Shared> Application for ChatApp<P> {
     fn set_now(&mut self, now: Instant) {
         self.hub.set_now(now);
+        self.hub.presence_mut().set_now(now);
     }
 
     fn on_text(&mut self, conn: ConnId, text: &str, out: &mut Effects) {
@@ -76,11 +85,12 @@ impl Application for ChatApp {
     }
 
     fn on_leave(&mut self, conn: ConnId, announce: bool, out: &mut Effects) {
+        let time = self.time.refresh();
         if announce {
-            let time = self.time.refresh();
             self.hub.leave(conn, time, &mut self.fanout.sink(out));
         } else {
-            self.hub.leave(conn, "", &mut self.fanout.sink(&mut Effects::default()));
+            // Nobody here is told; a cluster still tells the other nodes (with the time stamp).
+            self.hub.leave(conn, time, &mut self.fanout.sink(&mut Effects::default()));
         }
     }
 
@@ -95,6 +105,7 @@ impl Application for ChatApp {
 
     fn end_turn(&mut self, out: &mut Effects) {
         self.fanout.seal(out);
+        self.hub.presence_mut().end_turn();
     }
 
     fn fill_metrics(&self, m: &mut Metrics) {
@@ -104,6 +115,24 @@ impl Application for ChatApp {
         m.history_evicted_total = hub.history_evicted_total;
         m.room_full_total = hub.room_full_total;
         m.rate_limited_total += hub.rate_limited_total;
+        self.hub.presence().fill_metrics(m);
+    }
+
+    fn links(&mut self) -> Option<&mut dyn LinkHost> {
+        self.hub.presence_mut().links()
+    }
+
+    fn after_links(&mut self, out: &mut Effects) {
+        let time = self.time.refresh();
+        P::pump(&mut self.hub, time, &mut self.fanout.sink(out));
+    }
+
+    fn health(&self) -> Result<(), String> {
+        self.hub.presence().health()
+    }
+
+    fn shutdown(&mut self) {
+        self.hub.presence_mut().shutdown();
     }
 }
 

@@ -66,6 +66,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The room already holds `--max-room-users` users.
     RoomFull,
+    /// A cluster node cannot take the request now: it has not joined the cluster yet, or Redis is away and
+    /// its buffer is full. Nothing was delivered to anyone.
+    ClusterUnavailable,
 }
 
 impl ErrorCode {
@@ -81,6 +84,7 @@ impl ErrorCode {
             ErrorCode::EmptyContent => "empty_content",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::RoomFull => "room_full",
+            ErrorCode::ClusterUnavailable => "cluster_unavailable",
         }
     }
 
@@ -98,6 +102,9 @@ impl ErrorCode {
             ErrorCode::EmptyContent => "content must not be empty",
             ErrorCode::RateLimited => "too many messages per second; this one was not delivered",
             ErrorCode::RoomFull => "this room is full",
+            ErrorCode::ClusterUnavailable => {
+                "the chat cluster cannot take this right now (Redis is unreachable); nothing was delivered, try again"
+            }
         }
     }
 }
@@ -241,6 +248,10 @@ pub trait Sink {
 
     /// `event` for `to`.
     fn send(&mut self, to: To<'_>, event: Event<'_>);
+
+    /// `room`'s users changed without a local connection joining or leaving (a user on another process):
+    /// an encoded user list kept for it is stale.
+    fn roster_changed(&mut self, _room: &str) {}
 }
 
 #[cfg(test)]

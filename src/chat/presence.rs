@@ -1,7 +1,15 @@
 //! Presence: uid allocation and who is in which room, in login order — the user list. Behind a trait so that
-//! a cluster can share it; [`LocalPresence`] is one process's own.
+//! a cluster can share it; [`LocalPresence`] is one process's own, [`crate::cluster::ClusterPresence`] the
+//! cluster's. [`Shared`] is what a shared presence adds: the links it keeps and the other processes' events
+//! it brings in.
 
 use std::collections::HashMap;
+use std::time::Instant;
+
+use super::event::{Event, Sink};
+use super::hub::Hub;
+use crate::app::LinkHost;
+use crate::metrics::Metrics;
 
 /// Uids, and the users of each room in login order. The chat core asks it and keeps no copy of its own:
 /// the user list a newcomer gets, the room cap and uid allocation all come from here. Synchronous: the core
@@ -21,8 +29,9 @@ use std::collections::HashMap;
 /// Logins and logouts on other processes must also reach this process's members as events; that is the
 /// cluster module's part (it feeds them to the core like local ones), not presence's.
 pub trait Presence {
-    /// A uid for a new login: positive, never handed out before.
-    fn allocate_uid(&mut self) -> u64;
+    /// A uid for a new login: positive, never handed out before; `None` when none can be had now (a
+    /// cluster that has no uid block).
+    fn allocate_uid(&mut self) -> Option<u64>;
 
     /// `uid` named `name` enters `room`, after everyone already in it.
     fn join(&mut self, room: &str, uid: u64, name: &str);
@@ -35,7 +44,62 @@ pub trait Presence {
 
     /// Calls `f` with every user of `room` in login order: the room's user list.
     fn for_each_user(&self, room: &str, f: &mut dyn FnMut(u64, &str));
+
+    /// Whether `uid` is in `room`.
+    fn contains(&self, room: &str, uid: u64) -> bool;
+
+    /// Whether logins can be taken now (a cluster node that has not joined yet cannot).
+    fn accepts_logins(&self) -> bool {
+        true
+    }
+
+    /// Whether a say can be taken now (a cluster node whose buffer for Redis is full cannot); asked once
+    /// per say, before it is delivered to anyone.
+    fn accepts_say(&mut self) -> bool {
+        true
+    }
+
+    /// `event` (a login, a say, a logout) happened in `room` on this process, after the presence change
+    /// it implies: a shared presence tells the other processes.
+    fn replicate(&mut self, _room: &str, _event: &Event<'_>) {}
+
+    /// Whether a room's history outlives its last user (a cluster keeps it in Redis: every node may
+    /// restart, and the room with it).
+    fn keeps_empty_rooms(&self) -> bool {
+        false
+    }
 }
+
+/// What a presence shared with other processes adds to the chat: links for the reactor to drive, the
+/// other processes' events to apply, its own per-turn work and figures. [`LocalPresence`] has none.
+pub trait Shared: Presence + Sized {
+    /// The loop turn's time.
+    fn set_now(&mut self, _now: Instant) {}
+
+    /// The links to drive.
+    fn links(&mut self) -> Option<&mut dyn LinkHost> {
+        None
+    }
+
+    /// Applies what the links brought in: the hub turns it into events for local connections.
+    fn pump(_hub: &mut Hub<Self>, _time: &str, _sink: &mut impl Sink) {}
+
+    /// The end of a loop turn: send what this turn recorded.
+    fn end_turn(&mut self) {}
+
+    /// Why the presence cannot fully serve right now, if it cannot.
+    fn health(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// The daemon is stopping.
+    fn shutdown(&mut self) {}
+
+    /// Its figures for /metrics.
+    fn fill_metrics(&self, _m: &mut Metrics) {}
+}
+
+impl Shared for LocalPresence {}
 
 /// Presence in this process alone: uids counted from 1, rooms in memory (a room exists while someone is in
 /// it).
@@ -74,10 +138,10 @@ impl LocalPresence {
 }
 
 impl Presence for LocalPresence {
-    fn allocate_uid(&mut self) -> u64 {
+    fn allocate_uid(&mut self) -> Option<u64> {
         let uid = self.next_uid;
         self.next_uid += 1;
-        uid
+        Some(uid)
     }
 
     fn join(&mut self, room: &str, uid: u64, name: &str) {
@@ -122,6 +186,11 @@ impl Presence for LocalPresence {
             f(*uid, name);
         }
     }
+
+    fn contains(&self, room: &str, uid: u64) -> bool {
+        let (Some(roster), Some(&slot)) = (self.rooms.get(room), self.slots.get(&uid)) else { return false };
+        matches!(roster.users.get(slot), Some(Some((u, _))) if *u == uid)
+    }
 }
 
 #[cfg(test)]
@@ -137,15 +206,17 @@ mod tests {
     #[test]
     fn login_order_counts_and_rooms_that_go_with_their_last_user() {
         let mut p = LocalPresence::new();
-        let (a, b, c) = (p.allocate_uid(), p.allocate_uid(), p.allocate_uid());
+        let (a, b, c) = (p.allocate_uid().unwrap(), p.allocate_uid().unwrap(), p.allocate_uid().unwrap());
         assert_eq!((a, b, c), (1, 2, 3));
         p.join("r", a, "a");
         p.join("r", b, "b");
         p.join("other", c, "c");
         assert_eq!(users(&p, "r"), [(1, "a".into()), (2, "b".into())]);
         assert_eq!((p.count("r"), p.count("other"), p.count("none"), p.room_count()), (2, 1, 0, 2));
+        assert!(p.contains("r", a) && !p.contains("other", a) && !p.contains("r", c));
         assert_eq!(p.leave("r", a), 1);
-        let d = p.allocate_uid();
+        assert!(!p.contains("r", a));
+        let d = p.allocate_uid().unwrap();
         p.join("r", d, "d");
         assert_eq!(users(&p, "r"), [(2, "b".into()), (4, "d".into())], "a newcomer is last; uids never come back");
         assert_eq!(p.leave("other", c), 0);
@@ -157,7 +228,7 @@ mod tests {
     fn many_departures_keep_the_order_of_those_who_stay() {
         let mut p = LocalPresence::new();
         for _ in 0..1000 {
-            let uid = p.allocate_uid();
+            let uid = p.allocate_uid().unwrap();
             p.join("big", uid, &format!("u{uid}"));
         }
         for uid in (1..=1000).filter(|u| u % 3 != 0) {

@@ -1,6 +1,12 @@
-//! The cluster through Redis (groundwork; not wired into the daemon yet): the key and channel layout, the
-//! message format nodes exchange, and the Redis link driven sans-IO so that its socket can be one more
-//! source of the single mio loop.
+//! The cluster through Redis: several daemons act as one chat. [`wire`] is what nodes exchange (keys, the
+//! message format, recovery bookkeeping), [`link`] the Redis connection driven sans-IO, [`node`] one node's
+//! Redis side (leases, publishing, ordered receiving), [`replica`] the presence of every node's users, and
+//! [`ClusterPresence`] the chat's presence seam filled by all of it. `docs/CLUSTER.md` is the prose.
 
 pub mod link;
+pub mod node;
+mod presence;
+pub mod replica;
 pub mod wire;
+
+pub use presence::ClusterPresence;

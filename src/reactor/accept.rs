@@ -162,9 +162,12 @@ impl Reactor {
 const LISTEN_BACKLOG: i32 = 4096;
 
 /// A non-blocking listening socket on `addr` with address reuse and a deep accept queue.
-pub(super) fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+pub(super) fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    // Several daemons on one port (`--reuse-port`, one cluster node per core): the kernel spreads the
+    // connections over them.
+    socket.set_reuse_port(reuse_port)?;
     // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one system call less per connection.
     socket.set_tcp_nodelay(true)?;
     socket.bind(&addr.into())?;
@@ -226,7 +229,7 @@ mod tests {
 
     #[test]
     fn accepted_connections_inherit_nodelay_and_the_queue_is_deep() {
-        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = listen("127.0.0.1:0".parse().unwrap(), false).unwrap();
         let addr = listener.local_addr().unwrap();
         let _client = std::net::TcpStream::connect(addr).unwrap();
         let accepted = loop {

@@ -103,7 +103,8 @@ impl Reactor {
             app.fill_metrics(&mut m);
             m
         };
-        let Some(answer) = self.site.answer(&conn.session.inbuf, snapshot) else { return };
+        let health = || app.health();
+        let Some(answer) = self.site.answer(&conn.session.inbuf, snapshot, health) else { return };
         if let Some(e) = answer.refused {
             debug!("{}: bad web request: {e}", conn.peer);
         }

@@ -10,6 +10,7 @@
 mod accept;
 mod conn;
 mod input;
+mod links;
 mod output;
 mod trace;
 
@@ -109,6 +110,12 @@ pub struct Reactor {
     web_sockets: usize,
     /// Unanswered web requests per client address.
     web_pending: HashMap<IpAddr, u32>,
+    /// The application's link sockets (a cluster's Redis connections), by link.
+    link_sockets: [Option<links::LinkSocket>; links::MAX_LINKS],
+    /// Reused for the application's link requests.
+    link_requests: Vec<crate::app::LinkRequest>,
+    /// A link had an event this turn: the application applies what it brought.
+    links_touched: bool,
 }
 
 impl Reactor {
@@ -122,12 +129,12 @@ impl Reactor {
     /// Binds both listeners and the signal handlers, serving `app`.
     pub fn bind_with(cfg: Config, app: Box<dyn Application>) -> Result<Reactor, StartError> {
         let poll = Poll::new().map_err(StartError::Setup)?;
-        let mut ws_listener = accept::listen(cfg.ws_addr).map_err(|source| StartError::Bind {
+        let mut ws_listener = accept::listen(cfg.ws_addr, cfg.reuse_port).map_err(|source| StartError::Bind {
             what: "WebSocket",
             addr: cfg.ws_addr,
             source,
         })?;
-        let mut http_listener = accept::listen(cfg.http_addr).map_err(|source| StartError::Bind {
+        let mut http_listener = accept::listen(cfg.http_addr, cfg.reuse_port).map_err(|source| StartError::Bind {
             what: "HTTP",
             addr: cfg.http_addr,
             source,
@@ -168,6 +175,9 @@ impl Reactor {
             ws_sockets: 0,
             web_sockets: 0,
             web_pending: HashMap::new(),
+            link_sockets: Default::default(),
+            link_requests: Vec::new(),
+            links_touched: false,
         })
     }
 
@@ -198,6 +208,11 @@ impl Reactor {
                     WS_LISTENER => self.accept(Kind::WebSocket),
                     HTTP_LISTENER => self.accept(Kind::Http),
                     SIGNALS => self.on_signal(),
+                    t if links::link_of(t).is_some() => {
+                        let link = links::link_of(t).unwrap_or(0);
+                        let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+                        self.on_link_event(link, readable, event.is_writable() || event.is_error());
+                    }
                     Token(k) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             // With the peer's FIN or an error in the same event, read to the end: no
@@ -215,11 +230,14 @@ impl Reactor {
             }
             self.resume_accepting();
             self.expire_timers();
+            self.links_touched |= self.app.links().is_some();
+            self.drive_links();
             self.process_leaving();
             self.flush_dirty();
             self.enforce_output_budget();
+            self.drive_links();
             if let Some(deadline) = self.shutdown_deadline {
-                if self.conns.is_empty() || self.now >= deadline {
+                if self.conns.is_empty() && self.links_idle() || self.now >= deadline {
                     info!("stopped: {} connection(s) still open at exit", self.conns.len());
                     return Ok(());
                 }
@@ -227,13 +245,17 @@ impl Reactor {
         }
     }
 
-    fn poll_timeout(&self) -> Option<Duration> {
+    fn poll_timeout(&mut self) -> Option<Duration> {
         if !self.read_again.is_empty() {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
         let mut timeout: Option<Duration> = None;
+        let wakeup = self.app.links().and_then(|host| host.wakeup());
         let mut consider = |d: Duration| timeout = Some(timeout.map_or(d, |t| t.min(d)));
+        if let Some(at) = wakeup {
+            consider(at.saturating_duration_since(now));
+        }
         if !self.wheel.is_empty() {
             consider(self.wheel.until_next_tick(now));
         }
@@ -395,6 +417,7 @@ impl Reactor {
         }
         info!("signal {} received: closing {} connection(s)", got[0], self.metrics.connections);
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
+        self.app.shutdown();
         for listener in [self.ws_listener.take(), self.http_listener.take()].into_iter().flatten() {
             let mut listener = listener;
             let _ = self.poll.registry().deregister(&mut listener);

@@ -1,7 +1,9 @@
 //! Shared helpers for integration tests: start the real `wschat` binary on free loopback ports.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod probe;
+pub mod redis;
 pub mod tung;
 
 use std::io::{BufRead, BufReader};

@@ -122,6 +122,12 @@ impl Sink for FanoutSink<'_> {
     fn send(&mut self, to: To<'_>, event: Event<'_>) {
         self.fanout.send(to, &event, self.out);
     }
+
+    fn roster_changed(&mut self, room: &str) {
+        if let Some(r) = self.fanout.rooms.get_mut(room) {
+            r.lists = Default::default();
+        }
+    }
 }
 
 impl Fanout {

@@ -98,6 +98,14 @@ impl History {
         }
     }
 
+    /// Makes `said` (oldest first) `room`'s whole history, within the limits: what a cluster loads from Redis.
+    pub(super) fn replace(&mut self, room: &Rc<str>, said: impl IntoIterator<Item = Said>) {
+        self.drop_room(room);
+        for s in said {
+            self.keep(room, s);
+        }
+    }
+
     /// Drops `room`'s history (its last user left); its entries in the global queue are skipped from now on.
     pub(super) fn drop_room(&mut self, room: &str) {
         if let Some(history) = self.rooms.remove(room) {

@@ -14,6 +14,7 @@
 //! once a second.
 
 mod history;
+mod remote;
 #[cfg(test)]
 mod tests;
 
@@ -171,6 +172,11 @@ impl<P: Presence> Hub<P> {
         &self.presence
     }
 
+    /// Who is in which room, to drive a shared presence.
+    pub fn presence_mut(&mut self) -> &mut P {
+        &mut self.presence
+    }
+
     /// Sets the current time, for the join allowances. The reactor calls this once per loop turn; the hub
     /// never reads a clock. Until it is called, no time passes.
     pub fn set_now(&mut self, now: Instant) {
@@ -253,6 +259,9 @@ impl<P: Presence> Hub<P> {
             return Err(ErrorCode::AlreadyLoggedIn);
         }
         let name = valid_name(name).ok_or(ErrorCode::BadName)?;
+        if !self.presence.accepts_logins() {
+            return Err(ErrorCode::ClusterUnavailable);
+        }
         if self.presence.count(&room) >= self.limits.max_room_users {
             self.room_full_total += 1;
             return Err(ErrorCode::RoomFull);
@@ -261,8 +270,9 @@ impl<P: Presence> Hub<P> {
             self.rate_limited_total += 1;
             return Err(ErrorCode::RateLimited);
         }
-        let uid = self.presence.allocate_uid();
+        let uid = self.presence.allocate_uid().ok_or(ErrorCode::ClusterUnavailable)?;
         self.presence.join(&room, uid, name);
+        self.presence.replicate(&room, &Event::Login { uid, name, time });
         let room: Rc<str> = Rc::from(room.as_ref());
         self.users.insert(conn, User { uid, name: name.into(), room: room.clone() });
         self.by_uid.insert(uid, conn);
@@ -306,24 +316,38 @@ impl<P: Presence> Hub<P> {
         if content.is_empty() {
             return Err(ErrorCode::EmptyContent);
         }
-        let from_uid = sender.uid;
+        let (from_uid, room) = (sender.uid, sender.room.clone());
         match to {
             Recipient::All => {
-                sink.send(To::Room(&sender.room), Event::Say { from_uid, to_uid: None, content, time });
+                if !self.presence.accepts_say() {
+                    return Err(ErrorCode::ClusterUnavailable);
+                }
+                let event = Event::Say { from_uid, to_uid: None, content, time };
+                sink.send(To::Room(&room), event.clone());
+                self.presence.replicate(&room, &event);
                 if self.limits.history > 0 {
-                    self.history.keep(&sender.room, Said::new(from_uid, time, content));
+                    self.history.keep(&room, Said::new(from_uid, time, content));
                 }
             }
             Recipient::User(uid) => {
-                let target = self
-                    .by_uid
-                    .get(&uid)
-                    .copied()
-                    .filter(|c| self.users.get(c).is_some_and(|u| u.room == sender.room))
-                    .ok_or(ErrorCode::NoSuchUser)?;
-                let both = [target, conn];
-                let to = if target == conn { &both[..1] } else { &both[..] };
-                sink.send(To::Conns(to), Event::Say { from_uid, to_uid: Some(uid), content, time });
+                let event = Event::Say { from_uid, to_uid: Some(uid), content, time };
+                let local =
+                    self.by_uid.get(&uid).copied().filter(|c| self.users.get(c).is_some_and(|u| u.room == room));
+                if let Some(target) = local {
+                    let both = [target, conn];
+                    let to = if target == conn { &both[..1] } else { &both[..] };
+                    sink.send(To::Conns(to), event);
+                } else if self.presence.contains(&room, uid) {
+                    // The target is on another process: it gets the say from there; the sender's echo is
+                    // here.
+                    if !self.presence.accepts_say() {
+                        return Err(ErrorCode::ClusterUnavailable);
+                    }
+                    sink.send(To::Conns(&[conn]), event.clone());
+                    self.presence.replicate(&room, &event);
+                } else {
+                    return Err(ErrorCode::NoSuchUser);
+                }
             }
             Recipient::Nobody => return Err(ErrorCode::NoSuchUser),
         }
@@ -335,12 +359,15 @@ impl<P: Presence> Hub<P> {
         let Some(user) = self.users.remove(&conn) else { return };
         self.by_uid.remove(&user.uid);
         let staying = self.presence.leave(&user.room, user.uid);
+        self.presence.replicate(&user.room, &Event::Logout { uid: user.uid, name: &user.name, time });
         // What the room said while the user was in it is still the user's (a client logout keeps the
         // connection open).
         sink.left(&user.room, conn);
-        if staying == 0 {
+        if staying == 0 && !self.presence.keeps_empty_rooms() {
             // Room names come from clients: keeping empty rooms would let them grow memory without bound.
             self.history.drop_room(&user.room);
+        }
+        if staying == 0 {
             return;
         }
         sink.send(To::Room(&user.room), Event::Logout { uid: user.uid, name: &user.name, time });

@@ -1,0 +1,491 @@
+//! A cluster node's Redis side, sans-IO: its two connections (commands, and the bus subscription), the
+//! lease it renews and the dead nodes it reaps, its uid blocks, the message it publishes per loop turn
+//! (queued while Redis is away, up to `--cluster-buffer`), and the messages it receives, put in order per
+//! origin with gaps filled from the origin's stream. The reactor moves the bytes ([`LinkHost`]); the chat
+//! presence ([`crate::cluster::ClusterPresence`]) feeds it local events and applies what it delivers.
+//!
+//! Joining: the node subscribes, renews its lease (which tells it who is alive), publishes a hello that
+//! every node answers with a snapshot of its users, and loads the rooms' history; it takes logins once it
+//! has all of that (or the snapshots' wait ran out) and a block of uids.
+
+mod control;
+mod inbox;
+mod outbox;
+mod scripts;
+mod slot;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use log::{debug, info, warn};
+
+use self::outbox::{Outgoing, Turn};
+use self::slot::{Slot, SlotState};
+use super::link::{Event, RedisUrl, Tag};
+use super::wire::{Keys, Tracker};
+use crate::app::{LinkHost, LinkRequest};
+
+pub use self::inbox::Inbound;
+
+/// The connection that carries commands (publishes, stream writes, leases, fills).
+pub const COMMANDS: usize = 0;
+/// The connection subscribed to the bus.
+pub const BUS: usize = 1;
+
+/// Default `--cluster-heartbeat-ms`.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
+/// Default `--cluster-buffer`.
+pub const DEFAULT_BUFFER: usize = 8 * 1024 * 1024;
+
+/// Entries kept in a node's stream (`MAXLEN ~`): one per loop turn that published, so it bounds how long a
+/// receiver's subscription may be away and still lose nothing.
+pub const STREAM_LEN: usize = 100_000;
+
+/// A lease lasts this many heartbeats; a node silent for longer is reaped.
+const LEASE_BEATS: u32 = 4;
+
+/// Uids taken from Redis at a time; a new block is asked for when half of the last one is used.
+const UID_BLOCK: u64 = 1024;
+
+/// No answer from Redis for this long while commands wait: the connection is dropped and made again.
+const STALL: Duration = Duration::from_secs(10);
+
+/// What a node is told at start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The Redis server.
+    pub url: RedisUrl,
+    /// Its address, resolved.
+    pub addr: SocketAddr,
+    /// The keys under `--cluster-prefix`.
+    pub keys: Keys,
+    /// `--cluster-heartbeat-ms`.
+    pub heartbeat: Duration,
+    /// `--cluster-buffer`: bytes of messages kept while Redis is away.
+    pub buffer: usize,
+    /// `--history`: messages kept per room (0: no history in Redis).
+    pub history: usize,
+    /// This node's id (random, fresh at every start).
+    pub id: u64,
+}
+
+impl NodeConfig {
+    fn lease(&self) -> Duration {
+        self.heartbeat * LEASE_BEATS
+    }
+
+    /// A node that reconnected leaves others' expired leases alone this long, so that nodes reconnecting
+    /// after the same Redis outage are not taken for dead.
+    fn reap_grace(&self) -> Duration {
+        self.lease() + slot::MAX_BACKOFF
+    }
+}
+
+/// The figures of `wschat_cluster_*`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClusterStats {
+    /// 1 while both connections are up and the node has joined.
+    pub up: u64,
+    /// Nodes alive, as the last heartbeat saw them.
+    pub nodes: u64,
+    /// Messages published.
+    pub published_total: u64,
+    /// Messages from other nodes delivered.
+    pub received_total: u64,
+    /// Connections to Redis lost.
+    pub reconnects_total: u64,
+    /// Bytes of messages not yet confirmed by Redis.
+    pub buffered_bytes: u64,
+    /// Says refused because the buffer was full.
+    pub refused_total: u64,
+    /// Messages of other nodes that could not be had (trimmed from a stream, or lost with Redis).
+    pub lost_total: u64,
+    /// Messages or values that were not wschat's, skipped.
+    pub garbage_total: u64,
+}
+
+/// What a command on the commands connection was for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Purpose {
+    Heartbeat,
+    Uids,
+    /// One part (stream entry, publish, history append) of message `seq`.
+    Part {
+        seq: u64,
+    },
+    /// The history append of message `seq` to `key`, `pushed` entries.
+    History {
+        seq: u64,
+        key: String,
+        pushed: usize,
+    },
+    Fill {
+        origin: u64,
+    },
+    Reap {
+        node: u64,
+    },
+    Scan,
+    LoadHistory {
+        room: String,
+    },
+    Ignore,
+}
+
+/// Where joining stands.
+#[derive(Debug, Default)]
+struct Joining {
+    /// The live nodes of the first heartbeat, whose snapshots are awaited.
+    awaiting: Option<HashSet<u64>>,
+    /// When the hello went out; the snapshots are waited for until then plus a grace.
+    hello_at: Option<Instant>,
+    /// The rooms' history is loaded.
+    history_loaded: bool,
+    /// A SCAN is under way.
+    scanning: bool,
+    /// LRANGEs not answered yet.
+    loading: usize,
+}
+
+/// One node's Redis side.
+#[derive(Debug)]
+pub struct Node {
+    cfg: NodeConfig,
+    now: Instant,
+    slots: [Slot; 2],
+    requests: Vec<LinkRequest>,
+    inflight: HashMap<Tag, Purpose>,
+    next_tag: Tag,
+    /// Uid ranges (next, last) not handed out yet.
+    uids: VecDeque<(u64, u64)>,
+    uids_asked: bool,
+    /// The highest uid known anywhere: the counter's floor when asking for a block.
+    uid_floor: u64,
+    joining: Joining,
+    joined: bool,
+    /// Confirmed subscriptions so far (the first is the join, the others are resumptions).
+    subscriptions: u64,
+    subscribed: bool,
+    /// Commands connections made so far.
+    command_ups: u64,
+    connected_since: Option<Instant>,
+    next_heartbeat: Instant,
+    heartbeat_asked: bool,
+    /// The first heartbeat of this commands connection is not answered yet.
+    first_beat: bool,
+    live: Vec<u64>,
+    /// A snapshot of this node's users is due (someone said hello, or presence must be re-registered).
+    snapshot_due: bool,
+    turn: Turn,
+    seq: u64,
+    pending: VecDeque<Outgoing>,
+    pending_bytes: usize,
+    tracker: Tracker,
+    holds: HashMap<u64, inbox::Hold>,
+    inbound: VecDeque<Inbound>,
+    stats: ClusterStats,
+    shutting_down: bool,
+}
+
+impl Node {
+    /// A node that will connect at the first turn.
+    pub fn new(cfg: NodeConfig, now: Instant) -> Node {
+        Node {
+            cfg,
+            now,
+            slots: [Slot::new(now), Slot::new(now)],
+            requests: Vec::new(),
+            inflight: HashMap::new(),
+            next_tag: 1,
+            uids: VecDeque::new(),
+            uids_asked: false,
+            uid_floor: 0,
+            joining: Joining::default(),
+            joined: false,
+            subscriptions: 0,
+            subscribed: false,
+            command_ups: 0,
+            connected_since: None,
+            next_heartbeat: now,
+            heartbeat_asked: false,
+            first_beat: true,
+            live: Vec::new(),
+            snapshot_due: false,
+            turn: Turn::default(),
+            seq: 0,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            tracker: Tracker::new(),
+            holds: HashMap::new(),
+            inbound: VecDeque::new(),
+            stats: ClusterStats::default(),
+            shutting_down: false,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> u64 {
+        self.cfg.id
+    }
+
+    /// Whether the node has joined the cluster (it takes logins from then on, Redis up or not).
+    pub fn joined(&self) -> bool {
+        self.joined
+    }
+
+    /// The figures for /metrics.
+    pub fn stats(&self) -> ClusterStats {
+        let mut s = self.stats;
+        s.up = u64::from(self.health().is_ok());
+        s.buffered_bytes = (self.pending_bytes + self.turn.bytes()) as u64;
+        s
+    }
+
+    /// Why the node cannot serve as a full member of the cluster right now, if it cannot.
+    pub fn health(&self) -> Result<(), String> {
+        if !self.joined {
+            return Err("cluster: joining (waiting for Redis and the other nodes)".to_string());
+        }
+        for (i, what) in [(COMMANDS, "commands"), (BUS, "subscription")] {
+            let slot = &self.slots[i];
+            match &slot.state {
+                SlotState::Up(link) if link.awaiting() > 0 && self.now > slot.last_input + self.cfg.heartbeat * 3 => {
+                    let secs = (self.now - slot.last_input).as_secs_f64();
+                    return Err(format!("cluster: Redis has not answered on the {what} link for {secs:.1} s"));
+                }
+                SlotState::Up(_) => {}
+                _ => return Err(format!("cluster: the {what} link to Redis is down: {}", slot.down_reason)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the time; runs what is due (reconnects, heartbeats, time-outs). Called once per loop turn.
+    pub fn set_now(&mut self, now: Instant) {
+        self.now = now;
+        for link in [COMMANDS, BUS] {
+            let slot = &mut self.slots[link];
+            match &slot.state {
+                SlotState::Down { retry_at } if now >= *retry_at && !self.shutting_down => {
+                    slot.state = SlotState::Connecting { since: now };
+                    self.requests.push(LinkRequest::Connect { link, addr: self.cfg.addr });
+                }
+                SlotState::Connecting { since } if now >= *since + slot::CONNECT_TIMEOUT => {
+                    self.requests.push(LinkRequest::Close { link });
+                    self.link_down(link, "connect timed out");
+                }
+                SlotState::Up(l) if l.awaiting() > 0 && now > slot.last_input + STALL => {
+                    self.requests.push(LinkRequest::Close { link });
+                    self.link_down(link, "Redis stopped answering");
+                }
+                _ => {}
+            }
+        }
+        if self.slots[COMMANDS].is_up() && !self.heartbeat_asked && now >= self.next_heartbeat {
+            self.heartbeat();
+        }
+        self.check_joined();
+    }
+
+    /// Asks the reactor to drop both connections after what is queued is written: the node is leaving.
+    /// Local users' logouts (from the hub) and a "gone" record for this node go out first.
+    pub fn shutdown(&mut self) {
+        if std::mem::replace(&mut self.shutting_down, true) {
+            return;
+        }
+        self.turn.head.gone(self.cfg.id);
+        let nodes = self.cfg.keys.nodes();
+        let me = super::wire::node_hex(self.cfg.id);
+        self.command(Purpose::Ignore, &[b"ZREM", nodes.as_bytes(), me.as_bytes()]);
+    }
+
+    /// The next item received from the cluster, in order.
+    pub fn next_inbound(&mut self) -> Option<Inbound> {
+        self.inbound.pop_front()
+    }
+
+    /// `uid` is in use somewhere: no uid block below it will be asked for.
+    pub fn saw_uid(&mut self, uid: u64) {
+        self.uid_floor = self.uid_floor.max(uid);
+    }
+
+    /// A uid for a local login, when a block has one.
+    pub fn allocate_uid(&mut self) -> Option<u64> {
+        let (next, last) = self.uids.front_mut()?;
+        let uid = *next;
+        if *next == *last {
+            self.uids.pop_front();
+        } else {
+            *next += 1;
+        }
+        self.ensure_uids();
+        Some(uid)
+    }
+
+    /// Queues a command on the commands connection (nothing when it is down: what matters is redone when
+    /// it comes back).
+    fn command(&mut self, purpose: Purpose, args: &[&[u8]]) -> bool {
+        let tag = self.next_tag;
+        let Some(link) = self.slots[COMMANDS].link() else { return false };
+        link.command(tag, args);
+        self.next_tag += 1;
+        self.inflight.insert(tag, purpose);
+        true
+    }
+
+    /// A connection went down (the reactor saw it, or the node gave it up).
+    fn link_down(&mut self, link: usize, reason: &str) {
+        let was_up = self.slots[link].is_up();
+        self.slots[link].down(reason, self.now);
+        if was_up {
+            self.stats.reconnects_total += 1;
+            warn!("cluster: {} link to Redis lost: {reason}", if link == COMMANDS { "commands" } else { "bus" });
+        } else {
+            debug!("cluster: cannot connect to Redis at {}: {reason}", self.cfg.addr);
+        }
+        if link == COMMANDS {
+            self.inflight.clear();
+            self.heartbeat_asked = false;
+            self.uids_asked = false;
+            self.connected_since = None;
+            self.joining.scanning = false;
+            self.joining.loading = 0;
+            for m in &mut self.pending {
+                m.unsent();
+            }
+            for hold in self.holds.values_mut() {
+                hold.asked = false;
+            }
+        } else {
+            self.subscribed = false;
+        }
+    }
+
+    fn link_up(&mut self, link: usize) {
+        let slot = &mut self.slots[link];
+        slot.up(&self.cfg.url, self.now);
+        if link == BUS {
+            let bus = self.cfg.keys.bus();
+            if let Some(l) = slot.link() {
+                l.subscribe(0, &[bus.as_bytes()]);
+            }
+            return;
+        }
+        info!("cluster: connected to Redis at {}", self.cfg.addr);
+        self.command_ups += 1;
+        self.connected_since = Some(self.now);
+        self.first_beat = true;
+        self.heartbeat();
+        self.ensure_uids();
+        if self.command_ups > 1 {
+            // Whatever Redis lost while away (it may have come back empty), this node's users are
+            // registered again.
+            self.snapshot_due = true;
+        }
+        self.send_pending();
+        let origins: Vec<u64> = self.holds.keys().copied().collect();
+        for origin in origins {
+            self.ask_fill(origin);
+        }
+        self.load_history();
+    }
+
+    fn on_event(&mut self, link: usize, event: Event) {
+        match (link, event) {
+            (COMMANDS, Event::Reply { tag, value }) => {
+                if let Some(purpose) = self.inflight.remove(&tag) {
+                    self.on_reply(purpose, value);
+                }
+            }
+            (BUS, Event::Reply { value, .. }) => {
+                if value.is_error() {
+                    warn!("cluster: SUBSCRIBE refused: {value:?}");
+                } else {
+                    self.on_subscribed();
+                }
+            }
+            (BUS, Event::Message { payload, .. }) => self.on_bus(payload),
+            (_, other) => {
+                self.stats.garbage_total += 1;
+                debug!("cluster: unexpected input on link {link}: {other:?}");
+            }
+        }
+    }
+}
+
+impl LinkHost for Node {
+    fn requests(&mut self, out: &mut Vec<LinkRequest>) {
+        out.append(&mut self.requests);
+    }
+
+    fn connected(&mut self, link: usize) {
+        if matches!(self.slots.get(link).map(|s| &s.state), Some(SlotState::Connecting { .. })) {
+            self.link_up(link);
+        }
+    }
+
+    fn input(&mut self, link: usize, bytes: &[u8]) {
+        let Some(l) = self.slots.get_mut(link).and_then(Slot::link) else { return };
+        l.feed(bytes);
+        let mut events = Vec::new();
+        while let Some(e) = l.next_event() {
+            events.push(e);
+        }
+        let failed = match l.state() {
+            super::link::State::Failed(reason) => Some(reason.clone()),
+            _ => None,
+        };
+        if !events.is_empty() {
+            self.slots[link].answered(self.now);
+        }
+        for e in events {
+            self.on_event(link, e);
+        }
+        if let Some(reason) = failed {
+            self.requests.push(LinkRequest::Close { link });
+            self.link_down(link, &reason);
+        }
+    }
+
+    fn closed(&mut self, link: usize, reason: &str) {
+        if link < self.slots.len() && !matches!(self.slots[link].state, SlotState::Down { .. }) {
+            self.link_down(link, reason);
+        }
+    }
+
+    fn output(&self, link: usize) -> &[u8] {
+        match self.slots.get(link).map(|s| &s.state) {
+            Some(SlotState::Up(l)) => l.pending_output(),
+            _ => &[],
+        }
+    }
+
+    fn written(&mut self, link: usize, n: usize) {
+        if let Some(l) = self.slots.get_mut(link).and_then(Slot::link) {
+            l.consumed_output(n);
+        }
+    }
+
+    fn wakeup(&self) -> Option<Instant> {
+        let mut at = self.slots.iter().filter_map(Slot::due).min();
+        if self.slots[COMMANDS].is_up() && !self.heartbeat_asked {
+            at = Some(at.map_or(self.next_heartbeat, |t| t.min(self.next_heartbeat)));
+        }
+        if !self.joined {
+            // Joining waits on time-outs too (the snapshots'); look again soon.
+            at = Some(
+                at.map_or(self.now + Duration::from_millis(100), |t| t.min(self.now + Duration::from_millis(100))),
+            );
+        }
+        at
+    }
+
+    fn idle(&self) -> bool {
+        self.pending.is_empty() && self.turn.is_empty() && self.output(COMMANDS).is_empty()
+            || !self.slots[COMMANDS].is_up()
+    }
+}
+
+#[cfg(test)]
+mod tests;

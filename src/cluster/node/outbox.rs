@@ -1,0 +1,236 @@
+//! What a node publishes: the records of one loop turn, grouped by room, become one message with the next
+//! sequence number; it goes to the node's stream and the bus (and a room's says to all to its history) in
+//! one pipelined write, and stays queued — counted against `--cluster-buffer` — until Redis confirmed every
+//! part, so that a connection lost in between resends it (receivers drop the duplicate).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::{Node, Purpose, STREAM_LEN};
+use crate::cluster::wire::{history_entry, write_header, Section};
+
+/// A room's history in Redis expires this long after it was created or last trimmed.
+pub const HISTORY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The records of the current loop turn.
+#[derive(Debug, Default)]
+pub(super) struct Turn {
+    /// Node-level records (hello, gone), first in the message.
+    pub head: Section,
+    /// Each room's records, in the order the rooms first had one this turn; sections past `used` are
+    /// kept for their buffers.
+    rooms: Vec<(String, Section)>,
+    used: usize,
+    index: HashMap<String, usize>,
+    /// Says to all of this turn, per room (the index of `rooms`), as history entries.
+    history: Vec<(usize, Vec<u8>)>,
+}
+
+impl Turn {
+    /// The section of `room`, opened when it has none yet this turn.
+    pub fn room(&mut self, room: &str) -> (usize, &mut Section) {
+        let i = match self.index.get(room) {
+            Some(&i) => i,
+            None => {
+                let i = self.used;
+                if i == self.rooms.len() {
+                    self.rooms.push((String::new(), Section::new()));
+                }
+                let (name, section) = &mut self.rooms[i];
+                name.clear();
+                name.push_str(room);
+                section.clear();
+                section.room(room);
+                self.used += 1;
+                self.index.insert(room.to_string(), i);
+                i
+            }
+        };
+        (i, &mut self.rooms[i].1)
+    }
+
+    /// Whether nothing was recorded this turn.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_empty() && self.used == 0
+    }
+
+    /// Bytes recorded this turn.
+    pub fn bytes(&self) -> usize {
+        self.head.bytes.len() + self.rooms[..self.used].iter().map(|(_, s)| s.bytes.len()).sum::<usize>()
+    }
+
+    fn clear(&mut self) {
+        self.head.clear();
+        self.used = 0;
+        self.index.clear();
+        self.history.clear();
+    }
+}
+
+/// A message not yet confirmed by Redis.
+#[derive(Debug)]
+pub(super) struct Outgoing {
+    pub seq: u64,
+    bytes: Vec<u8>,
+    /// Per room: its history key and the entries to append.
+    history: Vec<(String, Vec<Vec<u8>>)>,
+    /// Answers still awaited; `None` while not sent on the current connection.
+    parts_left: Option<usize>,
+}
+
+impl Outgoing {
+    /// Its size against the buffer.
+    fn cost(&self) -> usize {
+        self.bytes.len() + self.history.iter().flat_map(|(_, e)| e).map(Vec::len).sum::<usize>()
+    }
+
+    /// The connection it went out on was lost: send it again.
+    pub fn unsent(&mut self) {
+        self.parts_left = None;
+    }
+
+    /// Whether it was written to the current connection.
+    pub fn is_sent(&self) -> bool {
+        self.parts_left.is_some()
+    }
+}
+
+impl Node {
+    /// Whether a say can be taken: the messages waiting for Redis are within `--cluster-buffer`. Refused
+    /// ones are counted.
+    pub fn accepts_say(&mut self) -> bool {
+        let ok = self.pending_bytes + self.turn.bytes() < self.cfg.buffer;
+        if !ok {
+            self.stats.refused_total += 1;
+        }
+        ok
+    }
+
+    /// A local login to `room`.
+    pub fn record_login(&mut self, room: &str, uid: u64, name: &str, order: u64, time: &str) {
+        self.saw_uid(uid);
+        self.turn.room(room).1.login(uid, name, order, time);
+    }
+
+    /// A local logout from `room`.
+    pub fn record_logout(&mut self, room: &str, uid: u64, name: &str, time: &str) {
+        self.turn.room(room).1.logout(uid, name, time);
+    }
+
+    /// A local say in `room`, to all (`to_uid` `None`, kept in the room's history) or to one user.
+    pub fn record_say(&mut self, room: &str, from_uid: u64, to_uid: Option<u64>, content: &str, time: &str) {
+        let keep = to_uid.is_none() && self.cfg.history > 0;
+        let (i, section) = self.turn.room(room);
+        section.say(from_uid, to_uid, content, time);
+        if keep {
+            self.turn.history.push((i, history_entry(from_uid, content, time)));
+        }
+    }
+
+    /// Whether a snapshot of this node's users is due (see [`Node::publish_snapshot`]).
+    pub fn snapshot_due(&self) -> bool {
+        self.snapshot_due && self.subscriptions > 0
+    }
+
+    /// Publishes this node's users as a snapshot, after the turn's message: `each` calls its argument with
+    /// every local user (room, uid, name, order), grouped by room.
+    pub fn publish_snapshot(&mut self, each: impl FnOnce(&mut dyn FnMut(&str, u64, &str, u64))) {
+        self.end_turn();
+        self.snapshot_due = false;
+        let mut section = Section::new();
+        section.snapshot();
+        let mut current: Option<String> = None;
+        each(&mut |room, uid, name, order| {
+            if current.as_deref() != Some(room) {
+                section.room(room);
+                current = Some(room.to_string());
+            }
+            section.present(uid, name, order);
+        });
+        self.seq += 1;
+        let mut bytes = Vec::with_capacity(section.bytes.len() + 16);
+        write_header(&mut bytes, self.cfg.id, self.seq);
+        bytes.extend_from_slice(&section.bytes);
+        self.queue(Outgoing { seq: self.seq, bytes, history: Vec::new(), parts_left: None });
+    }
+
+    /// Turns the records of this loop turn into one message and sends what is queued.
+    pub fn end_turn(&mut self) {
+        if !self.turn.is_empty() {
+            self.seq += 1;
+            let mut bytes = Vec::with_capacity(self.turn.bytes() + 16);
+            write_header(&mut bytes, self.cfg.id, self.seq);
+            bytes.extend_from_slice(&self.turn.head.bytes);
+            for (_, section) in &self.turn.rooms[..self.turn.used] {
+                bytes.extend_from_slice(&section.bytes);
+            }
+            let mut history: Vec<(String, Vec<Vec<u8>>)> = Vec::new();
+            let mut slot_of: HashMap<usize, usize> = HashMap::new();
+            for (i, entry) in self.turn.history.drain(..) {
+                let at = *slot_of.entry(i).or_insert_with(|| {
+                    history.push((self.cfg.keys.history(&self.turn.rooms[i].0), Vec::new()));
+                    history.len() - 1
+                });
+                history[at].1.push(entry);
+            }
+            self.turn.clear();
+            self.queue(Outgoing { seq: self.seq, bytes, history, parts_left: None });
+        }
+        self.send_pending();
+    }
+
+    fn queue(&mut self, m: Outgoing) {
+        self.pending_bytes += m.cost();
+        self.pending.push_back(m);
+    }
+
+    /// Writes every queued message not sent on the current connection: stream entry first, then the
+    /// publish (so a receiver that subscribes between the two finds it in the stream), then history.
+    pub(super) fn send_pending(&mut self) {
+        if !self.slots[super::COMMANDS].is_up() {
+            return;
+        }
+        let stream = self.cfg.keys.node_stream(self.cfg.id);
+        let bus = self.cfg.keys.bus();
+        let maxlen = STREAM_LEN.to_string();
+        let mut pending = std::mem::take(&mut self.pending);
+        for m in pending.iter_mut().filter(|m| !m.is_sent()) {
+            let id = format!("{}-0", m.seq);
+            let seq = m.seq;
+            let stored = self.command(
+                Purpose::Part { seq },
+                &[b"XADD", stream.as_bytes(), b"MAXLEN", b"~", maxlen.as_bytes(), id.as_bytes(), b"m", &m.bytes],
+            );
+            if !stored {
+                break;
+            }
+            self.command(Purpose::Part { seq }, &[b"PUBLISH", bus.as_bytes(), &m.bytes]);
+            for (key, entries) in &m.history {
+                let mut args: Vec<&[u8]> = Vec::with_capacity(entries.len() + 2);
+                args.push(b"RPUSH");
+                args.push(key.as_bytes());
+                args.extend(entries.iter().map(Vec::as_slice));
+                self.command(Purpose::History { seq, key: key.clone(), pushed: entries.len() }, &args);
+            }
+            // Sequence numbers count the messages, so the highest one sent is how many were published (a
+            // resend is not counted again).
+            self.stats.published_total = self.stats.published_total.max(m.seq);
+            m.parts_left = Some(2 + m.history.len());
+        }
+        self.pending = pending;
+    }
+
+    /// One part of message `seq` was answered; fully answered messages at the front leave the queue.
+    pub(super) fn part_done(&mut self, seq: u64) {
+        if let Some(m) = self.pending.iter_mut().find(|m| m.seq == seq) {
+            if let Some(left) = &mut m.parts_left {
+                *left = left.saturating_sub(1);
+            }
+        }
+        while self.pending.front().is_some_and(|m| m.parts_left == Some(0)) {
+            if let Some(m) = self.pending.pop_front() {
+                self.pending_bytes -= m.cost();
+            }
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! Cluster nodes of a test: `wschat --cluster` daemons on free loopback ports sharing one redis-server,
+//! each waited for until `/healthz` says it joined.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::probe::eventually;
+use super::redis::RedisServer;
+use super::Daemon;
+
+/// Heartbeat of test nodes: a dead node is reaped within about a second.
+pub const HEARTBEAT_MS: &str = "200";
+
+/// Starts a node of `redis`'s cluster with `args` and waits until it joined.
+pub fn node(redis: &RedisServer, args: &[&str]) -> Daemon {
+    let url = redis.url();
+    let mut all = vec!["--cluster", url.as_str(), "--cluster-heartbeat-ms", HEARTBEAT_MS];
+    all.extend_from_slice(args);
+    let d = Daemon::start(&all);
+    assert!(eventually(Duration::from_secs(15), || health(d.http).0 == 200), "node did not join: {:?}", health(d.http));
+    d
+}
+
+/// `/healthz`: status and body.
+pub fn health(http: SocketAddr) -> (u16, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(http) else { return (0, String::new()) };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    let status = text.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
