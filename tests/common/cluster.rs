@@ -11,10 +11,14 @@ use super::Daemon;
 /// Heartbeat of test nodes: a dead node is reaped within about a second.
 pub const HEARTBEAT_MS: &str = "200";
 
-/// Starts a node of `redis`'s cluster with `args` and waits until it joined.
+/// Starts a node of `redis`'s cluster with `args` (the heartbeat [`HEARTBEAT_MS`] unless they name one)
+/// and waits until it joined.
 pub fn node(redis: &RedisServer, args: &[&str]) -> Daemon {
     let url = redis.url();
-    let mut all = vec!["--cluster", url.as_str(), "--cluster-heartbeat-ms", HEARTBEAT_MS];
+    let mut all = vec!["--cluster", url.as_str()];
+    if !args.contains(&"--cluster-heartbeat-ms") {
+        all.extend_from_slice(&["--cluster-heartbeat-ms", HEARTBEAT_MS]);
+    }
     all.extend_from_slice(args);
     let d = Daemon::start(&all);
     assert!(eventually(Duration::from_secs(15), || health(d.http).0 == 200), "node did not join: {:?}", health(d.http));

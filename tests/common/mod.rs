@@ -120,6 +120,8 @@ pub struct Raw {
     /// The socket.
     pub stream: std::net::TcpStream,
     buf: Vec<u8>,
+    /// A read timeout ends the read (as [`Raw::try_read_frame`] wants) instead of failing the test.
+    timeout_ends: bool,
 }
 
 /// A frame as read by [`Raw`].
@@ -194,7 +196,7 @@ impl Raw {
         let stream = std::net::TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        Raw { stream, buf: Vec::new() }
+        Raw { stream, buf: Vec::new(), timeout_ends: false }
     }
 
     /// Connects and completes a WebSocket handshake; panics unless the answer is 101.
@@ -223,6 +225,12 @@ impl Raw {
                 true
             }
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => false,
+            Err(e)
+                if self.timeout_ends
+                    && matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) =>
+            {
+                false
+            }
             Err(e) => panic!("read failed: {e}"),
         }
     }
@@ -273,6 +281,19 @@ impl Raw {
                 return None;
             }
         }
+    }
+
+    /// Sets the read timeout.
+    pub fn set_read_timeout(&mut self, t: Duration) -> std::io::Result<()> {
+        self.stream.set_read_timeout(Some(t))
+    }
+
+    /// The next frame, or `None` when none came within the read timeout (or at the end of the stream).
+    pub fn try_read_frame(&mut self) -> Option<RawFrame> {
+        self.timeout_ends = true;
+        let f = self.read_frame();
+        self.timeout_ends = false;
+        f
     }
 
     /// Reads frames until a close frame and returns its code; panics on EOF without one.

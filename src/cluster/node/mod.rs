@@ -76,9 +76,9 @@ impl NodeConfig {
     }
 
     /// A node that reconnected leaves others' expired leases alone this long, so that nodes reconnecting
-    /// after the same Redis outage are not taken for dead.
+    /// after the same Redis outage (their back-off grows to [`slot::MAX_BACKOFF`]) are not taken for dead.
     fn reap_grace(&self) -> Duration {
-        self.lease() + slot::MAX_BACKOFF
+        self.lease() * 2
     }
 }
 
@@ -181,6 +181,10 @@ pub struct Node {
     seq: u64,
     pending: VecDeque<Outgoing>,
     pending_bytes: usize,
+    /// Messages Redis confirmed lately, kept to be written again after a reconnect (Redis may have come
+    /// back empty, or lost what was on its way to subscribers).
+    recent: VecDeque<(Instant, Outgoing)>,
+    recent_bytes: usize,
     tracker: Tracker,
     holds: HashMap<u64, inbox::Hold>,
     inbound: VecDeque<Inbound>,
@@ -216,6 +220,8 @@ impl Node {
             seq: 0,
             pending: VecDeque::new(),
             pending_bytes: 0,
+            recent: VecDeque::new(),
+            recent_bytes: 0,
             tracker: Tracker::new(),
             holds: HashMap::new(),
             inbound: VecDeque::new(),
@@ -250,7 +256,7 @@ impl Node {
         for (i, what) in [(COMMANDS, "commands"), (BUS, "subscription")] {
             let slot = &self.slots[i];
             match &slot.state {
-                SlotState::Up(link) if link.awaiting() > 0 && self.now > slot.last_input + self.cfg.heartbeat * 3 => {
+                SlotState::Up(link) if link.awaiting() > 0 && self.now > slot.last_input + self.cfg.heartbeat * 2 => {
                     let secs = (self.now - slot.last_input).as_secs_f64();
                     return Err(format!("cluster: Redis has not answered on the {what} link for {secs:.1} s"));
                 }
@@ -282,6 +288,7 @@ impl Node {
                 _ => {}
             }
         }
+        self.prune_recent();
         if self.slots[COMMANDS].is_up() && !self.heartbeat_asked && now >= self.next_heartbeat {
             self.heartbeat();
         }
@@ -380,8 +387,9 @@ impl Node {
         self.ensure_uids();
         if self.command_ups > 1 {
             // Whatever Redis lost while away (it may have come back empty), this node's users are
-            // registered again.
+            // registered again, and its latest messages written again (receivers drop what they have).
             self.snapshot_due = true;
+            self.replay_recent();
         }
         self.send_pending();
         let origins: Vec<u64> = self.holds.keys().copied().collect();

@@ -12,6 +12,14 @@ use crate::cluster::wire::{history_entry, write_header, Section};
 /// A room's history in Redis expires this long after it was created or last trimmed.
 pub const HISTORY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// Confirmed messages are kept this long to be written again after a reconnect: longer than a message
+/// takes from Redis to the subscribers, so one that Redis lost on the way (killed, restarted empty) still
+/// reaches them.
+const RECENT_AGE: Duration = Duration::from_secs(10);
+
+/// At most this many bytes of confirmed messages are kept for that.
+const RECENT_BYTES: usize = 4 * 1024 * 1024;
+
 /// The records of the current loop turn.
 #[derive(Debug, Default)]
 pub(super) struct Turn {
@@ -228,9 +236,36 @@ impl Node {
             }
         }
         while self.pending.front().is_some_and(|m| m.parts_left == Some(0)) {
-            if let Some(m) = self.pending.pop_front() {
+            if let Some(mut m) = self.pending.pop_front() {
                 self.pending_bytes -= m.cost();
+                // History was appended; only the message itself is written again after a reconnect.
+                m.history = Vec::new();
+                self.recent_bytes += m.cost();
+                self.recent.push_back((self.now, m));
             }
+        }
+        self.prune_recent();
+    }
+
+    /// Forgets confirmed messages older than [`RECENT_AGE`] or past [`RECENT_BYTES`].
+    pub(super) fn prune_recent(&mut self) {
+        while let Some((at, m)) = self.recent.front() {
+            if self.now < *at + RECENT_AGE && self.recent_bytes <= RECENT_BYTES {
+                break;
+            }
+            self.recent_bytes -= m.cost();
+            self.recent.pop_front();
+        }
+    }
+
+    /// Puts the recently confirmed messages back in front of the queue, to be written again (stream entry
+    /// and publish) on the new connection.
+    pub(super) fn replay_recent(&mut self) {
+        while let Some((_, mut m)) = self.recent.pop_back() {
+            self.recent_bytes -= m.cost();
+            m.unsent();
+            self.pending_bytes += m.cost();
+            self.pending.push_front(m);
         }
     }
 }

@@ -17,10 +17,11 @@ local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
 return {added, expired, live}";
 
 /// `EVAL UID_BLOCK 1 {p}:uid floor size`: raises the counter to at least `floor` (the highest uid this node
-/// knows), then takes the next `size` uids; answers the last one of the block.
+/// knows; a counter that is not a number is replaced), then takes the next `size` uids; answers the last
+/// one of the block.
 pub const UID_BLOCK: &str = "\
 local c = tonumber(redis.call('GET', KEYS[1]) or '0')
-if c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+if c == nil or c < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return redis.call('INCRBY', KEYS[1], ARGV[2])";
 
 /// A heartbeat's answer.
