@@ -160,6 +160,7 @@ impl Node {
         write_header(&mut bytes, self.cfg.id, self.seq);
         bytes.extend_from_slice(&section.bytes);
         self.queue(Outgoing { seq: self.seq, bytes, history: Vec::new(), parts_left: None });
+        self.send_pending();
     }
 
     /// Turns the records of this loop turn into one message and sends what is queued.
