@@ -138,6 +138,12 @@ impl Metrics {
             for (name, kind, help, value) in rows {
                 let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
             }
+            let _ = write!(
+                out,
+                "# HELP wschat_cluster_node This node's id (which node answered).\n# TYPE wschat_cluster_node gauge\n\
+                 wschat_cluster_node{{id=\"{}\"}} 1\n",
+                crate::cluster::wire::node_hex(c.node)
+            );
         }
         out
     }
@@ -162,5 +168,10 @@ mod tests {
         ] {
             assert!(text.contains(&format!("# TYPE {counter} counter\n{counter} 0\n")), "{counter}");
         }
+        assert!(!text.contains("wschat_cluster"), "a single node has no cluster figures");
+        let node = crate::cluster::node::ClusterStats { node: 0xab, up: 1, ..Default::default() };
+        let text = Metrics { cluster: Some(node), ..Default::default() }.render();
+        assert!(text.contains("\nwschat_cluster_up 1\n") && text.contains("\nwschat_cluster_buffered_bytes 0\n"));
+        assert!(text.contains("\nwschat_cluster_node{id=\"00000000000000ab\"} 1\n"), "{text}");
     }
 }

@@ -9,7 +9,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Poll, Token};
-use wschat::cluster::link::{Driver, Event, Link, RedisUrl, State, Tag, Value};
+use std::io::{self, Read, Write};
+
+use mio::net::TcpStream;
+use wschat::cluster::link::{Event, Link, RedisUrl, State, Tag, Value};
 
 trait UrlOf {
     fn link_url(&self) -> RedisUrl;
@@ -18,6 +21,100 @@ trait UrlOf {
 impl UrlOf for RedisServer {
     fn link_url(&self) -> RedisUrl {
         RedisUrl::parse(&self.url()).unwrap()
+    }
+}
+
+/// A [`Link`] over a non-blocking mio `TcpStream` (the test's own driver; the daemon drives its links in
+/// `reactor/links.rs`): register [`Driver::socket`] for readable and writable
+/// events, call [`Driver::on_writable`] and [`Driver::on_readable`] on them, and [`Driver::flush`] after
+/// queuing commands (at the end of a loop turn).
+#[derive(Debug)]
+struct Driver {
+    stream: TcpStream,
+    link: Link,
+    connected: bool,
+}
+
+impl Driver {
+    /// Starts a non-blocking connect to `addr` for `link`.
+    fn connect(addr: SocketAddr, link: Link) -> io::Result<Driver> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        Ok(Driver { stream, link, connected: false })
+    }
+
+    /// The socket, to register with the poll.
+    fn socket(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The link, to queue commands and take events.
+    fn link(&mut self) -> &mut Link {
+        &mut self.link
+    }
+
+    /// A writable event: completes the connect (an error if it failed) and writes what is queued.
+    fn on_writable(&mut self) -> io::Result<()> {
+        self.flush().map(|_| ())
+    }
+
+    fn check_connected(&mut self) -> io::Result<bool> {
+        if self.connected {
+            return Ok(true);
+        }
+        if let Some(e) = self.stream.take_error()? {
+            return Err(e);
+        }
+        match self.stream.peer_addr() {
+            Ok(_) => {
+                self.connected = true;
+                Ok(true)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes the link's pending output until it is all written or the socket would block; returns the
+    /// bytes written (0 while the connect is under way).
+    fn flush(&mut self) -> io::Result<usize> {
+        if !self.check_connected()? {
+            return Ok(0);
+        }
+        let mut written = 0;
+        while !self.link.pending_output().is_empty() {
+            match self.stream.write(self.link.pending_output()) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.link.consumed_output(n);
+                    written += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(written)
+    }
+
+    /// A readable event: reads until the socket would block, feeding the link through `buf`. Returns
+    /// `Ok(false)` at end of stream (the link is then failed as closed).
+    fn on_readable(&mut self, buf: &mut [u8]) -> io::Result<bool> {
+        if !self.check_connected()? {
+            return Ok(true);
+        }
+        loop {
+            match self.stream.read(buf) {
+                Ok(0) => {
+                    self.link.closed();
+                    return Ok(false);
+                }
+                Ok(n) => self.link.feed(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 

@@ -6,8 +6,8 @@
 //!   socket go in through [`Link::feed`] and come out as [`Event`]s — each reply matched, in order, to the tag
 //!   of the command that asked for it, and pub/sub pushes as their own events. A Redis error (`-ERR …`) is a
 //!   [`Value::Error`], never a panic; input that is not RESP fails the link with a reason.
-//! - [`Driver`] moves the bytes between a mio `TcpStream` and a [`Link`]: connect, write, read. The reactor
-//!   registers its socket like any other.
+//! - The reactor moves the bytes between a socket of its loop and a link (`reactor/links.rs`, for
+//!   [`crate::cluster::node::Node`]'s links).
 //!
 //! RESP is encoded and decoded by the `redis-protocol` crate (RESP2, no async runtime).
 
@@ -17,10 +17,8 @@ use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::encode::encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 
-mod driver;
 mod url;
 
-pub use driver::Driver;
 pub use url::{RedisUrl, UrlError, DEFAULT_PORT};
 
 /// The caller's mark on a command, handed back with its reply.

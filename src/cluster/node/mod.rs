@@ -85,6 +85,8 @@ impl NodeConfig {
 /// The figures of `wschat_cluster_*`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ClusterStats {
+    /// This node's id (`wschat_cluster_node{id="…"}`): which node answered.
+    pub node: u64,
     /// 1 while both connections are up and the node has joined.
     pub up: u64,
     /// Nodes alive, as the last heartbeat saw them.
@@ -243,6 +245,7 @@ impl Node {
     /// The figures for /metrics.
     pub fn stats(&self) -> ClusterStats {
         let mut s = self.stats;
+        s.node = self.cfg.id;
         s.up = u64::from(self.health().is_ok());
         s.buffered_bytes = (self.pending_bytes + self.turn.bytes()) as u64;
         s
