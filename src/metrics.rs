@@ -100,9 +100,7 @@ impl Metrics {
             ),
             ("wschat_room_full_total", "counter", "Logins refused because the room was full.", self.room_full_total),
         ];
-        for (name, kind, help, value) in rows {
-            let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
-        }
+        write_rows(&mut out, &rows);
         if let Some(c) = &self.cluster {
             let rows: [(&str, &str, &str, u64); 9] = [
                 ("wschat_cluster_up", "gauge", "1 while both Redis links are up and the node has joined.", c.up),
@@ -135,9 +133,7 @@ impl Metrics {
                     c.garbage_total,
                 ),
             ];
-            for (name, kind, help, value) in rows {
-                let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
-            }
+            write_rows(&mut out, &rows);
             let _ = write!(
                 out,
                 "# HELP wschat_cluster_node This node's id (which node answered).\n# TYPE wschat_cluster_node gauge\n\
@@ -146,6 +142,13 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+/// Appends each `(name, type, help, value)` row in the Prometheus text format.
+fn write_rows(out: &mut String, rows: &[(&str, &str, &str, u64)]) {
+    for (name, kind, help, value) in rows {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n");
     }
 }
 

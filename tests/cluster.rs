@@ -8,23 +8,10 @@ mod common;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::cluster::node;
+use common::cluster::{node, redis, send};
 use common::probe::{eventually, metric};
-use common::redis::RedisServer;
-use common::{skip_or_fail, text_frame, Daemon, Raw};
+use common::{Daemon, Raw};
 use serde_json::{json, Value};
-
-fn redis(test: &str) -> Option<RedisServer> {
-    let r = RedisServer::start();
-    if r.is_none() {
-        skip_or_fail(test, "redis-server (Debian package redis-server)");
-    }
-    r
-}
-
-fn send(raw: &mut Raw, v: Value) {
-    raw.send(&text_frame(&v.to_string()));
-}
 
 /// Waits until every node has published and delivered everything (nothing buffered, counters still).
 fn settle(nodes: &[&Daemon]) {

@@ -9,23 +9,10 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::cluster::{health, node};
+use common::cluster::{health, node, redis, send};
 use common::probe::{eventually, metric};
-use common::redis::RedisServer;
-use common::{skip_or_fail, text_frame, Daemon, Raw};
+use common::{Daemon, Raw};
 use serde_json::{json, Value};
-
-fn redis(test: &str) -> Option<RedisServer> {
-    let r = RedisServer::start();
-    if r.is_none() {
-        skip_or_fail(test, "redis-server (Debian package redis-server)");
-    }
-    r
-}
-
-fn send(raw: &mut Raw, v: Value) {
-    raw.send(&text_frame(&v.to_string()));
-}
 
 fn login(ws: std::net::SocketAddr, name: &str, room: &str) -> (Raw, u64) {
     common::probe::login(ws, name, room)

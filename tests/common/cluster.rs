@@ -6,7 +6,21 @@ use std::time::Duration;
 
 use super::probe::eventually;
 use super::redis::RedisServer;
-use super::Daemon;
+use super::{skip_or_fail, text_frame, Daemon, Raw};
+
+/// A redis-server for `test`; `None` (the test skipped, or failed under CI) when it is not installed.
+pub fn redis(test: &str) -> Option<RedisServer> {
+    let r = RedisServer::start();
+    if r.is_none() {
+        skip_or_fail(test, "redis-server (Debian package redis-server)");
+    }
+    r
+}
+
+/// Sends `v` as one text frame.
+pub fn send(raw: &mut Raw, v: serde_json::Value) {
+    raw.send(&text_frame(&v.to_string()));
+}
 
 /// Heartbeat of test nodes: a dead node is reaped within about a second.
 pub const HEARTBEAT_MS: &str = "200";
