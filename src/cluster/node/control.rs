@@ -81,6 +81,7 @@ impl Node {
             self.snapshot_due = true;
         }
         self.stats.nodes = beat.live.len() as u64;
+        self.ensure_uids();
         if self.joining.awaiting.is_none() {
             let others: HashSet<u64> = beat.live.iter().copied().filter(|&n| n != self.cfg.id).collect();
             self.joining.awaiting = Some(others);
@@ -159,8 +160,11 @@ impl Node {
                 self.uid_floor = self.uid_floor.max(last);
             }
             _ => {
+                // Asked again at the next heartbeat, not at once: a key that keeps failing must not become a
+                // loop of commands.
                 self.stats.garbage_total += 1;
                 warn!("cluster: {:?} is not a uid block; asking again at the next heartbeat", value);
+                return;
             }
         }
         self.ensure_uids();

@@ -288,3 +288,25 @@ fn a_node_taken_for_dead_registers_its_users_again() {
         [Record::Snapshot, Record::Present { room: "r", uid: 5, name: "x", order: 10 }]
     );
 }
+
+#[test]
+fn a_failing_uid_counter_is_asked_again_at_the_next_heartbeat_not_in_a_loop() {
+    let (mut node, now) = joined(0, DEFAULT_BUFFER, &[]);
+    for _ in 0..600 {
+        assert!(node.allocate_uid().is_some());
+    }
+    let cmds = commands(&mut node, COMMANDS);
+    assert_eq!(cmds.len(), 1, "less than half a block left: one more asked for");
+    assert!(cmds[0][1].contains("INCRBY"));
+    node.input(COMMANDS, b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    assert!(commands(&mut node, COMMANDS).is_empty(), "not asked again at once");
+    node.set_now(now + Duration::from_millis(150));
+    let cmds = commands(&mut node, COMMANDS);
+    node.input(COMMANDS, &beat(0, &[], &[ME]));
+    let again = commands(&mut node, COMMANDS);
+    assert_eq!((cmds.len(), again.len()), (1, 1), "the heartbeat, then the uid block again");
+    assert!(again[0][1].contains("INCRBY"));
+    node.input(COMMANDS, &int(2048));
+    assert_eq!(node.allocate_uid(), Some(601));
+    assert_eq!(node.stats().garbage_total, 1);
+}
