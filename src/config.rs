@@ -88,6 +88,15 @@ pub struct Args {
     /// Share the ports with other daemons on this machine (SO_REUSEPORT), e.g. one cluster node per core
     #[arg(long)]
     pub reuse_port: bool,
+    /// Serve this folder on the web port instead of the embedded page (index.html for /)
+    #[arg(long, value_name = "DIR")]
+    pub web_root: Option<std::path::PathBuf>,
+    /// Escape names and content as HTML (& < > " ' and newlines), for pages that render HTML
+    #[arg(long)]
+    pub escape_html: bool,
+    /// Clients of workerman-chat's current dialect that sent nothing for this long get {"type":"ping"}
+    #[arg(long, value_name = "N", default_value_t = 25)]
+    pub app_ping_secs: u64,
 }
 
 /// How a node joins its cluster.
@@ -148,6 +157,12 @@ pub struct Config {
     pub cluster: Option<ClusterConfig>,
     /// Bind the listeners with SO_REUSEPORT.
     pub reuse_port: bool,
+    /// The folder the web port serves (`--web-root`), if not the embedded page.
+    pub web_root: Option<std::path::PathBuf>,
+    /// Escape names and content as HTML in the seed dialect (`--escape-html`).
+    pub escape_html: bool,
+    /// Idle time after which a client of workerman-chat's current dialect is pinged in JSON.
+    pub app_ping: Duration,
 }
 
 /// A flag value that cannot be used.
@@ -167,6 +182,15 @@ pub enum ConfigError {
         /// What is allowed.
         allowed: &'static str,
     },
+    /// A path that cannot be used.
+    BadPath {
+        /// The flag.
+        flag: &'static str,
+        /// The path given.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// A cluster flag that cannot be used.
     Cluster {
         /// The flag.
@@ -184,6 +208,7 @@ impl fmt::Display for ConfigError {
             }
             ConfigError::OutOfRange { flag, allowed } => write!(f, "{flag}: must be {allowed}"),
             ConfigError::Cluster { flag, reason } => write!(f, "{flag}: {reason}"),
+            ConfigError::BadPath { flag, value, reason } => write!(f, "{flag}: {value:?} is {reason}"),
         }
     }
 }
@@ -269,6 +294,19 @@ impl Args {
             return Err(ConfigError::OutOfRange { flag: "--max-web-pending-per-ip", allowed: "at least 1" });
         }
         let cluster = self.cluster_config()?;
+        if self.app_ping_secs == 0 || self.app_ping_secs > 86_400 {
+            return Err(ConfigError::OutOfRange { flag: "--app-ping-secs", allowed: "between 1 and 86400" });
+        }
+        let web_root = match &self.web_root {
+            None => None,
+            Some(dir) => {
+                Some(std::fs::canonicalize(dir).ok().filter(|d| d.is_dir()).ok_or_else(|| ConfigError::BadPath {
+                    flag: "--web-root",
+                    value: dir.display().to_string(),
+                    reason: "not a readable folder",
+                })?)
+            }
+        };
         Ok(Config {
             ws_addr,
             http_addr,
@@ -290,6 +328,9 @@ impl Args {
             max_web_pending_per_ip: self.max_web_pending_per_ip,
             cluster,
             reuse_port: self.reuse_port,
+            web_root,
+            escape_html: self.escape_html,
+            app_ping: Duration::from_secs(self.app_ping_secs),
         })
     }
 
@@ -378,6 +419,20 @@ mod tests {
         assert!(parse(&["--max-output-bytes", "1000"]).is_err());
         assert!(parse(&["--max-room-users", "0"]).is_err());
         assert!(Args::try_parse_from(["wschat", "--max-connections", "-5"]).is_err());
+    }
+
+    #[test]
+    fn drop_in_flags() {
+        let c = parse(&[]).unwrap();
+        assert_eq!((c.web_root.is_none(), c.escape_html, c.app_ping), (true, false, Duration::from_secs(25)));
+        let dir = std::env::temp_dir();
+        let c = parse(&["--web-root", dir.to_str().unwrap(), "--escape-html", "--app-ping-secs", "5"]).unwrap();
+        assert_eq!(c.web_root, Some(std::fs::canonicalize(&dir).unwrap()));
+        assert!(c.escape_html);
+        assert_eq!(c.app_ping, Duration::from_secs(5));
+        let e = parse(&["--web-root", "/no/such/folder"]).unwrap_err();
+        assert!(e.to_string().starts_with("--web-root: \"/no/such/folder\""), "{e}");
+        assert!(parse(&["--app-ping-secs", "0"]).is_err());
     }
 
     #[test]
