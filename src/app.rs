@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use crate::chat::dialect::Dialect;
 use crate::chat::ChatApp;
 use crate::cluster::node::NodeConfig;
 use crate::cluster::ClusterPresence;
@@ -154,8 +155,9 @@ pub fn for_config(cfg: &Config) -> Box<dyn Application> {
     if cfg.echo {
         return Box::new(EchoApp);
     }
+    let dialect = if cfg.escape_html { Dialect::SeedHtml } else { Dialect::Seed };
     match &cfg.cluster {
-        None => Box::new(ChatApp::new(cfg.into())),
+        None => Box::new(ChatApp::new(cfg.into()).with_default_dialect(dialect).with_app_ping(cfg.app_ping)),
         Some(c) => {
             let node = NodeConfig {
                 url: c.url.clone(),
@@ -166,7 +168,10 @@ pub fn for_config(cfg: &Config) -> Box<dyn Application> {
                 history: cfg.history,
                 id: random_node_id(),
             };
-            Box::new(ChatApp::with_presence(cfg.into(), ClusterPresence::new(node, Instant::now())))
+            let presence = ClusterPresence::new(node, Instant::now());
+            Box::new(
+                ChatApp::with_presence(cfg.into(), presence).with_default_dialect(dialect).with_app_ping(cfg.app_ping),
+            )
         }
     }
 }

@@ -2,14 +2,17 @@
 //! the [`Hub`], the hub's events encoded and batched by the [`Fanout`], and the local time stamp of chat
 //! messages, formatted once per second.
 
-use std::time::{Instant, SystemTime};
+use std::collections::HashMap;
+use std::time::{Duration, Instant, SystemTime};
 
+use super::dialect::{text_frame, workerman, Dialect};
 use super::event::ErrorCode;
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits};
 use super::presence::{LocalPresence, Shared};
 use crate::app::{Application, ConnId, Effects, LinkHost};
 use crate::metrics::Metrics;
+use crate::outbox::Frame;
 use crate::session::CloseRequest;
 use crate::ws::frame::close_code;
 
@@ -31,12 +34,26 @@ impl TimeText {
     }
 }
 
+/// Default `--app-ping-secs`.
+pub const DEFAULT_APP_PING: Duration = Duration::from_secs(25);
+
+/// workerman-chat's current dialect pings its idle clients in JSON: when each was last heard from.
+#[derive(Debug)]
+struct AppPing {
+    every: Duration,
+    heard: HashMap<ConnId, Instant>,
+    next_sweep: Option<Instant>,
+    frame: Frame,
+}
+
 /// The workerman-chat application; `P` keeps who is where (this process alone, or a cluster).
 #[derive(Debug)]
 pub struct ChatApp<P: Shared = LocalPresence> {
     hub: Hub<P>,
     fanout: Fanout,
     time: TimeText,
+    ping: AppPing,
+    now: Option<Instant>,
 }
 
 impl ChatApp {
@@ -49,19 +66,71 @@ impl ChatApp {
 impl<P: Shared> ChatApp<P> {
     /// A chat with no users, enforcing `limits`, with presence kept by `presence`.
     pub fn with_presence(limits: HubLimits, presence: P) -> ChatApp<P> {
-        ChatApp { hub: Hub::with_presence(limits, presence), fanout: Fanout::new(), time: TimeText::default() }
+        ChatApp {
+            hub: Hub::with_presence(limits, presence),
+            fanout: Fanout::new(),
+            time: TimeText::default(),
+            ping: AppPing {
+                every: DEFAULT_APP_PING,
+                heard: HashMap::new(),
+                next_sweep: None,
+                frame: text_frame(workerman::PING),
+            },
+            now: None,
+        }
+    }
+
+    /// Connections speak `dialect` until their login says otherwise (`--escape-html`: the escaped seed one).
+    pub fn with_default_dialect(mut self, dialect: Dialect) -> ChatApp<P> {
+        self.fanout = Fanout::with_default(dialect);
+        self
+    }
+
+    /// Idle clients of workerman-chat's current dialect get `{"type":"ping"}` after `every` (`--app-ping-secs`).
+    pub fn with_app_ping(mut self, every: Duration) -> ChatApp<P> {
+        self.ping.every = every;
+        self
+    }
+
+    /// Pings the clients of workerman-chat's current dialect that were silent for the interval (looked at
+    /// once a second).
+    fn ping_idle(&mut self, out: &mut Effects) {
+        let Some(now) = self.now else { return };
+        if self.ping.heard.is_empty() || self.ping.next_sweep.is_some_and(|t| now < t) {
+            return;
+        }
+        self.ping.next_sweep = Some(now + Duration::from_secs(1));
+        for (&conn, last) in &mut self.ping.heard {
+            if now.saturating_duration_since(*last) >= self.ping.every {
+                out.push(conn, self.ping.frame.clone(), 1);
+                *last = now;
+            }
+        }
     }
 }
 
 impl<P: Shared> Application for ChatApp<P> {
     fn set_now(&mut self, now: Instant) {
+        self.now = Some(now);
         self.hub.set_now(now);
         self.hub.presence_mut().set_now(now);
     }
 
     fn on_text(&mut self, conn: ConnId, text: &str, out: &mut Effects) {
         let time = self.time.refresh();
-        let dialect = self.fanout.dialect_of(conn);
+        let mut dialect = self.fanout.dialect_of(conn);
+        if self.hub.uid_of(conn).is_none() {
+            // Which protocol a client speaks shows in its login.
+            if let Some(d) = Dialect::detect(text).filter(|&d| d != dialect) {
+                self.fanout.set_dialect(conn, d);
+                dialect = d;
+            }
+        }
+        if dialect == Dialect::Workerman {
+            if let Some(now) = self.now {
+                self.ping.heard.insert(conn, now);
+            }
+        }
         let sink = &mut self.fanout.sink(out);
         match dialect.parse(text) {
             Ok(m) => self.hub.handle(conn, m, time, sink),
@@ -101,9 +170,11 @@ impl<P: Shared> Application for ChatApp<P> {
     fn on_gone(&mut self, conn: ConnId) {
         self.hub.disconnect(conn);
         self.fanout.forget(conn);
+        self.ping.heard.remove(&conn);
     }
 
     fn end_turn(&mut self, out: &mut Effects) {
+        self.ping_idle(out);
         self.fanout.seal(out);
         self.hub.presence_mut().end_turn();
     }

@@ -134,12 +134,14 @@ pub enum To<'a> {
 /// What happened, for the connections it is addressed to; every dialect has its own bytes for it.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {
-    /// The users of `room` in login order, the newcomer last (to a welcome).
+    /// The users of `room` in login order (to a welcome).
     UserList {
         /// The room.
         room: &'a str,
         /// Its users, as presence has them.
         users: Users<'a>,
+        /// Whom the list is for (a dialect whose user list is the newcomer's own login names it).
+        newcomer: Newcomer<'a>,
     },
     /// What the room said to all before the newcomer came, oldest first (to a welcome).
     History(History<'a>),
@@ -156,8 +158,13 @@ pub enum Event<'a> {
     Say {
         /// The sender's uid.
         from_uid: u64,
+        /// The sender's name.
+        from_name: &'a str,
         /// The recipient's uid for a private message; `None` when said to the whole room.
         to_uid: Option<u64>,
+        /// For a private message, the sender's own copy carries the recipient's name here (a dialect may
+        /// word the two copies differently); `None` for the recipient's copy and for a say to all.
+        echo_to: Option<&'a str>,
         /// The text, unchanged.
         content: &'a str,
         /// Local time, "YYYY-MM-DD HH:MM:SS".
@@ -176,25 +183,40 @@ pub enum Event<'a> {
     Error(ErrorCode),
 }
 
+/// The user a welcome is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Newcomer<'a> {
+    /// Its uid.
+    pub uid: u64,
+    /// Its name.
+    pub name: &'a str,
+    /// The login's local time.
+    pub time: &'a str,
+}
+
 /// A room's history, oldest first.
 pub type History<'a> = vec_deque::Iter<'a, Said>;
 
-/// A say to all as history keeps it: the sender, and its time stamp and content in one allocation.
+/// A say to all as history keeps it: the sender, and its time stamp, name and content in one allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Said {
     from_uid: u64,
-    /// Bytes of `text` that are the time stamp; the content follows.
-    time_len: usize,
+    /// Bytes of `text` that are the time stamp; the sender's name follows, then the content.
+    time_len: u32,
+    /// Bytes of `text` that are the sender's name.
+    name_len: u32,
     text: Box<str>,
 }
 
 impl Said {
-    /// `content` said to all by `from_uid` at `time`.
-    pub fn new(from_uid: u64, time: &str, content: &str) -> Said {
-        let mut text = String::with_capacity(time.len() + content.len());
+    /// `content` said to all by `from_uid`, named `from_name`, at `time`.
+    pub fn new(from_uid: u64, from_name: &str, time: &str, content: &str) -> Said {
+        let mut text = String::with_capacity(time.len() + from_name.len() + content.len());
         text.push_str(time);
+        text.push_str(from_name);
         text.push_str(content);
-        Said { from_uid, time_len: time.len(), text: text.into_boxed_str() }
+        let len = |s: &str| u32::try_from(s.len()).unwrap_or(u32::MAX);
+        Said { from_uid, time_len: len(time), name_len: len(from_name), text: text.into_boxed_str() }
     }
 
     /// Bytes it holds against the history budget: its text and its record.
@@ -204,8 +226,9 @@ impl Said {
 
     /// The say it was.
     pub fn event(&self) -> Event<'_> {
-        let (time, content) = self.text.split_at(self.time_len);
-        Event::Say { from_uid: self.from_uid, to_uid: None, content, time }
+        let (time, rest) = self.text.split_at(self.time_len as usize);
+        let (from_name, content) = rest.split_at(self.name_len as usize);
+        Event::Say { from_uid: self.from_uid, from_name, to_uid: None, echo_to: None, content, time }
     }
 }
 
@@ -260,14 +283,15 @@ mod tests {
 
     #[test]
     fn said_keeps_time_and_content_apart() {
-        let said = Said::new(7, "2026-11-25 12:00:00", "hi, all");
+        let said = Said::new(7, "猪猪", "2026-11-25 12:00:00", "hi, all");
         match said.event() {
-            Event::Say { from_uid, to_uid, content, time } => {
-                assert_eq!((from_uid, to_uid, content, time), (7, None, "hi, all", "2026-11-25 12:00:00"));
+            Event::Say { from_uid, from_name, to_uid, echo_to, content, time } => {
+                assert_eq!((from_uid, from_name, to_uid, echo_to), (7, "猪猪", None, None));
+                assert_eq!((content, time), ("hi, all", "2026-11-25 12:00:00"));
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(said.cost(), std::mem::size_of::<Said>() + 19 + 7);
-        assert!(matches!(Said::new(1, "", "x").event(), Event::Say { content: "x", time: "", .. }));
+        assert_eq!(said.cost(), std::mem::size_of::<Said>() + 19 + 6 + 7);
+        assert!(matches!(Said::new(1, "", "", "x").event(), Event::Say { content: "x", time: "", from_name: "", .. }));
     }
 }

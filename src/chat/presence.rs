@@ -48,6 +48,11 @@ pub trait Presence {
     /// Whether `uid` is in `room`.
     fn contains(&self, room: &str, uid: u64) -> bool;
 
+    /// The name of `uid` when it is a user of another process (the hub knows its own users' names).
+    fn name_of(&self, _uid: u64) -> Option<&str> {
+        None
+    }
+
     /// Whether logins can be taken now (a cluster node that has not joined yet cannot).
     fn accepts_logins(&self) -> bool {
         true

@@ -66,7 +66,7 @@ enum ToUid {
 /// The uid a `to_uid` string names: only the canonical decimal form counts — ASCII digits, no sign, no leading
 /// zero, no whitespace, no exponent or radix prefix, fitting a u64 — so `"13"` is uid 13 but `"+13"`, `"013"`,
 /// `" 13"`, `"1e1"` and `"0x0d"` are nobody's. `"0"` is canonical (and nobody's uid).
-fn canonical_uid(s: &str) -> Option<u64> {
+pub(crate) fn canonical_uid(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     let canonical = !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
     if canonical {

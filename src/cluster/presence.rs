@@ -92,6 +92,10 @@ impl Presence for ClusterPresence {
         self.replica.seat(uid).is_some_and(|s| &*s.room == room)
     }
 
+    fn name_of(&self, uid: u64) -> Option<&str> {
+        self.replica.seat(uid).map(|s| &*s.name)
+    }
+
     fn accepts_logins(&self) -> bool {
         self.node.joined()
     }
@@ -106,8 +110,8 @@ impl Presence for ClusterPresence {
                 let order = self.replica.seat(uid).map_or(self.wall_ms, |s| s.order);
                 self.node.record_login(room, uid, name, order, time);
             }
-            Event::Say { from_uid, to_uid, content, time } => {
-                self.node.record_say(room, from_uid, to_uid, content, time)
+            Event::Say { from_uid, from_name, to_uid, content, time, .. } => {
+                self.node.record_say(room, from_uid, from_name, to_uid, content, time)
             }
             Event::Logout { uid, name, time } => self.node.record_logout(room, uid, name, time),
             _ => {}

@@ -1,16 +1,19 @@
 //! Dialects: how a connection's client speaks the chat. A dialect parses what its clients send into the chat
-//! core's commands and writes the core's events as JSON text frames. Every connection has one, today always
-//! [`Dialect::Seed`] (the protocol of workerman-chat's walkthrough, [`seed`]); workerman-chat's current
-//! client_id protocol is to come as a second: a module beside `seed` implementing [`Codec`], a variant here,
-//! and the connection's dialect set in the fanout ([`super::fanout::Fanout::set_dialect`]) before its login.
-//! The fanout batches a room's broadcasts per (room, dialect) and caches a room's user list per dialect, so
-//! each member gets the bytes of its own dialect and each message is encoded once per dialect in the room.
+//! core's commands and writes the core's events as JSON text frames. Every connection has one: the seed
+//! protocol of workerman-chat's walkthrough ([`seed`]; [`Dialect::SeedHtml`] is the same with names and
+//! content HTML-escaped, `--escape-html`), or workerman-chat's current client_id protocol ([`workerman`]),
+//! recognised from a connection's login ([`Dialect::detect`]) and set in the fanout
+//! ([`super::fanout::Fanout::set_dialect`]) before the login is handled. The fanout batches a room's
+//! broadcasts per (room, dialect) and caches a room's user list per dialect, so each member gets the bytes of
+//! its own dialect and each message is encoded once per dialect in the room.
 
+pub mod escape;
 pub mod seed;
+pub mod workerman;
 
 use std::rc::Rc;
 
-use super::event::{ClientMessage, ErrorCode, Event};
+use super::event::{ClientMessage, ErrorCode, Event, Newcomer};
 use crate::outbox::Frame;
 use crate::ws::frame::{encode_header, OpCode, MAX_HEADER_LEN};
 
@@ -28,19 +31,20 @@ pub trait Codec: Sync {
     /// list is a copy of bytes, not one encode per member.
     fn write_list_entry(&self, uid: u64, name: &str, out: &mut Vec<u8>);
 
-    /// What a user list's JSON has before its entries, between two, and after them.
-    fn list_affixes(&self) -> ListAffixes;
-}
+    /// Appends what a user list's JSON has before its entries, for `newcomer`.
+    fn write_list_prefix(&self, newcomer: &Newcomer<'_>, out: &mut Vec<u8>);
 
-/// The fixed parts of a user list's JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListAffixes {
-    /// Before the first entry.
-    pub prefix: &'static [u8],
-    /// Between two entries.
-    pub separator: &'static [u8],
-    /// After the last entry.
-    pub suffix: &'static [u8],
+    /// What a user list's JSON has between two entries.
+    fn list_separator(&self) -> &'static [u8];
+
+    /// What a user list's JSON has after its entries.
+    fn list_suffix(&self) -> &'static [u8];
+
+    /// Whether the newcomer's user list is its own login too (then the room's broadcast of that login is
+    /// not sent to the newcomer).
+    fn welcome_is_login(&self) -> bool {
+        false
+    }
 }
 
 /// The dialect a connection speaks.
@@ -49,11 +53,15 @@ pub enum Dialect {
     /// The seed protocol: `{"type":"login","name":…}`, uids, `user_list` ([`seed`]).
     #[default]
     Seed,
+    /// The seed protocol with names and content HTML-escaped (`--escape-html`).
+    SeedHtml,
+    /// workerman-chat's current protocol: `client_name`, `client_id`, `client_list` ([`workerman`]).
+    Workerman,
 }
 
 impl Dialect {
     /// Every dialect, in [`Dialect::index`] order.
-    pub const ALL: [Dialect; 1] = [Dialect::Seed];
+    pub const ALL: [Dialect; 3] = [Dialect::Seed, Dialect::SeedHtml, Dialect::Workerman];
     /// How many dialects there are: the size of per-dialect tables.
     pub const COUNT: usize = Dialect::ALL.len();
 
@@ -65,8 +73,17 @@ impl Dialect {
     /// The dialect's codec.
     pub fn codec(self) -> &'static dyn Codec {
         match self {
-            Dialect::Seed => &seed::Seed,
+            Dialect::Seed => &seed::PLAIN,
+            Dialect::SeedHtml => &seed::ESCAPED,
+            Dialect::Workerman => &workerman::Workerman,
         }
+    }
+
+    /// The dialect a client that is not logged in speaks, told by its message: a login naming
+    /// `client_name` (and no `name`) is workerman-chat's current protocol; anything else, `None` (the
+    /// connection keeps its dialect).
+    pub fn detect(text: &str) -> Option<Dialect> {
+        (text.contains("\"client_name\"") && workerman::is_login(text)).then_some(Dialect::Workerman)
     }
 
     /// Parses one text message from a client of this dialect.
@@ -94,17 +111,18 @@ impl Dialect {
                 }
                 n
             }
-            Event::UserList { users, .. } => {
+            Event::UserList { users, newcomer, .. } => {
                 scratch.clear();
                 let mut first = true;
                 users.for_each(|uid, name| {
                     if !std::mem::take(&mut first) {
-                        scratch.extend_from_slice(codec.list_affixes().separator);
+                        scratch.extend_from_slice(codec.list_separator());
                     }
                     codec.write_list_entry(uid, name, scratch);
                 });
-                let ListAffixes { prefix, suffix, .. } = codec.list_affixes();
-                write_frame_of_parts(out, &[prefix, scratch, suffix]);
+                let mut prefix = Vec::with_capacity(64);
+                codec.write_list_prefix(newcomer, &mut prefix);
+                write_frame_of_parts(out, &[&prefix, scratch, codec.list_suffix()]);
                 1
             }
             _ => {
@@ -137,14 +155,22 @@ impl Dialect {
     pub fn write_list_entry(self, uid: u64, name: &str, out: &mut Vec<u8>) {
         let codec = self.codec();
         codec.write_list_entry(uid, name, out);
-        out.extend_from_slice(codec.list_affixes().separator);
+        out.extend_from_slice(codec.list_separator());
     }
 
-    /// The user-list frame of a room's cached entries (each followed by the separator), copied once.
-    pub fn user_list_frame(self, entries: &[u8]) -> Frame {
-        let ListAffixes { prefix, separator, suffix } = self.codec().list_affixes();
-        let entries = &entries[..entries.len().saturating_sub(separator.len())];
-        frame_of_parts(&[prefix, entries, suffix])
+    /// The user-list frame for `newcomer` of a room's cached entries (each followed by the separator),
+    /// copied once.
+    pub fn user_list_frame(self, entries: &[u8], newcomer: &Newcomer<'_>) -> Frame {
+        let codec = self.codec();
+        let entries = &entries[..entries.len().saturating_sub(codec.list_separator().len())];
+        let mut prefix = Vec::with_capacity(64);
+        codec.write_list_prefix(newcomer, &mut prefix);
+        frame_of_parts(&[&prefix, entries, codec.list_suffix()])
+    }
+
+    /// Whether the newcomer's user list is its own login too ([`Codec::welcome_is_login`]).
+    pub fn welcome_is_login(self) -> bool {
+        self.codec().welcome_is_login()
     }
 }
 
@@ -198,10 +224,11 @@ mod tests {
         let d = Dialect::Seed;
         let mut scratch = Vec::new();
         let (frame, n) = d.frames(&Event::Login { uid: 1, name: "a", time: "t" }, &mut scratch);
+        let newcomer = Newcomer { uid: 2, name: "mynick", time: "t" };
         assert_eq!(n, 1);
         assert_eq!(&frame[..], &text_frame(br#"{"type":"login","uid":1,"name":"a","time":"t"}"#)[..]);
 
-        let past: VecDeque<Said> = [Said::new(1, "t", "x"), Said::new(2, "u", "y")].into_iter().collect();
+        let past: VecDeque<Said> = [Said::new(1, "a", "t", "x"), Said::new(2, "b", "u", "y")].into_iter().collect();
         let (frame, n) = d.frames(&Event::History(past.iter()), &mut scratch);
         let mut want = text_frame(br#"{"type":"say","from_uid":1,"to_uid":"all","content":"x","time":"t"}"#).to_vec();
         want.extend_from_slice(&text_frame(br#"{"type":"say","from_uid":2,"to_uid":"all","content":"y","time":"u"}"#));
@@ -211,15 +238,15 @@ mod tests {
             f(1, "猪猪");
             f(2, "mynick");
         };
-        let (fresh, n) = d.frames(&Event::UserList { room: "1", users: Users::new(&each) }, &mut scratch);
+        let (fresh, n) = d.frames(&Event::UserList { room: "1", users: Users::new(&each), newcomer }, &mut scratch);
         let json = r#"{"type":"user_list","user_list":[{"uid":1,"name":"猪猪"},{"uid":2,"name":"mynick"}]}"#;
         assert_eq!((&fresh[..], n), (&text_frame(json.as_bytes())[..], 1));
         // The same list from cached entries.
         let mut entries = Vec::new();
         d.write_list_entry(1, "猪猪", &mut entries);
         d.write_list_entry(2, "mynick", &mut entries);
-        assert_eq!(&d.user_list_frame(&entries)[..], &fresh[..]);
-        assert_eq!(&d.user_list_frame(&[])[..], &text_frame(br#"{"type":"user_list","user_list":[]}"#)[..]);
+        assert_eq!(&d.user_list_frame(&entries, &newcomer)[..], &fresh[..]);
+        assert_eq!(&d.user_list_frame(&[], &newcomer)[..], &text_frame(br#"{"type":"user_list","user_list":[]}"#)[..]);
     }
 
     #[test]

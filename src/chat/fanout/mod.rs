@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::dialect::{write_text_frame, Dialect};
-use super::event::{Event, Sink, To, Users};
+use super::event::{Event, Newcomer, Sink, To, Users};
 use crate::app::{ConnId, Effects};
 use crate::outbox::Frame;
 
@@ -38,8 +38,13 @@ pub struct Fanout {
     rooms: HashMap<Rc<str>, Room>,
     /// Where each member connection sits.
     seats: HashMap<ConnId, Seat>,
+    /// The dialect of a connection until it is told otherwise (`--escape-html` picks the escaped seed one).
+    default: Dialect,
     /// Connections that speak another dialect than the default one.
     dialects: HashMap<ConnId, Dialect>,
+    /// A newcomer whose welcome was its own login (its dialect's user list is a login): the room's broadcast
+    /// of that login, which comes next, is not for it.
+    skip_login: Option<ConnId>,
     /// Rooms with an open batch, to seal at the end of the turn.
     batched_rooms: Vec<Rc<str>>,
     /// Reused for JSON encoding, so a broadcast allocates nothing until its batch is sealed.
@@ -136,6 +141,11 @@ impl Fanout {
         Fanout::default()
     }
 
+    /// No rooms, every connection in `dialect` until told otherwise.
+    pub fn with_default(dialect: Dialect) -> Fanout {
+        Fanout { default: dialect, ..Fanout::default() }
+    }
+
     /// The core's sink, delivering to `out`.
     pub fn sink<'a>(&'a mut self, out: &'a mut Effects) -> FanoutSink<'a> {
         FanoutSink { fanout: self, out }
@@ -148,13 +158,13 @@ impl Fanout {
 
     /// The dialect `conn` speaks.
     pub fn dialect_of(&self, conn: ConnId) -> Dialect {
-        self.dialects.get(&conn).copied().unwrap_or_default()
+        self.dialects.get(&conn).copied().unwrap_or(self.default)
     }
 
     /// Makes `conn` speak `dialect` from now on; before it logs in (a member keeps the dialect it joined with).
     pub fn set_dialect(&mut self, conn: ConnId, dialect: Dialect) {
         debug_assert!(!self.seats.contains_key(&conn), "dialect changed inside a room");
-        if dialect == Dialect::default() {
+        if dialect == self.default {
             self.dialects.remove(&conn);
         } else {
             self.dialects.insert(conn, dialect);
@@ -227,6 +237,7 @@ impl Fanout {
 
     /// Appends `event` to the open batch of each dialect spoken in `room`.
     fn broadcast(&mut self, room: &str, event: &Event<'_>, out: &mut Effects) {
+        let skip = if let Event::Login { .. } = event { self.skip_login.take() } else { None };
         let Some(r) = self.rooms.get_mut(room) else { return };
         let mut appended = false;
         for d in Dialect::ALL {
@@ -237,6 +248,11 @@ impl Fanout {
             if d.write_json(event, &mut self.scratch) {
                 r.append(d, &self.scratch, out);
                 appended = true;
+            }
+        }
+        if let Some(seat) = skip.and_then(|conn| self.seats.get(&conn)) {
+            if *seat.room == *room {
+                r.skip_share(seat.slot);
             }
         }
         if appended && !std::mem::replace(&mut r.listed, true) {
@@ -269,7 +285,12 @@ impl Fanout {
         self.serve(conn, out);
         let d = self.dialect_of(conn);
         let (bytes, n) = match *event {
-            Event::UserList { room, users } => (self.user_list(room, d, users), 1),
+            Event::UserList { room, users, newcomer } => {
+                if d.welcome_is_login() {
+                    self.skip_login = Some(conn);
+                }
+                (self.user_list(room, d, users, &newcomer), 1)
+            }
             _ => d.frames(event, &mut self.scratch),
         };
         if n > 0 {
@@ -277,12 +298,13 @@ impl Fanout {
         }
     }
 
-    /// The `user_list` frame of `room` in dialect `d`, from the room's encoded list (made from `users` when
-    /// the room has none in `d` yet).
-    fn user_list(&mut self, room: &str, d: Dialect, users: Users<'_>) -> Frame {
+    /// The `user_list` frame for `newcomer` of `room` in dialect `d`, from the room's encoded list (made from
+    /// `users` when the room has none in `d` yet).
+    fn user_list(&mut self, room: &str, d: Dialect, users: Users<'_>, newcomer: &Newcomer<'_>) -> Frame {
         let Fanout { rooms, seats, scratch, .. } = self;
+        let newcomer = *newcomer;
         let Some(r) = rooms.get_mut(room) else {
-            return d.frames(&Event::UserList { room, users }, scratch).0;
+            return d.frames(&Event::UserList { room, users, newcomer }, scratch).0;
         };
         tidy(r, seats);
         if r.lists[d.index()].is_none() {
@@ -294,13 +316,13 @@ impl Fanout {
             });
             if list.lens.len() != r.members.len() {
                 // Presence knows users this room has no member for: encode the list afresh every time.
-                return d.user_list_frame(&list.bytes);
+                return d.user_list_frame(&list.bytes, &newcomer);
             }
             r.lists[d.index()] = Some(list);
         }
         match &r.lists[d.index()] {
-            Some(list) => d.user_list_frame(&list.bytes),
-            None => d.frames(&Event::UserList { room, users }, scratch).0,
+            Some(list) => d.user_list_frame(&list.bytes, &newcomer),
+            None => d.frames(&Event::UserList { room, users, newcomer }, scratch).0,
         }
     }
 }
@@ -363,6 +385,14 @@ impl Room {
         if from < batch.bytes.len() {
             out.push(m.conn, Rc::from(&batch.bytes[from..]), batch.messages - m.from_messages);
         }
+        (m.from, m.from_messages) = (batch.bytes.len() as u32, batch.messages);
+    }
+
+    /// The member in `slot` does not share what its open batch holds so far (the frame just appended was
+    /// its own login, which its welcome already was).
+    fn skip_share(&mut self, slot: usize) {
+        let Some(m) = self.members.get_mut(slot) else { return };
+        let batch = &self.batches[m.dialect.index()];
         (m.from, m.from_messages) = (batch.bytes.len() as u32, batch.messages);
     }
 

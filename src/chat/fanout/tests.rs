@@ -30,7 +30,8 @@ fn list_of(hub: &Chat, room: &str) -> Vec<u8> {
         ..Room::default()
     };
     probe.tidy();
-    Dialect::Seed.user_list_frame(&seed_list(&probe).bytes).to_vec()
+    let nobody = crate::chat::event::Newcomer { uid: 0, name: "", time: "" };
+    Dialect::Seed.user_list_frame(&seed_list(&probe).bytes, &nobody).to_vec()
 }
 
 #[test]

@@ -24,7 +24,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use self::history::History;
-use super::event::{ClientMessage, ErrorCode, Event, Recipient, Said, Sink, To, Users};
+use super::event::{ClientMessage, ErrorCode, Event, Newcomer, Recipient, Said, Sink, To, Users};
 use super::name::valid_name;
 use super::presence::{LocalPresence, Presence};
 use crate::app::ConnId;
@@ -281,7 +281,8 @@ impl<P: Presence> Hub<P> {
         // hears of the login.
         let presence = &self.presence;
         let each = |f: &mut dyn FnMut(u64, &str)| presence.for_each_user(&room, f);
-        sink.send(To::Welcome(conn), Event::UserList { room: &room, users: Users::new(&each) });
+        let newcomer = Newcomer { uid, name, time };
+        sink.send(To::Welcome(conn), Event::UserList { room: &room, users: Users::new(&each), newcomer });
         if let Some(past) = self.history.of(&room) {
             sink.send(To::Welcome(conn), Event::History(past));
         }
@@ -316,38 +317,44 @@ impl<P: Presence> Hub<P> {
         if content.is_empty() {
             return Err(ErrorCode::EmptyContent);
         }
-        let (from_uid, room) = (sender.uid, sender.room.clone());
+        let (from_uid, room, from_name) = (sender.uid, sender.room.clone(), sender.name.clone());
+        let from_name = &*from_name;
         match to {
             Recipient::All => {
                 if !self.presence.accepts_say() {
                     return Err(ErrorCode::ClusterUnavailable);
                 }
-                let event = Event::Say { from_uid, to_uid: None, content, time };
+                let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time };
                 sink.send(To::Room(&room), event.clone());
                 self.presence.replicate(&room, &event);
                 if self.limits.history > 0 {
-                    self.history.keep(&room, Said::new(from_uid, time, content));
+                    self.history.keep(&room, Said::new(from_uid, from_name, time, content));
                 }
             }
             Recipient::User(uid) => {
-                let event = Event::Say { from_uid, to_uid: Some(uid), content, time };
+                let event = Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time };
                 let local =
                     self.by_uid.get(&uid).copied().filter(|c| self.users.get(c).is_some_and(|u| u.room == room));
-                if let Some(target) = local {
-                    let both = [target, conn];
-                    let to = if target == conn { &both[..1] } else { &both[..] };
-                    sink.send(To::Conns(to), event);
-                } else if self.presence.contains(&room, uid) {
-                    // The target is on another process: it gets the say from there; the sender's echo is
-                    // here.
-                    if !self.presence.accepts_say() {
-                        return Err(ErrorCode::ClusterUnavailable);
+                let target_name: Box<str> = match local {
+                    Some(target) => self.users.get(&target).map_or_else(Default::default, |u| u.name.clone()),
+                    None if self.presence.contains(&room, uid) => {
+                        // The target is on another process: it gets the say from there; the sender's echo is
+                        // here.
+                        if !self.presence.accepts_say() {
+                            return Err(ErrorCode::ClusterUnavailable);
+                        }
+                        self.presence.replicate(&room, &event);
+                        self.presence.name_of(uid).unwrap_or_default().into()
                     }
-                    sink.send(To::Conns(&[conn]), event.clone());
-                    self.presence.replicate(&room, &event);
-                } else {
-                    return Err(ErrorCode::NoSuchUser);
+                    None => return Err(ErrorCode::NoSuchUser),
+                };
+                // The target's copy, then the sender's (once, when they are the same).
+                if let Some(target) = local.filter(|&t| t != conn) {
+                    sink.send(To::Conns(&[target]), event.clone());
                 }
+                let echo =
+                    Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: Some(&target_name), content, time };
+                sink.send(To::Conns(&[conn]), echo);
             }
             Recipient::Nobody => return Err(ErrorCode::NoSuchUser),
         }

@@ -43,17 +43,19 @@ impl Hub<ClusterPresence> {
                 Record::Login { room, uid, name, order, time } => {
                     self.remote_join(origin, room, uid, name, order, time, sink)
                 }
-                Record::Say { room, from_uid, to_uid: None, content, time } => {
-                    sink.send(To::Room(room), Event::Say { from_uid, to_uid: None, content, time });
+                Record::Say { room, from_uid, from_name, to_uid: None, content, time } => {
+                    let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time };
+                    sink.send(To::Room(room), event);
                     if self.limits.history > 0 {
                         let room: Rc<str> = Rc::from(room);
-                        self.history.keep(&room, Said::new(from_uid, time, content));
+                        self.history.keep(&room, Said::new(from_uid, from_name, time, content));
                     }
                 }
-                Record::Say { room, from_uid, to_uid: Some(uid), content, time } => {
+                Record::Say { room, from_uid, from_name, to_uid: Some(uid), content, time } => {
                     let target = self.by_uid.get(&uid).copied();
                     if let Some(conn) = target.filter(|c| self.users.get(c).is_some_and(|u| &*u.room == room)) {
-                        sink.send(To::Conns(&[conn]), Event::Say { from_uid, to_uid: Some(uid), content, time });
+                        let event = Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time };
+                        sink.send(To::Conns(&[conn]), event);
                     }
                 }
                 Record::Logout { uid, time, .. } => self.remote_leave(uid, time, sink),
@@ -128,7 +130,9 @@ impl Hub<ClusterPresence> {
         let mut said = Vec::with_capacity(entries.len());
         for entry in entries {
             match read_history_entry(entry, room) {
-                Ok(Record::Say { from_uid, content, time, .. }) => said.push(Said::new(from_uid, time, content)),
+                Ok(Record::Say { from_uid, from_name, content, time, .. }) => {
+                    said.push(Said::new(from_uid, from_name, time, content))
+                }
                 _ => {
                     self.presence.count_garbage();
                     warn!("cluster: skipped a history entry of room {room:?} that is not wschat's");

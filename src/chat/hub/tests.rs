@@ -155,9 +155,9 @@ fn history_of(hub: &mut Chat, conn: ConnId, room: &str) -> Vec<String> {
     got.iter().filter(|(c, v)| *c == conn && v["type"] == "say").map(|(_, v)| v["content"].to_string()).collect()
 }
 
-/// The bytes a say-to-all from `uid` holds in history.
+/// The bytes a say-to-all from `uid` (named "a" in these tests) holds in history.
 fn kept_len(uid: u64, content: &str) -> usize {
-    Said::new(uid, T, content).cost()
+    Said::new(uid, "a", T, content).cost()
 }
 
 #[test]

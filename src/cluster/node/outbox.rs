@@ -126,12 +126,20 @@ impl Node {
     }
 
     /// A local say in `room`, to all (`to_uid` `None`, kept in the room's history) or to one user.
-    pub fn record_say(&mut self, room: &str, from_uid: u64, to_uid: Option<u64>, content: &str, time: &str) {
+    pub fn record_say(
+        &mut self,
+        room: &str,
+        from_uid: u64,
+        from_name: &str,
+        to_uid: Option<u64>,
+        content: &str,
+        time: &str,
+    ) {
         let keep = to_uid.is_none() && self.cfg.history > 0;
         let (i, section) = self.turn.room(room);
-        section.say(from_uid, to_uid, content, time);
+        section.say(from_uid, from_name, to_uid, content, time);
         if keep {
-            self.turn.history.push((i, history_entry(from_uid, content, time)));
+            self.turn.history.push((i, history_entry(from_uid, from_name, content, time)));
         }
     }
 

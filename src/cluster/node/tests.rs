@@ -99,7 +99,7 @@ fn beat(added: i64, expired: &[u64], live: &[u64]) -> Vec<u8> {
 fn message(origin: u64, seq: u64, content: &str) -> Vec<u8> {
     let mut s = Section::new();
     s.room("r");
-    s.say(9, None, content, "2026-12-02 10:00:00");
+    s.say(9, "nine", None, content, "2026-12-02 10:00:00");
     let mut bytes = Vec::new();
     write_header(&mut bytes, origin, seq);
     bytes.extend_from_slice(&s.bytes);
@@ -223,7 +223,7 @@ fn while_redis_is_away_says_queue_up_to_the_buffer_then_go_out_in_order() {
     let content = "x".repeat(1000);
     let mut accepted = 0;
     while node.accepts_say() {
-        node.record_say("r", 1, None, &content, "t");
+        node.record_say("r", 1, "one", None, &content, "t");
         node.end_turn();
         accepted += 1;
     }

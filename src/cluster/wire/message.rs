@@ -45,6 +45,8 @@ pub enum Record<'a> {
         room: &'a str,
         /// The sender's uid.
         from_uid: u64,
+        /// The sender's name.
+        from_name: &'a str,
         /// The recipient's uid; `None` for the whole room.
         to_uid: Option<u64>,
         /// The text, unchanged.
@@ -202,9 +204,10 @@ impl Section {
     }
 
     /// A say (in the current room); `to_uid` `None` for the whole room.
-    pub fn say(&mut self, from_uid: u64, to_uid: Option<u64>, content: &str, time: &str) {
+    pub fn say(&mut self, from_uid: u64, from_name: &str, to_uid: Option<u64>, content: &str, time: &str) {
         self.bytes.push(SAY);
         put_varint(&mut self.bytes, from_uid);
+        put_str(&mut self.bytes, from_name);
         put_varint(&mut self.bytes, to_uid.unwrap_or(0));
         put_str(&mut self.bytes, content);
         self.time(time);
@@ -360,10 +363,11 @@ impl<'a> Records<'a> {
             SAY => {
                 let room = self.room(at)?;
                 let from_uid = self.r.positive()?;
+                let from_name = self.r.str()?;
                 let to_uid = Some(self.r.varint()?).filter(|&u| u != 0);
                 let content = self.r.str()?;
                 let time = self.time()?;
-                Record::Say { room, from_uid, to_uid, content, time }
+                Record::Say { room, from_uid, from_name, to_uid, content, time }
             }
             LOGOUT => {
                 let room = self.room(at)?;
@@ -499,9 +503,9 @@ impl<'a> Reader<'a> {
 }
 
 /// One history entry as kept in Redis (`{p}:history:{room}`): a section holding one say to all.
-pub fn history_entry(from_uid: u64, content: &str, time: &str) -> Vec<u8> {
+pub fn history_entry(from_uid: u64, from_name: &str, content: &str, time: &str) -> Vec<u8> {
     let mut s = Section::new();
-    s.say(from_uid, None, content, time);
+    s.say(from_uid, from_name, None, content, time);
     s.bytes
 }
 

@@ -22,8 +22,8 @@ fn message(origin: u64, seq: u64, head: &Section, rooms: &[(&str, &Section)]) ->
 fn sample_room() -> Section {
     let mut s = Section::new();
     s.login(1, "猪猪", 1_700_000_000_000, T1);
-    s.say(1, None, "hi,  all !", T1);
-    s.say(1, Some(300), "", T2);
+    s.say(1, "猪猪", None, "hi,  all !", T1);
+    s.say(1, "猪猪", Some(300), "", T2);
     s.logout(u64::MAX, "mynick", T2);
     s
 }
@@ -90,8 +90,10 @@ fn round_trip_and_compact_times() {
     assert_eq!(got[0], Record::Hello);
     assert_eq!(got[1], Record::Gone { node: 0xfeed });
     assert_eq!(got[2], Record::Login { room: "room1", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 });
-    assert_eq!(got[3], Record::Say { room: "room1", from_uid: 1, to_uid: None, content: "hi,  all !", time: T1 });
-    assert_eq!(got[4], Record::Say { room: "room1", from_uid: 1, to_uid: Some(300), content: "", time: T2 });
+    let say =
+        |to_uid, content, time| Record::Say { room: "room1", from_uid: 1, from_name: "猪猪", to_uid, content, time };
+    assert_eq!(got[3], say(None, "hi,  all !", T1));
+    assert_eq!(got[4], say(Some(300), "", T2));
     assert_eq!(got[5], Record::Logout { room: "room1", uid: u64::MAX, name: "mynick", time: T2 });
     assert_eq!(got[6], Record::Login { room: "", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 });
     // The repeated time stamp costs one byte: the say after the login carries none of its own.
@@ -116,15 +118,15 @@ fn snapshots_and_history_entries() {
             Record::Present { room: "r", uid: 6, name: "b", order: 11 }
         ]
     );
-    let entry = history_entry(9, "hi", T1);
+    let entry = history_entry(9, "x", "hi", T1);
     assert_eq!(
         read_history_entry(&entry, "room1"),
-        Ok(Record::Say { room: "room1", from_uid: 9, to_uid: None, content: "hi", time: T1 })
+        Ok(Record::Say { room: "room1", from_uid: 9, from_name: "x", to_uid: None, content: "hi", time: T1 })
     );
     assert!(read_history_entry(&entry[..entry.len() - 1], "r").is_err());
     assert!(read_history_entry(b"garbage", "r").is_err());
     let mut private = Section::new();
-    private.say(1, Some(2), "x", T1);
+    private.say(1, "a", Some(2), "x", T1);
     assert_eq!(read_history_entry(&private.bytes, "r"), Err(WireError::Foreign), "only says to all");
 }
 
@@ -251,8 +253,8 @@ proptest::proptest! {
                 0 => { s.login(*a, text, *b, time); Record::Login { room: &room, uid: *a, name: text, order: *b, time } }
                 1 => {
                     let to_uid = Some(*b).filter(|&u| u != 0);
-                    s.say(*a, to_uid, text, time);
-                    Record::Say { room: &room, from_uid: *a, to_uid, content: text, time }
+                    s.say(*a, time, to_uid, text, time);
+                    Record::Say { room: &room, from_uid: *a, from_name: time, to_uid, content: text, time }
                 }
                 2 => { s.logout(*a, text, time); Record::Logout { room: &room, uid: *a, name: text, time } }
                 3 => { s.hello(); Record::Hello }
