@@ -230,3 +230,34 @@ fn uids_are_unique_under_simultaneous_logins_on_three_nodes() {
         assert_eq!(uids, first, "the same users in the same order on every node");
     }
 }
+
+#[test]
+fn both_dialects_across_nodes() {
+    let Some(redis) = redis("both_dialects_across_nodes") else { return };
+    let (a, b) = (node(&redis, &[]), node(&redis, &[]));
+    let (mut seed, us, _) = login(a.ws, "猪猪", "1");
+    settle(&[&a, &b]);
+    let mut wm = Raw::open(b.ws);
+    send(&mut wm, json!({"type":"login","client_name":"mynick","room_id":1}));
+    let welcome = wm.read_json();
+    let uw: u64 = welcome["client_id"].as_str().and_then(|s| s.parse().ok()).expect("client_id");
+    assert_eq!(welcome["client_list"], json!({us.to_string(): "猪猪", uw.to_string(): "mynick"}), "{welcome}");
+    let seen = seed.read_json();
+    assert_eq!(
+        (seen["type"].as_str(), seen["uid"].as_u64(), seen["name"].as_str()),
+        (Some("login"), Some(uw), Some("mynick"))
+    );
+    send(&mut wm, json!({"type":"say","to_client_id":"all","content":"<hi>"}));
+    assert_eq!(wm.read_json()["content"], "&lt;hi&gt;");
+    assert_eq!(seed.read_json()["content"], "<hi>", "each reader gets its own dialect's bytes");
+    send(&mut seed, json!({"type":"say","to_uid":uw,"content":"psst"}));
+    let got = wm.read_json();
+    assert_eq!(
+        (got["from_client_name"].as_str(), got["content"].as_str()),
+        (Some("猪猪"), Some("<b>对你说: </b>psst"))
+    );
+    assert_eq!(seed.read_json()["to_uid"], uw);
+    drop(seed);
+    let out = wm.read_json();
+    assert_eq!((out["type"].as_str(), out["from_client_id"].as_str()), (Some("logout"), Some(us.to_string().as_str())));
+}
