@@ -1,7 +1,9 @@
 //! The small HTTP/1.1 responder of the web port: routing for the chat page, /healthz and /metrics, and
 //! the error answers. Pure: request bytes in, a route or an error out; one request per connection. GET and
 //! HEAD are served (HEAD: the same head, Content-Length included, without the body); the target may be in
-//! origin form (`/healthz`) or absolute form (`http://host:port/healthz`, RFC 9112 section 3.2.2).
+//! origin form (`/healthz`) or absolute form (`http://host:port/healthz`, RFC 9112 section 3.2.2). A request
+//! keeps its path (still percent-encoded), its query and its validators (`If-None-Match`,
+//! `If-Modified-Since`) for the folder `--web-root` serves ([`crate::web`]).
 
 use std::fmt;
 
@@ -14,9 +16,10 @@ pub use response::{response, MAX_HEADERS, MAX_HEAD_BYTES};
 pub const PAGE_TEMPLATE: &str = include_str!("page.html");
 
 /// What a valid request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Route {
     /// GET / (or /index.html): the chat page.
+    #[default]
     Page,
     /// GET /healthz.
     Health,
@@ -27,15 +30,24 @@ pub enum Route {
 }
 
 /// A valid request: what it asks for and whether it wants only the head of the answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Request<'a> {
     /// The resource.
     pub route: Route,
     /// `HEAD`: answer as for GET, without the body.
     pub head: bool,
+    /// The target's path as sent (still percent-encoded), without query or fragment; `/` for an
+    /// absolute-form target without one.
+    pub path: &'a str,
+    /// The target's query, without its `?`, if it has one.
+    pub query: Option<&'a str>,
+    /// The first `If-None-Match` field's value, if any (and valid UTF-8).
+    pub if_none_match: Option<&'a str>,
+    /// The first `If-Modified-Since` field's value, if any (and valid UTF-8).
+    pub if_modified_since: Option<&'a str>,
 }
 
-impl Request {
+impl Request<'_> {
     /// The answer to this request: [`response()`] for GET; for HEAD the same head (Content-Length of the body
     /// it would have had) and no body.
     pub fn respond(&self, status: u16, content_type: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
@@ -52,6 +64,11 @@ pub enum HttpError {
     TooLarge,
     /// A method other than GET or HEAD.
     MethodNotAllowed,
+    /// A path that cannot name a file under the web root (a bad escape, `.` or `..`, an encoded slash, a
+    /// backslash or control byte, not UTF-8 once decoded).
+    BadPath,
+    /// A path over [`MAX_PATH_BYTES`].
+    PathTooLong,
 }
 
 impl HttpError {
@@ -67,6 +84,8 @@ impl HttpError {
             HttpError::Malformed => 400,
             HttpError::TooLarge => 431,
             HttpError::MethodNotAllowed => 405,
+            HttpError::BadPath => 400,
+            HttpError::PathTooLong => 414,
         }
     }
 }
@@ -77,14 +96,19 @@ impl fmt::Display for HttpError {
             HttpError::Malformed => "malformed request",
             HttpError::TooLarge => "request head too large",
             HttpError::MethodNotAllowed => "method not allowed",
+            HttpError::BadPath => "bad path",
+            HttpError::PathTooLong => "path too long",
         })
     }
 }
 
 impl std::error::Error for HttpError {}
 
+/// Longest request path (as sent, before percent-decoding) looked up under the web root, in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+
 /// Parses a request head at the start of `buf`; `Ok(None)` while it is incomplete.
-pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, HttpError> {
+pub fn parse_request(buf: &[u8]) -> Result<Option<Request<'_>>, HttpError> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
@@ -99,27 +123,38 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<Request>, HttpError> {
         Some("HEAD") => true,
         _ => return Err(HttpError::MethodNotAllowed),
     };
-    let path = target_path(req.path.unwrap_or("/"));
+    let (path, query) = split_target(req.path.unwrap_or("/"));
     let route = match path {
         "/" | "/index.html" => Route::Page,
         "/healthz" => Route::Health,
         "/metrics" => Route::Metrics,
         _ => Route::NotFound,
     };
-    Ok(Some(Request { route, head }))
+    let field = |name: &str| {
+        req.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).and_then(|h| std::str::from_utf8(h.value).ok())
+    };
+    let if_none_match = field("If-None-Match");
+    let if_modified_since = field("If-Modified-Since");
+    Ok(Some(Request { route, head, path, query, if_none_match, if_modified_since }))
 }
 
-/// The path of a request target, without query or fragment. An absolute-form target
+/// The path and the query of a request target, without fragment. An absolute-form target
 /// (`scheme://authority/path?query`) is routed by its path; one without a path means `/`.
-fn target_path(target: &str) -> &str {
-    let target = match absolute_form_rest(target) {
+fn split_target(target: &str) -> (&str, Option<&str>) {
+    let (target, rooted) = match absolute_form_rest(target) {
         Some(rest) => match rest.find(['/', '?', '#']) {
-            Some(i) if rest[i..].starts_with('/') => &rest[i..],
-            _ => "/",
+            Some(i) if rest[i..].starts_with('/') => (&rest[i..], true),
+            Some(i) => (&rest[i..], false),
+            None => ("", false),
         },
-        None => target,
+        None => (target, true),
     };
-    target.split(['?', '#']).next().unwrap_or("/")
+    let target = target.split('#').next().unwrap_or("");
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    (if rooted { path } else { "/" }, query)
 }
 
 /// For `scheme://rest` (scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), RFC 3986), the part after `//`.
@@ -176,13 +211,31 @@ mod tests {
     }
 
     #[test]
+    fn targets_keep_their_path_query_and_validators() {
+        assert_eq!(split_target("/a/b.css?v=1#x"), ("/a/b.css", Some("v=1")));
+        assert_eq!(split_target("/a%2fb?"), ("/a%2fb", Some("")));
+        assert_eq!(split_target("http://h:1/sub?x=1"), ("/sub", Some("x=1")));
+        assert_eq!(split_target("http://h:1?x=1"), ("/", Some("x=1")));
+        assert_eq!(split_target("http://h:1#f"), ("/", None));
+        assert_eq!(split_target("//etc/passwd"), ("//etc/passwd", None), "origin form, not an authority");
+        let head = b"GET /css/a.css?v=2 HTTP/1.1\r\nif-none-match: W/\"1-2\"\r\nIf-Modified-Since: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n";
+        let req = parse_request(head).unwrap().unwrap();
+        assert_eq!((req.route, req.path, req.query), (Route::NotFound, "/css/a.css", Some("v=2")));
+        assert_eq!(req.if_none_match, Some("W/\"1-2\""));
+        assert_eq!(req.if_modified_since, Some("Sun, 06 Nov 1994 08:49:37 GMT"));
+        let req = parse_request(b"GET / HTTP/1.1\r\n\r\n").unwrap().unwrap();
+        assert_eq!((req.query, req.if_none_match, req.if_modified_since), (None, None, None));
+    }
+
+    #[test]
     fn head_is_get_without_the_body() {
         let req = parse_request(b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n");
-        assert_eq!(req, Ok(Some(Request { route: Route::Page, head: true })));
+        assert_eq!(req, Ok(Some(Request { route: Route::Page, head: true, path: "/", ..Request::default() })));
         let req = parse_request(b"HEAD http://x:1/healthz HTTP/1.1\r\n\r\n");
-        assert_eq!(req, Ok(Some(Request { route: Route::Health, head: true })));
-        let head = Request { route: Route::Health, head: true }.respond(200, "text/plain", "", b"ok\n");
-        let get = Request { route: Route::Health, head: false }.respond(200, "text/plain", "", b"ok\n");
+        assert_eq!(req, Ok(Some(Request { route: Route::Health, head: true, path: "/healthz", ..Request::default() })));
+        let head =
+            Request { route: Route::Health, head: true, ..Request::default() }.respond(200, "text/plain", "", b"ok\n");
+        let get = Request { route: Route::Health, ..Request::default() }.respond(200, "text/plain", "", b"ok\n");
         assert_eq!(get, response(200, "text/plain", "", b"ok\n"));
         assert_eq!(head, get[..get.len() - 3].to_vec(), "HEAD: the same head, Content-Length: 3, no body");
         assert!(String::from_utf8(head).unwrap().contains("Content-Length: 3\r\n"));

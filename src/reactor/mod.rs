@@ -146,6 +146,7 @@ impl Reactor {
         registry.register(&mut ws_listener, WS_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
         registry.register(&mut http_listener, HTTP_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
         registry.register(&mut signals, SIGNALS, Interest::READABLE).map_err(StartError::Setup)?;
+        let site = Site::with_root(ws_addr.port(), cfg.web_root.clone());
         let now = Instant::now();
         Ok(Reactor {
             cfg,
@@ -157,7 +158,7 @@ impl Reactor {
             http_addr,
             conns: Slab::with_capacity(1024),
             app,
-            site: Site::new(ws_addr.port()),
+            site,
             effects: Effects::default(),
             metrics: Metrics::default(),
             wheel: TimerWheel::new(now),

@@ -1,5 +1,12 @@
-//! The web port's routes: the chat page (rendered once, with the WebSocket port filled in), `/healthz` and
-//! `/metrics`, answered from a request head. Pure: bytes in, an answer out; the reactor writes it.
+//! The web port's routes: the chat page (rendered once, with the WebSocket port filled in) or, with
+//! `--web-root DIR`, the files of that folder ([`files`]); `/healthz` and `/metrics` either way (they win
+//! over files of those names). Answered from a request head: bytes in, an answer out, no reactor state; the
+//! reactor writes it. Serving a folder reads its files synchronously, in the event loop: it is meant for a
+//! chat's few small static files (workerman-chat's Web folder), each at most [`files::MAX_FILE_BYTES`].
+
+pub mod files;
+
+use std::path::PathBuf;
 
 use crate::http::{self, HttpError, Route};
 use crate::metrics::Metrics;
@@ -17,18 +24,32 @@ pub struct Answer {
 /// What the web port serves.
 #[derive(Debug)]
 pub struct Site {
+    /// The embedded chat page, when no folder is served.
     page: Vec<u8>,
+    /// The folder served instead (`--web-root`), canonical.
+    root: Option<PathBuf>,
 }
 
 impl Site {
-    /// The site for a daemon whose WebSocket port is `ws_port`.
+    /// The site for a daemon whose WebSocket port is `ws_port`: the embedded chat page.
     pub fn new(ws_port: u16) -> Site {
-        Site { page: http::render_page(ws_port) }
+        Site::with_root(ws_port, None)
+    }
+
+    /// The site serving the folder `root` (`--web-root`) if there is one, else the embedded chat page for the
+    /// WebSocket port `ws_port`. The folder is canonicalized here again (the config already did), so that the
+    /// containment check compares canonical paths.
+    pub fn with_root(ws_port: u16, root: Option<PathBuf>) -> Site {
+        match root {
+            Some(root) => Site { page: Vec::new(), root: Some(std::fs::canonicalize(&root).unwrap_or(root)) },
+            None => Site { page: http::render_page(ws_port), root: None },
+        }
     }
 
     /// The answer to the request head in `head`, or `None` while it is incomplete. `metrics` is called
     /// only for /metrics, `health` only for /healthz (an error is a 503 with the reason, so that a load
-    /// balancer drains the daemon).
+    /// balancer drains the daemon). Any other path is the chat page (`/`, `/index.html`) or a 404, or with
+    /// a folder served, a file of that folder ([`files::serve`]; read here, synchronously).
     pub fn answer(
         &self,
         head: &[u8],
@@ -40,7 +61,25 @@ impl Site {
             Ok(Some(req)) => req,
             Err(e) => return Some(Answer { bytes: e.response().into(), refused: Some(e) }),
         };
-        let bytes = match req.route {
+        let bytes = match (req.route, &self.root) {
+            (Route::Health | Route::Metrics, _) => self.builtin(&req, metrics, health),
+            (_, Some(root)) => {
+                let served = files::serve(root, &req);
+                return Some(Answer { bytes: served.bytes.into(), refused: served.refused });
+            }
+            (_, None) => self.builtin(&req, metrics, health),
+        };
+        Some(Answer { bytes: bytes.into(), refused: None })
+    }
+
+    /// The answer for a route that is not a file of the folder.
+    fn builtin(
+        &self,
+        req: &http::Request<'_>,
+        metrics: impl FnOnce() -> Metrics,
+        health: impl FnOnce() -> Result<(), String>,
+    ) -> Vec<u8> {
+        match req.route {
             Route::Page => req.respond(200, "text/html; charset=utf-8", "", &self.page),
             Route::Health => match health() {
                 Ok(()) => req.respond(200, "text/plain; charset=utf-8", "", b"ok\n"),
@@ -50,8 +89,7 @@ impl Site {
                 req.respond(200, "text/plain; version=0.0.4; charset=utf-8", "", metrics().render().as_bytes())
             }
             Route::NotFound => req.respond(404, "text/plain; charset=utf-8", "", b"not found\n"),
-        };
-        Some(Answer { bytes: bytes.into(), refused: None })
+        }
     }
 }
 
