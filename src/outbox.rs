@@ -137,6 +137,11 @@ impl Outbox {
         }
     }
 
+    /// Bytes written to the socket since the connection began.
+    pub fn written_total(&self) -> u64 {
+        self.written_total
+    }
+
     /// Writes as much as the writer takes, in vectored writes of up to 128 frames.
     pub fn flush<W: Write>(&mut self, w: &mut W) -> io::Result<Flushed> {
         let mut written = 0;

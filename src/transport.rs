@@ -38,6 +38,16 @@ impl Transport {
         }
     }
 
+    /// Bytes written to the socket that the peer has not acknowledged yet (TIOCOUTQ), when the kernel says.
+    pub fn kernel_unsent(&self) -> Option<usize> {
+        use std::os::fd::AsRawFd;
+        let Transport::Plain(stream) = self;
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one int through the pointer, which points to a live c_int.
+        let r = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+        (r == 0).then(|| usize::try_from(n).unwrap_or(0))
+    }
+
     /// Sends FIN: the peer sees our last bytes and then end of stream; reading goes on.
     pub fn shutdown_write(&mut self) -> io::Result<()> {
         match self {

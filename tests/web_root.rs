@@ -285,3 +285,39 @@ fn no_path_leaves_the_folder() {
     assert_eq!(get(d.http, "/").status, 200);
     assert!(Path::new(&tree.base).join("secret.txt").exists());
 }
+
+#[test]
+fn a_large_file_reaches_a_slow_reader_whole() {
+    let tree = Tree::new("large");
+    let size = 4 * 1024 * 1024;
+    let body: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::write(tree.web().join("big.bin"), &body).unwrap();
+    let d = start(&tree);
+    // A reader with a small receive buffer that takes a few seconds: longer than the one-second linger a
+    // finished answer has once it is queued, with most of the file still in the daemon then.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&d.http.into()).unwrap();
+    let mut s: TcpStream = socket.into();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut chunk = vec![0; 64 * 1024];
+    let started = std::time::Instant::now();
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("read failed after {} bytes: {e}", got.len()),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let head_end = got.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
+    assert_eq!(got.len() - head_end, size, "the whole file, after {:?}", started.elapsed());
+    assert!(got[head_end..] == body[..]);
+    assert!(
+        started.elapsed() > Duration::from_millis(1500),
+        "the read was slow enough to matter: {:?}",
+        started.elapsed()
+    );
+}

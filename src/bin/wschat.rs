@@ -17,6 +17,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let page = match &cfg.web_root {
+        Some(dir) => format!("{} served", dir.display()),
+        None => "chat page".to_string(),
+    };
     let mut reactor = match Reactor::bind(cfg) {
         Ok(r) => r,
         Err(e) => {
@@ -26,7 +30,7 @@ fn main() -> ExitCode {
     };
     println!("wschat listening ws={} http={}", reactor.ws_addr(), reactor.http_addr());
     let _ = std::io::stdout().flush();
-    log::info!("listening: WebSocket on {}, chat page on http://{}/", reactor.ws_addr(), reactor.http_addr());
+    log::info!("listening: WebSocket on {}, {page} on http://{}/", reactor.ws_addr(), reactor.http_addr());
     match reactor.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

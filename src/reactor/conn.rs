@@ -36,6 +36,8 @@ pub struct Conn {
     pub web_pending: bool,
     /// Protocol state: phase, input, decoder, output.
     pub session: Session,
+    /// Bytes the peer had taken at the last linger deadline of a last answer still being written.
+    pub linger_taken: u64,
 }
 
 impl Conn {
@@ -51,6 +53,7 @@ impl Conn {
             counted_open: false,
             web_pending: false,
             session,
+            linger_taken: 0,
         }
     }
 }

@@ -390,6 +390,17 @@ impl Reactor {
 
     fn on_deadline(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
+        if conn.session.phase == Phase::Closing && !conn.session.outbox.is_empty() {
+            // A last answer still being written (a large file of --web-root to a slow reader) lingers as long
+            // as the peer keeps taking bytes: more of what was written has left the kernel since the last look.
+            let taken =
+                conn.transport.kernel_unsent().map(|q| conn.session.outbox.written_total().saturating_sub(q as u64));
+            if let Some(taken) = taken.filter(|&t| t > conn.linger_taken) {
+                conn.linger_taken = taken;
+                self.arm_timer(k, self.now + LINGER);
+                return;
+            }
+        }
         match conn.session.on_deadline(self.now, self.cfg.ping_interval) {
             Deadline::Remove => {
                 if conn.session.phase == Phase::Handshake {
