@@ -166,8 +166,11 @@ fn absolute_form_rest(target: &str) -> Option<&str> {
 }
 
 /// The chat page with the WebSocket port filled in.
-pub fn render_page(ws_port: u16) -> Vec<u8> {
-    PAGE_TEMPLATE.replacen("__WS_PORT__", &ws_port.to_string(), 1).into_bytes()
+pub fn render_page(ws_port: u16, escaped: bool) -> Vec<u8> {
+    PAGE_TEMPLATE
+        .replacen("__WS_PORT__", &ws_port.to_string(), 1)
+        .replacen("__ESCAPED__", if escaped { "1" } else { "0" }, 1)
+        .into_bytes()
 }
 
 #[cfg(test)]
@@ -277,7 +280,10 @@ mod tests {
 
     #[test]
     fn page_gets_the_port() {
-        let page = String::from_utf8(render_page(7272)).unwrap();
+        let page = String::from_utf8(render_page(7272, false)).unwrap();
+        assert!(page.contains(r#"<meta name="wschat-escaped" content="0">"#));
+        let escaped = String::from_utf8(render_page(7272, true)).unwrap();
+        assert!(escaped.contains(r#"<meta name="wschat-escaped" content="1">"#));
         assert!(page.contains("content=\"7272\""));
         assert!(!page.contains("__WS_PORT__"));
     }

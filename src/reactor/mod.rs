@@ -146,7 +146,7 @@ impl Reactor {
         registry.register(&mut ws_listener, WS_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
         registry.register(&mut http_listener, HTTP_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
         registry.register(&mut signals, SIGNALS, Interest::READABLE).map_err(StartError::Setup)?;
-        let site = Site::with_root(ws_addr.port(), cfg.web_root.clone());
+        let site = Site::with_root(ws_addr.port(), cfg.web_root.clone()).escaped(ws_addr.port(), cfg.escape_html);
         let now = Instant::now();
         Ok(Reactor {
             cfg,

@@ -42,8 +42,17 @@ impl Site {
     pub fn with_root(ws_port: u16, root: Option<PathBuf>) -> Site {
         match root {
             Some(root) => Site { page: Vec::new(), root: Some(std::fs::canonicalize(&root).unwrap_or(root)) },
-            None => Site { page: http::render_page(ws_port), root: None },
+            None => Site { page: http::render_page(ws_port, false), root: None },
         }
+    }
+
+    /// The same site for a daemon that HTML-escapes names and content (`--escape-html`): the embedded page
+    /// unescapes them, so it shows the same text either way.
+    pub fn escaped(mut self, ws_port: u16, escaped: bool) -> Site {
+        if self.root.is_none() {
+            self.page = http::render_page(ws_port, escaped);
+        }
+        self
     }
 
     /// The answer to the request head in `head`, or `None` while it is incomplete. `metrics` is called

@@ -65,3 +65,38 @@ suite('workerman-chat style pages (innerHTML) against --escape-html', { timeout:
     assert.deepEqual(dialogs, [], 'no dialog fired');
   });
 });
+
+suite("wschat's own page shows the same text with --escape-html", { timeout: 60000 }, () => {
+  let daemon, context, userDir;
+  const NAME = `<b>x</b> & 'q'`;
+  const TEXT = `<i>a</i> & "b" &amp; line 2`;
+
+  before(async () => {
+    daemon = await startDaemon('127.0.0.1:0', '127.0.0.1:0', 'escaped-page', ['--escape-html']);
+    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wschat-e2e-escaped-'));
+    context = await chromium.launchPersistentContext(userDir, {
+      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 800, height: 500 },
+    });
+  });
+
+  after(async () => {
+    await context?.close().catch(() => {});
+    await stopDaemon(daemon?.proc);
+    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
+  });
+
+  it('names and messages read as typed', async () => {
+    const page = await context.newPage();
+    page.__who = 'escaped';
+    await page.goto(`http://127.0.0.1:${daemon.httpPort}/`);
+    await page.fill('#name', NAME);
+    await page.click('#login');
+    await page.waitForSelector('#message:not([disabled])', { timeout: WAIT });
+    await waitText(page, '#users', NAME);
+    await page.fill('#message', TEXT);
+    await page.click('#send');
+    await waitText(page, '#messages', TEXT);
+    const contents = await page.$$eval('#messages .content', (es) => es.map((e) => e.textContent));
+    assert.deepEqual(contents, [TEXT]);
+  });
+});
