@@ -38,9 +38,10 @@ pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
 /// Default `--cluster-buffer`.
 pub const DEFAULT_BUFFER: usize = 8 * 1024 * 1024;
 
-/// Entries kept in a node's stream (`MAXLEN ~`): one per loop turn that published, so it bounds how long a
-/// receiver's subscription may be away and still lose nothing.
-pub const STREAM_LEN: usize = 100_000;
+/// Entries kept in a node's stream (`MAXLEN ~`): one per loop turn that published. It bounds the stream's
+/// memory in Redis (entries hold a turn's events, up to tens of KB at saturation) and how many turns a
+/// receiver's subscription may miss and still lose nothing (seconds at saturation, minutes at a normal pace).
+pub const STREAM_LEN: usize = 10_000;
 
 /// A lease lasts this many heartbeats; a node silent for longer is reaped.
 const LEASE_BEATS: u32 = 4;

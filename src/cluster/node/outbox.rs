@@ -210,18 +210,27 @@ impl Node {
         let stream = self.cfg.keys.node_stream(self.cfg.id);
         let bus = self.cfg.keys.bus();
         let maxlen = STREAM_LEN.to_string();
+        // Alone (no other node alive, none ever heard from): nobody would read the bus or the stream, so
+        // only the history is written. A node that joins says hello first, which makes this one publish
+        // from then on; what it missed before is its snapshot's business.
+        let peers = self.has_peers();
         let mut pending = std::mem::take(&mut self.pending);
         for m in pending.iter_mut().filter(|m| !m.is_sent()) {
-            let id = format!("{}-0", m.seq);
             let seq = m.seq;
-            let stored = self.command(
-                Purpose::Part { seq },
-                &[b"XADD", stream.as_bytes(), b"MAXLEN", b"~", maxlen.as_bytes(), id.as_bytes(), b"m", &m.bytes],
-            );
-            if !stored {
-                break;
+            let mut parts = m.history.len();
+            if peers {
+                let id = format!("{seq}-0");
+                let xadd: [&[u8]; 8] =
+                    [b"XADD", stream.as_bytes(), b"MAXLEN", b"~", maxlen.as_bytes(), id.as_bytes(), b"m", &m.bytes];
+                if !self.command(Purpose::Part { seq }, &xadd) {
+                    break;
+                }
+                self.command(Purpose::Part { seq }, &[b"PUBLISH", bus.as_bytes(), &m.bytes]);
+                parts += 2;
+                // Sequence numbers count the messages, so the highest one sent is how many were published (a
+                // resend is not counted again).
+                self.stats.published_total = self.stats.published_total.max(m.seq);
             }
-            self.command(Purpose::Part { seq }, &[b"PUBLISH", bus.as_bytes(), &m.bytes]);
             for (key, entries) in &m.history {
                 let mut args: Vec<&[u8]> = Vec::with_capacity(entries.len() + 2);
                 args.push(b"RPUSH");
@@ -229,12 +238,15 @@ impl Node {
                 args.extend(entries.iter().map(Vec::as_slice));
                 self.command(Purpose::History { seq, key: key.clone(), pushed: entries.len() }, &args);
             }
-            // Sequence numbers count the messages, so the highest one sent is how many were published (a
-            // resend is not counted again).
-            self.stats.published_total = self.stats.published_total.max(m.seq);
-            m.parts_left = Some(2 + m.history.len());
+            m.parts_left = Some(parts);
         }
         self.pending = pending;
+        self.pop_confirmed();
+    }
+
+    /// Whether another node is alive or was heard from (and not gone since).
+    fn has_peers(&self) -> bool {
+        self.live.iter().any(|&n| n != self.cfg.id) || self.tracker.origins().next().is_some()
     }
 
     /// One part of message `seq` was answered; fully answered messages at the front leave the queue.
@@ -244,6 +256,11 @@ impl Node {
                 *left = left.saturating_sub(1);
             }
         }
+        self.pop_confirmed();
+    }
+
+    /// Moves the fully confirmed messages at the front of the queue to the recent ones.
+    fn pop_confirmed(&mut self) {
         while self.pending.front().is_some_and(|m| m.parts_left == Some(0)) {
             if let Some(mut m) = self.pending.pop_front() {
                 self.pending_bytes -= m.cost();

@@ -136,19 +136,28 @@ fn joined(history: usize, buffer: usize, live: &[u64]) -> (Node, Instant) {
     assert_eq!(commands(&mut node, BUS), [vec!["SUBSCRIBE".to_string(), "wschat:bus".to_string()]]);
     node.input(BUS, &array(&[bulk(b"subscribe"), bulk(b"wschat:bus"), int(1)]));
     let cmds = commands(&mut node, COMMANDS);
-    assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["EVAL", "EVAL"], "{cmds:?}");
+    let names: Vec<&str> = cmds.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(names, if history > 0 { &["EVAL", "EVAL", "SCAN"][..] } else { &["EVAL", "EVAL"][..] }, "{cmds:?}");
     assert!(cmds[0][1].contains("ZADD") && cmds[1][1].contains("INCRBY"));
     let mut all = vec![ME];
     all.extend_from_slice(live);
-    node.input(COMMANDS, &[beat(1, &[], &all), int(1024)].concat());
+    let mut replies = [beat(1, &[], &all), int(1024)].concat();
+    if history > 0 {
+        replies.extend_from_slice(&array(&[bulk(b"0"), array(&[])]));
+    }
+    node.input(COMMANDS, &replies);
     assert!(!node.joined(), "the hello has not gone out yet");
     node.end_turn();
     let cmds = commands(&mut node, COMMANDS);
-    assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["XADD", "PUBLISH"], "the hello: {cmds:?}");
-    assert_eq!(&cmds[0][2..6], ["MAXLEN", "~", "100000", "1-0"]);
-    let hello = Message::decode(&cmds[1].raw[2]).unwrap();
-    assert_eq!((hello.origin, hello.seq, hello.records().collect::<Vec<_>>()), (ME, 1, vec![Record::Hello]));
-    node.input(COMMANDS, &[int(1), int(1)].concat());
+    if live.is_empty() {
+        assert!(cmds.is_empty(), "alone, a node publishes nothing: {cmds:?}");
+    } else {
+        assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["XADD", "PUBLISH"], "the hello: {cmds:?}");
+        assert_eq!(&cmds[0][2..6], ["MAXLEN", "~", "10000", "1-0"]);
+        let hello = Message::decode(&cmds[1].raw[2]).unwrap();
+        assert_eq!((hello.origin, hello.seq, hello.records().collect::<Vec<_>>()), (ME, 1, vec![Record::Hello]));
+        node.input(COMMANDS, &[int(1), int(1)].concat());
+    }
     for other in live {
         let mut s = Section::new();
         s.snapshot();
@@ -175,9 +184,16 @@ fn joining_takes_a_subscription_a_lease_uids_and_the_snapshots() {
 }
 
 #[test]
-fn a_lone_node_joins_without_waiting() {
-    let (node, _) = joined(0, DEFAULT_BUFFER, &[]);
+fn a_lone_node_joins_without_waiting_and_publishes_only_history() {
+    let (mut node, _) = joined(3, DEFAULT_BUFFER, &[]);
     assert!(node.joined());
+    node.record_say("r", 1, "one", None, "hello", "t");
+    node.end_turn();
+    let cmds = commands(&mut node, COMMANDS);
+    assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["RPUSH"], "nobody reads the bus: {cmds:?}");
+    node.input(COMMANDS, &int(1));
+    assert_eq!(node.stats().buffered_bytes, 0);
+    assert_eq!(node.stats().published_total, 0);
 }
 
 #[test]
@@ -217,7 +233,7 @@ fn garbage_on_the_bus_is_counted_and_skipped() {
 
 #[test]
 fn while_redis_is_away_says_queue_up_to_the_buffer_then_go_out_in_order() {
-    let (mut node, now) = joined(0, 64 * 1024, &[]);
+    let (mut node, now) = joined(0, 64 * 1024, &[OTHER]);
     node.closed(COMMANDS, "connection refused");
     assert!(node.health().unwrap_err().contains("commands link to Redis is down: connection refused"));
     let content = "x".repeat(1000);
@@ -251,17 +267,18 @@ fn while_redis_is_away_says_queue_up_to_the_buffer_then_go_out_in_order() {
 
 #[test]
 fn an_expired_lease_is_reaped_once_and_announced() {
-    let (mut node, now) = joined(0, DEFAULT_BUFFER, &[OTHER]);
+    const THIRD: u64 = 0xcccc;
+    let (mut node, now) = joined(0, DEFAULT_BUFFER, &[OTHER, THIRD]);
     // Within the grace after connecting, expired leases are left alone.
     node.set_now(now + Duration::from_millis(150));
     let cmds = commands(&mut node, COMMANDS);
     assert_eq!(cmds[0][0], "EVAL");
-    node.input(COMMANDS, &beat(0, &[OTHER], &[ME]));
+    node.input(COMMANDS, &beat(0, &[OTHER], &[ME, THIRD]));
     assert!(commands(&mut node, COMMANDS).is_empty());
     let later = now + Duration::from_secs(2);
     node.set_now(later);
     commands(&mut node, COMMANDS);
-    node.input(COMMANDS, &beat(0, &[OTHER], &[ME]));
+    node.input(COMMANDS, &beat(0, &[OTHER], &[ME, THIRD]));
     let cmds = commands(&mut node, COMMANDS);
     assert_eq!(cmds, [vec!["ZREM", "wschat:nodes", "000000000000bbbb"]]);
     node.input(COMMANDS, &int(1));
@@ -274,11 +291,11 @@ fn an_expired_lease_is_reaped_once_and_announced() {
 
 #[test]
 fn a_node_taken_for_dead_registers_its_users_again() {
-    let (mut node, now) = joined(0, DEFAULT_BUFFER, &[]);
+    let (mut node, now) = joined(0, DEFAULT_BUFFER, &[OTHER]);
     assert!(!node.snapshot_due());
     node.set_now(now + Duration::from_millis(150));
     commands(&mut node, COMMANDS);
-    node.input(COMMANDS, &beat(1, &[], &[ME]));
+    node.input(COMMANDS, &beat(1, &[], &[ME, OTHER]));
     assert!(node.snapshot_due());
     node.publish_snapshot(|f| f("r", 5, "x", 10));
     let cmds = commands(&mut node, COMMANDS);
