@@ -15,6 +15,7 @@ pub mod dump;
 pub mod http;
 pub mod metrics;
 pub mod outbox;
+pub mod proxy;
 pub mod reactor;
 pub mod session;
 pub mod timer;
