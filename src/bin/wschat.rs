@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     };
     println!("wschat listening ws={} http={}", reactor.ws_addr(), reactor.http_addr());
     let _ = std::io::stdout().flush();
+    wschat::systemd::notify(wschat::systemd::State::Ready);
     log::info!("listening: WebSocket on {}, {page} on http://{}/", reactor.ws_addr(), reactor.http_addr());
     match reactor.run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -62,6 +62,8 @@ pub enum StartError {
     },
     /// Setting up epoll or the signal pipe failed.
     Setup(io::Error),
+    /// The sockets handed over by the service manager cannot be used.
+    Activation(crate::systemd::ActivationError),
 }
 
 impl fmt::Display for StartError {
@@ -69,6 +71,7 @@ impl fmt::Display for StartError {
         match self {
             StartError::Bind { what, addr, source } => write!(f, "cannot listen for {what} on {addr}: {source}"),
             StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
+            StartError::Activation(e) => write!(f, "{e}"),
         }
     }
 }
@@ -129,16 +132,23 @@ impl Reactor {
     /// Binds both listeners and the signal handlers, serving `app`.
     pub fn bind_with(cfg: Config, app: Box<dyn Application>) -> Result<Reactor, StartError> {
         let poll = Poll::new().map_err(StartError::Setup)?;
-        let mut ws_listener = accept::listen(cfg.ws_addr, cfg.reuse_port).map_err(|source| StartError::Bind {
-            what: "WebSocket",
-            addr: cfg.ws_addr,
-            source,
-        })?;
-        let mut http_listener = accept::listen(cfg.http_addr, cfg.reuse_port).map_err(|source| StartError::Bind {
-            what: "HTTP",
-            addr: cfg.http_addr,
-            source,
-        })?;
+        // Under socket activation the service manager's sockets are served instead of binding new ones.
+        let (mut ws_listener, mut http_listener) = match crate::systemd::activated().map_err(StartError::Activation)? {
+            Some(a) => (TcpListener::from_std(a.ws), TcpListener::from_std(a.http)),
+            None => {
+                let ws = accept::listen(cfg.ws_addr, cfg.reuse_port).map_err(|source| StartError::Bind {
+                    what: "WebSocket",
+                    addr: cfg.ws_addr,
+                    source,
+                })?;
+                let http = accept::listen(cfg.http_addr, cfg.reuse_port).map_err(|source| StartError::Bind {
+                    what: "HTTP",
+                    addr: cfg.http_addr,
+                    source,
+                })?;
+                (ws, http)
+            }
+        };
         let ws_addr = ws_listener.local_addr().map_err(StartError::Setup)?;
         let http_addr = http_listener.local_addr().map_err(StartError::Setup)?;
         let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(StartError::Setup)?;
@@ -429,6 +439,7 @@ impl Reactor {
         }
         info!("signal {} received: closing {} connection(s)", got[0], self.metrics.connections);
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
+        crate::systemd::notify(crate::systemd::State::Stopping);
         self.app.shutdown();
         for listener in [self.ws_listener.take(), self.http_listener.take()].into_iter().flatten() {
             let mut listener = listener;
