@@ -157,3 +157,30 @@ fn a_restart_under_socket_activation_refuses_no_connection_attempt() {
     assert_eq!(failed.load(Ordering::Relaxed), 0, "an attempt was refused or went unanswered during the restart");
     assert!(ok.load(Ordering::Relaxed) > before, "the second daemon answered on the same sockets");
 }
+
+#[test]
+fn the_dist_units_verify() {
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        return skip_or_fail("the_dist_units_verify", "systemd-analyze (Debian package systemd)");
+    }
+    // `systemd-analyze verify` checks that ExecStart= exists: point it at the binary under test.
+    let dir = std::env::temp_dir().join(format!("wschat-units-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
+    let mut units = Vec::new();
+    for name in ["wschat.service", "wschat-ws.socket", "wschat-http.socket"] {
+        let text = std::fs::read_to_string(dist.join(name)).expect("a unit in dist/");
+        let text = text.replace("/usr/local/bin/wschat", env!("CARGO_BIN_EXE_wschat"));
+        std::fs::write(dir.join(name), text).unwrap();
+        units.push(dir.join(name));
+    }
+    let out = Command::new("systemd-analyze").arg("verify").args(&units).env("SYSTEMD_LOG_LEVEL", "warning").output().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+    let service = std::fs::read_to_string(dist.join("wschat.service")).unwrap();
+    for hardening in ["Type=notify", "DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "CapabilityBoundingSet=\n"] {
+        assert!(service.contains(hardening), "wschat.service lacks {hardening:?}");
+    }
+}
