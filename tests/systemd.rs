@@ -175,12 +175,19 @@ fn the_dist_units_verify() {
         std::fs::write(dir.join(name), text).unwrap();
         units.push(dir.join(name));
     }
-    let out = Command::new("systemd-analyze").arg("verify").args(&units).env("SYSTEMD_LOG_LEVEL", "warning").output().unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .env("SYSTEMD_LOG_LEVEL", "warning")
+        .output()
+        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
     let service = std::fs::read_to_string(dist.join("wschat.service")).unwrap();
-    for hardening in ["Type=notify", "DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "CapabilityBoundingSet=\n"] {
+    for hardening in
+        ["Type=notify", "DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "CapabilityBoundingSet=\n"]
+    {
         assert!(service.contains(hardening), "wschat.service lacks {hardening:?}");
     }
 }
