@@ -97,6 +97,17 @@ pub struct Args {
     /// Clients of workerman-chat's current dialect that sent nothing for this long get {"type":"ping"}
     #[arg(long, value_name = "N", default_value_t = 25)]
     pub app_ping_secs: u64,
+    /// A proxy or load balancer in front (repeatable): from these peers only, X-Forwarded-For or Forwarded
+    /// (or the PROXY header) give the client's address
+    #[arg(long = "trust-proxy", value_name = "CIDR")]
+    pub trust_proxy: Vec<String>,
+    /// Every connection on both ports starts with a PROXY protocol v1 or v2 header from a --trust-proxy peer
+    /// (HAProxy send-proxy, cloud load balancers); a missing, malformed or untrusted one closes it
+    #[arg(long)]
+    pub proxy_protocol: bool,
+    /// WebSocket connections allowed per client address (0: no limit); further handshakes get 429
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
 }
 
 /// How a node joins its cluster.
@@ -163,6 +174,12 @@ pub struct Config {
     pub escape_html: bool,
     /// Idle time after which a client of workerman-chat's current dialect is pinged in JSON.
     pub app_ping: Duration,
+    /// Proxies whose word on the client's address is taken (`--trust-proxy`).
+    pub trusted_proxies: crate::proxy::TrustedProxies,
+    /// Connections start with a PROXY protocol header (`--proxy-protocol`).
+    pub proxy_protocol: bool,
+    /// WebSocket connections per client address; 0 for no limit.
+    pub max_connections_per_ip: usize,
 }
 
 /// A flag value that cannot be used.
@@ -191,8 +208,8 @@ pub enum ConfigError {
         /// Why.
         reason: &'static str,
     },
-    /// A cluster flag that cannot be used.
-    Cluster {
+    /// A flag whose value cannot be used (a cluster URL, a CIDR, a combination of flags), with why.
+    Unusable {
         /// The flag.
         flag: &'static str,
         /// Why.
@@ -207,7 +224,7 @@ impl fmt::Display for ConfigError {
                 write!(f, "{flag}: cannot use {value:?} as an address (expected HOST:PORT, e.g. 127.0.0.1:7272)")
             }
             ConfigError::OutOfRange { flag, allowed } => write!(f, "{flag}: must be {allowed}"),
-            ConfigError::Cluster { flag, reason } => write!(f, "{flag}: {reason}"),
+            ConfigError::Unusable { flag, reason } => write!(f, "{flag}: {reason}"),
             ConfigError::BadPath { flag, value, reason } => write!(f, "{flag}: {value:?} is {reason}"),
         }
     }
@@ -297,6 +314,14 @@ impl Args {
         if self.app_ping_secs == 0 || self.app_ping_secs > 86_400 {
             return Err(ConfigError::OutOfRange { flag: "--app-ping-secs", allowed: "between 1 and 86400" });
         }
+        let trusted_proxies = crate::proxy::TrustedProxies::parse(self.trust_proxy.iter().map(String::as_str))
+            .map_err(|e| ConfigError::Unusable { flag: "--trust-proxy", reason: e.to_string() })?;
+        if self.proxy_protocol && trusted_proxies.is_empty() {
+            return Err(ConfigError::Unusable {
+                flag: "--proxy-protocol",
+                reason: "needs --trust-proxy CIDR: the addresses of the proxies that send the header".to_string(),
+            });
+        }
         let web_root = match &self.web_root {
             None => None,
             Some(dir) => {
@@ -331,12 +356,15 @@ impl Args {
             web_root,
             escape_html: self.escape_html,
             app_ping: Duration::from_secs(self.app_ping_secs),
+            trusted_proxies,
+            proxy_protocol: self.proxy_protocol,
+            max_connections_per_ip: self.max_connections_per_ip,
         })
     }
 
     fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {
         let Some(url) = &self.cluster else { return Ok(None) };
-        let err = |flag, reason: String| ConfigError::Cluster { flag, reason };
+        let err = |flag, reason: String| ConfigError::Unusable { flag, reason };
         if self.echo {
             return Err(err("--cluster", "cannot be used with --echo".to_string()));
         }
@@ -433,6 +461,29 @@ mod tests {
         let e = parse(&["--web-root", "/no/such/folder"]).unwrap_err();
         assert!(e.to_string().starts_with("--web-root: \"/no/such/folder\""), "{e}");
         assert!(parse(&["--app-ping-secs", "0"]).is_err());
+    }
+
+    #[test]
+    fn proxy_flags() {
+        let c = parse(&[
+            "--trust-proxy",
+            "10.0.0.0/8",
+            "--trust-proxy",
+            "::1",
+            "--proxy-protocol",
+            "--max-connections-per-ip",
+            "3",
+        ])
+        .unwrap();
+        assert!(
+            c.trusted_proxies.is_trusted("10.1.2.3".parse().unwrap())
+                && c.trusted_proxies.is_trusted("::1".parse().unwrap())
+        );
+        assert!(c.proxy_protocol);
+        assert_eq!(c.max_connections_per_ip, 3);
+        assert!(parse(&["--trust-proxy", "10.0.0.0/99"]).unwrap_err().to_string().starts_with("--trust-proxy"));
+        assert!(parse(&["--proxy-protocol"]).unwrap_err().to_string().contains("needs --trust-proxy"));
+        assert_eq!(parse(&[]).unwrap().max_connections_per_ip, 0);
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub struct Metrics {
     pub rate_limited_total: u64,
     /// Logins refused because the room was full (filled in from the hub).
     pub room_full_total: u64,
+    /// Connections closed for a missing, malformed or untrusted PROXY header (`--proxy-protocol`).
+    pub proxy_rejections_total: u64,
+    /// WebSocket handshakes refused by `--max-connections-per-ip` (429).
+    pub per_ip_rejections_total: u64,
     /// The cluster's figures, on a node of a cluster (`wschat_cluster_*`).
     pub cluster: Option<crate::cluster::node::ClusterStats>,
 }
@@ -50,7 +54,7 @@ impl Metrics {
     /// The Prometheus text format of all metrics.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(1536);
-        let rows: [(&str, &str, &str, u64); 18] = [
+        let rows: [(&str, &str, &str, u64); 20] = [
             ("wschat_connections", "gauge", "Open WebSocket connections.", self.connections),
             ("wschat_users", "gauge", "Logged-in chat users.", self.users),
             ("wschat_messages_in_total", "counter", "Data messages received from clients.", self.messages_in_total),
@@ -99,6 +103,18 @@ impl Metrics {
                 self.rate_limited_total,
             ),
             ("wschat_room_full_total", "counter", "Logins refused because the room was full.", self.room_full_total),
+            (
+                "wschat_proxy_rejections_total",
+                "counter",
+                "Connections closed for a missing, malformed or untrusted PROXY header.",
+                self.proxy_rejections_total,
+            ),
+            (
+                "wschat_per_ip_rejections_total",
+                "counter",
+                "WebSocket handshakes refused by --max-connections-per-ip.",
+                self.per_ip_rejections_total,
+            ),
         ];
         write_rows(&mut out, &rows);
         if let Some(c) = &self.cluster {

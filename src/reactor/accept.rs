@@ -107,6 +107,13 @@ impl Reactor {
 
     fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, kind: Kind) {
         self.metrics.accepted_total += 1;
+        let trusted = self.cfg.trusted_proxies.is_trusted(peer.ip());
+        if self.cfg.proxy_protocol && !trusted {
+            // Only the proxies may speak: anyone else could claim any address in a PROXY header.
+            debug!("{peer}: not a trusted proxy; closed (--proxy-protocol)");
+            self.metrics.proxy_rejections_total += 1;
+            return;
+        }
         match kind {
             Kind::WebSocket if self.ws_sockets >= self.cfg.max_connections + EXTRA_SOCKETS => {
                 debug!("{peer}: refused at accept, {} WebSocket-port sockets open", self.ws_sockets);
@@ -120,8 +127,13 @@ impl Reactor {
                 refuse_at_accept(stream, &mut self.scratch);
                 return;
             }
+            // A trusted proxy speaks for many clients: the per-address cap would throttle all of them.
             Kind::Http
-                if self.web_pending.get(&peer.ip()).is_some_and(|&n| n as usize >= self.cfg.max_web_pending_per_ip) =>
+                if !trusted
+                    && self
+                        .web_pending
+                        .get(&peer.ip())
+                        .is_some_and(|&n| n as usize >= self.cfg.max_web_pending_per_ip) =>
             {
                 debug!("{peer}: refused at accept, too many unfinished web requests from this address");
                 self.metrics.web_rejections_total += 1;

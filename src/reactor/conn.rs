@@ -1,7 +1,7 @@
 //! One client connection as the reactor keeps it in its slab: the transport, the peer, which port it came
 //! from, the timer and flush bookkeeping, and its protocol [`Session`].
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::session::Session;
 use crate::transport::Transport;
@@ -38,6 +38,13 @@ pub struct Conn {
     pub session: Session,
     /// Bytes the peer had taken at the last linger deadline of a last answer still being written.
     pub linger_taken: u64,
+    /// The address the TCP connection came from (a proxy's, when one is in front); `peer` becomes the
+    /// client's once a PROXY header or a trusted proxy's forwarding header says who it is.
+    pub socket_ip: IpAddr,
+    /// The PROXY header was read (with `--proxy-protocol`).
+    pub proxied: bool,
+    /// Counted against `--max-connections-per-ip` under `peer`'s address.
+    pub counted_ip: bool,
 }
 
 impl Conn {
@@ -54,6 +61,9 @@ impl Conn {
             web_pending: false,
             session,
             linger_taken: 0,
+            socket_ip: peer.ip(),
+            proxied: false,
+            counted_ip: false,
         }
     }
 }
@@ -65,6 +75,7 @@ mod size {
         // Idle connections must stay well under 1 KiB of process memory, slab slot included.
         let size = std::mem::size_of::<super::Conn>();
         println!("Conn is {size} bytes");
-        assert!(size <= 320, "Conn grew to {size} bytes");
+        // 336 with the client-address fields of proxies (the socket's own address beside the client's).
+        assert!(size <= 352, "Conn grew to {size} bytes");
     }
 }

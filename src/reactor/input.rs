@@ -5,11 +5,14 @@
 
 use std::io::{self, Read};
 
+use std::net::SocketAddr;
+
 use log::debug;
 
-use super::accept::origin_allowed;
+use super::accept::{self, origin_allowed};
 use super::{trace, Kind, Reactor};
 use crate::outbox::Frame;
+use crate::proxy;
 use crate::session::{Data, Eof, Phase, Stop, LINGER};
 use crate::ws::frame::OpCode;
 use crate::ws::handshake;
@@ -77,6 +80,9 @@ impl Reactor {
                     if std::mem::take(&mut conn.counted_open) {
                         self.metrics.connections -= 1;
                     }
+                    if std::mem::take(&mut conn.counted_ip) {
+                        accept::release_pending(&mut self.ws_per_ip, conn.peer.ip());
+                    }
                     self.leaving.push(k);
                     self.arm_timer(k, self.now + LINGER);
                 }
@@ -89,6 +95,28 @@ impl Reactor {
     fn on_head_input(&mut self, k: usize, n: usize, kind: Kind) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         conn.session.inbuf.extend_from_slice(&self.scratch[..n]);
+        if self.cfg.proxy_protocol && !conn.proxied {
+            match proxy::parse(&conn.session.inbuf) {
+                Ok(None) => return,
+                Ok(Some((len, header))) => {
+                    // The client's address from the proxy (the peer was checked at accept).
+                    let port = header.endpoints.map_or(0, |e| e.source.port());
+                    conn.peer = SocketAddr::new(header.client_ip(conn.socket_ip), port);
+                    conn.proxied = true;
+                    conn.session.inbuf.drain(..len);
+                    debug!("{}: PROXY header from {} read", conn.peer, conn.socket_ip);
+                    if conn.session.inbuf.is_empty() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    debug!("{}: no valid PROXY header ({e}); closed", conn.peer);
+                    self.metrics.proxy_rejections_total += 1;
+                    self.remove(k);
+                    return;
+                }
+            }
+        }
         match kind {
             Kind::Http => self.on_web_request(k),
             Kind::WebSocket => self.on_upgrade_request(k),
@@ -123,13 +151,31 @@ impl Reactor {
                 e.response()
             }
             Ok(Some((req, head_len))) => {
+                if !conn.proxied && !req.forwarding.is_empty() {
+                    // A trusted proxy's word on the client (from anyone else the headers change nothing).
+                    let headers = req.forwarding.iter().map(|(n, v)| (n.as_str(), v.as_slice()));
+                    let client = proxy::client_addr(conn.socket_ip, &self.cfg.trusted_proxies, headers).addr;
+                    if client != conn.socket_ip {
+                        conn.peer = SocketAddr::new(client, 0);
+                    }
+                }
+                let per_ip = self.cfg.max_connections_per_ip;
+                let from_ip = self.ws_per_ip.get(&conn.peer.ip()).copied().unwrap_or(0) as usize;
                 if !origin_allowed(&self.cfg.allowed_origins, req.origin.as_deref()) {
                     debug!("{}: origin {:?} not allowed", conn.peer, req.origin);
                     error_response(403, "", "origin not allowed\n")
                 } else if self.metrics.connections >= self.cfg.max_connections as u64 {
                     debug!("{}: refused, {} connections open", conn.peer, self.metrics.connections);
                     error_response(503, "Retry-After: 1\r\n", "too many connections\n")
+                } else if per_ip > 0 && from_ip >= per_ip {
+                    debug!("{}: refused, {from_ip} connections open from this address", conn.peer);
+                    self.metrics.per_ip_rejections_total += 1;
+                    error_response(429, "Retry-After: 1\r\n", "too many connections from your address\n")
                 } else {
+                    if per_ip > 0 {
+                        *self.ws_per_ip.entry(conn.peer.ip()).or_insert(0) += 1;
+                        conn.counted_ip = true;
+                    }
                     let accept: Frame = Frame::from(handshake::switching_protocols(&req.key));
                     self.metrics.output_queued_bytes += accept.len() as u64;
                     conn.session.open(accept);

@@ -113,6 +113,8 @@ pub struct Reactor {
     web_sockets: usize,
     /// Unanswered web requests per client address.
     web_pending: HashMap<IpAddr, u32>,
+    /// Open WebSocket connections per client address (with `--max-connections-per-ip`).
+    ws_per_ip: HashMap<IpAddr, u32>,
     /// The application's link sockets (a cluster's Redis connections), by link.
     link_sockets: [Option<links::LinkSocket>; links::MAX_LINKS],
     /// Reused for the application's link requests.
@@ -186,6 +188,7 @@ impl Reactor {
             ws_sockets: 0,
             web_sockets: 0,
             web_pending: HashMap::new(),
+            ws_per_ip: HashMap::new(),
             link_sockets: Default::default(),
             link_requests: Vec::new(),
             links_touched: false,
@@ -340,7 +343,10 @@ impl Reactor {
             self.metrics.connections -= 1;
         }
         if std::mem::take(&mut conn.web_pending) {
-            accept::release_pending(&mut self.web_pending, conn.peer.ip());
+            accept::release_pending(&mut self.web_pending, conn.socket_ip);
+        }
+        if std::mem::take(&mut conn.counted_ip) {
+            accept::release_pending(&mut self.ws_per_ip, conn.peer.ip());
         }
         self.metrics.output_queued_bytes += last.len() as u64;
         conn.session.finish(last);
@@ -370,7 +376,10 @@ impl Reactor {
             Kind::Http => self.web_sockets -= 1,
         }
         if conn.web_pending {
-            accept::release_pending(&mut self.web_pending, conn.peer.ip());
+            accept::release_pending(&mut self.web_pending, conn.socket_ip);
+        }
+        if conn.counted_ip {
+            accept::release_pending(&mut self.ws_per_ip, conn.peer.ip());
         }
         if let Err(e) = self.poll.registry().deregister(conn.transport.socket()) {
             debug!("{}: deregister failed: {e}", conn.peer);

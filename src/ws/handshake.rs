@@ -22,6 +22,9 @@ pub struct UpgradeRequest {
     pub key: String,
     /// The `Origin` header, when a browser sent one.
     pub origin: Option<String>,
+    /// The `X-Forwarded-For` and `Forwarded` headers as (name, value), in order: a trusted proxy's word on
+    /// the client's address (`crate::proxy::client_addr`).
+    pub forwarding: Vec<(String, Vec<u8>)>,
 }
 
 /// Why a handshake request is refused; each maps to an HTTP status.
@@ -117,6 +120,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(UpgradeRequest, usize)>, Hand
     let mut key_count = 0;
     let mut version = None;
     let mut origin = None;
+    let mut forwarding = Vec::new();
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("upgrade") {
@@ -130,6 +134,8 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(UpgradeRequest, usize)>, Hand
             version = Some(h.value);
         } else if name.eq_ignore_ascii_case("origin") {
             origin = Some(String::from_utf8_lossy(h.value).into_owned());
+        } else if name.eq_ignore_ascii_case("x-forwarded-for") || name.eq_ignore_ascii_case("forwarded") {
+            forwarding.push((name.to_string(), h.value.to_vec()));
         }
     }
     let upgrade = upgrade.ok_or(HandshakeError::UpgradeRequired)?;
@@ -150,7 +156,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(UpgradeRequest, usize)>, Hand
     }
     let key = String::from_utf8(key.to_vec()).map_err(|_| HandshakeError::BadKey)?;
     let path = req.path.unwrap_or("/").to_string();
-    Ok(Some((UpgradeRequest { path, key, origin }, head_len)))
+    Ok(Some((UpgradeRequest { path, key, origin, forwarding }, head_len)))
 }
 
 /// Whether a comma-separated header value contains `token`, compared case-insensitively.
