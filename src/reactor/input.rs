@@ -161,7 +161,10 @@ impl Reactor {
                 }
                 let per_ip = self.cfg.max_connections_per_ip;
                 let from_ip = self.ws_per_ip.get(&conn.peer.ip()).copied().unwrap_or(0) as usize;
-                if !origin_allowed(&self.cfg.allowed_origins, req.origin.as_deref()) {
+                if self.shutdown_deadline.is_some() {
+                    debug!("{}: refused, shutting down", conn.peer);
+                    error_response(503, "Retry-After: 1\r\n", "server shutting down\n")
+                } else if !origin_allowed(&self.cfg.allowed_origins, req.origin.as_deref()) {
                     debug!("{}: origin {:?} not allowed", conn.peer, req.origin);
                     error_response(403, "", "origin not allowed\n")
                 } else if self.metrics.connections >= self.cfg.max_connections as u64 {

@@ -456,10 +456,10 @@ impl Reactor {
         }
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for k in keys {
-            match self.conns.get(k).map(|c| c.session.phase) {
-                Some(Phase::Open) => self.close(k, close_code::GOING_AWAY, "server shutting down"),
-                Some(Phase::Handshake) => self.remove(k),
-                _ => {}
+            // A request already accepted is still answered (a web request as usual, an upgrade with 503), so
+            // that a restart under socket activation leaves no attempt unanswered; it has until the grace ends.
+            if let Some(Phase::Open) = self.conns.get(k).map(|c| c.session.phase) {
+                self.close(k, close_code::GOING_AWAY, "server shutting down");
             }
         }
     }
