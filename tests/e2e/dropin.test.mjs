@@ -14,24 +14,31 @@ import {
   chromium, ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, HERE, WAIT, XSS, startDaemon, stopDaemon, suite, waitText,
 } from './lib.mjs';
 
+/** A daemon started with `args` and a fresh Chromium profile; `close()` stops both. */
+async function setUp(tag, args) {
+  const daemon = await startDaemon('127.0.0.1:0', '127.0.0.1:0', tag, args);
+  const userDir = fs.mkdtempSync(path.join(os.tmpdir(), `wschat-e2e-${tag}-`));
+  const context = await chromium.launchPersistentContext(userDir, {
+    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 800, height: 500 },
+  });
+  const close = async () => {
+    await context.close().catch(() => {});
+    await stopDaemon(daemon.proc);
+    fs.rmSync(userDir, { recursive: true, force: true });
+  };
+  return { daemon, context, close };
+}
+
 suite('workerman-chat style pages (innerHTML) against --escape-html', { timeout: 60000 }, () => {
-  let daemon, context, userDir;
+  let daemon, context, close;
   const dialogs = [];
 
   before(async () => {
     const root = path.join(HERE, 'fixtures', 'innerhtml');
-    daemon = await startDaemon('127.0.0.1:0', '127.0.0.1:0', 'dropin', ['--web-root', root, '--escape-html']);
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wschat-e2e-dropin-'));
-    context = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 800, height: 500 },
-    });
+    ({ daemon, context, close } = await setUp('dropin', ['--web-root', root, '--escape-html']));
   });
 
-  after(async () => {
-    await context?.close().catch(() => {});
-    await stopDaemon(daemon?.proc);
-    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
-  });
+  after(async () => { await close?.(); });
 
   async function open(dialect) {
     const page = await context.newPage();
@@ -67,23 +74,15 @@ suite('workerman-chat style pages (innerHTML) against --escape-html', { timeout:
 });
 
 suite("wschat's own page shows the same text with --escape-html", { timeout: 60000 }, () => {
-  let daemon, context, userDir;
+  let daemon, context, close;
   const NAME = `<b>x</b> & 'q'`;
   const TEXT = `<i>a</i> & "b" &amp; line 2`;
 
   before(async () => {
-    daemon = await startDaemon('127.0.0.1:0', '127.0.0.1:0', 'escaped-page', ['--escape-html']);
-    userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wschat-e2e-escaped-'));
-    context = await chromium.launchPersistentContext(userDir, {
-      executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 800, height: 500 },
-    });
+    ({ daemon, context, close } = await setUp('escaped-page', ['--escape-html']));
   });
 
-  after(async () => {
-    await context?.close().catch(() => {});
-    await stopDaemon(daemon?.proc);
-    if (userDir) fs.rmSync(userDir, { recursive: true, force: true });
-  });
+  after(async () => { await close?.(); });
 
   it('names and messages read as typed', async () => {
     const page = await context.newPage();
