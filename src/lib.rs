@@ -20,6 +20,7 @@ pub mod reactor;
 pub mod session;
 pub mod systemd;
 pub mod timer;
+pub mod tls;
 pub mod transport;
 pub mod web;
 pub mod ws;
