@@ -19,14 +19,12 @@ pub struct ClusterPresence {
     replica: Replica,
     /// Wall-clock milliseconds of the loop turn: a local login's place in its room's order.
     wall_ms: u64,
-    /// Garbage met while applying messages (beside the node's own count).
-    garbage: u64,
 }
 
 impl ClusterPresence {
     /// The presence of a node configured by `cfg`, connecting from the first turn.
     pub fn new(cfg: NodeConfig, now: Instant) -> ClusterPresence {
-        ClusterPresence { node: Node::new(cfg, now), replica: Replica::new(), wall_ms: wall_ms(), garbage: 0 }
+        ClusterPresence { node: Node::new(cfg, now), replica: Replica::new(), wall_ms: wall_ms() }
     }
 
     /// The node.
@@ -57,7 +55,7 @@ impl ClusterPresence {
 
     /// Something from the cluster was not wschat's and was skipped.
     pub fn count_garbage(&mut self) {
-        self.garbage += 1;
+        self.node.count_garbage();
     }
 }
 
@@ -156,8 +154,6 @@ impl Shared for ClusterPresence {
     }
 
     fn fill_metrics(&self, m: &mut Metrics) {
-        let mut stats = self.node.stats();
-        stats.garbage_total += self.garbage;
-        m.cluster = Some(stats);
+        m.cluster = Some(self.node.stats());
     }
 }

@@ -119,7 +119,8 @@ pub struct Reactor {
     link_sockets: [Option<links::LinkSocket>; links::MAX_LINKS],
     /// Reused for the application's link requests.
     link_requests: Vec<crate::app::LinkRequest>,
-    /// A link had an event this turn: the application applies what it brought.
+    /// A link had an event this turn: the application applies what it brought (only link input brings
+    /// anything).
     links_touched: bool,
 }
 
@@ -244,7 +245,6 @@ impl Reactor {
             }
             self.resume_accepting();
             self.expire_timers();
-            self.links_touched |= self.app.links().is_some();
             self.drive_links();
             self.process_leaving();
             self.flush_dirty();

@@ -79,7 +79,8 @@ pub struct HubStats {
 #[derive(Debug)]
 struct User {
     uid: u64,
-    name: Box<str>,
+    /// Shared, so that each say can carry it without a copy.
+    name: Rc<str>,
     room: Rc<str>,
 }
 
@@ -335,8 +336,8 @@ impl<P: Presence> Hub<P> {
                 let event = Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time };
                 let local =
                     self.by_uid.get(&uid).copied().filter(|c| self.users.get(c).is_some_and(|u| u.room == room));
-                let target_name: Box<str> = match local {
-                    Some(target) => self.users.get(&target).map_or_else(Default::default, |u| u.name.clone()),
+                let target_name: Rc<str> = match local {
+                    Some(target) => self.users.get(&target).map_or_else(|| Rc::from(""), |u| u.name.clone()),
                     None if self.presence.contains(&room, uid) => {
                         // The target is on another process: it gets the say from there; the sender's echo is
                         // here.

@@ -316,6 +316,11 @@ impl Node {
         self.inbound.pop_front()
     }
 
+    /// Something from the cluster was not wschat's and was skipped (counted in `wschat_cluster_garbage_total`).
+    pub fn count_garbage(&mut self) {
+        self.stats.garbage_total += 1;
+    }
+
     /// `uid` is in use somewhere: no uid block below it will be asked for.
     pub fn saw_uid(&mut self, uid: u64) {
         self.uid_floor = self.uid_floor.max(uid);
