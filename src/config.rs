@@ -108,6 +108,13 @@ pub struct Args {
     /// WebSocket connections allowed per client address (0: no limit); further handshakes get 429
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_connections_per_ip: usize,
+    /// Both ports speak TLS (wss:// and https://) with this certificate chain (PEM, leaf first); SIGHUP
+    /// reloads it and the key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
 }
 
 /// How a node joins its cluster.
@@ -180,6 +187,17 @@ pub struct Config {
     pub proxy_protocol: bool,
     /// WebSocket connections per client address; 0 for no limit.
     pub max_connections_per_ip: usize,
+    /// Certificate chain and key files when both ports speak TLS (`--tls-cert`, `--tls-key`).
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the certificate chain and its key are read from (at start and at each SIGHUP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The PEM certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// The PEM private key.
+    pub key: std::path::PathBuf,
 }
 
 /// A flag value that cannot be used.
@@ -359,6 +377,10 @@ impl Args {
             trusted_proxies,
             proxy_protocol: self.proxy_protocol,
             max_connections_per_ip: self.max_connections_per_ip,
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                _ => None,
+            },
         })
     }
 

@@ -46,6 +46,8 @@ pub struct Metrics {
     pub proxy_rejections_total: u64,
     /// WebSocket handshakes refused by `--max-connections-per-ip` (429).
     pub per_ip_rejections_total: u64,
+    /// TLS figures, when both ports speak TLS (`wschat_tls_*`).
+    pub tls: Option<TlsStats>,
     /// The cluster's figures, on a node of a cluster (`wschat_cluster_*`).
     pub cluster: Option<crate::cluster::node::ClusterStats>,
 }
@@ -117,6 +119,9 @@ impl Metrics {
             ),
         ];
         write_rows(&mut out, &rows);
+        if let Some(t) = &self.tls {
+            t.render(&mut out);
+        }
         if let Some(c) = &self.cluster {
             let rows: [(&str, &str, &str, u64); 9] = [
                 ("wschat_cluster_up", "gauge", "1 while both Redis links are up and the node has joined.", c.up),
@@ -161,6 +166,58 @@ impl Metrics {
     }
 }
 
+/// TLS counters (with `--tls-cert`).
+#[derive(Debug, Default, Clone)]
+pub struct TlsStats {
+    /// TLS handshakes completed, both ports.
+    pub handshakes_total: u64,
+    /// Connections given up for a TLS reason, by [`TLS_FAILURE_REASONS`].
+    pub failures: [u64; TLS_FAILURE_REASONS.len()],
+    /// Certificate reloads (SIGHUP) that took the new pair.
+    pub reloads_total: u64,
+    /// Certificate reloads that failed (the old pair kept).
+    pub reload_failures_total: u64,
+}
+
+/// The `reason` labels of `wschat_tls_failures_total`: a plain HTTP request on a TLS port, bytes that are
+/// not TLS, a handshake rustls refused, a TLS error after the handshake, a handshake not finished in time.
+pub const TLS_FAILURE_REASONS: [&str; 5] = ["plain_http", "not_tls", "handshake", "protocol", "timeout"];
+
+impl TlsStats {
+    /// Counts one failure under its reason label (one of [`TLS_FAILURE_REASONS`]).
+    pub fn count_failure(&mut self, reason: &str) {
+        if let Some(i) = TLS_FAILURE_REASONS.iter().position(|r| *r == reason) {
+            self.failures[i] += 1;
+        }
+    }
+
+    fn render(&self, out: &mut String) {
+        let rows: [(&str, &str, &str, u64); 3] = [
+            ("wschat_tls_handshakes_total", "counter", "TLS handshakes completed.", self.handshakes_total),
+            (
+                "wschat_tls_reloads_total",
+                "counter",
+                "Certificate reloads (SIGHUP) that took the new certificate and key.",
+                self.reloads_total,
+            ),
+            (
+                "wschat_tls_reload_failures_total",
+                "counter",
+                "Certificate reloads that failed; the certificate in use was kept.",
+                self.reload_failures_total,
+            ),
+        ];
+        write_rows(out, &rows);
+        out.push_str(
+            "# HELP wschat_tls_failures_total Connections closed for a TLS reason.\n\
+             # TYPE wschat_tls_failures_total counter\n",
+        );
+        for (reason, n) in TLS_FAILURE_REASONS.iter().zip(self.failures) {
+            let _ = writeln!(out, "wschat_tls_failures_total{{reason=\"{reason}\"}} {n}");
+        }
+    }
+}
+
 /// Appends each `(name, type, help, value)` row in the Prometheus text format.
 fn write_rows(out: &mut String, rows: &[(&str, &str, &str, u64)]) {
     for (name, kind, help, value) in rows {
@@ -188,6 +245,14 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {counter} counter\n{counter} 0\n")), "{counter}");
         }
         assert!(!text.contains("wschat_cluster"), "a single node has no cluster figures");
+        assert!(!text.contains("wschat_tls"), "no TLS figures without TLS");
+        let mut tls = TlsStats::default();
+        tls.count_failure("plain_http");
+        tls.count_failure("timeout");
+        let text = Metrics { tls: Some(tls), ..Default::default() }.render();
+        assert!(text.contains("\nwschat_tls_failures_total{reason=\"plain_http\"} 1\n"), "{text}");
+        assert!(text.contains("\nwschat_tls_failures_total{reason=\"timeout\"} 1\n"), "{text}");
+        assert!(text.contains("# TYPE wschat_tls_failures_total counter\nwschat_tls_failures_total{"), "{text}");
         let node = crate::cluster::node::ClusterStats { node: 0xab, up: 1, ..Default::default() };
         let text = Metrics { cluster: Some(node), ..Default::default() }.render();
         assert!(text.contains("\nwschat_cluster_up 1\n") && text.contains("\nwschat_cluster_buffered_bytes 0\n"));

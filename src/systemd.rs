@@ -1,6 +1,6 @@
 //! systemd integration: readiness notifications (`READY=1` once both ports listen, `STOPPING=1` when a
-//! signal starts the shutdown) through `NOTIFY_SOCKET`, and socket activation: with `LISTEN_FDS` set for this
-//! process the daemon serves the listening sockets it was handed instead of binding, so that a restart
+//! signal starts the shutdown, `RELOADING=1` then `READY=1` around a SIGHUP reload) through
+//! `NOTIFY_SOCKET`, and socket activation: with `LISTEN_FDS` set for this process the daemon serves the listening sockets it was handed instead of binding, so that a restart
 //! refuses no connection attempt (they wait in the sockets' backlog). Names come from `LISTEN_FDNAMES`
 //! (`ws` and `http`); without names the first socket is the WebSocket port and the second the web port. The
 //! `sd-notify` crate speaks the protocol; without `NOTIFY_SOCKET` or `LISTEN_FDS` nothing happens.
@@ -19,15 +19,22 @@ pub enum State {
     Ready,
     /// The shutdown began.
     Stopping,
+    /// A reload (SIGHUP) began; `Ready` follows when it is done.
+    Reloading,
 }
 
 /// Tells the service manager (when `NOTIFY_SOCKET` names one; otherwise nothing happens).
 pub fn notify(state: State) {
-    let states = match state {
-        State::Ready => [NotifyState::Ready],
-        State::Stopping => [NotifyState::Stopping],
+    let result = match state {
+        State::Ready => sd_notify::notify(&[NotifyState::Ready]),
+        State::Stopping => sd_notify::notify(&[NotifyState::Stopping]),
+        // systemd (Type=notify-reload) wants the monotonic time of the reload's start beside RELOADING=1.
+        State::Reloading => match NotifyState::monotonic_usec_now() {
+            Ok(now) => sd_notify::notify(&[NotifyState::Reloading, now]),
+            Err(e) => Err(e),
+        },
     };
-    if let Err(e) = sd_notify::notify(&states) {
+    if let Err(e) = result {
         debug!("sd_notify {state:?} failed: {e}");
     }
 }

@@ -13,7 +13,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
 use super::{Conn, Kind, Reactor, HTTP_REQUEST_TIMEOUT};
-use crate::transport::Transport;
+use crate::transport::{TlsStream, Transport};
 use crate::ws::handshake::error_response;
 
 /// How long accepting pauses after the process runs out of file descriptors.
@@ -75,11 +75,12 @@ impl Reactor {
             Kind::Http => self.http_listener.as_ref(),
         };
         let mut shed = 0u64;
+        let tls = self.tls.is_some();
         if let Some(listener) = listener {
             loop {
                 match listener.accept() {
                     Ok((stream, _)) => {
-                        refuse_at_accept(stream, &mut self.scratch);
+                        refuse_at_accept(stream, &mut self.scratch, tls);
                         shed += 1;
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -105,7 +106,7 @@ impl Reactor {
         }
     }
 
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr, kind: Kind) {
+    fn admit(&mut self, stream: TcpStream, peer: SocketAddr, kind: Kind) {
         self.metrics.accepted_total += 1;
         let trusted = self.cfg.trusted_proxies.is_trusted(peer.ip());
         if self.cfg.proxy_protocol && !trusted {
@@ -118,13 +119,13 @@ impl Reactor {
             Kind::WebSocket if self.ws_sockets >= self.cfg.max_connections + EXTRA_SOCKETS => {
                 debug!("{peer}: refused at accept, {} WebSocket-port sockets open", self.ws_sockets);
                 self.metrics.handshake_rejections_total += 1;
-                refuse_at_accept(stream, &mut self.scratch);
+                refuse_at_accept(stream, &mut self.scratch, self.tls.is_some());
                 return;
             }
             Kind::Http if self.web_sockets >= self.cfg.max_web_connections => {
                 debug!("{peer}: refused at accept, {} web-port sockets open", self.web_sockets);
                 self.metrics.web_rejections_total += 1;
-                refuse_at_accept(stream, &mut self.scratch);
+                refuse_at_accept(stream, &mut self.scratch, self.tls.is_some());
                 return;
             }
             // A trusted proxy speaks for many clients: the per-address cap would throttle all of them.
@@ -137,21 +138,33 @@ impl Reactor {
             {
                 debug!("{peer}: refused at accept, too many unfinished web requests from this address");
                 self.metrics.web_rejections_total += 1;
-                refuse_at_accept(stream, &mut self.scratch);
+                refuse_at_accept(stream, &mut self.scratch, self.tls.is_some());
                 return;
             }
             _ => {}
         }
+        let mut transport = match &self.tls {
+            None => Transport::plain(stream),
+            // Behind --proxy-protocol the PROXY header comes before the handshake, in the clear.
+            Some(store) => match TlsStream::new(stream, store.config(), self.cfg.proxy_protocol) {
+                Ok(tls) => Transport::Tls(Box::new(tls)),
+                Err(e) => {
+                    warn!("{peer}: cannot start TLS: {e}");
+                    return;
+                }
+            },
+        };
         let session = self.new_session();
         let entry = self.conns.vacant_entry();
         let k = entry.key();
-        if let Err(e) = self.poll.registry().register(&mut stream, Token(k), Interest::READABLE | Interest::WRITABLE) {
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(transport.socket(), Token(k), interest) {
             warn!("{peer}: cannot register socket: {e}");
             return;
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        let conn = entry.insert(Conn::new(Transport::plain(stream), peer, kind, serial, session));
+        let conn = entry.insert(Conn::new(transport, peer, kind, serial, session));
         match kind {
             Kind::WebSocket => self.ws_sockets += 1,
             Kind::Http => {
@@ -194,11 +207,14 @@ fn is_out_of_descriptors(e: &io::Error) -> bool {
 }
 
 /// Answers a connection that will not be served with 503 and closes it. The request it may already have
-/// sent is read first, so that closing does not reset the connection and destroy the answer in flight.
-fn refuse_at_accept(mut stream: TcpStream, scratch: &mut [u8]) {
+/// sent is read first, so that closing does not reset the connection and destroy the answer in flight. On
+/// a TLS port there is no answer a client could read before a handshake: it is only closed.
+fn refuse_at_accept(mut stream: TcpStream, scratch: &mut [u8], tls: bool) {
     use std::io::Write;
-    let answer = error_response(503, "Retry-After: 1\r\n", "server at capacity\n");
-    let _ = stream.write(&answer);
+    if !tls {
+        let answer = error_response(503, "Retry-After: 1\r\n", "server at capacity\n");
+        let _ = stream.write(&answer);
+    }
     let _ = stream.read(scratch);
     let _ = stream.shutdown(Shutdown::Write);
 }

@@ -34,7 +34,16 @@ impl Reactor {
         for _ in 0..READS_PER_TURN {
             let Some(conn) = self.conns.get_mut(k) else { return };
             let phase = conn.session.phase;
-            match conn.transport.read(&mut self.scratch) {
+            let result = conn.transport.read(&mut self.scratch);
+            if let Some(tls) = conn.transport.tls_mut() {
+                if let Some(agreed) = tls.take_established() {
+                    debug!("{}: TLS handshake done ({agreed})", conn.peer);
+                    if let Some(stats) = self.metrics.tls.as_mut() {
+                        stats.handshakes_total += 1;
+                    }
+                }
+            }
+            match result {
                 Ok(0) => {
                     debug!("{}: peer closed the connection", conn.peer);
                     self.on_eof(k);
@@ -55,7 +64,15 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    debug!("{}: read error: {e}", conn.peer);
+                    match conn.transport.tls().and_then(|t| t.failure()) {
+                        Some(failure) => {
+                            debug!("{}: {failure}; closed", conn.peer);
+                            if let Some(stats) = self.metrics.tls.as_mut() {
+                                stats.count_failure(failure.reason());
+                            }
+                        }
+                        None => debug!("{}: read error: {e}", conn.peer),
+                    }
                     self.remove(k);
                     return;
                 }
@@ -91,6 +108,18 @@ impl Reactor {
         }
     }
 
+    /// A TLS connection failed outside a read (the start of TLS after a PROXY header): logged, counted, dropped.
+    fn on_tls_failure(&mut self, k: usize) {
+        let Some(conn) = self.conns.get(k) else { return };
+        if let Some(failure) = conn.transport.tls().and_then(|t| t.failure()) {
+            debug!("{}: {failure}; closed", conn.peer);
+            if let Some(stats) = self.metrics.tls.as_mut() {
+                stats.count_failure(failure.reason());
+            }
+        }
+        self.remove(k);
+    }
+
     /// Bytes of a request head (WebSocket upgrade or web request) arrived in `scratch[..n]`.
     fn on_head_input(&mut self, k: usize, n: usize, kind: Kind) {
         let Some(conn) = self.conns.get_mut(k) else { return };
@@ -105,6 +134,14 @@ impl Reactor {
                     conn.proxied = true;
                     conn.session.inbuf.drain(..len);
                     debug!("{}: PROXY header from {} read", conn.peer, conn.socket_ip);
+                    if let Some(tls) = conn.transport.tls_mut() {
+                        // TLS begins after the header: what followed it is the start of the handshake.
+                        let rest = std::mem::take(&mut conn.session.inbuf);
+                        if tls.begin_tls(&rest).is_err() {
+                            self.on_tls_failure(k);
+                        }
+                        return;
+                    }
                     if conn.session.inbuf.is_empty() {
                         return;
                     }

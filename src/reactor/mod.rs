@@ -20,10 +20,10 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use log::{debug, info};
+use log::{debug, info, warn};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
@@ -64,6 +64,8 @@ pub enum StartError {
     Setup(io::Error),
     /// The sockets handed over by the service manager cannot be used.
     Activation(crate::systemd::ActivationError),
+    /// The TLS certificate or key cannot be used.
+    Tls(crate::tls::TlsError),
 }
 
 impl fmt::Display for StartError {
@@ -72,6 +74,7 @@ impl fmt::Display for StartError {
             StartError::Bind { what, addr, source } => write!(f, "cannot listen for {what} on {addr}: {source}"),
             StartError::Setup(e) => write!(f, "cannot set up the event loop: {e}"),
             StartError::Activation(e) => write!(f, "{e}"),
+            StartError::Tls(e) => write!(f, "TLS: {e}"),
         }
     }
 }
@@ -122,6 +125,8 @@ pub struct Reactor {
     /// A link had an event this turn: the application applies what it brought (only link input brings
     /// anything).
     links_touched: bool,
+    /// The certificate and key both ports serve with `--tls-cert` (reloaded at SIGHUP).
+    tls: Option<crate::tls::CertStore>,
 }
 
 impl Reactor {
@@ -135,6 +140,10 @@ impl Reactor {
     /// Binds both listeners and the signal handlers, serving `app`.
     pub fn bind_with(cfg: Config, app: Box<dyn Application>) -> Result<Reactor, StartError> {
         let poll = Poll::new().map_err(StartError::Setup)?;
+        let tls = match &cfg.tls {
+            Some(files) => Some(crate::tls::CertStore::load(&files.cert, &files.key).map_err(StartError::Tls)?),
+            None => None,
+        };
         // Under socket activation the service manager's sockets are served instead of binding new ones.
         let (mut ws_listener, mut http_listener) = match crate::systemd::activated().map_err(StartError::Activation)? {
             Some(a) => (TcpListener::from_std(a.ws), TcpListener::from_std(a.http)),
@@ -154,13 +163,14 @@ impl Reactor {
         };
         let ws_addr = ws_listener.local_addr().map_err(StartError::Setup)?;
         let http_addr = http_listener.local_addr().map_err(StartError::Setup)?;
-        let mut signals = Signals::new([SIGINT, SIGTERM]).map_err(StartError::Setup)?;
+        let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).map_err(StartError::Setup)?;
         let registry = poll.registry();
         registry.register(&mut ws_listener, WS_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
         registry.register(&mut http_listener, HTTP_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
         registry.register(&mut signals, SIGNALS, Interest::READABLE).map_err(StartError::Setup)?;
         let site = Site::with_root(ws_addr.port(), cfg.web_root.clone()).escaped(ws_addr.port(), cfg.escape_html);
         let now = Instant::now();
+        let metrics = Metrics { tls: tls.as_ref().map(|_| Default::default()), ..Default::default() };
         Ok(Reactor {
             cfg,
             poll,
@@ -173,7 +183,7 @@ impl Reactor {
             app,
             site,
             effects: Effects::default(),
-            metrics: Metrics::default(),
+            metrics,
             wheel: TimerWheel::new(now),
             expired: Vec::new(),
             dirty: Vec::new(),
@@ -193,6 +203,7 @@ impl Reactor {
             link_sockets: Default::default(),
             link_requests: Vec::new(),
             links_touched: false,
+            tls,
         })
     }
 
@@ -412,8 +423,7 @@ impl Reactor {
         if conn.session.phase == Phase::Closing && !conn.session.outbox.is_empty() {
             // A last answer still being written (a large file of --web-root to a slow reader) lingers as long
             // as the peer keeps taking bytes: more of what was written has left the kernel since the last look.
-            let taken =
-                conn.transport.kernel_unsent().map(|q| conn.session.outbox.written_total().saturating_sub(q as u64));
+            let taken = conn.transport.peer_taken(conn.session.outbox.written_total());
             if let Some(taken) = taken.filter(|&t| t > conn.linger_taken) {
                 conn.linger_taken = taken;
                 self.arm_timer(k, self.now + LINGER);
@@ -422,7 +432,12 @@ impl Reactor {
         }
         match conn.session.on_deadline(self.now, self.cfg.ping_interval) {
             Deadline::Remove => {
-                if conn.session.phase == Phase::Handshake {
+                if conn.transport.tls().is_some_and(|t| t.handshaking()) {
+                    debug!("{}: TLS handshake not finished in time; closing", conn.peer);
+                    if let Some(tls) = self.metrics.tls.as_mut() {
+                        tls.count_failure("timeout");
+                    }
+                } else if conn.session.phase == Phase::Handshake {
                     debug!("{}: no complete request in time; closing", conn.peer);
                 }
                 self.remove(k);
@@ -443,10 +458,14 @@ impl Reactor {
 
     fn on_signal(&mut self) {
         let got: Vec<i32> = self.signals.pending().collect();
-        if got.is_empty() || self.shutdown_deadline.is_some() {
+        if got.contains(&SIGHUP) {
+            self.reload();
+        }
+        let Some(&stop) = got.iter().find(|&&s| s != SIGHUP) else { return };
+        if self.shutdown_deadline.is_some() {
             return;
         }
-        info!("signal {} received: closing {} connection(s)", got[0], self.metrics.connections);
+        info!("signal {stop} received: closing {} connection(s)", self.metrics.connections);
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
         crate::systemd::notify(crate::systemd::State::Stopping);
         self.app.shutdown();
@@ -462,6 +481,26 @@ impl Reactor {
                 self.close(k, close_code::GOING_AWAY, "server shutting down");
             }
         }
+    }
+
+    /// SIGHUP: reads the certificate and key again. New handshakes get the new pair; connections already
+    /// open keep theirs; a file that fails leaves the pair in use.
+    fn reload(&mut self) {
+        crate::systemd::notify(crate::systemd::State::Reloading);
+        match (self.tls.as_mut(), self.metrics.tls.as_mut()) {
+            (Some(store), Some(stats)) => match store.reload() {
+                Ok(()) => {
+                    stats.reloads_total += 1;
+                    info!("SIGHUP: certificate and key reloaded; new handshakes use them");
+                }
+                Err(e) => {
+                    stats.reload_failures_total += 1;
+                    warn!("SIGHUP: {e}; keeping the certificate and key in use");
+                }
+            },
+            _ => info!("SIGHUP: nothing to reload (no --tls-cert)"),
+        }
+        crate::systemd::notify(crate::systemd::State::Ready);
     }
 
     /// A fresh session for a connection accepted now.

@@ -6,7 +6,7 @@
 use log::{debug, info, warn};
 
 use super::{trace, Kind, Reactor};
-use crate::outbox::Frame;
+use crate::outbox::{Flushed, Frame};
 use crate::session::{AfterWrite, Phase};
 use crate::ws::frame::{close_code, frame, OpCode};
 
@@ -138,10 +138,19 @@ impl Reactor {
     pub(super) fn flush(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         conn.dirty = false;
-        if conn.session.outbox.is_empty() {
+        let result = if !conn.session.outbox.is_empty() {
+            // Drained only when the transport holds nothing either (TLS records the socket did not take).
+            let transport = &mut conn.transport;
+            conn.session
+                .outbox
+                .flush(transport)
+                .map(|d| Flushed { drained: d.drained && !transport.wants_write(), ..d })
+        } else if conn.transport.wants_write() {
+            conn.transport.push_held().map(|drained| Flushed { written: 0, drained })
+        } else {
             return;
-        }
-        let done = match conn.session.outbox.flush(&mut conn.transport) {
+        };
+        let done = match result {
             Ok(done) => done,
             Err(e) => {
                 debug!("{}: write error: {e}", conn.peer);
