@@ -1,7 +1,8 @@
 //! The load client behind `wschat-bench`: a single-threaded mio client engine that reuses the crate's frame
 //! codec and the client side of its handshake, the fanout, saturate and connect scenarios, the delivery
 //! audit (loss, duplicates, reordering per sender), latency histograms and the report. The clients may be
-//! spread over several URLs, the nodes of one cluster (client i on URL i mod n).
+//! spread over several URLs, the nodes of one cluster (client i on URL i mod n), all ws:// or all wss:// (TLS,
+//! driven sans-IO by the same loop).
 
 pub mod audit;
 pub mod content;
@@ -10,6 +11,7 @@ pub mod report;
 pub mod scenario;
 pub mod sys;
 pub mod target;
+pub mod tls;
 
 pub use engine::Proto;
 pub use report::Report;

@@ -89,6 +89,10 @@ pub struct Report {
     pub url: String,
     /// Every target URL, in the order given, with the clients spread to it (client i to URL i mod n).
     pub urls: Vec<UrlShare>,
+    /// `tcp` (ws://) or `tls` (wss://).
+    pub transport: String,
+    /// wss://: the first session established, e.g. `TLS1.3 TLS13_AES_128_GCM_SHA256, ALPN http/1.1`.
+    pub tls: Option<String>,
     /// Connections asked for.
     pub clients: usize,
     /// Connections that completed the handshake (and login).
@@ -146,6 +150,8 @@ pub struct Report {
     pub client_limited: bool,
     /// Handshakes (and logins) per second (connect).
     pub handshakes_per_s: Option<f64>,
+    /// TLS handshakes completed per second (connect over wss://; each also counts in `handshakes_per_s`).
+    pub tls_handshakes_per_s: Option<f64>,
     /// Server RSS growth per connection, bytes (connect with `--pid`).
     pub rss_per_conn_bytes: Option<f64>,
     /// Server RSS before connecting (connect with `--pid`).
@@ -203,6 +209,10 @@ impl Report {
             let shares: Vec<String> = self.urls.iter().map(|u| format!("{} ({} clients)", u.url, u.clients)).collect();
             let _ = writeln!(s, "  urls           {}", shares.join(", "));
         }
+        if self.transport == "tls" {
+            let session = self.tls.as_deref().unwrap_or("no session established");
+            let _ = writeln!(s, "  tls            {session}");
+        }
         let _ = writeln!(
             s,
             "  clients        {} asked, {} connected, {} failed",
@@ -237,6 +247,9 @@ impl Report {
         }
         if let Some(h) = self.handshakes_per_s {
             let _ = writeln!(s, "  handshakes     {}/s", si(h));
+        }
+        if let Some(h) = self.tls_handshakes_per_s {
+            let _ = writeln!(s, "  tls handshakes {}/s (full handshakes, no resumption)", si(h));
         }
         if let Some(r) = self.rss_per_conn_bytes {
             let _ = writeln!(
@@ -379,6 +392,20 @@ mod tests {
         assert!(t.contains("CLIENT is the limit"));
         assert!(t.contains("boom"));
         assert!(t.contains("1.0 k"));
+        assert!(!t.contains("tls"), "{t}");
+        let tls = Report {
+            scenario: "connect".into(),
+            transport: "tls".into(),
+            tls: Some("TLS1.3 TLS13_AES_128_GCM_SHA256, ALPN http/1.1".into()),
+            handshakes_per_s: Some(2000.0),
+            tls_handshakes_per_s: Some(2100.0),
+            ..Default::default()
+        };
+        let t = tls.to_table();
+        assert!(t.contains("\n  tls            TLS1.3 TLS13_AES_128_GCM_SHA256, ALPN http/1.1\n"), "{t}");
+        assert!(t.contains("\n  tls handshakes 2.1 k/s"), "{t}");
+        let v: serde_json::Value = serde_json::from_str(&tls.to_json()).unwrap();
+        assert_eq!((v["transport"].as_str(), v["tls_handshakes_per_s"].as_f64()), (Some("tls"), Some(2100.0)));
         assert_eq!(si(4_800_000.0), "4.80 M");
         assert_eq!(si(12.0), "12");
     }

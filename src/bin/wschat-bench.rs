@@ -1,9 +1,11 @@
 //! `wschat-bench`: the load client. Parses the command line and runs a scenario from `wschat::bench`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use wschat::bench::tls::{client_config, Trust};
 use wschat::bench::{self, target, BenchConfig, Proto, Scenario};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -28,17 +30,24 @@ enum ProtoArg {
 ///
 /// With several --url (the nodes of one wschat cluster) client i connects to URL i mod n; the audit follows
 /// every receiver and sender whatever nodes they are on.
+///
+/// wss:// URLs measure TLS (rustls, driven by the same single-threaded loop; every connection a full
+/// handshake): they need --ca FILE or --insecure, there is no system root store. ws:// and wss:// do not mix
+/// in one run.
 #[derive(Debug, Parser)]
 #[command(name = "wschat-bench", version)]
 struct Args {
     /// The scenario to run.
     #[arg(value_enum)]
     scenario: ScenarioArg,
-    /// Target URL, ws://host[:port][/path]; repeat to spread the clients round robin (client i on URL i mod n).
+    /// Target URL, ws://host[:port][/path] or wss://…; repeat to spread the clients round robin (client i on
+    /// URL i mod n).
     ///
     /// Several URLs are the nodes of one cluster: every node relays a room's messages to the room's members on
-    /// every other. Each URL is checked like one (loopback unless --allow-remote). With --proto raw, fanout
-    /// and saturate take one URL (raw servers relay nothing between them).
+    /// every other. Each URL is checked like one (loopback unless --allow-remote); all are ws:// or all wss://.
+    /// With --proto raw, fanout and saturate take one URL (raw servers relay nothing between them). wss://
+    /// connects with TLS 1.3 or 1.2 (ALPN http/1.1), the certificate checked against the URL's host (an IP
+    /// address or a DNS name), and needs --ca or --insecure.
     #[arg(long = "url", value_name = "URL", default_value = "ws://127.0.0.1:7272/", action = clap::ArgAction::Append)]
     urls: Vec<String>,
     /// Number of client connections.
@@ -89,6 +98,12 @@ struct Args {
     /// Allow targets that are not loopback addresses.
     #[arg(long)]
     allow_remote: bool,
+    /// wss://: trust the certificates of this PEM file (CA or the server's own self-signed certificate).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    ca: Option<PathBuf>,
+    /// wss://: accept any server certificate (the handshake's signature is still verified).
+    #[arg(long)]
+    insecure: bool,
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration, String> {
@@ -102,7 +117,20 @@ fn config(args: &Args) -> Result<BenchConfig, String> {
         ScenarioArg::Saturate => Scenario::Saturate,
         ScenarioArg::Connect => Scenario::Connect,
     };
+    let wss = targets.iter().any(|t| t.tls.is_some());
+    let trust = match (&args.ca, args.insecure) {
+        (Some(path), _) => Some(Trust::Ca(path.clone())),
+        (None, true) => Some(Trust::Insecure),
+        (None, false) => None,
+    };
+    let tls = match (wss, trust) {
+        (true, None) => return Err("wss:// needs --ca FILE or --insecure".into()),
+        (false, Some(_)) => return Err("--ca and --insecure apply to wss:// URLs only".into()),
+        (true, Some(trust)) => Some(client_config(&trust).map_err(|e| format!("--ca: {e}"))?),
+        (false, None) => None,
+    };
     let mut cfg = BenchConfig::with_targets(scenario, targets);
+    cfg.tls = tls;
     cfg.proto = match args.proto {
         ProtoArg::Chat => Proto::Chat,
         ProtoArg::Raw => Proto::Raw,
@@ -190,5 +218,21 @@ mod tests {
         let args = parse(&["fanout", "--url", "ws://127.0.0.1:1/", "--url", "nope"]).unwrap();
         assert!(config(&args).unwrap_err().contains("nope"));
         assert!(parse(&["fanout", "--url"]).is_err());
+    }
+
+    #[test]
+    fn wss_needs_a_trust_and_does_not_mix_with_ws() {
+        let err = config(&parse(&["fanout", "--url", "wss://127.0.0.1:1/"]).unwrap()).unwrap_err();
+        assert_eq!(err, "wss:// needs --ca FILE or --insecure");
+        let cfg = config(&parse(&["fanout", "--insecure", "--url", "wss://127.0.0.1:1/"]).unwrap()).unwrap();
+        assert!(cfg.tls.is_some() && cfg.targets[0].tls.is_some());
+        let mixed = ["fanout", "--insecure", "--url", "wss://127.0.0.1:1/", "--url", "ws://127.0.0.1:2/"];
+        assert!(config(&parse(&mixed).unwrap()).unwrap_err().contains("cannot be mixed"));
+        let err = config(&parse(&["fanout", "--insecure"]).unwrap()).unwrap_err();
+        assert!(err.contains("wss:// URLs only"), "{err}");
+        let err = config(&parse(&["fanout", "--ca", "/nonexistent/ca.pem", "--url", "wss://127.0.0.1:1/"]).unwrap())
+            .unwrap_err();
+        assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+        assert!(parse(&["fanout", "--ca", "x.pem", "--insecure"]).is_err(), "one trust or the other");
     }
 }

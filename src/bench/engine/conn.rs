@@ -1,9 +1,12 @@
 //! One client connection's state, the engine's random generator and closing a connection.
 
+use std::io::Write;
+
 use mio::net::TcpStream;
 use mio::Poll;
 
 use super::read::Sink;
+use super::tls::TlsLayer;
 use super::types::{ConnFailure, Phase};
 use crate::bench::content::NameScan;
 use crate::ws::message::MessageDecoder;
@@ -28,6 +31,36 @@ pub(super) struct Conn {
     pub(super) skip: u64,
     /// Where the scan for bench clients named in a user list passed over in pieces stands.
     pub(super) scan: NameScan,
+    /// wss://: the TLS layer between the socket and `out` / the read path (boxed: a ws:// connection pays
+    /// one pointer for it).
+    pub(super) tls: Option<Box<TlsLayer>>,
+}
+
+impl Conn {
+    /// After a flush: forgets the output written, all of it or (when much was written) its written part.
+    #[inline]
+    pub(super) fn settle_out(&mut self) {
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        } else if self.out_pos > (1 << 16) && self.out_pos * 2 > self.out.len() {
+            self.out.drain(..self.out_pos);
+            self.out_pos = 0;
+        }
+    }
+}
+
+/// Best effort, right before closing: writes what is queued now (a close frame), through TLS when there is any.
+pub(super) fn write_now(conn: &mut Conn) {
+    let Some(stream) = conn.stream.as_mut() else { return };
+    match conn.tls.as_mut() {
+        None => {
+            let _ = stream.write(&conn.out[conn.out_pos..]);
+        }
+        Some(tls) => {
+            let _ = tls.flush(stream, &conn.out, &mut conn.out_pos);
+        }
+    }
 }
 
 /// xorshift64*: the one generator of the engine, for masking keys and handshake nonces, which need variety,
@@ -65,6 +98,7 @@ pub(super) fn close_conn(poll: &Poll, conn: &mut Conn, sink: &mut Sink, why: Opt
     }
     conn.out = Vec::new();
     conn.pending = Vec::new();
+    conn.tls = None;
     sink.counters.closed += 1;
     if sink.counters.first_failure.is_none() {
         sink.counters.first_failure = why;

@@ -5,13 +5,16 @@
 //! socket is drained then; edge-triggered epoll reports new data as a new edge) or would block, decoding every
 //! frame of a read with `ws::message` in place. A connection keeps only the few bytes of a frame header cut by a
 //! read boundary, so idle connections stay small. Each delivery is classified, audited and timed without
-//! allocating.
+//! allocating. A wss:// connection has a TLS layer (`tls`) between its socket and that path, driven by the
+//! same loop: the plain path pays one `Option` check for it.
 
 mod conn;
 mod members;
 mod read;
+mod tls;
 mod types;
 
+pub use tls::TlsFailure;
 pub use types::{ConnFailure, Counters, EngineConfig, EngineError, Phase, Proto};
 
 use std::fmt;
@@ -24,6 +27,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use self::conn::{close_conn, Conn, Rng};
 use self::read::{process, Sink};
+use self::tls::TlsLayer;
 use super::audit::Audit;
 use super::content::{self, NameScan, Stamp};
 use super::target::target_of;
@@ -49,6 +53,8 @@ pub struct Engine {
     dirty: Vec<usize>,
     content: Vec<u8>,
     body: Vec<u8>,
+    /// wss://: what one socket read brought, before TLS turns it into plaintext in `scratch` (empty for ws://).
+    tls_in: Vec<u8>,
 }
 
 impl fmt::Debug for Engine {
@@ -63,7 +69,9 @@ impl Engine {
         let poll = Poll::new().map_err(EngineError::Poll)?;
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let seed = since_epoch.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
+        let tls_in = if config.targets.iter().any(|t| t.tls.is_some()) { vec![0; READ_CHUNK] } else { Vec::new() };
         Ok(Engine {
+            tls_in,
             scratch: vec![0; READ_CHUNK + config.max_message_bytes.min(1 << 20)],
             sink: Sink::new(config.proto),
             config,
@@ -92,6 +100,13 @@ impl Engine {
         let Some(target) = self.config.targets.get(target_of(idx, self.config.targets.len())) else {
             return Err(EngineError::Connect(io::Error::new(io::ErrorKind::InvalidInput, "no target")));
         };
+        let tls = match &target.tls {
+            None => None,
+            Some(name) => {
+                let config = self.config.tls.clone().ok_or(EngineError::NoTlsConfig)?;
+                Some(Box::new(TlsLayer::new(config, name.clone()).map_err(EngineError::Tls)?))
+            }
+        };
         let mut stream = TcpStream::connect(target.addr).map_err(EngineError::Connect)?;
         self.poll
             .registry()
@@ -119,6 +134,7 @@ impl Engine {
             decoder: MessageDecoder::new(Role::Client, self.config.max_message_bytes),
             skip: 0,
             scan: NameScan::default(),
+            tls,
         });
         self.try_request(idx);
         Ok(idx)
@@ -312,6 +328,9 @@ impl Engine {
     /// event; any other error is the connect failure itself (refused, unreachable).
     fn try_request(&mut self, idx: usize) {
         let conn = &mut self.conns[idx];
+        if conn.tls.is_some() {
+            return self.flush_tls(idx);
+        }
         let Some(stream) = conn.stream.as_mut() else { return };
         loop {
             match stream.write(&conn.out[conn.out_pos..]) {
@@ -333,6 +352,9 @@ impl Engine {
         if conn.phase == Phase::Connecting || conn.phase == Phase::Closed {
             return;
         }
+        if conn.tls.is_some() {
+            return self.flush_tls(idx);
+        }
         let Some(stream) = conn.stream.as_mut() else { return };
         while conn.out_pos < conn.out.len() {
             match stream.write(&conn.out[conn.out_pos..]) {
@@ -346,13 +368,7 @@ impl Engine {
                 Err(e) => return self.close(idx, Some(ConnFailure::Io(e.to_string()))),
             }
         }
-        if conn.out_pos == conn.out.len() {
-            conn.out.clear();
-            conn.out_pos = 0;
-        } else if conn.out_pos > (1 << 16) && conn.out_pos * 2 > conn.out.len() {
-            conn.out.drain(..conn.out_pos);
-            conn.out_pos = 0;
-        }
+        conn.settle_out();
     }
 
     fn on_readable(&mut self, idx: usize) {
@@ -360,6 +376,9 @@ impl Engine {
             let conn = &mut self.conns[idx];
             if conn.phase == Phase::Connecting || conn.phase == Phase::Closed {
                 return;
+            }
+            if conn.tls.is_some() {
+                return self.on_readable_tls(idx);
             }
             let Some(stream) = conn.stream.as_mut() else { return };
             let keep = conn.pending.len();

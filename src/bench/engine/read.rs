@@ -1,11 +1,9 @@
 //! The read path: `process` turns the bytes of one read into the handshake, frames and deliveries, and the
 //! `Sink` classifies, audits and times every delivery without allocating.
 
-use std::io::Write;
-
 use hdrhistogram::Histogram;
 
-use super::conn::{Conn, Rng};
+use super::conn::{write_now, Conn, Rng};
 use super::members::Members;
 use super::types::{ConnFailure, Counters, Phase, Proto};
 use crate::bench::audit::Audit;
@@ -125,9 +123,7 @@ pub(super) fn process(
             Some(Message::Close(code)) => {
                 let code = code.map(|(c, _)| c);
                 write_masked_frame(&mut conn.out, OpCode::Close, &code.unwrap_or(1000).to_be_bytes(), [1, 2, 3, 4]);
-                if let Some(stream) = conn.stream.as_mut() {
-                    let _ = stream.write(&conn.out[conn.out_pos..]);
-                }
+                write_now(conn);
                 return Err(ConnFailure::ClosedByServer(code));
             }
         }
@@ -234,6 +230,7 @@ mod tests {
             decoder: MessageDecoder::new(Role::Client, 1 << 16),
             skip: 0,
             scan: NameScan::default(),
+            tls: None,
         }
     }
 

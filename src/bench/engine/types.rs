@@ -3,7 +3,9 @@
 
 use std::fmt;
 use std::io;
+use std::sync::Arc;
 
+use super::tls::TlsFailure;
 use crate::bench::target::Target;
 use crate::ws::handshake::ClientHandshakeError;
 use crate::ws::message::WsError;
@@ -48,6 +50,10 @@ pub enum EngineError {
     Poll(io::Error),
     /// Starting a TCP connection failed.
     Connect(io::Error),
+    /// A wss:// target but no TLS client configuration.
+    NoTlsConfig,
+    /// rustls cannot start a connection with the configuration.
+    Tls(TlsFailure),
 }
 
 impl fmt::Display for EngineError {
@@ -55,6 +61,8 @@ impl fmt::Display for EngineError {
         match self {
             EngineError::Poll(e) => write!(f, "poll failed: {e}"),
             EngineError::Connect(e) => write!(f, "connect failed: {e}"),
+            EngineError::NoTlsConfig => f.write_str("wss:// needs --ca FILE or --insecure"),
+            EngineError::Tls(e) => write!(f, "tls: {e}"),
         }
     }
 }
@@ -62,10 +70,12 @@ impl fmt::Display for EngineError {
 impl std::error::Error for EngineError {}
 
 /// Why one connection was closed; counted, and the first of each kind kept for the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ConnFailure {
     /// The TCP connection could not be established.
     Connect(String),
+    /// TLS failed: a certificate not trusted, an alert, a handshake cut short (wss://).
+    Tls(TlsFailure),
     /// The server refused or botched the upgrade.
     Handshake(ClientHandshakeError),
     /// The server's frames broke RFC 6455.
@@ -82,6 +92,7 @@ impl fmt::Display for ConnFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ConnFailure::Connect(e) => write!(f, "connect: {e}"),
+            ConnFailure::Tls(e) => write!(f, "tls: {e}"),
             ConnFailure::Handshake(e) => write!(f, "handshake: {e}"),
             ConnFailure::Protocol(e) => write!(f, "protocol error from server: {e}"),
             ConnFailure::ClosedByServer(Some(code)) => write!(f, "closed by server with code {code}"),
@@ -105,6 +116,8 @@ pub struct EngineConfig {
     pub max_message_bytes: usize,
     /// Above this many unsent bytes a connection sends nothing more until it drains.
     pub max_unsent_bytes: usize,
+    /// The TLS client configuration, needed when the targets are wss://.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// Counters of everything the engine saw.
@@ -136,4 +149,8 @@ pub struct Counters {
     pub reads: u64,
     /// Successful write calls.
     pub writes: u64,
+    /// TLS handshakes completed (wss://).
+    pub tls_handshakes: u64,
+    /// The first TLS session established, in one line: version, cipher suite, ALPN (wss://).
+    pub tls_session: Option<String>,
 }

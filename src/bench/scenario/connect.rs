@@ -17,6 +17,11 @@ impl Run<'_> {
         let (client, server) = meter.shares();
         let ready = self.engine.ready();
         report.handshakes_per_s = Some(ready as f64 / took.as_secs_f64().max(1e-9));
+        // wss://: every connection's full TLS handshake is inside the figure above; counted on its own too.
+        if self.cfg.targets.iter().any(|t| t.tls.is_some()) {
+            let tls = self.engine.counters().tls_handshakes;
+            report.tls_handshakes_per_s = Some(tls as f64 / took.as_secs_f64().max(1e-9));
+        }
         report.client_cpu = client;
         report.server_cpu = server;
         report.handshakes_per_server_cpu_s = report.handshakes_per_s.and_then(|h| per_cpu(h, server));

@@ -15,13 +15,14 @@ mod search;
 pub use search::RateSearch;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use self::runner::Run;
 use super::engine::{Engine, EngineConfig, EngineError, Proto};
 use super::report::{Report, UrlShare};
 use super::sys;
-use super::target::{clients_per_target, Target};
+use super::target::{clients_per_target, same_scheme, Target};
 
 /// Which scenario to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,9 @@ pub struct BenchConfig {
     pub setup_timeout: Duration,
     /// Deadline for the deliveries still in flight after sending stops.
     pub drain_timeout: Duration,
+    /// The TLS client configuration (what is trusted), needed when the targets are wss://
+    /// ([`crate::bench::tls::client_config`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl BenchConfig {
@@ -109,6 +113,7 @@ impl BenchConfig {
             max_steps: 24,
             setup_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(2),
+            tls: None,
         }
     }
 }
@@ -169,6 +174,13 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     if cfg.targets.is_empty() {
         return Err(BenchError::Config("at least one target URL is needed".into()));
     }
+    if !same_scheme(&cfg.targets) {
+        return Err(BenchError::Config("ws:// and wss:// URLs cannot be mixed in one run".into()));
+    }
+    let wss = cfg.targets[0].tls.is_some();
+    if wss && cfg.tls.is_none() {
+        return Err(BenchError::Config("wss:// needs --ca FILE or --insecure".into()));
+    }
     let distinct = cfg.targets.iter().filter(|t| t.addr != cfg.targets[0].addr).count();
     if cfg.proto == Proto::Raw && cfg.scenario != Scenario::Connect && distinct > 0 {
         return Err(BenchError::Config(
@@ -182,6 +194,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         payload: cfg.payload,
         max_message_bytes: 1 << 20,
         max_unsent_bytes: 4 << 20,
+        tls: if wss { cfg.tls.clone() } else { None },
     })?;
     let mut report = Report {
         scenario: cfg.scenario.to_string(),
@@ -193,6 +206,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
             .zip(clients_per_target(cfg.clients, cfg.targets.len()))
             .map(|(t, clients)| UrlShare { url: t.url.clone(), clients })
             .collect(),
+        transport: if wss { "tls" } else { "tcp" }.to_string(),
         clients: cfg.clients,
         payload: cfg.payload,
         duration_s: cfg.duration.as_secs_f64(),

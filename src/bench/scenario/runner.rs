@@ -194,5 +194,6 @@ impl Run<'_> {
         report.bytes_in = c.bytes_in;
         report.reads = c.reads;
         report.writes = c.writes;
+        report.tls = c.tls_session.clone();
     }
 }
