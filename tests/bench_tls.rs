@@ -44,7 +44,7 @@ impl Daemon {
     }
 
     /// The daemon speaking TLS with `pair` on both ports.
-    fn tls(pair: &(PathBuf, PathBuf)) -> Daemon {
+    fn tls(pair: &Pair) -> Daemon {
         let (cert, key) = (pair.0.to_str().expect("utf-8 path"), pair.1.to_str().expect("utf-8 path"));
         Daemon::start(&["--tls-cert", cert, "--tls-key", key])
     }
@@ -61,8 +61,11 @@ impl Drop for Daemon {
     }
 }
 
+/// A certificate and its key, as files.
+type Pair = (PathBuf, PathBuf);
+
 /// A self-signed ECDSA P-256 server certificate for 127.0.0.1 made by the openssl command: (cert, key).
-fn make_pair(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
+fn make_pair(dir: &Path, name: &str) -> Option<Pair> {
     let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
     let status = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
@@ -97,7 +100,7 @@ fn skip_or_fail(test: &str) {
 }
 
 /// A fresh folder with two unrelated pairs, `a` and `b`; `None` (after the SKIP) without openssl.
-fn pairs(test: &str) -> Option<(PathBuf, (PathBuf, PathBuf), (PathBuf, PathBuf))> {
+fn pairs(test: &str) -> Option<(PathBuf, Pair, Pair)> {
     let dir = std::env::temp_dir().join(format!("wschat-bench-tls-it-{}-{test}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
