@@ -22,8 +22,11 @@ test:
 	if [ -s $(WSCHAT_SKIP_LOG) ]; then echo "== skipped tests: $$(wc -l <$(WSCHAT_SKIP_LOG))"; \
 	  sed 's/^/  /' $(WSCHAT_SKIP_LOG); else echo "== no test skipped"; fi; exit $$status
 
+# The conformance suite runs twice: in plain text (with everything else) and over TLS (`WSCHAT_TEST_TLS=1`:
+# each daemon gets --tls-cert/--tls-key, each raw client speaks TLS), expecting the same outcomes.
 test-rust:
 	$(CARGO) test --release --all-targets
+	WSCHAT_TEST_TLS=1 $(CARGO) test --release --test conformance
 
 lint:
 	$(CARGO) fmt --all -- --check

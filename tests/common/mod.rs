@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod probe;
 pub mod redis;
+pub mod tls;
 pub mod tung;
 
 use std::io::{BufRead, BufReader};
@@ -33,9 +34,12 @@ impl Daemon {
     /// environment, its limits, where its stderr goes); stdout stays a pipe, for the listening line.
     pub fn start_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wschat"));
-        cmd.args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+        cmd.args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"]).args(args);
+        if tls::suite_over_tls() {
+            let pair = tls::suite_pair();
+            cmd.arg("--tls-cert").arg(&pair.cert).arg("--tls-key").arg(&pair.key);
+        }
+        cmd.env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -122,6 +126,8 @@ pub struct Raw {
     buf: Vec<u8>,
     /// A read timeout ends the read (as [`Raw::try_read_frame`] wants) instead of failing the test.
     timeout_ends: bool,
+    /// TLS over `stream`, when the suite runs over TLS ([`tls::suite_over_tls`]).
+    pub tls: Option<Box<rustls::ClientConnection>>,
 }
 
 /// A frame as read by [`Raw`].
@@ -196,7 +202,14 @@ impl Raw {
         let stream = std::net::TcpStream::connect(addr).expect("connect");
         stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        Raw { stream, buf: Vec::new(), timeout_ends: false }
+        let mut raw = Raw { stream, buf: Vec::new(), timeout_ends: false, tls: None };
+        if tls::suite_over_tls() {
+            let pair = tls::suite_pair();
+            let name = rustls::pki_types::ServerName::try_from("127.0.0.1").expect("name");
+            let config = tls::client_config(&[&pair.cert], None);
+            raw.tls = Some(Box::new(rustls::ClientConnection::new(config, name).expect("TLS client")));
+        }
+        raw
     }
 
     /// Connects and completes a WebSocket handshake; panics unless the answer is 101.
@@ -212,13 +225,24 @@ impl Raw {
     /// Writes bytes as they are.
     pub fn send(&mut self, bytes: &[u8]) {
         use std::io::Write;
-        self.stream.write_all(bytes).expect("write");
+        match self.tls.as_mut() {
+            Some(tls) => rustls::Stream::new(tls.as_mut(), &mut self.stream).write_all(bytes).expect("write"),
+            None => self.stream.write_all(bytes).expect("write"),
+        }
     }
 
     fn fill(&mut self) -> bool {
         use std::io::Read;
         let mut chunk = [0u8; 65536];
-        match self.stream.read(&mut chunk) {
+        let read = match self.tls.as_mut() {
+            // A TCP end without close_notify is the end too: the server's close is what is tested.
+            Some(tls) => match rustls::Stream::new(tls.as_mut(), &mut self.stream).read(&mut chunk) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(0),
+                other => other,
+            },
+            None => self.stream.read(&mut chunk),
+        };
+        match read {
             Ok(0) => false,
             Ok(n) => {
                 self.buf.extend_from_slice(&chunk[..n]);

@@ -160,6 +160,6 @@ impl Raw {
     pub fn from_stream(stream: TcpStream) -> Raw {
         stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
-        Raw { stream, buf: Vec::new(), timeout_ends: false }
+        Raw { stream, buf: Vec::new(), timeout_ends: false, tls: None }
     }
 }
