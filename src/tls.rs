@@ -1,6 +1,6 @@
-//! TLS for both ports, the configuration half (the transport that drives `rustls::ServerConnection` sans-IO
-//! in the loop comes next): a certificate chain and its key read from PEM files, TLS 1.3 and 1.2 with ALPN
-//! `http/1.1`, and a store that SIGHUP reloads — new handshakes get the new pair, a bad or missing file
+//! TLS for both ports, the configuration half (the stream that drives `rustls::ServerConnection` sans-IO in
+//! the loop is [`crate::transport::TlsStream`]): a certificate chain and its key read from PEM files, TLS
+//! 1.3 and 1.2 with ALPN `http/1.1`, and a store that SIGHUP reloads — new handshakes get the new pair, a bad or missing file
 //! leaves the old one in place.
 
 use std::fmt;
@@ -95,13 +95,13 @@ impl CertStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::process::Command;
 
     /// A self-signed ECDSA P-256 end-entity certificate for 127.0.0.1 made by the openssl command, which the
     /// test client trusts directly: (cert, key).
-    fn make_pair(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
+    pub(crate) fn make_pair(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
         let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
         let status = Command::new("openssl")
             .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
@@ -119,7 +119,7 @@ mod tests {
 
     /// Without the openssl command the tests cannot make certificates: skipped, but failed under CI (which
     /// installs it through mk/deps.list).
-    fn no_openssl() {
+    pub(crate) fn no_openssl() {
         assert_ne!(
             std::env::var("CI").as_deref(),
             Ok("true"),
@@ -128,7 +128,7 @@ mod tests {
         eprintln!("SKIP: tls tests: the openssl command is missing (Debian package openssl)");
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
+    pub(crate) fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("wschat-tls-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -27,7 +27,7 @@ const HANDSHAKE_RECORD: u8 = 0x16;
 
 /// The plain-text answer to a plain HTTP request on a TLS port.
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
-Content-Length: 49\r\nConnection: close\r\n\r\nThis port speaks TLS: use https:// or wss:// here\n";
+Content-Length: 50\r\nConnection: close\r\n\r\nThis port speaks TLS: use https:// or wss:// here\n";
 
 /// Why a TLS connection was given up.
 #[derive(Debug)]
@@ -288,5 +288,159 @@ impl TlsStream {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tls::tests::{make_pair, no_openssl, temp_dir};
+    use std::net::TcpListener;
+    use std::thread;
+    use std::time::{Duration, Instant};
+
+    /// A server-side stream on a fresh loopback connection and the client's end of it.
+    fn pair(test: &str, raw_first: bool) -> Option<(TlsStream, std::net::TcpStream, std::path::PathBuf)> {
+        let dir = temp_dir(&format!("transport-{test}"));
+        let Some((cert, key)) = make_pair(&dir, "t") else {
+            no_openssl();
+            return None;
+        };
+        let config = crate::tls::server_config(&cert, &key).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let tls = TlsStream::new(TcpStream::from_std(server), config, raw_first).unwrap();
+        Some((tls, client, cert))
+    }
+
+    /// Reads until something other than `WouldBlock` (the test's stand-in for readiness events).
+    fn read_until_ready(s: &mut TlsStream, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            match s.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn client_stream(
+        sock: std::net::TcpStream,
+        cert: &std::path::Path,
+    ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+        let mut roots = rustls::RootCertStore::empty();
+        let der = rustls::pki_types::CertificateDer::from_pem_file(cert).unwrap();
+        roots.add(der).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        rustls::StreamOwned::new(rustls::ClientConnection::new(Arc::new(config), name).unwrap(), sock)
+    }
+
+    use rustls::pki_types::pem::PemObject;
+
+    #[test]
+    fn plain_http_gets_a_plain_400_and_garbage_is_not_tls() {
+        let Some((mut s, mut client, _)) = pair("plain", false) else { return };
+        client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut buf = [0u8; 1024];
+        assert!(read_until_ready(&mut s, &mut buf).is_err());
+        assert!(matches!(s.failure(), Some(TlsFailure::PlainHttp)));
+        let mut answer = String::new();
+        client.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400 ") && answer.ends_with("use https:// or wss:// here\n"), "{answer}");
+        let body_len = answer.split("\r\n\r\n").nth(1).map(str::len);
+        assert_eq!(body_len, Some(50), "Content-Length matches the body");
+
+        let Some((mut s, mut client, _)) = pair("garbage", false) else { return };
+        client.write_all(&[0x00, 0x01]).unwrap();
+        assert!(read_until_ready(&mut s, &mut buf).is_err());
+        assert_eq!(s.failure().map(TlsFailure::reason), Some("not_tls"));
+    }
+
+    #[test]
+    fn a_session_carries_data_both_ways_and_ends_with_close_notify() {
+        let Some((mut s, client, cert)) = pair("session", false) else { return };
+        let peer = thread::spawn(move || {
+            let mut c = client_stream(client, &cert);
+            c.write_all(b"hello over tls").unwrap();
+            let mut got = Vec::new();
+            // read_to_end succeeds only on a clean close_notify (a bare TCP end is UnexpectedEof).
+            c.read_to_end(&mut got).map(|_| got)
+        });
+        let mut buf = [0u8; 64];
+        let mut got = Vec::new();
+        while got.len() < 14 {
+            let n = read_until_ready(&mut s, &mut buf).unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"hello over tls");
+        assert!(!s.handshaking());
+        assert!(s.take_established().is_some_and(|v| v.starts_with("TLSv1_3")));
+        assert!(s.take_established().is_none(), "reported once");
+        let n = s.write_vectored(&[IoSlice::new(b"answer, "), IoSlice::new(b"in two slices")]).unwrap();
+        assert_eq!(n, 21);
+        s.shutdown_write().unwrap();
+        while s.wants_write() {
+            s.push_tls().unwrap();
+        }
+        assert_eq!(peer.join().unwrap().unwrap(), b"answer, in two slices");
+        assert!(s.written_to_socket() > 21, "records are longer than their plaintext");
+    }
+
+    #[test]
+    fn what_rustls_holds_is_bounded() {
+        let Some((mut s, client, cert)) = pair("bounded", false) else { return };
+        // The client completes the handshake, sends one byte, then stops reading.
+        let peer = thread::spawn(move || {
+            let mut c = client_stream(client, &cert);
+            c.write_all(b"x").unwrap();
+            thread::sleep(Duration::from_millis(300));
+            c
+        });
+        let mut buf = [0u8; 8];
+        assert_eq!(read_until_ready(&mut s, &mut buf).unwrap(), 1);
+        let chunk = vec![7u8; 64 * 1024];
+        let mut accepted = 0u64;
+        loop {
+            match s.write_vectored(&[IoSlice::new(&chunk)]) {
+                Ok(n) => accepted += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(s.wants_write(), "the socket is full, records wait");
+        let held = accepted.saturating_sub(s.written_to_socket());
+        assert!(held <= HELD_LIMIT as u64, "{held} bytes of plaintext held beyond the socket");
+        drop(peer.join());
+    }
+
+    #[test]
+    fn a_raw_start_passes_bytes_then_tls_begins_with_what_followed() {
+        let Some((mut s, mut client, cert)) = pair("raw", true) else { return };
+        client.write_all(b"PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n").unwrap();
+        let mut buf = [0u8; 256];
+        let n = read_until_ready(&mut s, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"PROXY TCP4 192.0.2.1 192.0.2.2 1 2\r\n", "raw bytes pass through");
+        assert!(s.handshaking());
+        s.begin_tls(b"").unwrap();
+        let peer = thread::spawn(move || {
+            let mut c = client_stream(client, &cert);
+            c.write_all(b"after the header").unwrap();
+            c
+        });
+        let n = read_until_ready(&mut s, &mut buf).unwrap();
+        assert_eq!(&buf[..n], b"after the header");
+        drop(peer.join());
     }
 }
