@@ -232,3 +232,51 @@ fn a_transport_that_does_not_match_the_servers_fails_cleanly() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_certificate_reload_under_an_audited_fanout_loses_nothing() {
+    let Some((dir, a, b)) = pairs("reload") else { return };
+    // The daemon reads the files at `live`; the clients trust both pairs (one file with both certificates).
+    let live: Pair = (dir.join("live.crt"), dir.join("live.key"));
+    std::fs::copy(&a.0, &live.0).unwrap();
+    std::fs::copy(&a.1, &live.1).unwrap();
+    let both = dir.join("both.crt");
+    let mut pem = std::fs::read(&a.0).unwrap();
+    pem.extend(std::fs::read(&b.0).unwrap());
+    std::fs::write(&both, pem).unwrap();
+    let daemon = Daemon::tls(&live);
+    let url = daemon.wss_url();
+    let pid = daemon.child.id().to_string();
+    let fanout = Command::new(env!("CARGO_BIN_EXE_wschat-bench"))
+        .args(["fanout", "--url", &url, "--ca", both.to_str().unwrap(), "-c", "50", "-s", "10", "-r", "2000"])
+        .args(["-d", "2.5", "-w", "0.3", "--setup-timeout", "10", "--drain-timeout", "5", "--pid", &pid, "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wschat-bench");
+    // In the middle of the measured run: the files now hold pair b, and SIGHUP.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::copy(&b.0, &live.0).unwrap();
+    std::fs::copy(&b.1, &live.1).unwrap();
+    let hup = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(hup.success());
+    let out = fanout.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["connected"].as_u64(), v["failed"].as_u64()), (Some(50), Some(0)), "{v}");
+    assert!(v["sent"].as_u64().unwrap() >= 2000, "{v}");
+    assert_eq!(v["delivered"], v["expected"], "{v}");
+    for key in ["lost", "duplicated", "out_of_order", "server_errors"] {
+        assert_eq!(v[key], 0, "{key}: {v}");
+    }
+    // The next handshake sees the new certificate: trusting only b connects, trusting only a does not.
+    let connect = |ca: &Path| {
+        let out =
+            bench_cli(&["connect", "--url", &url, "--ca", ca.to_str().unwrap(), "-c", "1", "-d", "0.1", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["connected"].as_u64() == Some(1)
+    };
+    assert!(connect(&b.0), "a client trusting only the new certificate");
+    assert!(!connect(&a.0), "a client trusting only the old certificate");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -167,6 +167,11 @@ fn main() -> ExitCode {
             } else {
                 print!("{}", report.to_table());
             }
+            if report.connected == 0 && report.failed > 0 {
+                // Nothing was measured: say so in the exit status, not only in the report.
+                eprintln!("wschat-bench: no connection succeeded ({} failed)", report.failed);
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
