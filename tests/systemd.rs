@@ -175,19 +175,67 @@ fn the_dist_units_verify() {
         std::fs::write(dir.join(name), text).unwrap();
         units.push(dir.join(name));
     }
-    let out = Command::new("systemd-analyze")
-        .arg("verify")
-        .args(&units)
-        .env("SYSTEMD_LOG_LEVEL", "warning")
-        .output()
-        .unwrap();
+    // The TLS drop-in, found beside the unit through SYSTEMD_UNIT_PATH.
+    let drop_in = std::fs::read_to_string(dist.join("wschat.service.d/tls.conf")).expect("the TLS drop-in");
+    std::fs::create_dir_all(dir.join("wschat.service.d")).unwrap();
+    let drop_in = drop_in.replace("/usr/local/bin/wschat", env!("CARGO_BIN_EXE_wschat"));
+    let verify = |drop_in: &str| {
+        std::fs::write(dir.join("wschat.service.d/tls.conf"), drop_in).unwrap();
+        let out = Command::new("systemd-analyze")
+            .arg("verify")
+            .args(&units)
+            .env("SYSTEMD_LOG_LEVEL", "warning")
+            .env("SYSTEMD_UNIT_PATH", format!("{}:", dir.display()))
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, said) = verify(&drop_in);
+    // A control: a key systemd does not know in the drop-in is reported, so the drop-in was read.
+    let (_, control) = verify(&format!("{drop_in}NotAKey=1\n"));
     let _ = std::fs::remove_dir_all(&dir);
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && said.trim().is_empty(), "systemd-analyze verify: {said}");
+    assert!(ok && said.trim().is_empty(), "systemd-analyze verify: {said}");
+    assert!(control.contains("NotAKey"), "the drop-in was not read: {control}");
     let service = std::fs::read_to_string(dist.join("wschat.service")).unwrap();
-    for hardening in
-        ["Type=notify", "DynamicUser=yes", "ProtectSystem=strict", "NoNewPrivileges=yes", "CapabilityBoundingSet=\n"]
-    {
+    for hardening in [
+        "Type=notify",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "DynamicUser=yes",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=\n",
+    ] {
         assert!(service.contains(hardening), "wschat.service lacks {hardening:?}");
     }
+}
+
+#[test]
+fn the_tls_drop_in_starts_the_daemon() {
+    // The drop-in's command line, with the test's certificate in place of /etc/wschat/tls and free ports.
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist");
+    let drop_in = std::fs::read_to_string(dist.join("wschat.service.d/tls.conf")).expect("the TLS drop-in");
+    let line = drop_in.lines().filter_map(|l| l.strip_prefix("ExecStart=")).find(|l| !l.is_empty()).expect("ExecStart");
+    let dir = common::tls::temp_dir("drop-in");
+    let Some(pair) = common::tls::make_pair(&dir, "unit") else {
+        return skip_or_fail("the_tls_drop_in_starts_the_daemon", "the openssl command (Debian package openssl)");
+    };
+    let args: Vec<String> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|a| match a {
+            "/etc/wschat/tls/fullchain.pem" => pair.cert.display().to_string(),
+            "/etc/wschat/tls/privkey.pem" => pair.key.display().to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    assert!(args.iter().any(|a| a == "--tls-cert"), "{line}");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let d = Daemon::start(&args);
+    let mut s =
+        common::tls::client(TcpStream::connect(d.http).unwrap(), common::tls::client_config(&[&pair.cert], None));
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
