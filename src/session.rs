@@ -269,10 +269,11 @@ impl Session {
         }
     }
 
-    /// The peer sent its FIN (a half-close): what is owed to it is still written.
-    pub fn on_eof(&mut self) -> Eof {
+    /// The peer sent its FIN (a half-close): what is owed to it is still written — what is queued, and
+    /// what the transport still holds above the socket (`transport_holds`: TLS records not yet taken).
+    pub fn on_eof(&mut self, transport_holds: bool) -> Eof {
         self.peer_eof = true;
-        if self.outbox.is_empty() || self.phase == Phase::Handshake {
+        if (self.outbox.is_empty() && !transport_holds) || self.phase == Phase::Handshake {
             return Eof::Remove;
         }
         let was_open = self.phase == Phase::Open;
@@ -433,15 +434,19 @@ mod tests {
     #[test]
     fn end_of_stream_flushes_what_is_owed() {
         let mut s = Session::new(Instant::now(), 1 << 16, 0);
-        assert_eq!(s.on_eof(), Eof::Remove, "a half-sent head is owed nothing");
+        assert_eq!(s.on_eof(false), Eof::Remove, "a half-sent head is owed nothing");
         let mut s = open_session();
-        assert_eq!(s.on_eof(), Eof::FlushFirst { was_open: true });
+        assert_eq!(s.on_eof(false), Eof::FlushFirst { was_open: true });
         assert_eq!(s.phase, Phase::Closing);
         assert_eq!(s.after_write(true, 1024), AfterWrite::ShutWrite { remove: true });
         let mut s = open_session();
         let mut w: Vec<u8> = Vec::new();
         s.outbox.flush(&mut w).unwrap();
-        assert_eq!(s.on_eof(), Eof::Remove, "nothing owed");
+        let mut held = open_session();
+        held.outbox.flush(&mut w).unwrap();
+        assert_eq!(s.on_eof(false), Eof::Remove, "nothing owed");
+        assert_eq!(held.on_eof(true), Eof::FlushFirst { was_open: true }, "the transport still holds bytes");
+        assert_eq!(held.after_write(true, 1024), AfterWrite::ShutWrite { remove: true });
     }
 
     #[test]

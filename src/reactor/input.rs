@@ -89,7 +89,7 @@ impl Reactor {
             self.with_app(|app, out| app.flush_for(k, out));
         }
         let Some(conn) = self.conns.get_mut(k) else { return };
-        match conn.session.on_eof() {
+        match conn.session.on_eof(conn.transport.wants_write()) {
             Eof::Remove => self.remove(k),
             Eof::FlushFirst { was_open } => {
                 if was_open {
