@@ -40,7 +40,8 @@ export const CHROMIUM_ARGS = [
 ];
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
-for (const f of fs.readdirSync(ARTIFACTS)) if (/^failure-.*\.png$/.test(f)) fs.rmSync(path.join(ARTIFACTS, f));
+// Failure screenshots of an earlier run are removed once per run by `make test-e2e`, not here: node --test loads
+// this module once per test file, and a later file would delete an earlier file's screenshots.
 
 // ---- daemon -----------------------------------------------------------------------------------
 export const daemons = new Set();
