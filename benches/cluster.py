@@ -21,12 +21,13 @@ import select
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
 import time
 import urllib.request
+
+from benchlib import cpu_ticks, log, med, num, pct, raise_nofile, rate  # noqa: E402 (beside this script)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench-cluster:begin -->"
@@ -36,18 +37,6 @@ SETUPS = [("plain", "(a) one node", 1, False), ("cluster1", "(b) one node, --clu
 OWN_COMMANDS = ("cmdstat_info", "cmdstat_config|resetstat")  # this script's own, not counted
 TICK = os.sysconf("SC_CLK_TCK")
 PROCS = []  # every process started here, stopped by PID
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
-    except (ValueError, OSError):
-        pass
 
 
 def stop(proc):
@@ -73,15 +62,6 @@ def spawn(cmd, core, pin, **kw):
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=raise_nofile, **kw)
     PROCS.append(proc)
     return proc
-
-
-def cpu_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def busy_ticks():
@@ -317,25 +297,6 @@ def problems(r):
 
 
 # --- report ------------------------------------------------------------------------------------------------
-
-def med(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def rate(v):
-    if v is None:
-        return "—"
-    return f"{v / 1e6:.2f} M" if v >= 1e6 else f"{v / 1e3:.1f} k" if v >= 1e3 else f"{v:.0f}"
-
-
-def num(v, digits=0):
-    return "—" if v is None else f"{v:,.{digits}f}"
-
-
-def pct(v):
-    return "—" if v is None else f"{v * 100:.0f}%"
-
 
 def machine(commit=None):
     model = platform.processor() or "?"

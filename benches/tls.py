@@ -29,12 +29,13 @@ import select
 import shutil
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from benchlib import cpu_ticks, log, med, num, pct, raise_nofile, rate  # noqa: E402 (beside this script)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench-tls:begin -->"
@@ -52,18 +53,6 @@ OPENSSL = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_
 DAEMON_EXTRA = {"saturate": ["--send-buffer-limit", str(64 << 20)]}
 RSS_TARGET = 4096  # the issue: TLS at most 4 KiB more per idle connection than plain
 SAT_TARGET = 0.5  # the issue: TLS saturation at least 50 % of plain
-
-
-def log(msg):
-    print(msg, file=sys.stderr, flush=True)
-
-
-def raise_nofile():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    try:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 1 << 20, hard))
-    except (ValueError, OSError):
-        pass
 
 
 def stop(proc):
@@ -86,15 +75,6 @@ def stop_all():
 
 def pinned(cmd, core, pin):
     return ["taskset", "-c", str(core)] + cmd if pin else cmd
-
-
-def cpu_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 def busy_ticks():
@@ -284,25 +264,6 @@ def same_rate(p, t):
         return None
     rate_ = max(common)
     return rate_, sp[rate_], st[rate_]
-
-
-def med(values):
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def rate(v):
-    if v is None:
-        return "—"
-    return f"{v / 1e6:.2f} M" if v >= 1e6 else f"{v / 1e3:.1f} k" if v >= 1e3 else f"{v:.0f}"
-
-
-def num(v, digits=0):
-    return "—" if v is None else f"{v:,.{digits}f}"
-
-
-def pct(v):
-    return "—" if v is None else f"{v * 100:.0f}%"
 
 
 def ms(us):

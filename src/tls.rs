@@ -115,13 +115,13 @@ pub(crate) mod tests {
     use super::*;
     use std::process::Command;
 
-    /// A self-signed ECDSA P-256 end-entity certificate for 127.0.0.1 made by the openssl command, which the
-    /// test client trusts directly: (cert, key).
+    /// A self-signed ECDSA P-256 end-entity certificate for 127.0.0.1 (and DNS name `localhost`) made by the
+    /// openssl command, which the test client trusts directly: (cert, key).
     pub(crate) fn make_pair(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
         let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
         let status = Command::new("openssl")
             .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-            .args(["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+            .args(["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
             .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
             .arg("-keyout")
             .arg(&key)
@@ -144,6 +144,7 @@ pub(crate) mod tests {
         eprintln!("SKIP: tls tests: the openssl command is missing (Debian package openssl)");
     }
 
+    /// A fresh directory for one test's files.
     pub(crate) fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("wschat-tls-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);

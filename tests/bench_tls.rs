@@ -7,6 +7,8 @@
 //! a suite-wide TLS switch there does.
 #![cfg(feature = "bench")]
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,39 +66,14 @@ impl Drop for Daemon {
 /// A certificate and its key, as files.
 type Pair = (PathBuf, PathBuf);
 
-/// A self-signed ECDSA P-256 server certificate for 127.0.0.1 made by the openssl command: (cert, key).
+/// A self-signed ECDSA P-256 server certificate for 127.0.0.1 (tests/common's maker): (cert, key).
 fn make_pair(dir: &Path, name: &str) -> Option<Pair> {
-    let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
-    let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-        .args(["-days", "1", "-subj", &format!("/CN=wschat bench test {name}")])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .ok()?;
-    status.success().then_some((cert, key))
+    common::tls::make_pair(dir, name).map(|p| (p.cert, p.key))
 }
 
-/// Without the openssl command: SKIP (also listed in WSCHAT_SKIP_LOG's file), but a failure under CI.
+/// Without the openssl command: SKIP, but a failure under CI.
 fn skip_or_fail(test: &str) {
-    use std::io::Write;
-    let reason = "openssl is not installed (`make deps` installs it)";
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: {reason}; under CI a missing dependency fails the test");
-    }
-    let line = format!("SKIP: {test}: {reason}\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    if let Some(path) = std::env::var_os("WSCHAT_SKIP_LOG") {
-        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = f.write_all(line.as_bytes());
-        }
-    }
+    common::skip_or_fail(test, "the openssl command (Debian package openssl)");
 }
 
 /// A fresh folder with two unrelated pairs, `a` and `b`; `None` (after the SKIP) without openssl.

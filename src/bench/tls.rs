@@ -160,49 +160,15 @@ impl ServerCertVerifier for AnyCertificate {
 /// Certificates for tests, made by the openssl command as `crate::tls`'s tests make them.
 #[cfg(test)]
 pub(crate) mod testcert {
-    use std::path::{Path, PathBuf};
-    use std::process::{Command, Stdio};
+    use std::path::Path;
     use std::sync::Arc;
 
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     use rustls::ServerConfig;
 
-    /// A self-signed ECDSA P-256 end-entity certificate for 127.0.0.1 (and DNS name `localhost`): (cert, key).
-    pub(crate) fn make_pair(dir: &Path, name: &str) -> Option<(PathBuf, PathBuf)> {
-        let (cert, key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
-        let status = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-            .args(["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-            .args(["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .stderr(Stdio::null())
-            .status()
-            .ok()?;
-        status.success().then_some((cert, key))
-    }
-
-    /// Without the openssl command the tests cannot make certificates: skipped, but failed under CI (which
-    /// installs it through mk/deps.list).
-    pub(crate) fn no_openssl() {
-        assert_ne!(
-            std::env::var("CI").as_deref(),
-            Ok("true"),
-            "the openssl command is missing (Debian package openssl)"
-        );
-        eprintln!("SKIP: bench tls tests: the openssl command is missing (Debian package openssl)");
-    }
-
-    /// A fresh directory for one test's files.
-    pub(crate) fn temp_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("wschat-bench-tls-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
+    /// The daemon's test certificates (one maker for the whole crate).
+    pub(crate) use crate::tls::tests::{make_pair, no_openssl, temp_dir};
 
     /// A server configuration on the pair (TLS 1.3 and 1.2, ALPN http/1.1), as the daemon's.
     pub(crate) fn server_config(
