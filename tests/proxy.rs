@@ -100,3 +100,30 @@ fn proxy_flags_are_checked() {
         std::process::Command::new(env!("CARGO_BIN_EXE_wschat")).args(["--trust-proxy", "nonsense"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn web_requests_through_a_trusted_proxy_log_the_client() {
+    let log = std::env::temp_dir().join(format!("wschat-proxy-weblog-{}.log", std::process::id()));
+    let file = std::fs::File::create(&log).unwrap();
+    let d = Daemon::start_with(&["--trust-proxy", "127.0.0.1/32"], |cmd| {
+        cmd.env("RUST_LOG", "wschat=debug").stderr(file);
+    });
+    let bad = |from: Option<&str>| {
+        let mut s = connect_from(from.map(|a| a.parse::<IpAddr>().unwrap()), d.http, false);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.4\r\n\r\n").unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 405 "), "{answer}");
+    };
+    bad(None);
+    bad(Some(UNTRUSTED));
+    let text = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(common::probe::eventually(Duration::from_secs(5), || text().matches("bad web request").count() == 2));
+    let text = text();
+    assert!(text.contains("198.51.100.4:0: bad web request"), "the client behind the trusted proxy: {text}");
+    assert!(text.contains(&format!("{UNTRUSTED}:")), "an untrusted peer is itself: {text}");
+    let named = text.lines().filter(|l| l.contains("bad web request") && l.contains("198.51.100.4")).count();
+    assert_eq!(named, 1, "the untrusted peer's header changed nothing: {text}");
+    let _ = std::fs::remove_file(&log);
+}

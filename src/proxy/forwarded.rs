@@ -293,6 +293,21 @@ impl Cursor<'_> {
     }
 }
 
+/// The client address a complete HTTP request head gives through a trusted proxy's forwarding headers, as
+/// [`client_addr`] decides; `peer` itself when the peer is not trusted, the head does not parse, or it names
+/// nobody. (For the web port, whose requests are parsed elsewhere; the upgrade collects its headers itself.)
+pub fn client_addr_of_head(peer: IpAddr, trusted: &TrustedProxies, head: &[u8]) -> IpAddr {
+    if !trusted.is_trusted(peer.to_canonical()) {
+        return peer;
+    }
+    let mut headers = [httparse::EMPTY_HEADER; 128];
+    let mut req = httparse::Request::new(&mut headers);
+    if !matches!(req.parse(head), Ok(httparse::Status::Complete(_))) {
+        return peer;
+    }
+    client_addr(peer, trusted, req.headers.iter().map(|h| (h.name, h.value))).addr
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,5 +581,17 @@ mod tests {
                 None => prop_assert_eq!(got, ClientAddr { addr: IpAddr::from(chain[0]), origin: Origin::AllTrusted }),
             }
         }
+    }
+
+    #[test]
+    fn a_request_head_names_the_client_only_through_a_trusted_peer() {
+        let trusted = TrustedProxies::parse(["127.0.0.1/32"]).unwrap();
+        let head = b"GET /x HTTP/1.1\r\nHost: h\r\nX-Forwarded-For: 198.51.100.4\r\n\r\n";
+        let proxy: IpAddr = "127.0.0.1".parse().unwrap();
+        let other: IpAddr = "127.0.0.2".parse().unwrap();
+        assert_eq!(client_addr_of_head(proxy, &trusted, head), "198.51.100.4".parse::<IpAddr>().unwrap());
+        assert_eq!(client_addr_of_head(other, &trusted, head), other, "an untrusted peer's header counts for nothing");
+        assert_eq!(client_addr_of_head(proxy, &trusted, b"GET / HTTP/1.1\r\n"), proxy, "an unfinished head");
+        assert_eq!(client_addr_of_head(proxy, &trusted, b"GET / HTTP/1.1\r\n\r\n"), proxy, "no header");
     }
 }

@@ -29,5 +29,5 @@ pub mod forwarded;
 pub mod protocol;
 
 pub use cidr::{Cidr, CidrError, TrustedProxies};
-pub use forwarded::{client_addr, ClientAddr, Origin};
+pub use forwarded::{client_addr, client_addr_of_head, ClientAddr, Origin};
 pub use protocol::{parse, Endpoints, ProxyError, ProxyHeader, Version};

@@ -170,6 +170,13 @@ impl Reactor {
         };
         let health = || app.health();
         let Some(answer) = self.site.answer(&conn.session.inbuf, snapshot, health) else { return };
+        if !conn.proxied && !self.cfg.trusted_proxies.is_empty() {
+            // A trusted proxy's word on the client, for the log (as for an upgrade).
+            let client = proxy::client_addr_of_head(conn.socket_ip, &self.cfg.trusted_proxies, &conn.session.inbuf);
+            if client != conn.socket_ip {
+                conn.peer = SocketAddr::new(client, 0);
+            }
+        }
         if let Some(e) = answer.refused {
             debug!("{}: bad web request: {e}", conn.peer);
         }

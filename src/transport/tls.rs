@@ -477,6 +477,9 @@ impl Read for TlsStream {
             let n = self.plain_over.len().min(buf.len());
             buf[..n].copy_from_slice(&self.plain_over[..n]);
             self.plain_over.drain(..n);
+            if self.plain_over.is_empty() {
+                self.plain_over = Vec::new();
+            }
             return Ok(n);
         }
         READ_BUF.with_borrow_mut(|cipher| loop {
