@@ -1,9 +1,17 @@
-"""What the side-by-side benchmark scripts (cluster.py, tls.py) share: logging, the descriptor limit, a
-process's CPU ticks, medians and number formats. Standard library only."""
+"""What the side-by-side benchmark scripts (cluster.py, tls.py) share: logging, the descriptor limit, the
+processes they start and stop by PID, CPU ticks of a process and of the machine, waiting for a quiet machine,
+medians and number formats. Standard library only."""
 
+import os
 import resource
+import signal
 import statistics
+import subprocess
 import sys
+import time
+
+TICK = os.sysconf("SC_CLK_TCK")
+PROCS = []  # every process a script started, stopped by PID
 
 
 
@@ -45,3 +53,61 @@ def rate(v):
     if v is None:
         return "—"
     return f"{v / 1e6:.2f} M" if v >= 1e6 else f"{v / 1e3:.1f} k" if v >= 1e3 else f"{v:.0f}"
+
+
+def stop(proc):
+    """SIGTERM to this PID, SIGKILL if it is still there after 5 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+    if proc in PROCS:
+        PROCS.remove(proc)
+
+
+def stop_all():
+    for proc in list(reversed(PROCS)):
+        stop(proc)
+
+
+def busy_ticks():
+    """user + nice + system of the whole machine (irq and softirq left out: much of the measured processes'
+    loopback work lands there without being charged to them)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return v[0] + v[1] + v[2]
+
+
+def builds_running():
+    """Names of cargo/rustc processes running on the machine (another engineer's build)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    name = f.read().strip()
+            except OSError:
+                continue
+            if name in ("cargo", "rustc") or name.startswith("rustc"):
+                found.append(f"{name}[{pid}]")
+    return found
+
+
+def wait_quiet(limit=300):
+    """Waits (at most `limit` s) until no cargo/rustc runs and other work uses under 0.3 of a core."""
+    start = time.time()
+    while True:
+        b0 = busy_ticks()
+        time.sleep(1)
+        busy = (busy_ticks() - b0) / TICK
+        builds = builds_running()
+        if (busy < 0.3 and not builds) or time.time() - start > limit:
+            if busy >= 0.3 or builds:
+                log(f"    machine still busy ({busy:.2f} cores, {' '.join(builds) or 'no build'}) after {limit} s; "
+                    "measuring anyway")
+            return
+        log(f"    machine busy ({busy:.2f} cores used by others{', build: ' + ' '.join(builds) if builds else ''}); "
+            "waiting")

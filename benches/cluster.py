@@ -27,7 +27,8 @@ import threading
 import time
 import urllib.request
 
-from benchlib import cpu_ticks, log, med, num, pct, raise_nofile, rate  # noqa: E402 (beside this script)
+from benchlib import (PROCS, TICK, busy_ticks, cpu_ticks, log, med, num, pct, raise_nofile,  # noqa: E402
+                      rate, stop, stop_all, wait_quiet)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench-cluster:begin -->"
@@ -35,25 +36,6 @@ END = "<!-- bench-cluster:end -->"
 SETUPS = [("plain", "(a) one node", 1, False), ("cluster1", "(b) one node, --cluster", 1, True),
           ("cluster2", "(c) two nodes + Redis", 2, True)]
 OWN_COMMANDS = ("cmdstat_info", "cmdstat_config|resetstat")  # this script's own, not counted
-TICK = os.sysconf("SC_CLK_TCK")
-PROCS = []  # every process started here, stopped by PID
-
-
-def stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    if proc in PROCS:
-        PROCS.remove(proc)
-
-
-def stop_all():
-    for proc in list(reversed(PROCS)):
-        stop(proc)
 
 
 def spawn(cmd, core, pin, **kw):
@@ -62,28 +44,6 @@ def spawn(cmd, core, pin, **kw):
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, preexec_fn=raise_nofile, **kw)
     PROCS.append(proc)
     return proc
-
-
-def busy_ticks():
-    """CPU time of processes: user, nice and system (irq and softirq left out: much of the network work of
-    the processes measured here lands there without being charged to them)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return v[0] + v[1] + v[2]
-
-
-def wait_quiet(limit=300):
-    """Waits (at most `limit` s) until other work uses under 0.3 of a core over a second."""
-    start = time.time()
-    while True:
-        b0 = busy_ticks()
-        time.sleep(1)
-        busy = (busy_ticks() - b0) / TICK
-        if busy < 0.3 or time.time() - start > limit:
-            if busy >= 0.3:
-                log(f"    machine still busy ({busy:.2f} cores) after {limit} s; measuring anyway")
-            return
-        log(f"    machine busy ({busy:.2f} cores used by others); waiting")
 
 
 # --- Redis -------------------------------------------------------------------------------------------------

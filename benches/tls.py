@@ -35,15 +35,14 @@ import tempfile
 import time
 import urllib.request
 
-from benchlib import cpu_ticks, log, med, num, pct, raise_nofile, rate  # noqa: E402 (beside this script)
+from benchlib import (PROCS, TICK, busy_ticks, cpu_ticks, log, med, num, pct, raise_nofile,  # noqa: E402
+                      rate, stop, stop_all, wait_quiet)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench-tls:begin -->"
 END = "<!-- bench-tls:end -->"
 HEADING = "## TLS"
 SETUPS = [("plain", "plain (ws://)"), ("tls", "TLS (wss://)")]
-TICK = os.sysconf("SC_CLK_TCK")
-PROCS = []  # every daemon started here, stopped by PID
 OPENSSL = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
            "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
            "-addext", "basicConstraints=critical,CA:FALSE"]
@@ -55,66 +54,8 @@ RSS_TARGET = 4096  # the issue: TLS at most 4 KiB more per idle connection than 
 SAT_TARGET = 0.5  # the issue: TLS saturation at least 50 % of plain
 
 
-def stop(proc):
-    """SIGTERM to this PID, SIGKILL if it is still there after 5 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    if proc in PROCS:
-        PROCS.remove(proc)
-
-
-def stop_all():
-    for proc in list(reversed(PROCS)):
-        stop(proc)
-
-
 def pinned(cmd, core, pin):
     return ["taskset", "-c", str(core)] + cmd if pin else cmd
-
-
-def busy_ticks():
-    """user + nice + system of the whole machine (irq and softirq left out: much of the measured processes'
-    loopback work lands there without being charged to them)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return v[0] + v[1] + v[2]
-
-
-def builds_running():
-    """Names of cargo/rustc processes running on the machine (another engineer's build)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/comm") as f:
-                    name = f.read().strip()
-            except OSError:
-                continue
-            if name in ("cargo", "rustc") or name.startswith("rustc"):
-                found.append(f"{name}[{pid}]")
-    return found
-
-
-def wait_quiet(limit=300):
-    """Waits (at most `limit` s) until no cargo/rustc runs and other work uses under 0.3 of a core."""
-    start = time.time()
-    while True:
-        b0 = busy_ticks()
-        time.sleep(1)
-        busy = (busy_ticks() - b0) / TICK
-        builds = builds_running()
-        if (busy < 0.3 and not builds) or time.time() - start > limit:
-            if busy >= 0.3 or builds:
-                log(f"    machine still busy ({busy:.2f} cores, {' '.join(builds) or 'no build'}) after {limit} s; "
-                    "measuring anyway")
-            return
-        log(f"    machine busy ({busy:.2f} cores used by others{', build: ' + ' '.join(builds) if builds else ''}); "
-            "waiting")
 
 
 def make_cert(tmp):

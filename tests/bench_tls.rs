@@ -2,65 +2,26 @@
 //! nothing, connect counts TLS handshakes, and a certificate the bench does not trust, a missing trust or a
 //! transport that does not match the server's are clean failures with a readable reason, never a panic.
 //! Certificates are made with the openssl command; without it the tests say SKIP, and fail under CI.
-//!
-//! The daemon is started here rather than through tests/common: these tests choose its certificate, whatever
-//! a suite-wide TLS switch there does.
 #![cfg(feature = "bench")]
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::Daemon;
 use wschat::bench::tls::{client_config, Trust};
 use wschat::bench::{self, target, BenchConfig, BenchError, Proto, Scenario};
 
-/// A daemon on free loopback ports, killed when dropped.
-struct Daemon {
-    child: Child,
-    ws: SocketAddr,
+/// The daemon speaking TLS with `pair` on both ports (tests/common's daemon, killed when dropped).
+fn tls_daemon(pair: &Pair) -> Daemon {
+    let (cert, key) = (pair.0.to_str().expect("utf-8 path"), pair.1.to_str().expect("utf-8 path"));
+    Daemon::start(&["--tls-cert", cert, "--tls-key", key])
 }
 
-impl Daemon {
-    /// `wschat --ws 127.0.0.1:0 --http 127.0.0.1:0 ARGS…`, once it printed its listening line.
-    fn start(args: &[&str]) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wschat"))
-            .args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn wschat");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("the listening line");
-        let ws = line
-            .split_whitespace()
-            .find_map(|part| part.strip_prefix("ws=")?.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Daemon { child, ws }
-    }
-
-    /// The daemon speaking TLS with `pair` on both ports.
-    fn tls(pair: &Pair) -> Daemon {
-        let (cert, key) = (pair.0.to_str().expect("utf-8 path"), pair.1.to_str().expect("utf-8 path"));
-        Daemon::start(&["--tls-cert", cert, "--tls-key", key])
-    }
-
-    fn wss_url(&self) -> String {
-        format!("wss://{}/", self.ws)
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn wss_url(daemon: &Daemon) -> String {
+    format!("wss://{}/", daemon.ws)
 }
 
 /// A certificate and its key, as files.
@@ -106,8 +67,8 @@ fn config(url: &str, scenario: Scenario) -> BenchConfig {
 #[test]
 fn fanout_over_wss_loses_nothing() {
     let Some((dir, a, _)) = pairs("fanout") else { return };
-    let daemon = Daemon::tls(&a);
-    let url = daemon.wss_url();
+    let daemon = tls_daemon(&a);
+    let url = wss_url(&daemon);
     let pid = daemon.child.id().to_string();
     let ca = a.0.to_str().unwrap();
     let args = ["fanout", "--url", &url, "--ca", ca, "-c", "20", "-s", "5", "-r", "1000", "-d", "0.5", "-w", "0.2"];
@@ -136,8 +97,8 @@ fn fanout_over_wss_loses_nothing() {
 #[test]
 fn connect_over_wss_counts_tls_handshakes() {
     let Some((dir, a, _)) = pairs("connect") else { return };
-    let daemon = Daemon::tls(&a);
-    let mut cfg = config(&daemon.wss_url(), Scenario::Connect);
+    let daemon = tls_daemon(&a);
+    let mut cfg = config(&wss_url(&daemon), Scenario::Connect);
     // --insecure: the daemon's certificate is in no root store here, and need not be.
     cfg.tls = Some(client_config(&Trust::Insecure).unwrap());
     cfg.clients = 100;
@@ -156,8 +117,8 @@ fn connect_over_wss_counts_tls_handshakes() {
 #[test]
 fn an_untrusted_certificate_fails_cleanly_with_its_reason() {
     let Some((dir, a, b)) = pairs("wrong-ca") else { return };
-    let daemon = Daemon::tls(&a);
-    let url = daemon.wss_url();
+    let daemon = tls_daemon(&a);
+    let url = wss_url(&daemon);
     let wrong = b.0.to_str().unwrap();
     let out = bench_cli(&["fanout", "--url", &url, "--ca", wrong, "-c", "5", "-d", "0.2", "--setup-timeout", "10"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -193,7 +154,7 @@ fn a_transport_that_does_not_match_the_servers_fails_cleanly() {
         other => panic!("{other:?}"),
     }
     // ws:// to a TLS daemon: the upgrade request is refused.
-    let tls = Daemon::tls(&a);
+    let tls = tls_daemon(&a);
     let mut cfg = config(&format!("ws://{}/", tls.ws), Scenario::Fanout);
     cfg.clients = 3;
     match bench::run(&cfg) {
@@ -201,7 +162,7 @@ fn a_transport_that_does_not_match_the_servers_fails_cleanly() {
         other => panic!("{other:?}"),
     }
     // wss:// without a TLS configuration, through the library.
-    let mut cfg = config(&tls.wss_url(), Scenario::Fanout);
+    let mut cfg = config(&wss_url(&tls), Scenario::Fanout);
     cfg.tls = None;
     match bench::run(&cfg) {
         Err(BenchError::Config(why)) => assert_eq!(why, "wss:// needs --ca FILE or --insecure"),
@@ -221,8 +182,8 @@ fn a_certificate_reload_under_an_audited_fanout_loses_nothing() {
     let mut pem = std::fs::read(&a.0).unwrap();
     pem.extend(std::fs::read(&b.0).unwrap());
     std::fs::write(&both, pem).unwrap();
-    let daemon = Daemon::tls(&live);
-    let url = daemon.wss_url();
+    let daemon = tls_daemon(&live);
+    let url = wss_url(&daemon);
     let pid = daemon.child.id().to_string();
     let fanout = Command::new(env!("CARGO_BIN_EXE_wschat-bench"))
         .args(["fanout", "--url", &url, "--ca", both.to_str().unwrap(), "-c", "50", "-s", "10", "-r", "2000"])

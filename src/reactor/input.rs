@@ -64,16 +64,12 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    match conn.transport.tls().and_then(|t| t.failure()) {
-                        Some(failure) => {
-                            debug!("{}: {failure}; closed", conn.peer);
-                            if let Some(stats) = self.metrics.tls.as_mut() {
-                                stats.count_failure(failure.reason());
-                            }
-                        }
-                        None => debug!("{}: read error: {e}", conn.peer),
+                    if conn.transport.tls().is_some_and(|t| t.failure().is_some()) {
+                        self.on_tls_failure(k);
+                    } else {
+                        debug!("{}: read error: {e}", conn.peer);
+                        self.remove(k);
                     }
-                    self.remove(k);
                     return;
                 }
             }
@@ -108,7 +104,8 @@ impl Reactor {
         }
     }
 
-    /// A TLS connection failed outside a read (the start of TLS after a PROXY header): logged, counted, dropped.
+    /// A TLS connection failed (in a read, or at the start of TLS after a PROXY header): logged with its
+    /// reason, counted, dropped.
     fn on_tls_failure(&mut self, k: usize) {
         let Some(conn) = self.conns.get(k) else { return };
         if let Some(failure) = conn.transport.tls().and_then(|t| t.failure()) {

@@ -35,7 +35,8 @@ impl Daemon {
     pub fn start_with(args: &[&str], configure: impl FnOnce(&mut Command)) -> Daemon {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_wschat"));
         cmd.args(["--ws", "127.0.0.1:0", "--http", "127.0.0.1:0"]).args(args);
-        if tls::suite_over_tls() {
+        // A test that chose its own certificate keeps it.
+        if tls::suite_over_tls() && !args.contains(&"--tls-cert") {
             let pair = tls::suite_pair();
             cmd.arg("--tls-cert").arg(&pair.cert).arg("--tls-key").arg(&pair.key);
         }
