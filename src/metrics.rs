@@ -181,7 +181,8 @@ pub struct TlsStats {
 
 /// The `reason` labels of `wschat_tls_failures_total`: a plain HTTP request on a TLS port, bytes that are
 /// not TLS, a handshake rustls refused, a TLS error after the handshake, a handshake not finished in time.
-pub const TLS_FAILURE_REASONS: [&str; 5] = ["plain_http", "not_tls", "handshake", "protocol", "timeout"];
+pub const TLS_FAILURE_REASONS: [&str; 7] =
+    ["plain_http", "not_tls", "handshake", "protocol", "timeout", "oversized", "abuse"];
 
 impl TlsStats {
     /// Counts one failure under its reason label (one of [`TLS_FAILURE_REASONS`]).

@@ -273,7 +273,15 @@ fn a_proxy_header_comes_before_the_handshake() {
     };
     assert_eq!(upgrade("198.51.100.7"), 101);
     assert_eq!(upgrade("198.51.100.8"), 101, "another client");
-    assert_eq!(upgrade("198.51.100.7"), 429, "the client address came from the header before TLS");
+    // The client address came from the header before TLS: at its limit, the connection is closed before
+    // the handshake (nothing can be said in plain text on a TLS port), counted as a per-address refusal.
+    assert_eq!(upgrade("198.51.100.7"), 0, "refused at the header, before TLS");
+    let mut sock = TcpStream::connect(d.http).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock.write_all(b"PROXY TCP4 198.51.100.9 127.0.0.1 40000 55151\r\n").unwrap();
+    let mut s = tls::client(sock, tls::client_config(&[&pair.cert], None));
+    tls::handshake(&mut s).unwrap();
+    assert_eq!(metric_in(&get(s, "/metrics"), "wschat_per_ip_rejections_total"), 1);
     // Without the header, TLS straight away: closed.
     assert!(connect(d.ws, &pair.cert).is_err());
 }

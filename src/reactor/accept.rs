@@ -3,7 +3,7 @@
 //! exhaustion (a spare descriptor given up to answer waiting connections 503 instead of leaving them in the
 //! backlog). The WebSocket handshake's own admission (origin, `--max-connections`) is in `input`.
 
-use std::collections::HashMap;
+use std::fmt;
 use std::io::{self, Read};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::time::Duration;
@@ -12,6 +12,7 @@ use log::{debug, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
+use super::addresses::{address_key, AddressCounts, Share};
 use super::{Conn, Kind, Reactor, HTTP_REQUEST_TIMEOUT};
 use crate::transport::{TlsStream, Transport};
 use crate::ws::handshake::error_response;
@@ -128,20 +129,16 @@ impl Reactor {
                 refuse_at_accept(stream, &mut self.scratch, self.tls.is_some());
                 return;
             }
-            // A trusted proxy speaks for many clients: the per-address cap would throttle all of them.
-            Kind::Http
-                if !trusted
-                    && self
-                        .web_pending
-                        .get(&peer.ip())
-                        .is_some_and(|&n| n as usize >= self.cfg.max_web_pending_per_ip) =>
-            {
-                debug!("{peer}: refused at accept, too many unfinished web requests from this address");
-                self.metrics.web_rejections_total += 1;
-                refuse_at_accept(stream, &mut self.scratch, self.tls.is_some());
-                return;
-            }
             _ => {}
+        }
+        // A trusted proxy speaks for many clients: its connections count against the client's address once
+        // it says who that is (its PROXY header, or a forwarding header in the request).
+        let key = (!trusted).then(|| address_key(peer.ip()));
+        if let Some(refusal) = key.and_then(|key| self.address_refusal(kind, key)) {
+            debug!("{peer}: refused at accept, {refusal}");
+            self.count_refusal(&refusal);
+            refuse_at_accept_with(stream, &mut self.scratch, self.tls.is_some(), &refusal.answer());
+            return;
         }
         let mut transport = match &self.tls {
             None => Transport::plain(stream),
@@ -164,14 +161,16 @@ impl Reactor {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        let conn = entry.insert(Conn::new(transport, peer, kind, serial, session));
+        let mut conn = Conn::new(transport, peer, kind, serial, session);
+        let addresses = match kind {
+            Kind::WebSocket => &mut self.ws_addresses,
+            Kind::Http => &mut self.web_addresses,
+        };
+        conn.counted = key.map(|key| addresses.add(key, Share::Pending));
+        entry.insert(conn);
         match kind {
             Kind::WebSocket => self.ws_sockets += 1,
-            Kind::Http => {
-                self.web_sockets += 1;
-                conn.web_pending = true;
-                *self.web_pending.entry(peer.ip()).or_insert(0) += 1;
-            }
+            Kind::Http => self.web_sockets += 1,
         }
         let timeout = match kind {
             Kind::WebSocket => self.cfg.handshake_timeout,
@@ -179,6 +178,144 @@ impl Reactor {
         };
         self.arm_timer(k, self.now + timeout);
         debug!("{peer}: accepted on the {} port as #{k}", if kind == Kind::WebSocket { "ws" } else { "http" });
+    }
+}
+
+impl Reactor {
+    /// The per-address tallies of a port.
+    pub(super) fn addresses_mut(&mut self, kind: Kind) -> &mut AddressCounts {
+        match kind {
+            Kind::WebSocket => &mut self.ws_addresses,
+            Kind::Http => &mut self.web_addresses,
+        }
+    }
+
+    /// Unfinished handshakes one address may hold on the WebSocket port: half its socket budget, so that
+    /// one address can never take it all (with `--max-connections-per-ip` the flag's lower cap applies too).
+    fn pending_share(&self) -> usize {
+        (self.cfg.max_connections + EXTRA_SOCKETS) / 2
+    }
+
+    /// Whether the address `key` may not hold another socket on the port, and why.
+    pub(super) fn address_refusal(&self, kind: Kind, key: IpAddr) -> Option<AddressRefusal> {
+        match kind {
+            Kind::WebSocket => {
+                let tally = self.ws_addresses.tally(key);
+                let limit = self.cfg.max_connections_per_ip;
+                if limit > 0 && tally.total() as usize >= limit {
+                    Some(AddressRefusal::PerAddressLimit { held: tally.total(), limit })
+                } else if tally.pending as usize >= self.pending_share() {
+                    Some(AddressRefusal::PendingShare { pending: tally.pending, share: self.pending_share() })
+                } else {
+                    None
+                }
+            }
+            Kind::Http => {
+                let tally = self.web_addresses.tally(key);
+                let limit = self.cfg.max_web_pending_per_ip;
+                (tally.pending as usize >= limit)
+                    .then_some(AddressRefusal::WebPending { pending: tally.pending, limit })
+            }
+        }
+    }
+
+    /// Counts connection `k` against its client's address, once that is known (at accept, or from a
+    /// trusted proxy's word); a connection already counted, or whose peer is itself a trusted proxy (which
+    /// said nothing of a client), is left as it is. Refused when the address is at its share.
+    pub(super) fn count_client(&mut self, k: usize) -> Result<(), AddressRefusal> {
+        let Some(conn) = self.conns.get(k) else { return Ok(()) };
+        if conn.counted.is_some() || self.cfg.trusted_proxies.is_trusted(conn.peer.ip()) {
+            return Ok(());
+        }
+        let (kind, key) = (conn.kind, address_key(conn.peer.ip()));
+        if let Some(refusal) = self.address_refusal(kind, key) {
+            return Err(refusal);
+        }
+        let counted = self.addresses_mut(kind).add(key, Share::Pending);
+        if let Some(conn) = self.conns.get_mut(k) {
+            conn.counted = Some(counted);
+        }
+        Ok(())
+    }
+
+    /// Counts a refusal for an address's share in the port's metric.
+    pub(super) fn count_refusal(&mut self, refusal: &AddressRefusal) {
+        match refusal {
+            AddressRefusal::WebPending { .. } => self.metrics.web_rejections_total += 1,
+            _ => {
+                self.metrics.per_ip_rejections_total += 1;
+                self.metrics.handshake_rejections_total += 1;
+            }
+        }
+    }
+
+    /// Refuses connection `k`, whose client's address is at its share, once its PROXY header said who the
+    /// client is: as at accept, answered (429 or 503) in plain text and closed at once — it does not linger
+    /// holding one of the port's sockets; on a TLS port only closed (nothing can be said before a handshake).
+    pub(super) fn refuse_counted(&mut self, k: usize, refusal: AddressRefusal) {
+        use std::io::Write;
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        debug!("{}: refused, {refusal}", conn.peer);
+        if conn.transport.tls().is_none() {
+            let _ = conn.transport.write(&refusal.answer());
+            let _ = conn.transport.shutdown_write();
+        }
+        self.count_refusal(&refusal);
+        self.remove(k);
+    }
+}
+
+/// Why a client's address may not have another socket on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AddressRefusal {
+    /// `--max-connections-per-ip`: open WebSockets and unfinished handshakes together.
+    PerAddressLimit {
+        /// What the address holds.
+        held: u32,
+        /// The flag.
+        limit: usize,
+    },
+    /// Unfinished handshakes past the address's share of the WebSocket port's budget.
+    PendingShare {
+        /// Unfinished handshakes the address holds.
+        pending: u32,
+        /// Its share.
+        share: usize,
+    },
+    /// `--max-web-pending-per-ip`: unanswered web requests (and answers being written).
+    WebPending {
+        /// What the address holds.
+        pending: u32,
+        /// The flag.
+        limit: usize,
+    },
+}
+
+impl AddressRefusal {
+    /// The HTTP answer: 429 on the WebSocket port, 503 on the web port.
+    pub(super) fn answer(&self) -> Vec<u8> {
+        match self {
+            AddressRefusal::WebPending { .. } => {
+                error_response(503, "Retry-After: 1\r\n", "too many unfinished requests from your address\n")
+            }
+            _ => error_response(429, "Retry-After: 1\r\n", "too many connections from your address\n"),
+        }
+    }
+}
+
+impl fmt::Display for AddressRefusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AddressRefusal::PerAddressLimit { held, limit } => {
+                write!(f, "{held} connections from this address (--max-connections-per-ip {limit})")
+            }
+            AddressRefusal::PendingShare { pending, share } => {
+                write!(f, "{pending} unfinished handshakes from this address (its share is {share})")
+            }
+            AddressRefusal::WebPending { pending, limit } => {
+                write!(f, "{pending} unfinished web requests from this address (--max-web-pending-per-ip {limit})")
+            }
+        }
     }
 }
 
@@ -209,24 +346,19 @@ fn is_out_of_descriptors(e: &io::Error) -> bool {
 /// Answers a connection that will not be served with 503 and closes it. The request it may already have
 /// sent is read first, so that closing does not reset the connection and destroy the answer in flight. On
 /// a TLS port there is no answer a client could read before a handshake: it is only closed.
-fn refuse_at_accept(mut stream: TcpStream, scratch: &mut [u8], tls: bool) {
+fn refuse_at_accept(stream: TcpStream, scratch: &mut [u8], tls: bool) {
+    let answer = error_response(503, "Retry-After: 1\r\n", "server at capacity\n");
+    refuse_at_accept_with(stream, scratch, tls, &answer);
+}
+
+/// As [`refuse_at_accept`], with `answer` in place of the 503.
+fn refuse_at_accept_with(mut stream: TcpStream, scratch: &mut [u8], tls: bool, answer: &[u8]) {
     use std::io::Write;
     if !tls {
-        let answer = error_response(503, "Retry-After: 1\r\n", "server at capacity\n");
-        let _ = stream.write(&answer);
+        let _ = stream.write(answer);
     }
     let _ = stream.read(scratch);
     let _ = stream.shutdown(Shutdown::Write);
-}
-
-/// Counts one unfinished web request from `ip` as answered or gone.
-pub(super) fn release_pending(pending: &mut HashMap<IpAddr, u32>, ip: IpAddr) {
-    if let Some(n) = pending.get_mut(&ip) {
-        *n -= 1;
-        if *n == 0 {
-            pending.remove(&ip);
-        }
-    }
 }
 
 /// Whether a handshake's Origin passes the allow-list; no list allows all, no Origin (not a browser) passes.

@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use super::addresses::Counted;
 use crate::session::Session;
 use crate::transport::Transport;
 
@@ -32,8 +33,6 @@ pub struct Conn {
     pub dirty: bool,
     /// Counted in the open-connections gauge.
     pub counted_open: bool,
-    /// A web request still unanswered, counted in its address's share of unfinished requests.
-    pub web_pending: bool,
     /// Protocol state: phase, input, decoder, output.
     pub session: Session,
     /// Bytes the peer had taken at the last linger deadline of a last answer still being written.
@@ -43,8 +42,9 @@ pub struct Conn {
     pub socket_ip: IpAddr,
     /// The PROXY header was read (with `--proxy-protocol`).
     pub proxied: bool,
-    /// Counted against `--max-connections-per-ip` under `peer`'s address.
-    pub counted_ip: bool,
+    /// What the connection counts as against its client's address (none for a trusted proxy's connection
+    /// until it says who the client is).
+    pub counted: Option<Counted>,
 }
 
 impl Conn {
@@ -58,12 +58,11 @@ impl Conn {
             timer_tick: 0,
             dirty: false,
             counted_open: false,
-            web_pending: false,
             session,
             linger_taken: 0,
             socket_ip: peer.ip(),
             proxied: false,
-            counted_ip: false,
+            counted: None,
         }
     }
 }
@@ -75,7 +74,8 @@ mod size {
         // Idle connections must stay well under 1 KiB of process memory, slab slot included.
         let size = std::mem::size_of::<super::Conn>();
         println!("Conn is {size} bytes");
-        // 336 with the client-address fields of proxies (the socket's own address beside the client's).
-        assert!(size <= 352, "Conn grew to {size} bytes");
+        // 336 with the client-address fields of proxies (the socket's own address beside the client's); 360
+        // with what it counts as against its address (the address's key).
+        assert!(size <= 368, "Conn grew to {size} bytes");
     }
 }

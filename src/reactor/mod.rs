@@ -8,16 +8,16 @@
 //! token space, closing, removal, timers and shutdown.
 
 mod accept;
+mod addresses;
 mod conn;
 mod input;
 mod links;
 mod output;
 mod trace;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use log::{debug, info, warn};
@@ -114,10 +114,12 @@ pub struct Reactor {
     /// Sockets held per port, each against its own budget.
     ws_sockets: usize,
     web_sockets: usize,
-    /// Unanswered web requests per client address.
-    web_pending: HashMap<IpAddr, u32>,
-    /// Open WebSocket connections per client address (with `--max-connections-per-ip`).
-    ws_per_ip: HashMap<IpAddr, u32>,
+    /// WebSocket-port sockets per client address: unfinished handshakes and open connections.
+    ws_addresses: addresses::AddressCounts,
+    /// Web-port sockets per client address: requests unanswered or answers still being written.
+    web_addresses: addresses::AddressCounts,
+    /// Reads of connections still in their TLS handshake this loop turn ([`input::TLS_HANDSHAKE_READS_PER_TURN`]).
+    tls_handshake_reads: usize,
     /// The application's link sockets (a cluster's Redis connections), by link.
     link_sockets: [Option<links::LinkSocket>; links::MAX_LINKS],
     /// Reused for the application's link requests.
@@ -198,8 +200,9 @@ impl Reactor {
             shutdown_deadline: None,
             ws_sockets: 0,
             web_sockets: 0,
-            web_pending: HashMap::new(),
-            ws_per_ip: HashMap::new(),
+            ws_addresses: Default::default(),
+            web_addresses: Default::default(),
+            tls_handshake_reads: 0,
             link_sockets: Default::default(),
             link_requests: Vec::new(),
             links_touched: false,
@@ -229,6 +232,7 @@ impl Reactor {
             }
             self.now = Instant::now();
             self.app.set_now(self.now);
+            self.tls_handshake_reads = 0;
             for event in events.iter() {
                 match event.token() {
                     WS_LISTENER => self.accept(Kind::WebSocket),
@@ -353,12 +357,11 @@ impl Reactor {
         if std::mem::take(&mut conn.counted_open) {
             self.metrics.connections -= 1;
         }
-        if std::mem::take(&mut conn.web_pending) {
-            accept::release_pending(&mut self.web_pending, conn.socket_ip);
+        if conn.kind == Kind::WebSocket {
+            // A web answer counts against its address until it is written; a WebSocket's share ends here.
+            self.uncount(k);
         }
-        if std::mem::take(&mut conn.counted_ip) {
-            accept::release_pending(&mut self.ws_per_ip, conn.peer.ip());
-        }
+        let Some(conn) = self.conns.get_mut(k) else { return };
         self.metrics.output_queued_bytes += last.len() as u64;
         conn.session.finish(last);
         self.mark_dirty(k);
@@ -376,6 +379,7 @@ impl Reactor {
             self.process_leaving();
         }
         self.app.on_gone(k);
+        self.uncount(k);
         let mut conn = self.conns.remove(k);
         if conn.counted_open {
             self.metrics.connections -= 1;
@@ -386,16 +390,21 @@ impl Reactor {
             Kind::WebSocket => self.ws_sockets -= 1,
             Kind::Http => self.web_sockets -= 1,
         }
-        if conn.web_pending {
-            accept::release_pending(&mut self.web_pending, conn.socket_ip);
-        }
-        if conn.counted_ip {
-            accept::release_pending(&mut self.ws_per_ip, conn.peer.ip());
-        }
         if let Err(e) = self.poll.registry().deregister(conn.transport.socket()) {
             debug!("{}: deregister failed: {e}", conn.peer);
         }
         debug!("{}: connection #{k} closed", conn.peer);
+    }
+
+    /// Gives back what connection `k` counts as against its client's address.
+    fn uncount(&mut self, k: usize) {
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if let Some(counted) = conn.counted.take() {
+            match conn.kind {
+                Kind::WebSocket => self.ws_addresses.release(counted),
+                Kind::Http => self.web_addresses.release(counted),
+            }
+        }
     }
 
     // ----- timers -----

@@ -168,7 +168,13 @@ impl Reactor {
             AfterWrite::ShutWrite { remove } => {
                 // Half-close: the peer sees our last bytes and EOF; we keep reading until it closes so unread
                 // input never turns our close into a reset.
-                if let Err(e) = conn.transport.shutdown_write() {
+                let shut = conn.transport.shutdown_write();
+                if conn.kind == Kind::Http {
+                    // The answer is written: it no longer counts against its address.
+                    self.uncount(k);
+                }
+                if let Err(e) = shut {
+                    let Some(conn) = self.conns.get(k) else { return };
                     debug!("{}: shutdown failed: {e}", conn.peer);
                     self.remove(k);
                 } else if remove {

@@ -39,7 +39,8 @@ impl Transport {
     /// Whether a read that returned fewer bytes than asked for has emptied the stream, so that the next
     /// data will raise a new readiness edge. True for plain TCP: a short read means the kernel buffer was
     /// empty at that moment. False for TLS, which holds decrypted bytes of its own and reads the socket in
-    /// record-sized steps: it must be read until `WouldBlock`.
+    /// record-sized steps: it must be read until `WouldBlock`, one read per loop turn like any connection
+    /// (a TLS read that took bytes but has no plaintext yet says `Interrupted`: read again next turn).
     pub fn short_read_drains(&self) -> bool {
         matches!(self, Transport::Plain(_))
     }

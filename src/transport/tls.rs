@@ -38,6 +38,25 @@ const MAX_FRAGMENT: usize = 16 * 1024;
 /// The first byte of a TLS handshake record (content type 22).
 const HANDSHAKE_RECORD: u8 = 0x16;
 
+/// The handshake message type of a ClientHello.
+const CLIENT_HELLO: u8 = 1;
+
+/// Largest ClientHello taken. Browsers send under 2 KiB (a post-quantum key share included); rustls would
+/// take 64 KiB, and a connection announcing that much and then falling silent would hold it all.
+const MAX_CLIENT_HELLO: usize = 8 * 1024;
+
+/// Ciphertext a client may send before its handshake is done (every flight together, held bytes included):
+/// what an unfinished handshake can cost in buffers. Real handshakes send 2–3 KiB.
+const MAX_HANDSHAKE_BYTES: u64 = 12 * 1024;
+
+/// After the handshake, ciphertext that carries no plaintext (record headers and tags, empty records,
+/// KeyUpdate messages) may exceed the plaintext received by this much plus [`OVERHEAD_PER_PLAIN_BYTE`]
+/// per plaintext byte; past it the connection is an abuse (records that cost decryption and give nothing).
+const BARREN_ALLOWANCE: u64 = 16 * 1024;
+
+/// Overhead allowed per plaintext byte: a record of one byte costs 22 bytes of header, tag and type.
+const OVERHEAD_PER_PLAIN_BYTE: u64 = 32;
+
 /// The plain-text answer to a plain HTTP request on a TLS port.
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 50\r\nConnection: close\r\n\r\nThis port speaks TLS: use https:// or wss:// here\n";
@@ -56,6 +75,20 @@ pub enum TlsFailure {
     PlainHttp,
     /// The first byte was neither a TLS handshake record nor a letter of an HTTP method.
     NotTls(u8),
+    /// The ClientHello or the client's handshake flights were larger than any real client's.
+    Oversized {
+        /// Bytes announced or received.
+        bytes: u64,
+        /// The bound.
+        limit: u64,
+    },
+    /// After the handshake, records without plaintext past the allowance (empty records, KeyUpdates).
+    Abuse {
+        /// Ciphertext received beyond its plaintext.
+        overhead: u64,
+        /// Plaintext received.
+        plaintext: u64,
+    },
     /// rustls refused what the peer sent (during the handshake or after), and sent an alert.
     Refused {
         /// Whether the handshake was still going on.
@@ -71,6 +104,8 @@ impl TlsFailure {
         match self {
             TlsFailure::PlainHttp => "plain_http",
             TlsFailure::NotTls(_) => "not_tls",
+            TlsFailure::Oversized { .. } => "oversized",
+            TlsFailure::Abuse { .. } => "abuse",
             TlsFailure::Refused { in_handshake: true, .. } => "handshake",
             TlsFailure::Refused { in_handshake: false, .. } => "protocol",
         }
@@ -84,6 +119,14 @@ impl fmt::Display for TlsFailure {
                 write!(f, "plain HTTP request on a TLS port (answered 400: use https:// or wss://)")
             }
             TlsFailure::NotTls(b) => write!(f, "not a TLS handshake (first byte 0x{b:02x})"),
+            TlsFailure::Oversized { bytes, limit } => {
+                write!(f, "TLS handshake too large ({bytes} bytes, at most {limit} taken)")
+            }
+            TlsFailure::Abuse { overhead, plaintext } => write!(
+                f,
+                "TLS records without data: {overhead} bytes beyond {plaintext} bytes of plaintext (empty records or \
+                 key updates)"
+            ),
             TlsFailure::Refused { in_handshake: true, error } => write!(f, "TLS handshake failed: {error}"),
             TlsFailure::Refused { in_handshake: false, error } => write!(f, "TLS error: {error}"),
         }
@@ -113,6 +156,12 @@ pub struct TlsStream {
     fin_pending: bool,
     /// Encrypted bytes written to the socket.
     written: u64,
+    /// Ciphertext the peer sent during the handshake ([`MAX_HANDSHAKE_BYTES`]).
+    handshake_in: u64,
+    /// Plaintext received since the handshake.
+    plain_in: u64,
+    /// Ciphertext received since the handshake beyond its plaintext ([`BARREN_ALLOWANCE`]).
+    overhead_in: u64,
     failure: Option<TlsFailure>,
 }
 
@@ -154,6 +203,9 @@ impl TlsStream {
             established_unreported: true,
             fin_pending: false,
             written: 0,
+            handshake_in: 0,
+            plain_in: 0,
+            overhead_in: 0,
             failure: None,
         })
     }
@@ -175,6 +227,12 @@ impl TlsStream {
     /// True until the handshake is done (a connection still waiting for its PROXY header included).
     pub fn handshaking(&self) -> bool {
         self.raw || !self.sniffed || self.conn.is_handshaking()
+    }
+
+    /// True while the TLS handshake itself is under way (not before a PROXY header): a read may cost a key
+    /// exchange and a signature.
+    pub fn in_tls_handshake(&self) -> bool {
+        !self.raw && self.handshaking()
     }
 
     /// Why the connection failed, once a read or write returned an error for a TLS reason.
@@ -240,8 +298,9 @@ impl TlsStream {
         if self.raw || self.handshaking() {
             return self.sock.shutdown(Shutdown::Write);
         }
-        self.process(&mut [], &mut [])?;
-        if let Ok(ConnectionState::WriteTraffic(mut traffic)) = self.conn.process_tls_records(&mut []).state {
+        self.process_held()?;
+        if let Ok(ConnectionState::WriteTraffic(mut traffic)) = self.conn.process_tls_records(&mut self.incoming).state
+        {
             let mut record = [0u8; 64];
             if let Ok(n) = traffic.queue_close_notify(&mut record) {
                 self.outgoing.extend_from_slice(&record[..n]);
@@ -255,7 +314,25 @@ impl TlsStream {
     fn sniff(&mut self, first: &[u8]) -> io::Result<()> {
         self.sniffed = true;
         match first.first() {
-            None | Some(&HANDSHAKE_RECORD) => Ok(()),
+            None => Ok(()),
+            Some(&HANDSHAKE_RECORD) => {
+                // Record header (5 bytes: type, version, a 16-bit length), then the handshake header (type and
+                // a 24-bit length) when the first record holds it whole.
+                let record_len = first.get(3..5).map_or(0, |l| u16::from_be_bytes([l[0], l[1]]));
+                match first.get(5..9).filter(|_| record_len >= 4) {
+                    Some(&[CLIENT_HELLO, a, b, c]) => {
+                        let announced = u32::from_be_bytes([0, a, b, c]) as u64;
+                        if announced > MAX_CLIENT_HELLO as u64 {
+                            return Err(
+                                self.fail(TlsFailure::Oversized { bytes: announced, limit: MAX_CLIENT_HELLO as u64 })
+                            );
+                        }
+                        Ok(())
+                    }
+                    // Anything else (a fragment too short to tell, another message) is rustls's to judge.
+                    _ => Ok(()),
+                }
+            }
             Some(b'A'..=b'Z') => {
                 // Best effort, like any refusal: the request was read, so closing after it does not reset.
                 let _ = self.sock.write(PLAIN_HTTP_ANSWER);
@@ -281,6 +358,7 @@ impl TlsStream {
                     while let Some(record) = traffic.next_record() {
                         match record {
                             Ok(record) => {
+                                self.plain_in += record.payload.len() as u64;
                                 let take = record.payload.len().min(out.len() - produced);
                                 out[produced..produced + take].copy_from_slice(&record.payload[..take]);
                                 produced += take;
@@ -338,7 +416,7 @@ impl TlsStream {
                 }
                 Step::Stop => return Ok((used, produced)),
                 Step::Failed(error) => {
-                    self.send_alert();
+                    self.send_alert(&mut cipher[used..]);
                     let in_handshake = self.conn.is_handshaking();
                     return Err(self.fail(TlsFailure::Refused { in_handshake, error }));
                 }
@@ -346,10 +424,27 @@ impl TlsStream {
         }
     }
 
-    /// After a failure: the alert rustls queued for the peer, best effort.
-    fn send_alert(&mut self) {
+    /// Runs rustls over the bytes held from earlier reads (an unfinished record, or a handshake message
+    /// split over records), with no new input: what it still has to send is written. rustls's unbuffered API
+    /// keeps positions into the bytes it has not told us to discard, so every call must see those same bytes
+    /// at the front — never an empty buffer in their place (its deframer would index past the end).
+    fn process_held(&mut self) -> io::Result<()> {
+        let mut held = std::mem::take(&mut self.incoming);
+        let result = self.process(&mut held, &mut []);
+        if let Ok((used, _)) = result {
+            held.drain(..used);
+        }
+        if !held.is_empty() {
+            self.incoming = held;
+        }
+        result.map(|_| ())
+    }
+
+    /// After a failure rustls reported: the alert it queued for the peer, best effort (`cipher`: the bytes
+    /// it has not discarded, see [`TlsStream::process_held`]).
+    fn send_alert(&mut self, cipher: &mut [u8]) {
         for _ in 0..4 {
-            match self.conn.process_tls_records(&mut []).state {
+            match self.conn.process_tls_records(cipher).state {
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     let mut record = [0u8; 64];
                     if let Ok(n) = encode.encode(&mut record) {
@@ -383,7 +478,24 @@ impl TlsStream {
         } else if !self.sniffed {
             self.sniff(&cipher[..n])?;
         }
+        let handshaking = self.conn.is_handshaking();
+        let plain_before = self.plain_in;
         let (used, produced) = self.process(&mut cipher[..carried + n], out)?;
+        if handshaking {
+            // Held and used bytes together: what rustls and this stream keep of an unfinished handshake.
+            self.handshake_in += used as u64;
+            let taken = self.handshake_in + (carried + n - used) as u64;
+            if self.conn.is_handshaking() && taken > MAX_HANDSHAKE_BYTES {
+                return Err(self.fail(TlsFailure::Oversized { bytes: taken, limit: MAX_HANDSHAKE_BYTES }));
+            }
+        } else {
+            let plain = self.plain_in - plain_before;
+            self.overhead_in += (used as u64).saturating_sub(plain);
+            if self.overhead_in > BARREN_ALLOWANCE + self.plain_in.saturating_mul(OVERHEAD_PER_PLAIN_BYTE) {
+                let (overhead, plaintext) = (self.overhead_in, self.plain_in);
+                return Err(self.fail(TlsFailure::Abuse { overhead, plaintext }));
+            }
+        }
         self.incoming.clear();
         self.incoming.extend_from_slice(&cipher[used..carried + n]);
         if self.incoming.is_empty() {
@@ -399,7 +511,7 @@ impl TlsStream {
             cipher.resize(need, 0);
         }
         let n = loop {
-            let state = self.conn.process_tls_records(&mut []).state;
+            let state = self.conn.process_tls_records(&mut self.incoming).state;
             let ConnectionState::WriteTraffic(mut traffic) =
                 state.map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error.to_string()))?
             else {
@@ -438,7 +550,7 @@ impl TlsStream {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         // Records rustls still has to send (a session ticket after the handshake) go first.
-        self.process(&mut [], &mut [])?;
+        self.process_held()?;
         if !self.push_tls()? {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -467,8 +579,9 @@ impl TlsStream {
 }
 
 impl Read for TlsStream {
-    /// Plaintext, as much as is decrypted (up to `buf`), reading the socket as needed; `Ok(0)` at the end
-    /// (a close_notify, or TCP's end without one: the chat's own framing tells a cut message apart).
+    /// Plaintext, as much as one socket read decrypts (up to `buf`); `Ok(0)` at the end (a close_notify, or
+    /// TCP's end without one: the chat's own framing tells a cut message apart); `Interrupted` when the read
+    /// took bytes that gave no plaintext yet (read again), `WouldBlock` when the socket had nothing.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.raw {
             return self.sock.read(buf);
@@ -482,15 +595,17 @@ impl Read for TlsStream {
             }
             return Ok(n);
         }
-        READ_BUF.with_borrow_mut(|cipher| loop {
-            if self.ended {
-                return Ok(0);
-            }
-            let n = self.read_once(cipher, buf)?;
-            if n > 0 {
-                return Ok(n);
-            }
-        })
+        if self.ended {
+            return Ok(0);
+        }
+        // One socket read per call, like a plain socket's: records that carry nothing (handshake flights,
+        // empty records, key updates) cannot hold the loop. `Interrupted` says: bytes were taken and none
+        // came out yet; read again (the reactor does, on its next turn).
+        let n = READ_BUF.with_borrow_mut(|cipher| self.read_once(cipher, buf))?;
+        if n > 0 || self.ended {
+            return Ok(n);
+        }
+        Err(io::ErrorKind::Interrupted.into())
     }
 }
 
@@ -527,6 +642,7 @@ mod tests {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                     thread::sleep(Duration::from_millis(1));
                 }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 other => return other,
             }
         }
@@ -655,6 +771,6 @@ mod size {
         // idle TLS connection costs beyond a plain one (rustls's keys are the rest: about 3.5 KiB in all).
         let size = std::mem::size_of::<super::TlsStream>();
         println!("TlsStream is {size} bytes");
-        assert!(size <= 1280, "TlsStream grew to {size} bytes");
+        assert!(size <= 1312, "TlsStream grew to {size} bytes");
     }
 }
