@@ -142,6 +142,17 @@ fn a_say_over_the_message_limit_once_escaped_is_refused() {
     assert_eq!(past.len(), 1);
 }
 
+#[test]
+fn a_bad_history_welcome_bound_is_a_cli_error() {
+    let bin = env!("CARGO_BIN_EXE_wschat");
+    for bad in ["1MiB", "-1", "67108865"] {
+        let arg = format!("--history-welcome-bytes={bad}");
+        let out = std::process::Command::new(bin).arg(arg).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--history-welcome-bytes"), "{bad}");
+    }
+}
+
 /// 10 logins a second into `room` until `stop` (5 s at most), each newcomer of the workerman dialect reading its welcome on
 /// a thread of its own; returns how many logged in.
 fn joiner(ws: SocketAddr, room: u32, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u32> {
