@@ -61,6 +61,9 @@ pub struct Args {
     /// Bytes of history kept over all rooms; the oldest messages are dropped first
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_HISTORY_BUDGET)]
     pub history_budget: usize,
+    /// Bytes of history one newcomer's welcome may queue: the newest messages that fit, the oldest left out
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_HISTORY_WELCOME_BYTES)]
+    pub history_welcome_bytes: usize,
     /// Users allowed in one room; further logins get error room_full
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub max_room_users: usize,
@@ -163,6 +166,8 @@ pub struct Config {
     pub max_output_bytes: usize,
     /// Bytes of history kept over all rooms.
     pub history_budget: usize,
+    /// Bytes of history frames one welcome may queue.
+    pub history_welcome_bytes: usize,
     /// Users allowed in one room.
     pub max_room_users: usize,
     /// Logins per connection in a burst (refilled at one a second); 0 for no limit.
@@ -262,6 +267,12 @@ pub const ECHO_SEND_BUFFER: usize = 64 * 1024 * 1024;
 /// Default `--history-budget`: 64 MiB over all rooms.
 pub const DEFAULT_HISTORY_BUDGET: usize = 64 * 1024 * 1024;
 
+/// Default `--history-welcome-bytes`: 1 MiB of history per newcomer.
+pub const DEFAULT_HISTORY_WELCOME_BYTES: usize = 1024 * 1024;
+
+/// Largest accepted `--history-welcome-bytes`.
+pub const MAX_HISTORY_WELCOME_BYTES: usize = 64 * 1024 * 1024;
+
 /// Smallest default `--max-output-bytes`, whatever the machine's memory.
 pub const MIN_DEFAULT_OUTPUT_BUDGET: usize = 64 * 1024 * 1024;
 
@@ -311,6 +322,9 @@ impl Args {
         }
         if self.history > 10_000 {
             return Err(ConfigError::OutOfRange { flag: "--history", allowed: "at most 10000" });
+        }
+        if self.history_welcome_bytes > MAX_HISTORY_WELCOME_BYTES {
+            return Err(ConfigError::OutOfRange { flag: "--history-welcome-bytes", allowed: "at most 67108864" });
         }
         let max_output_bytes = self.max_output_bytes.unwrap_or_else(default_output_budget);
         if max_output_bytes < send_buffer_limit {
@@ -365,6 +379,7 @@ impl Args {
             trace_frames: self.trace_frames,
             max_output_bytes,
             history_budget: self.history_budget,
+            history_welcome_bytes: self.history_welcome_bytes,
             max_room_users: self.max_room_users,
             join_burst: self.join_burst,
             max_web_connections: self.max_web_connections,
@@ -441,6 +456,7 @@ mod tests {
         assert!(!c.echo);
         assert!(c.max_output_bytes >= MIN_DEFAULT_OUTPUT_BUDGET);
         assert_eq!(c.history_budget, 64 * 1024 * 1024);
+        assert_eq!(c.history_welcome_bytes, 1024 * 1024);
         assert_eq!(c.max_room_users, 10_000);
         assert_eq!(c.join_burst, 5);
         assert_eq!((c.max_web_connections, c.max_web_pending_per_ip), (256, 8));
@@ -468,6 +484,9 @@ mod tests {
         assert!(parse(&["--ping-interval-secs", "0"]).is_err());
         assert!(parse(&["--max-output-bytes", "1000"]).is_err());
         assert!(parse(&["--max-room-users", "0"]).is_err());
+        assert!(parse(&["--history-welcome-bytes", "67108865"]).unwrap_err().to_string().contains("at most"));
+        assert!(Args::try_parse_from(["wschat", "--history-welcome-bytes", "1MiB"]).is_err());
+        assert_eq!(parse(&["--history-welcome-bytes", "0"]).unwrap().history_welcome_bytes, 0);
         assert!(Args::try_parse_from(["wschat", "--max-connections", "-5"]).is_err());
     }
 

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::dialect::{text_frame, workerman, Dialect};
-use super::event::ErrorCode;
+use super::dialect::{escape, text_frame, workerman, Dialect};
+use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits};
 use super::presence::{LocalPresence, Shared};
@@ -46,11 +46,55 @@ struct AppPing {
     frame: Frame,
 }
 
+/// What the chat enforces: the hub's limits, the history a welcome may queue and the size of a say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatLimits {
+    /// The hub's.
+    pub hub: HubLimits,
+    /// Bytes of history frames one newcomer's welcome may queue (`--history-welcome-bytes`).
+    pub history_welcome_bytes: usize,
+    /// The largest message (`--max-message-bytes`): a say's content, as its sender's dialect sends it
+    /// (HTML-escaped in an escaping dialect), may not be larger.
+    pub max_message_bytes: usize,
+}
+
+impl From<HubLimits> for ChatLimits {
+    fn from(hub: HubLimits) -> ChatLimits {
+        ChatLimits {
+            hub,
+            history_welcome_bytes: crate::config::DEFAULT_HISTORY_WELCOME_BYTES,
+            max_message_bytes: crate::config::CHAT_MAX_MESSAGE,
+        }
+    }
+}
+
+impl From<&crate::config::Config> for ChatLimits {
+    fn from(cfg: &crate::config::Config) -> ChatLimits {
+        ChatLimits {
+            hub: cfg.into(),
+            history_welcome_bytes: cfg.history_welcome_bytes,
+            max_message_bytes: cfg.max_message_bytes,
+        }
+    }
+}
+
+/// `msg` unless it is a say whose content, as `dialect` sends it (escaped or not), is over `limit` bytes: the
+/// limit a message has coming in holds for the copies going out.
+fn within_limit(dialect: Dialect, msg: ClientMessage<'_>, limit: usize) -> Result<ClientMessage<'_>, ErrorCode> {
+    match &msg {
+        ClientMessage::Say { content, .. } if dialect.escapes() && escape::content_len(content) > limit => {
+            Err(ErrorCode::MessageTooBig)
+        }
+        _ => Ok(msg),
+    }
+}
+
 /// The workerman-chat application; `P` keeps who is where (this process alone, or a cluster).
 #[derive(Debug)]
 pub struct ChatApp<P: Shared = LocalPresence> {
     hub: Hub<P>,
     fanout: Fanout,
+    limits: ChatLimits,
     time: TimeText,
     ping: AppPing,
     now: Option<Instant>,
@@ -58,17 +102,18 @@ pub struct ChatApp<P: Shared = LocalPresence> {
 
 impl ChatApp {
     /// A chat with no users, enforcing `limits`.
-    pub fn new(limits: HubLimits) -> ChatApp {
+    pub fn new(limits: ChatLimits) -> ChatApp {
         ChatApp::with_presence(limits, LocalPresence::new())
     }
 }
 
 impl<P: Shared> ChatApp<P> {
     /// A chat with no users, enforcing `limits`, with presence kept by `presence`.
-    pub fn with_presence(limits: HubLimits, presence: P) -> ChatApp<P> {
+    pub fn with_presence(limits: ChatLimits, presence: P) -> ChatApp<P> {
         ChatApp {
-            hub: Hub::with_presence(limits, presence),
-            fanout: Fanout::new(),
+            hub: Hub::with_presence(limits.hub, presence),
+            fanout: ChatApp::<P>::fanout(limits, Dialect::default()),
+            limits,
             time: TimeText::default(),
             ping: AppPing {
                 every: DEFAULT_APP_PING,
@@ -82,8 +127,15 @@ impl<P: Shared> ChatApp<P> {
 
     /// Connections speak `dialect` until their login says otherwise (`--escape-html`: the escaped seed one).
     pub fn with_default_dialect(mut self, dialect: Dialect) -> ChatApp<P> {
-        self.fanout = Fanout::with_default(dialect);
+        self.fanout = ChatApp::<P>::fanout(self.limits, dialect);
         self
+    }
+
+    /// A fanout for `limits` whose connections speak `dialect` until told otherwise. The encoded histories
+    /// it keeps for newcomers are held to the history's own budget.
+    fn fanout(limits: ChatLimits, dialect: Dialect) -> Fanout {
+        let cap = limits.hub.history_budget.max(limits.history_welcome_bytes);
+        Fanout::with_default(dialect).with_welcome_history(limits.history_welcome_bytes, cap)
     }
 
     /// Idle clients of workerman-chat's current dialect get `{"type":"ping"}` after `every` (`--app-ping-secs`).
@@ -131,8 +183,10 @@ impl<P: Shared> Application for ChatApp<P> {
                 self.ping.heard.insert(conn, now);
             }
         }
+        let limit = self.limits.max_message_bytes;
+        let parsed = dialect.parse(text).and_then(|m| within_limit(dialect, m, limit));
         let sink = &mut self.fanout.sink(out);
-        match dialect.parse(text) {
+        match parsed {
             Ok(m) => self.hub.handle(conn, m, time, sink),
             Err(code) => self.hub.error(conn, code, sink),
         }
@@ -219,9 +273,59 @@ mod tests {
         assert_eq!((b[4], b[7], b[10], b[13], b[16]), (b'-', b'-', b' ', b':', b':'));
     }
 
+    /// The `type` and `code` of every frame `out` holds for `conn`.
+    fn kinds(out: &Effects, conn: ConnId) -> Vec<String> {
+        crate::chat::testing::frames(out)
+            .into_iter()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, v)| {
+                format!(
+                    "{}{}",
+                    v["type"].as_str().unwrap(),
+                    v["code"].as_str().map_or(String::new(), |c| format!(":{c}"))
+                )
+            })
+            .collect()
+    }
+
+    /// Says `content` to all on `conn` in `dialect`'s words and seals the turn.
+    fn say(app: &mut ChatApp, conn: ConnId, wm: bool, content: &str) -> Vec<String> {
+        let mut out = Effects::default();
+        let text = match wm {
+            true => serde_json::json!({"type":"say","to_client_id":"all","content":content}),
+            false => serde_json::json!({"type":"say","to_uid":"all","content":content}),
+        };
+        app.on_text(conn, &text.to_string(), &mut out);
+        app.end_turn(&mut out);
+        kinds(&out, conn)
+    }
+
+    #[test]
+    fn a_say_is_held_to_the_message_limit_as_its_dialect_sends_it() {
+        let limits = ChatLimits { max_message_bytes: 60_000, ..HubLimits::unlimited(10).into() };
+        let mut app = ChatApp::new(limits);
+        let mut out = Effects::default();
+        app.on_text(1, r#"{"type":"login","client_name":"wm","room_id":1}"#, &mut out);
+        app.on_text(2, r#"{"type":"login","name":"seed"}"#, &mut out);
+        app.end_turn(&mut out);
+        // 10 000 apostrophes are 60 000 bytes escaped: at the limit. One more is over it.
+        assert_eq!(say(&mut app, 1, true, &"'".repeat(10_000)), ["say"]);
+        assert_eq!(say(&mut app, 1, true, &"'".repeat(10_001)), ["error:message_too_big"]);
+        assert_eq!(say(&mut app, 1, true, &"a".repeat(59_000)), ["say"], "plain text is its own size");
+        // The plain seed dialect sends content as it came: its size is the frame's, judged by the decoder.
+        assert_eq!(say(&mut app, 2, false, &"'".repeat(50_000)), ["say"]);
+        let mut escaped = ChatApp::new(limits).with_default_dialect(Dialect::SeedHtml);
+        escaped.on_text(1, r#"{"type":"login","name":"html"}"#, &mut out);
+        escaped.end_turn(&mut out);
+        assert_eq!(say(&mut escaped, 1, false, &"<\n".repeat(6_000)), ["error:message_too_big"]);
+        assert_eq!(say(&mut escaped, 1, false, &"<".repeat(15_000)), ["say"]);
+        let e = ErrorCode::MessageTooBig;
+        assert_eq!((e.as_str(), e.to_string()), ("message_too_big", "message_too_big".to_string()));
+    }
+
     #[test]
     fn a_login_then_a_binary_message() {
-        let mut app = ChatApp::new(HubLimits::unlimited(0));
+        let mut app = ChatApp::new(HubLimits::unlimited(0).into());
         let mut out = Effects::default();
         app.on_text(1, r#"{"type":"login","name":"a"}"#, &mut out);
         app.end_turn(&mut out);

@@ -66,6 +66,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The room already holds `--max-room-users` users.
     RoomFull,
+    /// A say whose content, HTML-escaped as its sender's dialect sends it, is over `--max-message-bytes`;
+    /// it was refused, not relayed.
+    MessageTooBig,
     /// A cluster node cannot take the request now: it has not joined the cluster yet, or Redis is away and
     /// its buffer is full. Nothing was delivered to anyone.
     ClusterUnavailable,
@@ -84,6 +87,7 @@ impl ErrorCode {
             ErrorCode::EmptyContent => "empty_content",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::RoomFull => "room_full",
+            ErrorCode::MessageTooBig => "message_too_big",
             ErrorCode::ClusterUnavailable => "cluster_unavailable",
         }
     }
@@ -102,6 +106,9 @@ impl ErrorCode {
             ErrorCode::EmptyContent => "content must not be empty",
             ErrorCode::RateLimited => "too many messages per second; this one was not delivered",
             ErrorCode::RoomFull => "this room is full",
+            ErrorCode::MessageTooBig => {
+                "the content is over the message size limit once HTML-escaped; it was not delivered"
+            }
             ErrorCode::ClusterUnavailable => {
                 "the chat cluster cannot take this right now (Redis is unreachable); nothing was delivered, try again"
             }
@@ -194,8 +201,27 @@ pub struct Newcomer<'a> {
     pub time: &'a str,
 }
 
-/// A room's history, oldest first.
-pub type History<'a> = vec_deque::Iter<'a, Said>;
+/// A room's history, oldest first, with the stamp of this version of it.
+#[derive(Debug, Clone)]
+pub struct History<'a> {
+    /// The messages, oldest first.
+    pub said: vec_deque::Iter<'a, Said>,
+    /// Equal stamps mean the same messages: what encodes a history once may keep it until the stamp changes.
+    pub stamp: HistoryStamp,
+}
+
+/// One version of one room's history: the room (a room dropped and made again under the same name is
+/// another), the sequence number of its oldest message kept and how many it keeps. Messages are only added
+/// at the end and dropped from the front, so two equal stamps name the same messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HistoryStamp {
+    /// The room's history, told apart from earlier rooms of the same name.
+    pub room: u64,
+    /// The sequence number of the oldest message kept.
+    pub first: u64,
+    /// Messages kept.
+    pub len: u64,
+}
 
 /// A say to all as history keeps it: the sender, and its time stamp, name and content in one allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -19,4 +19,4 @@ pub mod protocol;
 #[cfg(test)]
 mod testing;
 
-pub use app::ChatApp;
+pub use app::{ChatApp, ChatLimits};

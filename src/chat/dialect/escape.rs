@@ -45,6 +45,32 @@ pub fn content(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// The length of [`content`]`(text)`, counted without building it.
+pub fn content_len(text: &str) -> usize {
+    let b = text.as_bytes();
+    let mut len = 0;
+    let mut i = 0;
+    while i < b.len() {
+        len += match b[i] {
+            b'&' => 5,
+            b'<' | b'>' => 4,
+            b'"' | b'\'' => 6,
+            b'\n' | b'\r' => {
+                // A pair of different line-break bytes is one break: one `<br />` before both.
+                if matches!((b[i], b.get(i + 1)), (b'\r', Some(b'\n')) | (b'\n', Some(b'\r'))) {
+                    i += 1;
+                    8
+                } else {
+                    7
+                }
+            }
+            _ => 1,
+        };
+        i += 1;
+    }
+    len
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,5 +89,20 @@ mod tests {
         assert_eq!(content("a\r\nb\n\rc\rd"), "a<br />\r\nb<br />\n\rc<br />\rd");
         assert_eq!(content("<b>\n\n"), "&lt;b&gt;<br />\n<br />\n");
         assert!(matches!(content("one line"), Cow::Borrowed(_)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn content_len_is_the_escaped_length(text in "[a-z&<>\"'\r\n猪 ]{0,40}") {
+            proptest::prop_assert_eq!(content_len(&text), content(&text).len());
+        }
+    }
+
+    #[test]
+    fn content_len_of_apostrophes_and_breaks() {
+        assert_eq!(content_len(&"'".repeat(1000)), 6000);
+        for text in ["", "a\r\nb\n\rc\rd\n", "\n\n\r\r", "<b>猪&\"x\"</b>"] {
+            assert_eq!(content_len(text), content(text).len(), "{text:?}");
+        }
     }
 }

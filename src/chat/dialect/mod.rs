@@ -13,7 +13,7 @@ pub mod workerman;
 
 use std::rc::Rc;
 
-use super::event::{ClientMessage, ErrorCode, Event, Newcomer};
+use super::event::{ClientMessage, ErrorCode, Event, History, Newcomer};
 use crate::outbox::Frame;
 use crate::ws::frame::{encode_header, OpCode, MAX_HEADER_LEN};
 
@@ -103,7 +103,7 @@ impl Dialect {
         match event {
             Event::History(past) => {
                 let mut n = 0;
-                for said in past.clone() {
+                for said in past.said.clone() {
                     scratch.clear();
                     codec.write_json(&said.event(), scratch);
                     write_text_frame(out, scratch);
@@ -148,6 +148,40 @@ impl Dialect {
             return (Rc::from(&[][..]), 0);
         }
         (text_frame(scratch), 1)
+    }
+
+    /// The newest messages of `past` whose frames fit in `limit` bytes together (the older ones are left
+    /// out), as one buffer of whole frames, oldest first, and how many messages it holds. Each message is
+    /// encoded once, newest first, until the next one would not fit.
+    pub fn history(self, past: &History<'_>, limit: usize, scratch: &mut Vec<u8>) -> (Frame, u32) {
+        let codec = self.codec();
+        let mut newest_first = Vec::new();
+        let mut ends = Vec::new();
+        for said in past.said.clone().rev() {
+            scratch.clear();
+            codec.write_json(&said.event(), scratch);
+            let mut head = [0u8; MAX_HEADER_LEN];
+            let framed = encode_header(&mut head, true, OpCode::Text, None, scratch.len()) + scratch.len();
+            if newest_first.len() + framed > limit {
+                break;
+            }
+            write_text_frame(&mut newest_first, scratch);
+            ends.push(newest_first.len());
+        }
+        let mut parts = Vec::with_capacity(ends.len());
+        for (i, &end) in ends.iter().enumerate().rev() {
+            let start = if i == 0 { 0 } else { ends[i - 1] };
+            parts.push(&newest_first[start..end]);
+        }
+        (concat(&parts), u32::try_from(ends.len()).unwrap_or(u32::MAX))
+    }
+
+    /// Whether this dialect HTML-escapes content (the size a say goes out with is then its escaped size).
+    pub fn escapes(self) -> bool {
+        match self {
+            Dialect::Seed => false,
+            Dialect::SeedHtml | Dialect::Workerman => true,
+        }
     }
 
     /// Appends the user-list entry of `uid` named `name` to a room's cached entries, followed by the
@@ -201,10 +235,21 @@ fn frame_of_parts(parts: &[&[u8]]) -> Frame {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let mut head = [0u8; MAX_HEADER_LEN];
     let n = encode_header(&mut head, true, OpCode::Text, None, len);
-    let mut frame = Rc::<[u8]>::new_uninit_slice(n + len);
+    concat_with(&head[..n], parts)
+}
+
+/// The concatenation of `parts` (whole frames) in one allocation.
+fn concat(parts: &[&[u8]]) -> Frame {
+    concat_with(&[], parts)
+}
+
+/// `first` followed by `parts`, copying each byte once into one allocation.
+fn concat_with(first: &[u8], parts: &[&[u8]]) -> Frame {
+    let len = first.len() + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut frame = Rc::<[u8]>::new_uninit_slice(len);
     let dst = Rc::get_mut(&mut frame).expect("a new Rc has no other owner");
     let mut at = 0;
-    for part in std::iter::once(&head[..n]).chain(parts.iter().copied()) {
+    for part in std::iter::once(first).chain(parts.iter().copied()) {
         dst[at..at + part.len()].write_copy_of_slice(part);
         at += part.len();
     }
@@ -229,10 +274,19 @@ mod tests {
         assert_eq!(&frame[..], &text_frame(br#"{"type":"login","uid":1,"name":"a","time":"t"}"#)[..]);
 
         let past: VecDeque<Said> = [Said::new(1, "a", "t", "x"), Said::new(2, "b", "u", "y")].into_iter().collect();
-        let (frame, n) = d.frames(&Event::History(past.iter()), &mut scratch);
+        let stamp = crate::chat::event::HistoryStamp { room: 1, first: 0, len: 2 };
+        let history = History { said: past.iter(), stamp };
+        let (frame, n) = d.frames(&Event::History(history.clone()), &mut scratch);
         let mut want = text_frame(br#"{"type":"say","from_uid":1,"to_uid":"all","content":"x","time":"t"}"#).to_vec();
         want.extend_from_slice(&text_frame(br#"{"type":"say","from_uid":2,"to_uid":"all","content":"y","time":"u"}"#));
         assert_eq!((&frame[..], n), (&want[..], 2));
+        // Bounded: the newest that fit, oldest first.
+        let (all, n) = d.history(&history, want.len(), &mut scratch);
+        assert_eq!((&all[..], n), (&want[..], 2));
+        let (newest, n) = d.history(&history, want.len() - 1, &mut scratch);
+        assert_eq!((&newest[..], n), (&want[want.len() / 2..], 1));
+        let (none, n) = d.history(&history, 10, &mut scratch);
+        assert_eq!((none.len(), n), (0, 0));
 
         let each = |f: &mut dyn FnMut(u64, &str)| {
             f(1, "猪猪");

@@ -12,6 +12,12 @@
 //! A room also keeps its user list encoded per dialect, entry by entry in login order, so a newcomer's
 //! `user_list` frame is a copy of bytes, not one JSON encode per member. A dialect's list is built from
 //! presence the first time one of its newcomers needs it, then kept current by joins and departures.
+//!
+//! The history a newcomer gets is encoded once per (room, dialect) and shared like a broadcast: one buffer,
+//! queued for every newcomer of that dialect until the room's history changes (its [`HistoryStamp`]). It
+//! holds the newest messages whose frames fit in `--history-welcome-bytes`, so one login queues a bounded
+//! amount however the room's messages grow when escaped. The kept buffers of all rooms together are bounded
+//! too (past the cap they are all dropped, to be encoded again when next needed).
 
 #[cfg(test)]
 mod tests;
@@ -20,7 +26,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::dialect::{write_text_frame, Dialect};
-use super::event::{Event, Newcomer, Sink, To, Users};
+use super::event::{Event, History, HistoryStamp, Newcomer, Sink, To, Users};
 use crate::app::{ConnId, Effects};
 use crate::outbox::Frame;
 
@@ -49,6 +55,41 @@ pub struct Fanout {
     batched_rooms: Vec<Rc<str>>,
     /// Reused for JSON encoding, so a broadcast allocates nothing until its batch is sealed.
     scratch: Vec<u8>,
+    /// The bound on a welcome's history and the kept encodings' bookkeeping.
+    welcomes: WelcomeHistory,
+}
+
+/// How newcomers' history is bounded and kept encoded.
+#[derive(Debug)]
+struct WelcomeHistory {
+    /// Bytes of history frames one welcome may queue (`--history-welcome-bytes`).
+    limit: usize,
+    /// Bytes of encoded history kept over all rooms and dialects; past it every room's is dropped.
+    cap: usize,
+    /// Bytes of encoded history kept now.
+    kept: usize,
+    /// Histories encoded since the start (each a (room, dialect, version) not kept or no longer kept).
+    encodes: u64,
+}
+
+impl Default for WelcomeHistory {
+    fn default() -> WelcomeHistory {
+        WelcomeHistory {
+            limit: crate::config::DEFAULT_HISTORY_WELCOME_BYTES,
+            cap: crate::config::DEFAULT_HISTORY_BUDGET,
+            kept: 0,
+            encodes: 0,
+        }
+    }
+}
+
+/// A room's history encoded in one dialect for its newcomers.
+#[derive(Debug)]
+struct EncodedHistory {
+    /// The version of the history it was encoded from.
+    stamp: HistoryStamp,
+    frame: Frame,
+    messages: u32,
 }
 
 /// A member connection's room and slot.
@@ -104,6 +145,8 @@ struct Room {
     batches: [Batch; Dialect::COUNT],
     /// The user list per dialect, once a newcomer of that dialect needed it.
     lists: [Option<UserList>; Dialect::COUNT],
+    /// The history per dialect as newcomers get it, once one of that dialect needed it.
+    histories: [Option<EncodedHistory>; Dialect::COUNT],
     /// In the fanout's list of rooms to seal at the end of the turn.
     listed: bool,
 }
@@ -144,6 +187,24 @@ impl Fanout {
     /// No rooms, every connection in `dialect` until told otherwise.
     pub fn with_default(dialect: Dialect) -> Fanout {
         Fanout { default: dialect, ..Fanout::default() }
+    }
+
+    /// Bounds the history one welcome may queue to `limit` bytes of frames (the newest messages that fit),
+    /// and the encoded histories kept for newcomers over all rooms to `cap` bytes.
+    pub fn with_welcome_history(mut self, limit: usize, cap: usize) -> Fanout {
+        self.welcomes.limit = limit;
+        self.welcomes.cap = cap;
+        self
+    }
+
+    /// How many times a history was encoded for newcomers (not counting the times a kept one was shared).
+    pub fn history_encodes(&self) -> u64 {
+        self.welcomes.encodes
+    }
+
+    /// Bytes of encoded history kept for newcomers over all rooms.
+    pub fn history_kept_bytes(&self) -> usize {
+        self.welcomes.kept
     }
 
     /// The core's sink, delivering to `out`.
@@ -214,7 +275,7 @@ impl Fanout {
 
     fn left(&mut self, conn: ConnId, out: &mut Effects) {
         let Some(seat) = self.seats.remove(&conn) else { return };
-        let Fanout { rooms, seats, .. } = self;
+        let Fanout { rooms, seats, welcomes, .. } = self;
         let Some(room) = rooms.get_mut(&seat.room) else { return };
         room.serve(seat.slot, out);
         room.part(seat.slot);
@@ -222,7 +283,10 @@ impl Fanout {
             tidy(room, seats);
         }
         if room.live == 0 {
-            rooms.remove(&seat.room);
+            if let Some(gone) = rooms.remove(&seat.room) {
+                let freed: usize = gone.histories.iter().flatten().map(|h| h.frame.len()).sum();
+                welcomes.kept -= freed;
+            }
         }
     }
 
@@ -291,11 +355,44 @@ impl Fanout {
                 }
                 (self.user_list(room, d, users, &newcomer), 1)
             }
+            Event::History(ref past) => self.history(conn, d, past),
             _ => d.frames(event, &mut self.scratch),
         };
         if n > 0 {
             out.push_welcome(conn, bytes, n);
         }
+    }
+
+    /// The history frames for a newcomer `conn` of dialect `d`: its room's kept encoding of `past` when it
+    /// has one of this version, else `past` encoded (within the welcome's bound) and kept for the next one.
+    fn history(&mut self, conn: ConnId, d: Dialect, past: &History<'_>) -> (Frame, u32) {
+        let Fanout { rooms, seats, scratch, welcomes, .. } = self;
+        let room = seats.get(&conn).and_then(|seat| rooms.get_mut(&seat.room));
+        if let Some(Some(kept)) = room.as_ref().map(|r| &r.histories[d.index()]) {
+            if kept.stamp == past.stamp {
+                return (kept.frame.clone(), kept.messages);
+            }
+        }
+        welcomes.encodes += 1;
+        let (frame, messages) = d.history(past, welcomes.limit, scratch);
+        let Some(room) = room else { return (frame, messages) };
+        if let Some(stale) = room.histories[d.index()].take() {
+            welcomes.kept -= stale.frame.len();
+        }
+        if welcomes.kept + frame.len() > welcomes.cap {
+            // Rare (a cap's worth of encodes): drop every room's, rather than keep an order of use.
+            for r in rooms.values_mut() {
+                r.histories = Default::default();
+            }
+            welcomes.kept = 0;
+        }
+        if frame.len() <= welcomes.cap {
+            welcomes.kept += frame.len();
+            if let Some(room) = seats.get(&conn).and_then(|seat| rooms.get_mut(&seat.room)) {
+                room.histories[d.index()] = Some(EncodedHistory { stamp: past.stamp, frame: frame.clone(), messages });
+            }
+        }
+        (frame, messages)
     }
 
     /// The `user_list` frame for `newcomer` of `room` in dialect `d`, from the room's encoded list (made from

@@ -275,3 +275,120 @@ fn a_newcomer_does_not_cost_the_room_a_delivery() {
     assert_eq!(out.sends[50..150].iter().filter(|d| Rc::ptr_eq(&d.bytes, shared)).count(), 100);
     assert_eq!(out.sends[150..].iter().map(|d| d.messages).collect::<Vec<_>>(), (1..=50).rev().collect::<Vec<_>>());
 }
+
+/// The welcome's history deliveries in `out` (the welcome deliveries whose first frame is a say), in order.
+fn welcome_histories(out: &Effects) -> Vec<&crate::app::Delivery> {
+    out.sends
+        .iter()
+        .filter(|d| d.welcome && crate::chat::testing::payload(first_frame(&d.bytes))["type"] == "say")
+        .collect()
+}
+
+/// The first of the whole frames in `bytes`.
+fn first_frame(bytes: &[u8]) -> &[u8] {
+    let h = crate::ws::frame::FrameHeader::decode(bytes).unwrap().unwrap();
+    &bytes[..h.header_len + h.payload_len as usize]
+}
+
+/// Logs in `conn` (speaking `dialect`) to room "1" and returns what the turn delivered.
+fn newcomer(hub: &mut Chat, conn: ConnId, dialect: Dialect) -> Effects {
+    hub.fanout.set_dialect(conn, dialect);
+    let mut out = Effects::default();
+    let login = format!(r#"{{"type":"login","name":"n{conn}"}}"#);
+    hub.handle(conn, parse_client_message(&login).unwrap(), T, &mut out);
+    hub.seal(&mut out);
+    out
+}
+
+#[test]
+fn history_is_encoded_once_per_room_and_dialect_and_shared_by_newcomers() {
+    let mut hub = Chat::new(100);
+    send(&mut hub, 0, r#"{"type":"login","name":"talker"}"#);
+    for i in 0..3 {
+        send(&mut hub, 0, &format!(r#"{{"type":"say","to_uid":"all","content":"'{i}'"}}"#));
+    }
+    let encodes = hub.fanout.history_encodes();
+    let mut seen: Vec<(Dialect, crate::outbox::Frame)> = Vec::new();
+    for conn in 1..=20 {
+        let d = [Dialect::Seed, Dialect::Workerman][conn % 2];
+        let out = newcomer(&mut hub, conn, d);
+        let past = welcome_histories(&out);
+        assert_eq!(past.len(), 1, "one history delivery per welcome");
+        assert_eq!(past[0].messages, 3);
+        match seen.iter().find(|(sd, _)| *sd == d) {
+            Some((_, first)) => assert!(Rc::ptr_eq(first, &past[0].bytes), "newcomer {conn} got a fresh encode"),
+            None => seen.push((d, past[0].bytes.clone())),
+        }
+    }
+    assert_eq!(hub.fanout.history_encodes() - encodes, 2, "20 newcomers, 2 dialects: 2 encodes");
+    assert!(!Rc::ptr_eq(&seen[0].1, &seen[1].1));
+    // The history changes: the next newcomer of each dialect gets it encoded anew, then shared again.
+    send(&mut hub, 0, r#"{"type":"say","to_uid":"all","content":"new"}"#);
+    let a = newcomer(&mut hub, 30, Dialect::Workerman);
+    let b = newcomer(&mut hub, 31, Dialect::Workerman);
+    let (a, b) = (welcome_histories(&a), welcome_histories(&b));
+    assert_eq!((a[0].messages, b[0].messages), (4, 4));
+    assert!(Rc::ptr_eq(&a[0].bytes, &b[0].bytes));
+    assert!(!Rc::ptr_eq(&a[0].bytes, &seen[1].1));
+    assert_eq!(hub.fanout.history_encodes() - encodes, 3);
+    let got = frames(&Effects { sends: vec![a[0].clone()] });
+    assert_eq!(got[3].1["content"], "new");
+    assert_eq!(got[0].1["content"], "&#039;0&#039;", "the workerman dialect's history is escaped");
+}
+
+#[test]
+fn a_welcome_holds_the_newest_history_that_fits_its_bound() {
+    let mut hub = Chat::new(100);
+    send(&mut hub, 0, r#"{"type":"login","name":"talker"}"#);
+    let apostrophes = "'".repeat(65_000);
+    for i in 0..100 {
+        send(&mut hub, 0, &format!(r#"{{"type":"say","to_uid":"all","content":"{apostrophes}#{i:03}"}}"#));
+    }
+    let limit = crate::config::DEFAULT_HISTORY_WELCOME_BYTES;
+    for (conn, d, fit) in [(1, Dialect::Workerman, 2), (2, Dialect::SeedHtml, 2), (3, Dialect::Seed, 16)] {
+        let out = newcomer(&mut hub, conn, d);
+        let past = welcome_histories(&out);
+        assert!(past[0].bytes.len() <= limit, "{d:?}: {} bytes", past[0].bytes.len());
+        assert_eq!(past[0].messages, fit, "{d:?}");
+        let got = frames(&Effects { sends: vec![past[0].clone()] });
+        let tags: Vec<String> =
+            got.iter().map(|(_, v)| v["content"].as_str().unwrap().rsplit('#').next().unwrap().to_string()).collect();
+        let want: Vec<String> = (100 - fit as usize..100).map(|i| format!("{i:03}")).collect();
+        assert_eq!(tags, want, "{d:?}: the newest, oldest first");
+    }
+    // Every welcome queued at most the bound in history, however many came.
+    let total: usize =
+        (10..50).map(|c| welcome_histories(&newcomer(&mut hub, c, Dialect::Workerman))[0].bytes.len()).sum();
+    assert!(total <= 40 * limit);
+    assert_eq!(
+        hub.fanout.history_kept_bytes(),
+        hub.fanout.rooms["1"].histories.iter().flatten().map(|h| h.frame.len()).sum::<usize>()
+    );
+}
+
+#[test]
+fn kept_histories_stay_within_their_cap_and_go_with_their_room() {
+    let mut hub = Chat::new(10);
+    hub.fanout = std::mem::take(&mut hub.fanout).with_welcome_history(4096, 10_000);
+    let content = "x".repeat(1000);
+    for r in 0..20 {
+        let talker = 1000 + r;
+        send(&mut hub, talker, &format!(r#"{{"type":"login","name":"t","room_id":"r{r}"}}"#));
+        for _ in 0..3 {
+            send(&mut hub, talker, &format!(r#"{{"type":"say","to_uid":"all","content":"{content}"}}"#));
+        }
+        let mut out = Effects::default();
+        let login = format!(r#"{{"type":"login","name":"n","room_id":"r{r}"}}"#);
+        hub.handle(r, parse_client_message(&login).unwrap(), T, &mut out);
+        assert_eq!(welcome_histories(&out)[0].messages, 3);
+        assert!(hub.fanout.history_kept_bytes() <= 10_000, "{}", hub.fanout.history_kept_bytes());
+    }
+    assert!(hub.fanout.history_kept_bytes() > 0);
+    // Rooms emptied: what they kept is freed.
+    for r in 0..20 {
+        for conn in [r, 1000 + r] {
+            hub.leave(conn, T, &mut Effects::default());
+        }
+    }
+    assert_eq!((hub.fanout.room_count(), hub.fanout.history_kept_bytes()), (0, 0));
+}

@@ -2,10 +2,10 @@
 //! `--history-budget` bytes over all rooms together (past it the globally oldest messages go first). A room's
 //! history goes with the room.
 
-use std::collections::{vec_deque, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
-use crate::chat::event::Said;
+use crate::chat::event::{History as Past, HistoryStamp, Said};
 
 /// Every room's history, within the count per room and the global budget.
 #[derive(Debug)]
@@ -62,9 +62,12 @@ impl History {
         }
     }
 
-    /// What `room` said, oldest first; `None` when it kept nothing.
-    pub(super) fn of(&self, room: &str) -> Option<vec_deque::Iter<'_, Said>> {
-        self.rooms.get(room).filter(|r| !r.said.is_empty()).map(|r| r.said.iter())
+    /// What `room` said, oldest first, with the stamp of this version; `None` when it kept nothing.
+    pub(super) fn of(&self, room: &str) -> Option<Past<'_>> {
+        self.rooms.get(room).filter(|r| !r.said.is_empty()).map(|r| Past {
+            said: r.said.iter(),
+            stamp: HistoryStamp { room: r.id, first: r.seq, len: r.said.len() as u64 },
+        })
     }
 
     /// Keeps `said` in `room`'s history, within the per-room count and the global budget.
