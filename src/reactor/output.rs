@@ -1,7 +1,8 @@
 //! Output: queuing what the application and the session produce, writing each touched connection once
 //! per loop turn (one vectored write), and the two budgets — a client whose unsent output stays over
 //! `--send-buffer-limit` after a write attempt is cut as a slow consumer, and when all clients' unsent
-//! output passes `--max-output-bytes` the largest backlogs are cut first.
+//! output passes `--max-output-bytes` the largest backlogs are cut first. A file body of a web answer counts
+//! like any output while a chunk of it is in memory; it is written one chunk per connection per loop turn.
 
 use log::{debug, info, warn};
 
@@ -109,6 +110,14 @@ impl Reactor {
         self.flush_dirty();
     }
 
+    /// Connections that wrote a chunk of a file body last turn with the socket still taking bytes get their
+    /// next chunk this turn (no writable edge will come for them).
+    pub(super) fn resume_writing(&mut self) {
+        for k in std::mem::take(&mut self.write_again) {
+            self.mark_dirty(k);
+        }
+    }
+
     pub(super) fn mark_dirty(&mut self, k: usize) {
         if let Some(conn) = self.conns.get_mut(k) {
             if !conn.dirty {
@@ -146,7 +155,7 @@ impl Reactor {
                 .flush(transport)
                 .map(|d| Flushed { drained: d.drained && !transport.wants_write(), ..d })
         } else if conn.transport.wants_write() {
-            conn.transport.push_held().map(|drained| Flushed { written: 0, drained })
+            conn.transport.push_held().map(|drained| Flushed { drained, ..Flushed::default() })
         } else {
             return;
         };
@@ -158,7 +167,11 @@ impl Reactor {
                 return;
             }
         };
+        self.metrics.output_queued_bytes += done.loaded as u64;
         self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(done.written as u64);
+        if done.again {
+            self.write_again.push(k);
+        }
         if conn.kind == Kind::WebSocket {
             self.metrics.bytes_out_total += done.written as u64;
         }
