@@ -463,14 +463,48 @@ fn a_file_that_shrinks_while_it_is_sent_ends_the_answer_without_a_byte_past_it()
     assert!(eventually(Duration::from_secs(3), || metric(d.http, "wschat_output_queued_bytes") == 0));
 }
 
+/// Round trips of says from `a` to `b`, one every 2 ms, `n` of them or as many as `limit` allows; pings the
+/// the daemon sends a silent client in between are answered.
+fn say_latencies(a: &mut common::Raw, b: &mut common::Raw, n: usize, limit: Duration) -> Vec<Duration> {
+    let until = |r: &mut common::Raw, content: &str| loop {
+        let f = r.read_frame().expect("a frame");
+        if f.opcode == 9 {
+            // A silent client is pinged while it waits: answer, so it stays.
+            r.send(&common::client_frame(true, 0, 10, &f.payload));
+            continue;
+        }
+        assert_eq!(f.opcode, 1, "a text frame");
+        let v: serde_json::Value = serde_json::from_slice(&f.payload).expect("JSON");
+        if v["type"] == "say" && v["content"] == content {
+            return;
+        }
+    };
+    let started = Instant::now();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let content = format!("probe-{i}");
+        let sent = Instant::now();
+        a.send(&common::text_frame(&format!(r#"{{"type":"say","to_uid":"all","content":"{content}"}}"#)));
+        until(b, &content);
+        out.push(sent.elapsed());
+        until(a, &content);
+        if started.elapsed() > limit {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    out
+}
+
 /// Chat latency of a bystander pair while 64 clients (32 reading as fast as they can, again and again, 32
 /// reading 64 KiB every 10 ms) fetch a 16 MiB file. A measurement, not a test: `cargo test --release --test
-/// web_root -- --ignored --nocapture web_flood`. Prints p50/p99 quiet and flooded for each of five runs,
-/// then their medians.
+/// web_root -- --ignored --nocapture web_flood`. Prints p50/p99 quiet and flooded for each of five runs
+/// (at most 200 says or 30 s each), then their medians. With `WEB_FLOOD_ONCE=1` each client fetches the file
+/// once: 64 GETs at once rather than a sustained flood.
 #[test]
 #[ignore]
 fn web_flood_bystander_latency() {
-    use common::probe::{login, percentile, say_latencies};
+    use common::probe::{login, percentile};
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
     let tree = Tree::new("flood");
@@ -479,9 +513,14 @@ fn web_flood_bystander_latency() {
     let pid = d.child.id();
     let (mut a, _) = login(d.ws, "a", "quiet");
     let (mut b, _) = login(d.ws, "b", "quiet");
+    // Before large files were streamed, a say could wait seconds behind the flood.
+    a.set_read_timeout(Duration::from_secs(120)).unwrap();
+    b.set_read_timeout(Duration::from_secs(120)).unwrap();
+    // WEB_FLOOD_ONCE=1: each of the 64 fetches the file once (64 GETs at once), instead of again and again.
+    let once = std::env::var_os("WEB_FLOOD_ONCE").is_some();
     let mut rows = Vec::new();
     for run in 0..5 {
-        let mut quiet = say_latencies(&mut a, &mut b, 300, Duration::from_millis(2));
+        let mut quiet = say_latencies(&mut a, &mut b, 300, Duration::from_secs(30));
         let stop = Arc::new(AtomicBool::new(false));
         let fetched = Arc::new(AtomicU64::new(0));
         let peak_before = status_kib(pid, "VmHWM");
@@ -491,9 +530,15 @@ fn web_flood_bystander_latency() {
                 let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 4, 10 + i));
                 std::thread::spawn(move || {
                     let pause = if i % 2 == 0 { Duration::ZERO } else { Duration::from_millis(10) };
-                    while !stop.load(Ordering::Relaxed) {
+                    if once {
+                        // The probe is already running: the 64 GETs arrive in the middle of it.
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                    let mut fetches = 0;
+                    while !stop.load(Ordering::Relaxed) && (!once || fetches == 0) {
+                        fetches += 1;
                         let mut s = connect_from(Some(ip), http, false);
-                        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+                        s.set_read_timeout(Some(Duration::from_millis(if once { 30_000 } else { 500 }))).unwrap();
                         if s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").is_err() {
                             continue;
                         }
@@ -509,8 +554,10 @@ fn web_flood_bystander_latency() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(300));
-        let mut flooded = say_latencies(&mut a, &mut b, 300, Duration::from_millis(2));
+        if !once {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        let mut flooded = say_latencies(&mut a, &mut b, 200, Duration::from_secs(30));
         let rss = status_kib(pid, "VmRSS");
         let peak = status_kib(pid, "VmHWM");
         stop.store(true, Ordering::Relaxed);
