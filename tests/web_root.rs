@@ -596,3 +596,42 @@ fn web_flood_bystander_latency() {
         median(3)
     );
 }
+
+/// The daemon's memory while 60 clients read a 16 MiB file slowly (64 KiB every 50 ms, for 4 s). A
+/// measurement, not a test: `cargo test --release --test web_root -- --ignored --nocapture web_slow_readers`.
+#[test]
+#[ignore]
+fn web_slow_readers_rss() {
+    let tree = Tree::new("slow60");
+    std::fs::write(tree.web().join("big.bin"), pattern(LARGE)).unwrap();
+    let d = start(&tree);
+    let pid = d.child.id();
+    let peak_before = status_kib(pid, "VmHWM");
+    let http = d.http;
+    let readers: Vec<_> = (0..60u8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut s = connect_from(Some(IpAddr::V4(Ipv4Addr::new(127, 0, 5, 10 + i))), http, false);
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                let (mut chunk, mut got, started) = (vec![0; 64 * 1024], 0, Instant::now());
+                while started.elapsed() < Duration::from_secs(4) {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => got += n,
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                got
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let rss = status_kib(pid, "VmRSS");
+    let got: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    eprintln!(
+        "60 slow readers of a 16 MiB file: RSS {rss} KiB at 2 s, peak {peak_before} -> {} KiB, {} MiB read",
+        status_kib(pid, "VmHWM"),
+        got >> 20
+    );
+}
