@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::outbox::{Frame, Outbox};
+use crate::outbox::{Frame, Outbox, Reply};
 use crate::ws::frame::{close_code, close_payload, frame, OpCode};
 use crate::ws::message::{Message, MessageDecoder, Role, WsError};
 
@@ -213,10 +213,14 @@ impl Session {
         self.phase = Phase::Open;
     }
 
-    /// Queues a last answer (a close frame or an HTTP response) and begins closing.
-    pub fn finish(&mut self, last: Frame) {
+    /// Queues a last answer (a close frame or an HTTP response, maybe with a file body) and begins closing.
+    pub fn finish(&mut self, last: impl Into<Reply>) {
+        let Reply { head, body } = last.into();
         self.phase = Phase::Closing;
-        self.outbox.push(last);
+        self.outbox.push(head);
+        if let Some(body) = body {
+            self.outbox.push_body(body);
+        }
     }
 
     /// Decodes frames from `buf`, handing each data message to `on_data` (which may ask to close), until the

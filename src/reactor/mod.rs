@@ -32,7 +32,7 @@ pub use conn::{Conn, Kind};
 use crate::app::{Application, Effects};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::outbox::Frame;
+use crate::outbox::Reply;
 use crate::session::{close_frame, Deadline, Phase, Session, LINGER};
 use crate::timer::{TimerEntry, TimerWheel};
 use crate::web::Site;
@@ -101,6 +101,8 @@ pub struct Reactor {
     dirty: Vec<usize>,
     /// Connections that stopped reading early and must be read again next turn.
     read_again: Vec<usize>,
+    /// Connections that wrote one chunk of a file body and must be written again next turn.
+    write_again: Vec<usize>,
     /// Connections whose messages are over; the application lets them go at a safe point.
     leaving: Vec<usize>,
     scratch: Vec<u8>,
@@ -190,6 +192,7 @@ impl Reactor {
             expired: Vec::new(),
             dirty: Vec::new(),
             read_again: Vec::new(),
+            write_again: Vec::new(),
             leaving: Vec::new(),
             scratch: vec![0; input::READ_CHUNK],
             next_serial: 1,
@@ -258,6 +261,7 @@ impl Reactor {
             for k in std::mem::take(&mut self.read_again) {
                 self.on_readable(k, true);
             }
+            self.resume_writing();
             self.resume_accepting();
             self.expire_timers();
             self.drive_links();
@@ -275,7 +279,7 @@ impl Reactor {
     }
 
     fn poll_timeout(&mut self) -> Option<Duration> {
-        if !self.read_again.is_empty() {
+        if !self.read_again.is_empty() || !self.write_again.is_empty() {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -351,8 +355,10 @@ impl Reactor {
         self.finish_with(k, close);
     }
 
-    /// Queues a last answer, then the connection half-closes after writing it and lingers.
-    fn finish_with(&mut self, k: usize, last: Frame) {
+    /// Queues a last answer (with a file body streamed after it, for a large file), then the connection
+    /// half-closes after writing it and lingers.
+    fn finish_with(&mut self, k: usize, last: impl Into<Reply>) {
+        let last = last.into();
         let Some(conn) = self.conns.get_mut(k) else { return };
         if std::mem::take(&mut conn.counted_open) {
             self.metrics.connections -= 1;
@@ -362,7 +368,7 @@ impl Reactor {
             self.uncount(k);
         }
         let Some(conn) = self.conns.get_mut(k) else { return };
-        self.metrics.output_queued_bytes += last.len() as u64;
+        self.metrics.output_queued_bytes += last.head.len() as u64;
         conn.session.finish(last);
         self.mark_dirty(k);
         self.arm_timer(k, self.now + LINGER);

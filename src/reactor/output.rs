@@ -1,7 +1,9 @@
 //! Output: queuing what the application and the session produce, writing each touched connection once
 //! per loop turn (one vectored write), and the two budgets — a client whose unsent output stays over
 //! `--send-buffer-limit` after a write attempt is cut as a slow consumer, and when all clients' unsent
-//! output passes `--max-output-bytes` the largest backlogs are cut first.
+//! output passes `--max-output-bytes` the largest backlogs are cut first. A file body of a web answer counts
+//! like any output while a chunk of it is in memory; it is written one chunk per connection per loop turn, and
+//! at most [`BODY_CHUNKS_PER_TURN`] chunks a turn to readers that keep up.
 
 use log::{debug, info, warn};
 
@@ -9,6 +11,11 @@ use super::{trace, Kind, Reactor};
 use crate::outbox::{Flushed, Frame};
 use crate::session::{AfterWrite, Phase};
 use crate::ws::frame::{close_code, frame, OpCode};
+
+/// File-body chunks ([`crate::outbox::BODY_CHUNK`]) written a loop turn to readers whose sockets keep taking
+/// them (256 KiB): however many fast readers fetch large files, the turn's cost stays bounded and the chat
+/// keeps its latency. Readers whose sockets had to drain first get their chunk at their writable edge.
+const BODY_CHUNKS_PER_TURN: usize = 4;
 
 impl Reactor {
     /// Queues data frames (`messages` of them) for an open connection. The send-buffer limit is judged
@@ -109,6 +116,18 @@ impl Reactor {
         self.flush_dirty();
     }
 
+    /// Connections that wrote a chunk of a file body with the socket still taking bytes get their next chunk
+    /// (no writable edge will come for them): at most [`BODY_CHUNKS_PER_TURN`] of them a turn, first come
+    /// first served, the others keeping their place.
+    pub(super) fn resume_writing(&mut self) {
+        let n = self.write_again.len().min(BODY_CHUNKS_PER_TURN);
+        let mut waiting = std::mem::take(&mut self.write_again);
+        for k in waiting.drain(..n) {
+            self.mark_dirty(k);
+        }
+        self.write_again = waiting;
+    }
+
     pub(super) fn mark_dirty(&mut self, k: usize) {
         if let Some(conn) = self.conns.get_mut(k) {
             if !conn.dirty {
@@ -146,7 +165,7 @@ impl Reactor {
                 .flush(transport)
                 .map(|d| Flushed { drained: d.drained && !transport.wants_write(), ..d })
         } else if conn.transport.wants_write() {
-            conn.transport.push_held().map(|drained| Flushed { written: 0, drained })
+            conn.transport.push_held().map(|drained| Flushed { drained, ..Flushed::default() })
         } else {
             return;
         };
@@ -158,7 +177,11 @@ impl Reactor {
                 return;
             }
         };
+        self.metrics.output_queued_bytes += done.loaded as u64;
         self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(done.written as u64);
+        if done.again && !self.write_again.contains(&k) {
+            self.write_again.push(k);
+        }
         if conn.kind == Kind::WebSocket {
             self.metrics.bytes_out_total += done.written as u64;
         }

@@ -1,7 +1,11 @@
 //! The files of the folder `--web-root DIR` serves on the web port instead of the embedded chat page: a
 //! drop-in for workerman-chat's Web folder (its index.php renamed index.html, with css/ js/ img/ swf/), served
-//! as it is. Files are read whole and synchronously, in the event loop (the daemon is single-threaded; this
-//! is for a chat's few small static files), each at most [`MAX_FILE_BYTES`].
+//! as it is. Files are looked up, opened and checked synchronously, in the event loop (the daemon is
+//! single-threaded), each at most [`MAX_FILE_BYTES`]. One of at most [`INLINE_MAX_BYTES`] is read into the
+//! answer; a larger one is answered with its head and the open file ([`FileBody`]), whose body the
+//! connection reads a chunk at a time as the socket drains: a reader, slow or fast, holds one chunk of the
+//! daemon's memory, and a loop turn spends one chunk's read and write on it. The body sent is the file that
+//! was opened and checked; if it shrinks meanwhile the connection ends without sending past what it has.
 //!
 //! What a path names:
 //! - `/` is DIR/index.html and `/sub/` is DIR/sub/index.html; a folder without its index.html is a 404
@@ -41,9 +45,14 @@ use log::debug;
 
 pub use crate::http::MAX_PATH_BYTES;
 use crate::http::{HttpError, Request};
+use crate::outbox::{FileBody, BODY_CHUNK};
 
-/// Largest file served, in bytes: the whole file is read into the response, in the event loop.
+/// Largest file served, in bytes.
 pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Largest file answered in one piece with its head; a larger one is streamed from the open file, a chunk
+/// ([`BODY_CHUNK`]) at a time as the socket drains.
+pub const INLINE_MAX_BYTES: u64 = BODY_CHUNK as u64;
 
 /// Headers of every answer about a file of the folder, errors included.
 const NOSNIFF: &str = "X-Content-Type-Options: nosniff\r\n";
@@ -51,8 +60,10 @@ const NOSNIFF: &str = "X-Content-Type-Options: nosniff\r\n";
 /// An answer from the folder.
 #[derive(Debug)]
 pub struct Served {
-    /// The whole response.
+    /// The whole response, or its head when `body` follows.
     pub bytes: Vec<u8>,
+    /// A large file's body, sent from the open file after the head.
+    pub body: Option<FileBody>,
     /// Why the request was refused, if its path was bad.
     pub refused: Option<HttpError>,
 }
@@ -194,7 +205,11 @@ pub fn serve(root: &Path, req: &Request<'_>) -> Served {
         Err(PathRefusal::Bad(e, why)) => {
             debug!("web root: {:?} refused: {why}", req.path);
             let body = format!("{e}: {why}\n");
-            return Served { bytes: req.respond(e.status(), TEXT, NOSNIFF, body.as_bytes()), refused: Some(e) };
+            return Served {
+                bytes: req.respond(e.status(), TEXT, NOSNIFF, body.as_bytes()),
+                refused: Some(e),
+                body: None,
+            };
         }
         Err(PathRefusal::Hidden) => return plain(req, 404, "not found\n"),
     };
@@ -235,29 +250,31 @@ pub fn serve(root: &Path, req: &Request<'_>) -> Served {
     }
     if not_modified(req, &etag, mtime.map(|t| t.as_secs())) {
         let head = format!("HTTP/1.1 304 Not Modified\r\n{validators}{CACHE}{NOSNIFF}Connection: close\r\n\r\n");
-        return Served { bytes: head.into_bytes(), refused: None };
+        return Served { bytes: head.into_bytes(), refused: None, body: None };
     }
-    let mut body = Vec::new();
-    let len = if req.head {
-        meta.len()
+    if meta.len() > MAX_FILE_BYTES {
+        return too_large(req);
+    }
+    let (len, inline, body) = if req.head {
+        (meta.len(), Vec::new(), None)
+    } else if meta.len() > INLINE_MAX_BYTES {
+        // Streamed from this very file (the one checked above) as the socket drains.
+        (meta.len(), Vec::new(), Some(FileBody::new(file, meta.len())))
     } else {
-        body.reserve_exact(meta.len() as usize);
-        if let Err(e) = file.take(MAX_FILE_BYTES + 1).read_to_end(&mut body) {
+        let mut inline = Vec::with_capacity(meta.len() as usize);
+        if let Err(e) = file.take(meta.len()).read_to_end(&mut inline) {
             debug!("web root: {} not read: {e}", canonical.display());
             return plain(req, 500, "could not read the file\n");
         }
-        if body.len() as u64 > MAX_FILE_BYTES {
-            return too_large(req);
-        }
-        body.len() as u64
+        (inline.len() as u64, inline, None)
     };
     let mut out = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {len}\r\n{validators}{CACHE}{NOSNIFF}Connection: close\r\n\r\n",
         content_type(&found.rel)
     )
     .into_bytes();
-    out.extend_from_slice(&body);
-    Served { bytes: out, refused: None }
+    out.extend_from_slice(&inline);
+    Served { bytes: out, refused: None, body }
 }
 
 const TEXT: &str = "text/plain; charset=utf-8";
@@ -265,7 +282,7 @@ const CACHE: &str = "Cache-Control: no-cache\r\n";
 
 /// A plain-text answer (`Cache-Control: no-store`, nosniff).
 fn plain(req: &Request<'_>, status: u16, text: &str) -> Served {
-    Served { bytes: req.respond(status, TEXT, NOSNIFF, text.as_bytes()), refused: None }
+    Served { bytes: req.respond(status, TEXT, NOSNIFF, text.as_bytes()), refused: None, body: None }
 }
 
 fn too_large(req: &Request<'_>) -> Served {
@@ -284,7 +301,7 @@ fn redirect_to_folder(req: &Request<'_>) -> Served {
         to.push_str(&ascii_only(query));
     }
     let extra = format!("Location: {to}\r\n{NOSNIFF}");
-    Served { bytes: req.respond(301, TEXT, &extra, format!("moved to {to}\n").as_bytes()), refused: None }
+    Served { bytes: req.respond(301, TEXT, &extra, format!("moved to {to}\n").as_bytes()), refused: None, body: None }
 }
 
 /// `s` with every byte outside printable ASCII percent-encoded.
@@ -455,7 +472,7 @@ mod tests {
 
         fn get(&self, head: &str) -> String {
             let a = self.site.answer(head.as_bytes(), Metrics::default, || Ok(())).expect("complete head");
-            String::from_utf8_lossy(&a.bytes).into_owned()
+            String::from_utf8_lossy(&a.bytes.head).into_owned()
         }
 
         fn path(&self, path: &str) -> String {
@@ -709,5 +726,31 @@ mod tests {
         assert!(body(&f.path("/big.bin")).contains("too large"));
         let a = f.site.answer(b"GET /../x HTTP/1.1\r\n\r\n", Metrics::default, || Ok(())).unwrap();
         assert_eq!(a.refused, Some(HttpError::BadPath));
+    }
+    #[test]
+    fn a_large_file_is_answered_with_its_head_and_the_open_file() {
+        let f = Fixture::new();
+        let root = f.base.join("root");
+        let large = INLINE_MAX_BYTES as usize + 1;
+        fs::write(root.join("large.bin"), vec![7u8; large]).unwrap();
+        fs::write(root.join("edge.bin"), vec![7u8; INLINE_MAX_BYTES as usize]).unwrap();
+        let answer = |head: &str| f.site.answer(head.as_bytes(), Metrics::default, || Ok(())).unwrap();
+        let a = answer("GET /large.bin HTTP/1.1\r\n\r\n");
+        let head = String::from_utf8_lossy(&a.bytes.head).into_owned();
+        assert_eq!(status(&head), 200);
+        assert_eq!(header(&head, "Content-Length"), Some(large.to_string().as_str()));
+        assert!(body(&head).is_empty(), "the head alone: {head}");
+        assert_eq!(a.bytes.body.as_ref().map(FileBody::len), Some(large as u64), "then the open file");
+        let a = answer("GET /edge.bin HTTP/1.1\r\n\r\n");
+        assert!(a.bytes.body.is_none(), "a file of one chunk goes with its head");
+        let text = String::from_utf8_lossy(&a.bytes.head).into_owned();
+        assert_eq!(body(&text).len(), INLINE_MAX_BYTES as usize);
+        let a = answer("HEAD /large.bin HTTP/1.1\r\n\r\n");
+        assert!(a.bytes.body.is_none());
+        assert_eq!(String::from_utf8_lossy(&a.bytes.head), head, "HEAD: the same head");
+        let etag = header(&head, "ETag").unwrap();
+        let a = answer(&format!("GET /large.bin HTTP/1.1\r\nIf-None-Match: {etag}\r\n\r\n"));
+        assert!(a.bytes.body.is_none());
+        assert!(String::from_utf8_lossy(&a.bytes.head).starts_with("HTTP/1.1 304 "));
     }
 }

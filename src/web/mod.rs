@@ -1,8 +1,9 @@
 //! The web port's routes: the chat page (rendered once, with the WebSocket port filled in) or, with
 //! `--web-root DIR`, the files of that folder ([`files`]); `/healthz` and `/metrics` either way (they win
 //! over files of those names). Answered from a request head: bytes in, an answer out, no reactor state; the
-//! reactor writes it. Serving a folder reads its files synchronously, in the event loop: it is meant for a
-//! chat's few small static files (workerman-chat's Web folder), each at most [`files::MAX_FILE_BYTES`].
+//! reactor writes it. Serving a folder opens and checks its files synchronously, in the event loop: a small
+//! file is read into the answer, a larger one (up to [`files::MAX_FILE_BYTES`]) is handed over open and sent
+//! a chunk at a time as the socket drains ([`crate::outbox::FileBody`]).
 
 pub mod files;
 
@@ -10,13 +11,13 @@ use std::path::PathBuf;
 
 use crate::http::{self, HttpError, Route};
 use crate::metrics::Metrics;
-use crate::outbox::Frame;
+use crate::outbox::Reply;
 
 /// An answer to a complete request head.
 #[derive(Debug)]
 pub struct Answer {
-    /// The whole response.
-    pub bytes: Frame,
+    /// The whole response, or its head and the file body that follows it.
+    pub bytes: Reply,
     /// Why the request was refused, if it was.
     pub refused: Option<HttpError>,
 }
@@ -58,7 +59,7 @@ impl Site {
     /// The answer to the request head in `head`, or `None` while it is incomplete. `metrics` is called
     /// only for /metrics, `health` only for /healthz (an error is a 503 with the reason, so that a load
     /// balancer drains the daemon). Any other path is the chat page (`/`, `/index.html`) or a 404, or with
-    /// a folder served, a file of that folder ([`files::serve`]; read here, synchronously).
+    /// a folder served, a file of that folder ([`files::serve`]; opened here, synchronously).
     pub fn answer(
         &self,
         head: &[u8],
@@ -74,7 +75,8 @@ impl Site {
             (Route::Health | Route::Metrics, _) => self.builtin(&req, metrics, health),
             (_, Some(root)) => {
                 let served = files::serve(root, &req);
-                return Some(Answer { bytes: served.bytes.into(), refused: served.refused });
+                let bytes = Reply { head: served.bytes.into(), body: served.body };
+                return Some(Answer { bytes, refused: served.refused });
             }
             (_, None) => self.builtin(&req, metrics, health),
         };
@@ -107,7 +109,7 @@ mod tests {
     use super::*;
 
     fn text(a: &Answer) -> String {
-        String::from_utf8_lossy(&a.bytes).into_owned()
+        String::from_utf8_lossy(&a.bytes.head).into_owned()
     }
 
     fn healthy() -> Result<(), String> {
