@@ -288,3 +288,60 @@ fn a_large_reply_in_many_reads_decodes_once() {
     assert_eq!(entries.len(), 2000);
     assert!(!link.is_failed());
 }
+
+/// A measurement, not a check (`cargo test --release --lib measure_feed -- --ignored --nocapture`, with
+/// ENTRIES and READ to change the reply and the reads): a fill of 1 KiB entries fed in reads, through the
+/// link's pre-scan against decoding the whole input again on every read.
+#[test]
+#[ignore]
+fn measure_feed_of_a_large_reply() {
+    use std::time::Instant;
+    let n: usize = std::env::var("ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let read: usize = std::env::var("READ").ok().and_then(|v| v.parse().ok()).unwrap_or(65_536);
+    let mut reply = format!("*{n}\r\n").into_bytes();
+    for i in 1..=n {
+        let id = format!("{i}-0");
+        reply.extend_from_slice(format!("*2\r\n${}\r\n{id}\r\n*2\r\n$1\r\nm\r\n$1024\r\n", id.len()).as_bytes());
+        reply.extend_from_slice(&[b'x'; 1024]);
+        reply.extend_from_slice(b"\r\n");
+    }
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut input: Vec<u8> = Vec::new();
+        let mut got = 0;
+        for chunk in reply.chunks(read) {
+            input.extend_from_slice(chunk);
+            let mut at = 0;
+            while at < input.len() {
+                match decode(&input[at..]) {
+                    Ok(Some((_, k))) => {
+                        at += k;
+                        got += 1;
+                    }
+                    _ => break,
+                }
+            }
+            input.drain(..at);
+        }
+        assert_eq!(got, 1);
+        old.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let mut link = Link::new(&url("redis://h"));
+        link.command(1, &[b"XRANGE"]);
+        for chunk in reply.chunks(read) {
+            link.feed(chunk);
+        }
+        assert!(link.next_event().is_some());
+        new.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    old.sort_by(f64::total_cmp);
+    new.sort_by(f64::total_cmp);
+    println!(
+        "MEASURE {} bytes in reads of {read}: decode on every read {:.1} ms, pre-scan {:.1} ms (medians of 5)",
+        reply.len(),
+        old[2],
+        new[2]
+    );
+}
