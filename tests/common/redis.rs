@@ -22,6 +22,19 @@ impl RedisServer {
         Some(server)
     }
 
+    /// Starts one on `port` of 127.0.0.1 (one a test held until now); `None` when redis-server is not
+    /// installed.
+    pub fn start_on(port: u16) -> Option<RedisServer> {
+        let mut server = RedisServer { child: None, port };
+        server.spawn()?;
+        Some(server)
+    }
+
+    /// Whether redis-server is installed.
+    pub fn installed() -> bool {
+        Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_ok()
+    }
+
     fn spawn(&mut self) -> Option<()> {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])

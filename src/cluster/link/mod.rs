@@ -17,9 +17,13 @@ use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::encode::encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 
+mod scan;
 mod url;
 
+pub use scan::{Limits, ReplyError, MAX_DEPTH, MAX_ELEMENTS, MAX_REPLY_BYTES};
 pub use url::{RedisUrl, UrlError, DEFAULT_PORT};
+
+use scan::Scanner;
 
 /// The caller's mark on a command, handed back with its reply.
 pub type Tag = u64;
@@ -129,11 +133,22 @@ pub struct Link {
     events: VecDeque<Event>,
     /// Channels and patterns subscribed to, as the last confirmation counted them.
     subscriptions: i64,
+    /// Where the replies in `input` end, and whether they stay within the link's limits (boxed: a link is
+    /// held in a connection slot's enum beside variants of a few bytes).
+    scan: Box<Scanner>,
+    /// The link failed on bytes that are not what Redis sends (see [`Link::sent_garbage`]).
+    garbage: bool,
 }
 
 impl Link {
-    /// A link for a connection to `url`'s server, with its AUTH and SELECT queued.
+    /// A link for a connection to `url`'s server, with its AUTH and SELECT queued, within the default
+    /// [`Limits`].
     pub fn new(url: &RedisUrl) -> Link {
+        Link::with_limits(url, Limits::default())
+    }
+
+    /// [`Link::new`] with other limits on what the server may send.
+    pub fn with_limits(url: &RedisUrl, limits: Limits) -> Link {
         let mut link = Link {
             state: State::Ready,
             out: Vec::new(),
@@ -141,6 +156,8 @@ impl Link {
             waiting: VecDeque::new(),
             events: VecDeque::new(),
             subscriptions: 0,
+            scan: Box::new(Scanner::new(limits)),
+            garbage: false,
         };
         if let Some(password) = &url.password {
             let mut args: Vec<&[u8]> = vec![b"AUTH"];
@@ -234,6 +251,13 @@ impl Link {
         matches!(self.state, State::Failed(_))
     }
 
+    /// Whether the link failed because of what the server sent: bytes that are not RESP2, a reply beyond
+    /// the link's [`Limits`], or a reply nobody asked for (a protocol error, where a refused AUTH or a closed
+    /// connection is not).
+    pub fn sent_garbage(&self) -> bool {
+        self.garbage
+    }
+
     /// How many replies are still awaited.
     pub fn awaiting(&self) -> usize {
         self.waiting.iter().map(|w| if let Waiter::User { count, .. } = w { *count } else { 1 }).sum()
@@ -250,6 +274,13 @@ impl Link {
         self.waiting.iter().filter_map(|w| if let Waiter::User { tag, .. } = w { Some(*tag) } else { None }).collect()
     }
 
+    fn refuse(&mut self, reason: String) {
+        if !self.is_failed() {
+            self.garbage = true;
+        }
+        self.fail(reason);
+    }
+
     fn fail(&mut self, reason: String) {
         if !self.is_failed() {
             self.state = State::Failed(reason);
@@ -264,30 +295,32 @@ impl Link {
     }
 
     /// Takes bytes read from the socket: every complete reply becomes an [`Event`] (see [`Link::next_event`]).
-    /// Input that is not RESP, or a reply nobody asked for, fails the link.
+    /// Input that is not RESP, a reply beyond the link's [`Limits`] (refused as soon as its headers show it,
+    /// before anything of it is decoded), or a reply nobody asked for fails the link.
     pub fn feed(&mut self, bytes: &[u8]) {
         if self.is_failed() {
             return;
         }
         self.input.extend_from_slice(bytes);
         let mut at = 0;
-        while at < self.input.len() {
-            match decode(&self.input[at..]) {
-                Ok(Some((frame, n))) => {
-                    at += n;
-                    if let Err(reason) = self.on_frame(Value::from_frame(frame)) {
-                        self.fail(reason);
-                        return;
-                    }
-                }
+        loop {
+            let end = match self.scan.next(&self.input) {
+                Ok(Some(end)) => end,
                 Ok(None) => break,
-                Err(e) => {
-                    self.fail(format!("bad RESP from the server: {e:?}"));
-                    return;
-                }
+                Err(e) => return self.refuse(format!("bad RESP from the server: {e}")),
+            };
+            let frame = match decode(&self.input[at..end]) {
+                Ok(Some((frame, n))) if n == end - at => frame,
+                Ok(_) => return self.refuse("bad RESP from the server: a reply of unclear length".to_string()),
+                Err(e) => return self.refuse(format!("bad RESP from the server: {e:?}")),
+            };
+            at = end;
+            if let Err(reason) = self.on_frame(Value::from_frame(frame)) {
+                return self.fail(reason);
             }
         }
         self.input.drain(..at);
+        self.scan.consumed(at);
     }
 
     /// The next reply or push, in the order they came.
@@ -303,7 +336,10 @@ impl Link {
             }
         }
         match self.waiting.front_mut() {
-            None => Err(format!("a reply nobody asked for: {value:?}")),
+            None => {
+                self.garbage = true;
+                Err(format!("a reply nobody asked for: {value:?}"))
+            }
             Some(Waiter::Setup(what)) => {
                 let what = *what;
                 self.waiting.pop_front();

@@ -195,3 +195,153 @@ fn garbage_fails_the_link_with_a_reason() {
     link.closed();
     assert!(matches!(link.state(), State::Failed(r) if r.contains("closed")));
 }
+
+/// `*1\r\n` `depth` times around one integer.
+fn nested(depth: usize) -> Vec<u8> {
+    let mut v = b"*1\r\n".repeat(depth);
+    v.extend_from_slice(b":1\r\n");
+    v
+}
+
+#[test]
+fn a_reply_nested_31_000_deep_fails_the_link_instead_of_the_stack() {
+    let deep = nested(31_000);
+    for read in [deep.len(), 4096, 1] {
+        let mut link = Link::new(&url("redis://h"));
+        link.command(1, &[b"PING"]);
+        for chunk in deep.chunks(read) {
+            link.feed(chunk);
+        }
+        assert!(matches!(link.state(), State::Failed(r) if r.contains("nested deeper than 8")), "{:?}", link.state());
+        assert!(link.sent_garbage());
+        assert_eq!(link.next_event(), None);
+        assert_eq!(link.unanswered(), [1]);
+    }
+}
+
+#[test]
+fn replies_within_the_limits_decode_and_the_rest_fail_the_link() {
+    let mut link = Link::new(&url("redis://h"));
+    link.command(1, &[b"X"]);
+    link.command(2, &[b"Y"]);
+    let mut input = nested(MAX_DEPTH - 1);
+    input.extend_from_slice(b"*2\r\n$3\r\na\r\n\r\n*-1\r\n");
+    for b in &input {
+        link.feed(std::slice::from_ref(b));
+    }
+    let mut want = Value::Int(1);
+    for _ in 0..MAX_DEPTH - 1 {
+        want = Value::Array(vec![want]);
+    }
+    assert_eq!(link.next_event(), Some(Event::Reply { tag: 1, value: want }));
+    assert_eq!(
+        link.next_event(),
+        Some(Event::Reply { tag: 2, value: Value::Array(vec![Value::Bulk(b"a\r\n".to_vec()), Value::Nil]) })
+    );
+    assert!(!link.is_failed() && !link.sent_garbage());
+
+    let small = Limits { max_depth: 2, max_elements: 10, max_reply_bytes: 100 };
+    for (input, why) in [
+        (&b"*1\r\n*1\r\n*1\r\n:1\r\n"[..], "nested deeper than 2"),
+        (b"*11\r\n", "11 elements"),
+        (b"$101\r\n", "a bulk string of 101 bytes"),
+        (b"$95\r\n", "a reply over the link's budget of 100 bytes"),
+        (b"$2\r\nabc\r\n", "not ended by CRLF"),
+    ] {
+        let mut link = Link::with_limits(&url("redis://h"), small);
+        link.command(1, &[b"X"]);
+        link.feed(input);
+        assert!(matches!(link.state(), State::Failed(r) if r.contains(why)), "{why}: {:?}", link.state());
+        assert!(link.sent_garbage());
+    }
+}
+
+#[test]
+fn only_what_the_server_sent_is_garbage() {
+    let mut link = Link::new(&url("redis://:pw@h"));
+    link.feed(b"-WRONGPASS\r\n");
+    assert!(link.is_failed() && !link.sent_garbage(), "a refused AUTH is not garbage");
+    let mut link = Link::new(&url("redis://h"));
+    link.closed();
+    assert!(!link.sent_garbage());
+    let mut link = Link::new(&url("redis://h"));
+    link.feed(b"+OK\r\n");
+    assert!(link.sent_garbage(), "a reply nobody asked for");
+}
+
+#[test]
+fn a_large_reply_in_many_reads_decodes_once() {
+    // An XRANGE answer of 2 000 entries of 1 KiB, in 1 400-byte reads.
+    let mut reply = b"*2000\r\n".to_vec();
+    for i in 1..=2000 {
+        let id = format!("{i}-0");
+        reply.extend_from_slice(format!("*2\r\n${}\r\n{id}\r\n*2\r\n$1\r\nm\r\n$1024\r\n", id.len()).as_bytes());
+        reply.extend_from_slice(&[b'x'; 1024]);
+        reply.extend_from_slice(b"\r\n");
+    }
+    let mut link = Link::new(&url("redis://h"));
+    link.command(7, &[b"XRANGE"]);
+    for chunk in reply.chunks(1400) {
+        link.feed(chunk);
+    }
+    let Some(Event::Reply { tag: 7, value: Value::Array(entries) }) = link.next_event() else { panic!("{link:?}") };
+    assert_eq!(entries.len(), 2000);
+    assert!(!link.is_failed());
+}
+
+/// A measurement, not a check (`cargo test --release --lib measure_feed -- --ignored --nocapture`, with
+/// ENTRIES and READ to change the reply and the reads): a fill of 1 KiB entries fed in reads, through the
+/// link's pre-scan against decoding the whole input again on every read.
+#[test]
+#[ignore]
+fn measure_feed_of_a_large_reply() {
+    use std::time::Instant;
+    let n: usize = std::env::var("ENTRIES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let read: usize = std::env::var("READ").ok().and_then(|v| v.parse().ok()).unwrap_or(65_536);
+    let mut reply = format!("*{n}\r\n").into_bytes();
+    for i in 1..=n {
+        let id = format!("{i}-0");
+        reply.extend_from_slice(format!("*2\r\n${}\r\n{id}\r\n*2\r\n$1\r\nm\r\n$1024\r\n", id.len()).as_bytes());
+        reply.extend_from_slice(&[b'x'; 1024]);
+        reply.extend_from_slice(b"\r\n");
+    }
+    let mut old = Vec::new();
+    let mut new = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let mut input: Vec<u8> = Vec::new();
+        let mut got = 0;
+        for chunk in reply.chunks(read) {
+            input.extend_from_slice(chunk);
+            let mut at = 0;
+            while at < input.len() {
+                match decode(&input[at..]) {
+                    Ok(Some((_, k))) => {
+                        at += k;
+                        got += 1;
+                    }
+                    _ => break,
+                }
+            }
+            input.drain(..at);
+        }
+        assert_eq!(got, 1);
+        old.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let mut link = Link::new(&url("redis://h"));
+        link.command(1, &[b"XRANGE"]);
+        for chunk in reply.chunks(read) {
+            link.feed(chunk);
+        }
+        assert!(link.next_event().is_some());
+        new.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    old.sort_by(f64::total_cmp);
+    new.sort_by(f64::total_cmp);
+    println!(
+        "MEASURE {} bytes in reads of {read}: decode on every read {:.1} ms, pre-scan {:.1} ms (medians of 5)",
+        reply.len(),
+        old[2],
+        new[2]
+    );
+}

@@ -255,7 +255,14 @@ impl Node {
     /// Why the node cannot serve as a full member of the cluster right now, if it cannot.
     pub fn health(&self) -> Result<(), String> {
         if !self.joined {
-            return Err("cluster: joining (waiting for Redis and the other nodes)".to_string());
+            let mut why = "cluster: joining (waiting for Redis and the other nodes)".to_string();
+            for (i, what) in [(COMMANDS, "commands"), (BUS, "subscription")] {
+                let slot = &self.slots[i];
+                if !slot.is_up() {
+                    why.push_str(&format!("; the {what} link to Redis is down: {}", slot.down_reason));
+                }
+            }
+            return Err(why);
         }
         for (i, what) in [(COMMANDS, "commands"), (BUS, "subscription")] {
             let slot = &self.slots[i];
@@ -453,6 +460,9 @@ impl LinkHost for Node {
             super::link::State::Failed(reason) => Some(reason.clone()),
             _ => None,
         };
+        if l.sent_garbage() {
+            self.stats.garbage_total += 1;
+        }
         if !events.is_empty() {
             self.slots[link].answered(self.now);
         }

@@ -509,12 +509,16 @@ pub fn history_entry(from_uid: u64, from_name: &str, content: &str, time: &str) 
     s.bytes
 }
 
-/// Reads a history entry of `room` back: the say it holds.
+/// Reads a history entry of `room` back: the say it holds. Anything but exactly one say to all — a room
+/// record first (whose say would be another room's), a second record, trailing bytes — is
+/// [`WireError::Foreign`] or the error of its first bad field.
 pub fn read_history_entry<'a>(bytes: &'a [u8], room: &'a str) -> Result<Record<'a>, WireError> {
+    if bytes.first() != Some(&SAY) {
+        return Err(if bytes.is_empty() { WireError::Truncated { at: 0 } } else { WireError::Foreign });
+    }
     let mut walk = Records { r: Reader::new(bytes), room: Some(room), prev_time: None, base: 0 };
-    match walk.next_checked() {
-        Some(Ok(rec @ Record::Say { to_uid: None, .. })) if walk.r.at == bytes.len() => Ok(rec),
-        Some(Err(e)) => Err(e),
+    match walk.record()? {
+        Some(rec @ Record::Say { to_uid: None, .. }) if walk.r.at == bytes.len() => Ok(rec),
         _ => Err(WireError::Foreign),
     }
 }

@@ -131,6 +131,29 @@ fn snapshots_and_history_entries() {
 }
 
 #[test]
+fn a_history_entry_is_exactly_one_say_of_the_room_asked_for() {
+    // A room record "" first, then a say of uid 0x7a: the say would be room ""'s, not r's.
+    let other_room = [0x01, 0x00, 0x03, 0x7a, 0x00, 0x00, 0x00, 0x01];
+    assert_eq!(read_history_entry(&other_room, "r"), Err(WireError::Foreign));
+    let mut named = Section::new();
+    named.room("r");
+    named.say(1, "a", None, "x", T1);
+    assert_eq!(read_history_entry(&named.bytes, "r"), Err(WireError::Foreign), "even when it names the room");
+    let one = history_entry(1, "a", "x", T1);
+    let mut two = one.clone();
+    two.extend_from_slice(&history_entry(2, "b", "y", T1));
+    assert_eq!(read_history_entry(&two, "r"), Err(WireError::Foreign), "two says");
+    let mut trailing = one.clone();
+    trailing.push(0);
+    assert_eq!(read_history_entry(&trailing, "r"), Err(WireError::Foreign));
+    assert_eq!(read_history_entry(b"", "r"), Err(WireError::Truncated { at: 0 }));
+    let mut login = Section::new();
+    login.login(1, "a", 1, T1);
+    assert_eq!(read_history_entry(&login.bytes, "r"), Err(WireError::Foreign));
+    assert!(matches!(read_history_entry(&one, "r"), Ok(Record::Say { room: "r", from_uid: 1, .. })));
+}
+
+#[test]
 fn the_header_layout() {
     let mut buf = Vec::new();
     write_header(&mut buf, 0x0102030405060708, 300);
