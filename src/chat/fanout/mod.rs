@@ -387,8 +387,8 @@ impl Fanout {
             welcomes.kept = 0;
         }
         if frame.len() <= welcomes.cap {
-            welcomes.kept += frame.len();
             if let Some(room) = seats.get(&conn).and_then(|seat| rooms.get_mut(&seat.room)) {
+                welcomes.kept += frame.len();
                 room.histories[d.index()] = Some(EncodedHistory { stamp: past.stamp, frame: frame.clone(), messages });
             }
         }
