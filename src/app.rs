@@ -166,6 +166,8 @@ pub fn for_config(cfg: &Config) -> Box<dyn Application> {
                 heartbeat: c.heartbeat,
                 buffer: c.buffer,
                 history: cfg.history,
+                history_budget: cfg.history_budget,
+                stream_bytes: c.stream_bytes,
                 id: random_node_id(),
             };
             let presence = ClusterPresence::new(node, Instant::now());

@@ -88,6 +88,10 @@ pub struct Args {
     /// Bytes of messages kept for the cluster while Redis is away; past it says get cluster_unavailable
     #[arg(long, value_name = "BYTES", default_value_t = crate::cluster::node::DEFAULT_BUFFER)]
     pub cluster_buffer: usize,
+    /// Bytes of its latest messages a node's stream in Redis keeps for nodes that missed them (the newest
+    /// entry always; at most 10000 entries)
+    #[arg(long, value_name = "BYTES", default_value_t = crate::cluster::node::DEFAULT_STREAM_BYTES)]
+    pub cluster_stream_bytes: usize,
     /// Share the ports with other daemons on this machine (SO_REUSEPORT), e.g. one cluster node per core
     #[arg(long)]
     pub reuse_port: bool,
@@ -133,6 +137,8 @@ pub struct ClusterConfig {
     pub heartbeat: Duration,
     /// Bytes kept while Redis is away.
     pub buffer: usize,
+    /// Bytes of messages each node's stream keeps.
+    pub stream_bytes: usize,
 }
 
 /// A validated configuration for the reactor.
@@ -420,12 +426,16 @@ impl Args {
         if self.cluster_buffer < 64 * 1024 {
             return Err(ConfigError::OutOfRange { flag: "--cluster-buffer", allowed: "at least 65536" });
         }
+        if self.cluster_stream_bytes < 64 * 1024 {
+            return Err(ConfigError::OutOfRange { flag: "--cluster-stream-bytes", allowed: "at least 65536" });
+        }
         Ok(Some(ClusterConfig {
             url,
             addr,
             keys,
             heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
             buffer: self.cluster_buffer,
+            stream_bytes: self.cluster_stream_bytes,
         }))
     }
 }
@@ -534,12 +544,14 @@ mod tests {
         let cluster = c.cluster.unwrap();
         assert_eq!((cluster.addr.port(), cluster.url.db, cluster.keys.prefix()), (6390, 2, "chat2"));
         assert_eq!((cluster.heartbeat, cluster.buffer), (Duration::from_secs(1), 8 * 1024 * 1024));
+        assert_eq!(cluster.stream_bytes, 16 * 1024 * 1024);
         assert!(c.reuse_port);
         for bad in [
             &["--cluster", "http://x"][..],
             &["--cluster", "redis://127.0.0.1:1", "--cluster-prefix", "a:b"],
             &["--cluster", "redis://127.0.0.1:1", "--cluster-heartbeat-ms", "1"],
             &["--cluster", "redis://127.0.0.1:1", "--cluster-buffer", "10"],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-stream-bytes", "1000"],
             &["--cluster", "redis://127.0.0.1:1", "--echo"],
         ] {
             let e = parse(bad).unwrap_err();

@@ -123,7 +123,7 @@ impl Metrics {
             t.render(&mut out);
         }
         if let Some(c) = &self.cluster {
-            let rows: [(&str, &str, &str, u64); 9] = [
+            let rows: [(&str, &str, &str, u64); 13] = [
                 ("wschat_cluster_up", "gauge", "1 while both Redis links are up and the node has joined.", c.up),
                 ("wschat_cluster_nodes", "gauge", "Nodes alive, as the last heartbeat saw them.", c.nodes),
                 ("wschat_cluster_published_total", "counter", "Messages published to the cluster.", c.published_total),
@@ -140,6 +140,30 @@ impl Metrics {
                     "counter",
                     "Says refused because the buffer was full.",
                     c.refused_total,
+                ),
+                (
+                    "wschat_cluster_refused_backlog_total",
+                    "counter",
+                    "Of those, says refused while Redis was up (it confirmed less than the node's users said).",
+                    c.refused_backlog_total,
+                ),
+                (
+                    "wschat_cluster_redis_errors_total",
+                    "counter",
+                    "Commands Redis answered with an error (a write refused at maxmemory, ...).",
+                    c.redis_errors_total,
+                ),
+                (
+                    "wschat_cluster_history_loaded_bytes",
+                    "gauge",
+                    "Bytes of history loaded from Redis when joining (at most --history-budget).",
+                    c.history_loaded_bytes,
+                ),
+                (
+                    "wschat_cluster_stream_bytes",
+                    "gauge",
+                    "Bytes of this node's messages its stream holds (at most --cluster-stream-bytes).",
+                    c.stream_bytes,
                 ),
                 (
                     "wschat_cluster_lost_total",

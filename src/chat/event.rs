@@ -72,6 +72,10 @@ pub enum ErrorCode {
     /// A cluster node cannot take the request now: it has not joined the cluster yet, or Redis is away and
     /// its buffer is full. Nothing was delivered to anyone.
     ClusterUnavailable,
+    /// A cluster node's Redis is up but has not yet confirmed `--cluster-buffer` bytes of its messages (its
+    /// users say more than Redis takes): the say was refused. The same code as [`ErrorCode::ClusterUnavailable`]
+    /// (try again later), with its own explanation.
+    ClusterBusy,
 }
 
 impl ErrorCode {
@@ -88,7 +92,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::RoomFull => "room_full",
             ErrorCode::MessageTooBig => "message_too_big",
-            ErrorCode::ClusterUnavailable => "cluster_unavailable",
+            ErrorCode::ClusterUnavailable | ErrorCode::ClusterBusy => "cluster_unavailable",
         }
     }
 
@@ -111,6 +115,10 @@ impl ErrorCode {
             }
             ErrorCode::ClusterUnavailable => {
                 "the chat cluster cannot take this right now (Redis is unreachable); nothing was delivered, try again"
+            }
+            ErrorCode::ClusterBusy => {
+                "this node has more messages waiting for Redis than it may hold (Redis is up but behind); nothing \
+                 was delivered, try again"
             }
         }
     }

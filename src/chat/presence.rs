@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::event::{Event, Sink};
+use super::event::{ErrorCode, Event, Sink};
 use super::hub::Hub;
 use crate::app::LinkHost;
 use crate::metrics::Metrics;
@@ -58,10 +58,10 @@ pub trait Presence {
         true
     }
 
-    /// Whether a say can be taken now (a cluster node whose buffer for Redis is full cannot); asked once
-    /// per say, before it is delivered to anyone.
-    fn accepts_say(&mut self) -> bool {
-        true
+    /// Whether a say can be taken now (a cluster node whose buffer for Redis is full cannot), or the error
+    /// its sender gets; asked once per say, before it is delivered to anyone.
+    fn accepts_say(&mut self) -> Result<(), ErrorCode> {
+        Ok(())
     }
 
     /// `event` (a login, a say, a logout) happened in `room` on this process, after the presence change

@@ -4,10 +4,10 @@
 
 use std::time::{Instant, SystemTime};
 
-use super::node::{Node, NodeConfig};
+use super::node::{Node, NodeConfig, SayRefusal};
 use super::replica::{Replica, Seat};
 use crate::app::LinkHost;
-use crate::chat::event::{Event, Sink};
+use crate::chat::event::{ErrorCode, Event, Sink};
 use crate::chat::hub::Hub;
 use crate::chat::presence::{Presence, Shared};
 use crate::metrics::Metrics;
@@ -98,8 +98,11 @@ impl Presence for ClusterPresence {
         self.node.joined()
     }
 
-    fn accepts_say(&mut self) -> bool {
-        self.node.accepts_say()
+    fn accepts_say(&mut self) -> Result<(), ErrorCode> {
+        self.node.accepts_say().map_err(|why| match why {
+            SayRefusal::RedisAway => ErrorCode::ClusterUnavailable,
+            SayRefusal::Backlog => ErrorCode::ClusterBusy,
+        })
     }
 
     fn replicate(&mut self, room: &str, event: &Event<'_>) {

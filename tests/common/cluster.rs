@@ -10,7 +10,12 @@ use super::{skip_or_fail, text_frame, Daemon, Raw};
 
 /// A redis-server for `test`; `None` (the test skipped, or failed under CI) when it is not installed.
 pub fn redis(test: &str) -> Option<RedisServer> {
-    let r = RedisServer::start();
+    redis_with(test, &[])
+}
+
+/// As [`redis`], with further arguments of redis-server (`--maxmemory 3mb`).
+pub fn redis_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
+    let r = RedisServer::start_with(extra);
     if r.is_none() {
         skip_or_fail(test, "redis-server (Debian package redis-server)");
     }

@@ -11,13 +11,21 @@ pub struct RedisServer {
     child: Option<Child>,
     /// Its port on 127.0.0.1.
     pub port: u16,
+    /// Further arguments of redis-server (`--maxmemory …`).
+    extra: Vec<String>,
 }
 
 impl RedisServer {
     /// Starts one on a free loopback port; `None` when redis-server is not installed.
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with(&[])
+    }
+
+    /// As [`RedisServer::start`], with further arguments of redis-server (`--maxmemory 3mb`).
+    pub fn start_with(extra: &[&str]) -> Option<RedisServer> {
         let port = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().unwrap().port();
-        let mut server = RedisServer { child: None, port };
+        let extra = extra.iter().map(|s| s.to_string()).collect();
+        let mut server = RedisServer { child: None, port, extra };
         server.spawn()?;
         Some(server)
     }
@@ -39,6 +47,7 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no"])
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

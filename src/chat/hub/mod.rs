@@ -322,9 +322,7 @@ impl<P: Presence> Hub<P> {
         let from_name = &*from_name;
         match to {
             Recipient::All => {
-                if !self.presence.accepts_say() {
-                    return Err(ErrorCode::ClusterUnavailable);
-                }
+                self.presence.accepts_say()?;
                 let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time };
                 sink.send(To::Room(&room), event.clone());
                 self.presence.replicate(&room, &event);
@@ -341,9 +339,7 @@ impl<P: Presence> Hub<P> {
                     None if self.presence.contains(&room, uid) => {
                         // The target is on another process: it gets the say from there; the sender's echo is
                         // here.
-                        if !self.presence.accepts_say() {
-                            return Err(ErrorCode::ClusterUnavailable);
-                        }
+                        self.presence.accepts_say()?;
                         self.presence.replicate(&room, &event);
                         self.presence.name_of(uid).unwrap_or_default().into()
                     }

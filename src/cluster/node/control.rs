@@ -1,5 +1,5 @@
 //! The node's bookkeeping with Redis: replies to its commands, the heartbeat and reaping, uid blocks,
-//! joining (subscription, hello, history load) .
+//! joining (subscription, hello; the history load is in `history.rs`).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -11,11 +11,15 @@ use super::{Inbound, Node, Purpose, UID_BLOCK};
 use crate::cluster::link::Value;
 use crate::cluster::wire::node_hex;
 
+/// A lease counts as renewed while this node was connected when that was at least this long after it
+/// connected (the two clocks are compared across a round trip).
+const RENEWAL_SLACK: Duration = Duration::from_millis(100);
+
+/// A beat timed for another lease's end comes this long after it (Redis's clock and this node's tick apart).
+const EXPIRY_SLACK: Duration = Duration::from_millis(20);
+
 /// How long a joining node waits for the snapshots of the nodes that were alive, at least.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
-
-/// Keys asked per SCAN round.
-const SCAN_COUNT: &str = "1000";
 
 impl Node {
     pub(super) fn on_reply(&mut self, purpose: Purpose, value: Value) {
@@ -23,25 +27,24 @@ impl Node {
             match purpose {
                 // A stream entry that is already there: a resend after a lost answer.
                 Purpose::Part { .. } if e.contains("equal or smaller") => {}
-                _ => warn!("cluster: Redis refused a command ({purpose:?}): {e}"),
+                _ => {
+                    let what = format!("{purpose:?}");
+                    self.note_redis_error(&what, e);
+                }
             }
         }
         match purpose {
             Purpose::Heartbeat => self.on_beat(&value),
             Purpose::Uids => self.on_uids(&value),
+            // A part Redis refused (out of memory) is not sent again: it is counted, and the message is done.
             Purpose::Part { seq } => self.part_done(seq),
-            Purpose::History { seq, key, pushed } => {
-                self.part_done(seq);
-                self.trim_history(&key, pushed, &value);
-            }
             Purpose::Fill { origin } => self.on_fill(origin, value),
             Purpose::Reap { node } => {
                 if value == Value::Int(1) {
                     self.reaped(node);
                 }
             }
-            Purpose::Scan => self.on_scan(value),
-            Purpose::LoadHistory { room } => self.on_history(room, value),
+            Purpose::HistoryPage => self.on_history_page(value),
             Purpose::Ignore => {}
         }
     }
@@ -72,9 +75,17 @@ impl Node {
         self.heartbeat_asked = false;
         self.next_heartbeat = self.now + self.cfg.heartbeat;
         let Some(beat) = Beat::parse(value) else {
-            self.stats.garbage_total += 1;
+            if !value.is_error() {
+                self.stats.garbage_total += 1;
+            }
             return;
         };
+        // Another lease ends before the next beat: beat again just after it, so a dead node is reaped when
+        // its lease runs out (4 heartbeats after its last renewal) rather than up to a heartbeat later.
+        if let Some(ms) = beat.next_expiry_ms {
+            let at = self.now + Duration::from_millis(ms) + EXPIRY_SLACK;
+            self.next_heartbeat = self.next_heartbeat.min(at);
+        }
         let first = std::mem::replace(&mut self.first_beat, false);
         if beat.added && !first && !self.shutting_down {
             warn!("cluster: this node's lease had been taken for expired; registering its users again");
@@ -87,13 +98,19 @@ impl Node {
             self.joining.awaiting = Some(others);
         }
         self.live = beat.live;
-        let grace_over = self.connected_since.is_some_and(|t| self.now >= t + self.cfg.reap_grace());
-        if !grace_over || self.shutting_down {
+        let Some(since) = self.connected_since else { return };
+        if self.shutting_down {
             return;
         }
+        let grace_over = self.now >= since + self.cfg.reap_grace();
+        let lease = self.cfg.lease();
         let nodes = self.cfg.keys.nodes();
-        for node in beat.expired {
-            if node == self.cfg.id {
+        for (node, ago) in beat.expired {
+            // Within the grace after this node connected, a lease is left alone unless it was renewed while
+            // this node was connected: then it ran out with Redis reachable, not in an outage all shared.
+            let renewed = ago.and_then(|ms| self.now.checked_sub(Duration::from_millis(ms) + lease));
+            let renewed_since = renewed.is_some_and(|at| at > since + RENEWAL_SLACK);
+            if node == self.cfg.id || !grace_over && !renewed_since {
                 continue;
             }
             let hex = node_hex(node);
@@ -163,7 +180,10 @@ impl Node {
                 // Asked again at the next heartbeat, not at once: a key that keeps failing must not become a
                 // loop of commands.
                 self.stats.garbage_total += 1;
-                warn!("cluster: {:?} is not a uid block; asking again at the next heartbeat", value);
+                // An error reply was logged with the other refusals of its interval.
+                if !value.is_error() {
+                    warn!("cluster: {:?} is not a uid block; asking again at the next heartbeat", value);
+                }
                 return;
             }
         }
@@ -185,89 +205,6 @@ impl Node {
             }
         }
         self.turn.head.hello();
-    }
-
-    /// Loads every room's history from Redis when the node has not yet (SCAN, then one LRANGE per room).
-    pub(super) fn load_history(&mut self) {
-        if self.joining.history_loaded || self.joining.scanning {
-            return;
-        }
-        if self.cfg.history == 0 {
-            self.joining.history_loaded = true;
-            return;
-        }
-        self.scan("0");
-    }
-
-    fn scan(&mut self, cursor: &str) {
-        let pattern = self.cfg.keys.history_pattern();
-        let args: [&[u8]; 6] =
-            [b"SCAN", cursor.as_bytes(), b"MATCH", pattern.as_bytes(), b"COUNT", SCAN_COUNT.as_bytes()];
-        self.joining.scanning = self.command(Purpose::Scan, &args);
-    }
-
-    fn on_scan(&mut self, value: Value) {
-        self.joining.scanning = false;
-        let Value::Array(items) = value else { return };
-        let [cursor, Value::Array(keys)] = items.as_slice() else { return };
-        let limit = format!("-{}", self.cfg.history);
-        for key in keys {
-            let Some(key) = key.as_bytes().and_then(|k| std::str::from_utf8(k).ok()) else { continue };
-            let Some(("history", room, "")) = self.cfg.keys.split_room_key(key) else {
-                self.stats.garbage_total += 1;
-                continue;
-            };
-            let room = room.to_string();
-            if self.command(Purpose::LoadHistory { room }, &[b"LRANGE", key.as_bytes(), limit.as_bytes(), b"-1"]) {
-                self.joining.loading += 1;
-            }
-        }
-        match cursor.as_bytes() {
-            Some(b"0") | None => self.joining.scanning = false,
-            Some(c) => {
-                let c = String::from_utf8_lossy(c).into_owned();
-                self.scan(&c);
-            }
-        }
-        self.check_history_loaded();
-    }
-
-    fn on_history(&mut self, room: String, value: Value) {
-        self.joining.loading = self.joining.loading.saturating_sub(1);
-        if let Value::Array(items) = value {
-            let entries: Vec<Vec<u8>> = items
-                .into_iter()
-                .filter_map(|v| match v {
-                    Value::Bulk(b) => Some(b),
-                    _ => None,
-                })
-                .collect();
-            self.inbound.push_back(Inbound::History { room, entries });
-        }
-        self.check_history_loaded();
-    }
-
-    fn check_history_loaded(&mut self) {
-        if !self.joining.scanning && self.joining.loading == 0 && !self.joining.history_loaded {
-            self.joining.history_loaded = true;
-            debug!("cluster: history loaded");
-        }
-    }
-
-    /// Trims a room's history in Redis once it outgrew `--history` by a margin (so not every append costs
-    /// a trim), and gives it its time to live when it is new or trimmed.
-    fn trim_history(&mut self, key: &str, pushed: usize, value: &Value) {
-        let Value::Int(len) = *value else { return };
-        let len = usize::try_from(len).unwrap_or(0);
-        let limit = self.cfg.history;
-        let ttl = super::outbox::HISTORY_TTL.as_millis().to_string();
-        if len > limit + 32 {
-            let from = format!("-{limit}");
-            self.command(Purpose::Ignore, &[b"LTRIM", key.as_bytes(), from.as_bytes(), b"-1"]);
-            self.command(Purpose::Ignore, &[b"PEXPIRE", key.as_bytes(), ttl.as_bytes()]);
-        } else if len <= pushed {
-            self.command(Purpose::Ignore, &[b"PEXPIRE", key.as_bytes(), ttl.as_bytes()]);
-        }
     }
 
     /// Takes logins once the node is subscribed, has heard the nodes that were alive (or waited long

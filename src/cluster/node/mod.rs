@@ -9,8 +9,10 @@
 //! has all of that (or the snapshots' wait ran out) and a block of uids.
 
 mod control;
+mod history;
 mod inbox;
 mod outbox;
+mod refusals;
 mod scripts;
 mod slot;
 
@@ -21,12 +23,14 @@ use std::time::{Duration, Instant};
 use log::{debug, info, warn};
 
 use self::outbox::{Outgoing, Turn};
+use self::refusals::Refusals;
 use self::slot::{Slot, SlotState};
 use super::link::{Event, RedisUrl, Tag};
 use super::wire::{Keys, Tracker};
 use crate::app::{LinkHost, LinkRequest};
 
 pub use self::inbox::Inbound;
+pub use self::refusals::SayRefusal;
 
 /// The connection that carries commands (publishes, stream writes, leases, fills).
 pub const COMMANDS: usize = 0;
@@ -38,10 +42,17 @@ pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
 /// Default `--cluster-buffer`.
 pub const DEFAULT_BUFFER: usize = 8 * 1024 * 1024;
 
-/// Entries kept in a node's stream (`MAXLEN ~`): one per loop turn that published. It bounds the stream's
-/// memory in Redis (entries hold a turn's events, up to tens of KB at saturation) and how many turns a
-/// receiver's subscription may miss and still lose nothing (seconds at saturation, minutes at a normal pace).
+/// Default `--cluster-stream-bytes`: what a node's stream keeps for receivers that missed messages.
+pub const DEFAULT_STREAM_BYTES: usize = 16 * 1024 * 1024;
+
+/// Entries kept in a node's stream at most, whatever their size: one per loop turn that published.
 pub const STREAM_LEN: usize = 10_000;
+
+/// Bytes counted for a stream entry beyond its message: what Redis spends on keeping one.
+pub const STREAM_ENTRY_OVERHEAD: usize = 64;
+
+/// Refusals (commands Redis answered with an error, says refused) are logged at most once per this long.
+const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// A lease lasts this many heartbeats; a node silent for longer is reaped.
 const LEASE_BEATS: u32 = 4;
@@ -67,6 +78,11 @@ pub struct NodeConfig {
     pub buffer: usize,
     /// `--history`: messages kept per room (0: no history in Redis).
     pub history: usize,
+    /// `--history-budget`: bytes of history the cluster keeps in Redis over all rooms when this node
+    /// writes, and the most a joining node loads.
+    pub history_budget: usize,
+    /// `--cluster-stream-bytes`: bytes of this node's messages its stream keeps.
+    pub stream_bytes: usize,
     /// This node's id (random, fresh at every start).
     pub id: u64,
 }
@@ -77,7 +93,8 @@ impl NodeConfig {
     }
 
     /// A node that reconnected leaves others' expired leases alone this long, so that nodes reconnecting
-    /// after the same Redis outage (their back-off grows to [`slot::MAX_BACKOFF`]) are not taken for dead.
+    /// after the same Redis outage (their back-off grows to [`slot::MAX_BACKOFF`]) are not taken for dead —
+    /// unless a lease was renewed after it connected (that node went silent while Redis was reachable).
     fn reap_grace(&self) -> Duration {
         self.lease() * 2
     }
@@ -102,6 +119,14 @@ pub struct ClusterStats {
     pub buffered_bytes: u64,
     /// Says refused because the buffer was full.
     pub refused_total: u64,
+    /// Of those, the ones refused while Redis was up: it confirmed less than this node's users said.
+    pub refused_backlog_total: u64,
+    /// Commands Redis answered with an error (a write refused at `maxmemory`, …).
+    pub redis_errors_total: u64,
+    /// Bytes of history a joining node loaded from Redis.
+    pub history_loaded_bytes: u64,
+    /// Bytes of this node's messages its stream holds, as its trimming counts them.
+    pub stream_bytes: u64,
     /// Messages of other nodes that could not be had (trimmed from a stream, or lost with Redis).
     pub lost_total: u64,
     /// Messages or values that were not wschat's, skipped.
@@ -117,22 +142,13 @@ enum Purpose {
     Part {
         seq: u64,
     },
-    /// The history append of message `seq` to `key`, `pushed` entries.
-    History {
-        seq: u64,
-        key: String,
-        pushed: usize,
-    },
     Fill {
         origin: u64,
     },
     Reap {
         node: u64,
     },
-    Scan,
-    LoadHistory {
-        room: String,
-    },
+    HistoryPage,
     Ignore,
 }
 
@@ -145,10 +161,8 @@ struct Joining {
     hello_at: Option<Instant>,
     /// The rooms' history is loaded.
     history_loaded: bool,
-    /// A SCAN is under way.
-    scanning: bool,
-    /// LRANGEs not answered yet.
-    loading: usize,
+    /// Where its loading stands.
+    load: history::Load,
 }
 
 /// One node's Redis side.
@@ -188,6 +202,12 @@ pub struct Node {
     /// back empty, or lost what was on its way to subscribers).
     recent: VecDeque<(Instant, Outgoing)>,
     recent_bytes: usize,
+    /// This node's entries in its stream, oldest first, with what each is counted for: the oldest are
+    /// trimmed (`MINID`) to stay within `--cluster-stream-bytes`.
+    stream: VecDeque<(u64, usize)>,
+    stream_bytes: usize,
+    /// Refusals not logged yet, and when they were last logged.
+    refusals: Refusals,
     tracker: Tracker,
     holds: HashMap<u64, inbox::Hold>,
     inbound: VecDeque<Inbound>,
@@ -225,6 +245,9 @@ impl Node {
             pending_bytes: 0,
             recent: VecDeque::new(),
             recent_bytes: 0,
+            stream: VecDeque::new(),
+            stream_bytes: 0,
+            refusals: Refusals::default(),
             tracker: Tracker::new(),
             holds: HashMap::new(),
             inbound: VecDeque::new(),
@@ -249,6 +272,8 @@ impl Node {
         s.node = self.cfg.id;
         s.up = u64::from(self.health().is_ok());
         s.buffered_bytes = (self.pending_bytes + self.turn.bytes()) as u64;
+        s.history_loaded_bytes = self.joining.load.loaded;
+        s.stream_bytes = self.stream_bytes as u64;
         s
     }
 
@@ -300,6 +325,7 @@ impl Node {
             }
         }
         self.prune_recent();
+        self.log_refusals(false);
         if self.slots[COMMANDS].is_up() && !self.heartbeat_asked && now >= self.next_heartbeat {
             self.heartbeat();
         }
@@ -372,8 +398,7 @@ impl Node {
             self.heartbeat_asked = false;
             self.uids_asked = false;
             self.connected_since = None;
-            self.joining.scanning = false;
-            self.joining.loading = 0;
+            self.joining.load.asking = false;
             for m in &mut self.pending {
                 m.unsent();
             }

@@ -6,11 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{Node, Purpose, STREAM_LEN};
+use super::refusals::SayRefusal;
+use super::{Node, Purpose, STREAM_ENTRY_OVERHEAD, STREAM_LEN};
 use crate::cluster::wire::{history_entry, write_header, Section};
-
-/// A room's history in Redis expires this long after it was created or last trimmed.
-pub const HISTORY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Confirmed messages are kept this long to be written again after a reconnect: longer than a message
 /// takes from Redis to the subscribers, so one that Redis lost on the way (killed, restarted empty) still
@@ -104,14 +102,15 @@ impl Outgoing {
 }
 
 impl Node {
-    /// Whether a say can be taken: the messages waiting for Redis are within `--cluster-buffer`. Refused
-    /// ones are counted.
-    pub fn accepts_say(&mut self) -> bool {
-        let ok = self.pending_bytes + self.turn.bytes() < self.cfg.buffer;
-        if !ok {
-            self.stats.refused_total += 1;
+    /// Whether a say can be taken: the messages waiting for Redis are within `--cluster-buffer`; if not,
+    /// why (Redis away, or up but behind). Refused ones are counted and logged once per interval.
+    pub fn accepts_say(&mut self) -> Result<(), SayRefusal> {
+        if self.pending_bytes + self.turn.bytes() < self.cfg.buffer {
+            return Ok(());
         }
-        ok
+        let why = if self.health().is_ok() { SayRefusal::Backlog } else { SayRefusal::RedisAway };
+        self.note_say_refused(why);
+        Err(why)
     }
 
     /// A local login to `room`.
@@ -209,7 +208,7 @@ impl Node {
         }
         let stream = self.cfg.keys.node_stream(self.cfg.id);
         let bus = self.cfg.keys.bus();
-        let maxlen = STREAM_LEN.to_string();
+        let history_args = self.history_args();
         // Alone (no other node alive, none ever heard from): nobody would read the bus or the stream, so
         // only the history is written. A node that joins says hello first, which makes this one publish
         // from then on; what it missed before is its snapshot's business.
@@ -220,8 +219,9 @@ impl Node {
             let mut parts = m.history.len();
             if peers {
                 let id = format!("{seq}-0");
+                let minid = format!("{}-0", self.stream_keep(seq, m.bytes.len()));
                 let xadd: [&[u8]; 8] =
-                    [b"XADD", stream.as_bytes(), b"MAXLEN", b"~", maxlen.as_bytes(), id.as_bytes(), b"m", &m.bytes];
+                    [b"XADD", stream.as_bytes(), b"MINID", b"~", minid.as_bytes(), id.as_bytes(), b"m", &m.bytes];
                 if !self.command(Purpose::Part { seq }, &xadd) {
                     break;
                 }
@@ -232,16 +232,33 @@ impl Node {
                 self.stats.published_total = self.stats.published_total.max(m.seq);
             }
             for (key, entries) in &m.history {
-                let mut args: Vec<&[u8]> = Vec::with_capacity(entries.len() + 2);
-                args.push(b"RPUSH");
-                args.push(key.as_bytes());
+                let mut args: Vec<&[u8]> = Vec::with_capacity(entries.len() + 11);
+                args.extend_from_slice(&[b"EVAL", super::history::HISTORY_APPEND.as_bytes(), b"4", key.as_bytes()]);
+                args.extend(history_args.iter().map(String::as_bytes));
                 args.extend(entries.iter().map(Vec::as_slice));
-                self.command(Purpose::History { seq, key: key.clone(), pushed: entries.len() }, &args);
+                self.command(Purpose::Part { seq }, &args);
             }
             m.parts_left = Some(parts);
         }
         self.pending = pending;
         self.pop_confirmed();
+    }
+
+    /// Notes that message `seq` of `len` bytes goes to the stream (once, whatever its resends) and answers
+    /// the oldest sequence number the stream keeps: the newest entries within `--cluster-stream-bytes`
+    /// (always the newest one) and [`STREAM_LEN`].
+    fn stream_keep(&mut self, seq: u64, len: usize) -> u64 {
+        if self.stream.back().is_none_or(|&(last, _)| seq > last) {
+            let cost = len + STREAM_ENTRY_OVERHEAD;
+            self.stream.push_back((seq, cost));
+            self.stream_bytes += cost;
+        }
+        while self.stream.len() > 1 && (self.stream_bytes > self.cfg.stream_bytes || self.stream.len() > STREAM_LEN) {
+            if let Some((_, cost)) = self.stream.pop_front() {
+                self.stream_bytes -= cost;
+            }
+        }
+        self.stream.front().map_or(seq, |&(first, _)| first.min(seq))
     }
 
     /// Whether another node is alive or was heard from (and not gone since).

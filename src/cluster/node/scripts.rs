@@ -5,16 +5,30 @@
 use crate::cluster::link::Value;
 
 /// `EVAL HEARTBEAT 2 {p}:nodes {p}:node:{id}:stream id lease_ms stream_ttl_ms`: renews this node's lease and
-/// its stream's time to live; answers `{added, expired ids, live ids}` (`added` 1: the node was not
-/// registered — a survivor took it for dead, or Redis came back empty).
+/// its stream's time to live; answers `{added, expired ids, live ids, ms, expired ms}` (`added` 1: the node
+/// was not registered — a survivor took it for dead, or Redis came back empty; `ms`: until the first other
+/// node's lease ends, -1 when there is none, so that the next beat can be when a dead node's lease runs out
+/// rather than up to a heartbeat later; `expired ms`: how long ago each expired lease ended, so that a
+/// node renewed while this one was connected is reaped at once, without the grace after a reconnect).
 pub const HEARTBEAT: &str = "\
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local added = redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
-local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')
-return {added, expired, live}";
+local ended = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES')
+local expired, ago = {}, {}
+for i = 1, #ended, 2 do
+  expired[#expired + 1] = ended[i]
+  ago[#ago + 1] = now - tonumber(ended[i + 1])
+end
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', 'WITHSCORES')
+local ids, next = {}, -1
+for i = 1, #live, 2 do
+  ids[#ids + 1] = live[i]
+  local left = tonumber(live[i + 1]) - now
+  if live[i] ~= ARGV[1] and (next < 0 or left < next) then next = left end
+end
+return {added, expired, ids, next, ago}";
 
 /// `EVAL UID_BLOCK 1 {p}:uid floor size`: raises the counter to at least `floor` (the highest uid this node
 /// knows; a counter that is not a number is replaced), then takes the next `size` uids; answers the last
@@ -29,30 +43,44 @@ return redis.call('INCRBY', KEYS[1], ARGV[2])";
 pub struct Beat {
     /// The node was not registered before this beat.
     pub added: bool,
-    /// Nodes whose lease ran out.
-    pub expired: Vec<u64>,
+    /// Nodes whose lease ran out, with how many milliseconds ago it did (`None` when not told).
+    pub expired: Vec<(u64, Option<u64>)>,
     /// Nodes alive, this one included.
     pub live: Vec<u64>,
+    /// Milliseconds until the first other node's lease ends, if another is alive.
+    pub next_expiry_ms: Option<u64>,
 }
 
 impl Beat {
     /// Reads the script's answer; `None` for anything else (an error reply, garbage).
     pub fn parse(value: &Value) -> Option<Beat> {
         let Value::Array(items) = value else { return None };
-        let [Value::Int(added), Value::Array(expired), Value::Array(live)] = items.as_slice() else { return None };
-        Some(Beat { added: *added == 1, expired: node_ids(expired), live: node_ids(live) })
+        let (added, expired, live, next, ago) = match items.as_slice() {
+            [Value::Int(a), Value::Array(e), Value::Array(l)] => (a, e, l, None, &[][..]),
+            [Value::Int(a), Value::Array(e), Value::Array(l), Value::Int(n), Value::Array(ago)] => {
+                (a, e, l, u64::try_from(*n).ok(), ago.as_slice())
+            }
+            _ => return None,
+        };
+        let ago = |i: usize| match ago.get(i) {
+            Some(Value::Int(ms)) => u64::try_from(*ms).ok(),
+            _ => None,
+        };
+        // Ids and times are paired before foreign members are skipped.
+        let expired = expired.iter().enumerate().filter_map(|(i, v)| Some((node_id(v)?, ago(i)))).collect();
+        Some(Beat { added: *added == 1, expired, live: node_ids(live), next_expiry_ms: next })
     }
 }
 
 /// The node ids among `values` (16 hex digits each); anything else in the set is skipped.
 fn node_ids(values: &[Value]) -> Vec<u64> {
-    values
-        .iter()
-        .filter_map(|v| v.as_bytes())
-        .filter(|b| b.len() == 16)
-        .filter_map(|b| std::str::from_utf8(b).ok())
-        .filter_map(|s| u64::from_str_radix(s, 16).ok())
-        .collect()
+    values.iter().filter_map(node_id).collect()
+}
+
+/// A node id (16 hex digits), if `value` is one.
+fn node_id(value: &Value) -> Option<u64> {
+    let b = value.as_bytes().filter(|b| b.len() == 16)?;
+    u64::from_str_radix(std::str::from_utf8(b).ok()?, 16).ok()
 }
 
 #[cfg(test)]
@@ -66,7 +94,17 @@ mod tests {
             Value::Array(vec![Value::Bulk(b"00000000000000ab".to_vec()), Value::Bulk(b"garbage".to_vec())]),
             Value::Array(vec![Value::Bulk(b"ffffffffffffffff".to_vec()), Value::Int(3)]),
         ]);
-        assert_eq!(Beat::parse(&v), Some(Beat { added: true, expired: vec![0xab], live: vec![u64::MAX] }));
+        assert_eq!(
+            Beat::parse(&v),
+            Some(Beat { added: true, expired: vec![(0xab, None)], live: vec![u64::MAX], next_expiry_ms: None })
+        );
+        let Value::Array(mut items) = v else { unreachable!() };
+        items.push(Value::Int(1500));
+        items.push(Value::Array(vec![Value::Int(30), Value::Int(40)]));
+        let beat = Beat::parse(&Value::Array(items.clone())).unwrap();
+        assert_eq!((beat.next_expiry_ms, beat.expired), (Some(1500), vec![(0xab, Some(30))]));
+        items[3] = Value::Int(-1);
+        assert_eq!(Beat::parse(&Value::Array(items)).map(|b| b.next_expiry_ms), Some(None));
         assert_eq!(Beat::parse(&Value::Error("NOSCRIPT".into())), None);
         assert_eq!(Beat::parse(&Value::Array(vec![Value::Int(0)])), None);
     }

@@ -20,6 +20,8 @@ fn config(history: usize, buffer: usize) -> NodeConfig {
         heartbeat: Duration::from_millis(100),
         buffer,
         history,
+        history_budget: 1024 * 1024,
+        stream_bytes: DEFAULT_STREAM_BYTES,
         id: ME,
     }
 }
@@ -137,13 +139,17 @@ fn joined(history: usize, buffer: usize, live: &[u64]) -> (Node, Instant) {
     node.input(BUS, &array(&[bulk(b"subscribe"), bulk(b"wschat:bus"), int(1)]));
     let cmds = commands(&mut node, COMMANDS);
     let names: Vec<&str> = cmds.iter().map(|c| c[0].as_str()).collect();
-    assert_eq!(names, if history > 0 { &["EVAL", "EVAL", "SCAN"][..] } else { &["EVAL", "EVAL"][..] }, "{cmds:?}");
+    assert_eq!(names, if history > 0 { &["EVAL", "EVAL", "EVAL"][..] } else { &["EVAL", "EVAL"][..] }, "{cmds:?}");
     assert!(cmds[0][1].contains("ZADD") && cmds[1][1].contains("INCRBY"));
+    if history > 0 {
+        assert!(cmds[2][1].contains("ZREVRANGEBYSCORE"), "the history, newest rooms first");
+        assert_eq!(cmds[2][3..6], ["wschat:history-rooms", "+inf", "1048576"], "from the newest, within the budget");
+    }
     let mut all = vec![ME];
     all.extend_from_slice(live);
     let mut replies = [beat(1, &[], &all), int(1024)].concat();
     if history > 0 {
-        replies.extend_from_slice(&array(&[bulk(b"0"), array(&[])]));
+        replies.extend_from_slice(&array(&[bulk(b""), array(&[])]));
     }
     node.input(COMMANDS, &replies);
     assert!(!node.joined(), "the hello has not gone out yet");
@@ -153,7 +159,7 @@ fn joined(history: usize, buffer: usize, live: &[u64]) -> (Node, Instant) {
         assert!(cmds.is_empty(), "alone, a node publishes nothing: {cmds:?}");
     } else {
         assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["XADD", "PUBLISH"], "the hello: {cmds:?}");
-        assert_eq!(&cmds[0][2..6], ["MAXLEN", "~", "10000", "1-0"]);
+        assert_eq!(&cmds[0][2..6], ["MINID", "~", "1-0", "1-0"]);
         let hello = Message::decode(&cmds[1].raw[2]).unwrap();
         assert_eq!((hello.origin, hello.seq, hello.records().collect::<Vec<_>>()), (ME, 1, vec![Record::Hello]));
         node.input(COMMANDS, &[int(1), int(1)].concat());
@@ -190,8 +196,23 @@ fn a_lone_node_joins_without_waiting_and_publishes_only_history() {
     node.record_say("r", 1, "one", None, "hello", "t");
     node.end_turn();
     let cmds = commands(&mut node, COMMANDS);
-    assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["RPUSH"], "nobody reads the bus: {cmds:?}");
-    node.input(COMMANDS, &int(1));
+    assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["EVAL"], "nobody reads the bus: {cmds:?}");
+    assert!(cmds[0][1].contains("RPUSH"));
+    assert_eq!(
+        cmds[0][3..11],
+        [
+            "wschat:history:1:r",
+            "wschat:history-rooms",
+            "wschat:history-sizes",
+            "wschat:history-bytes",
+            "3",
+            "1048576",
+            "64",
+            "604800000"
+        ],
+        "the room, the index, the sizes, the total; per room 3, 1 MiB over all"
+    );
+    node.input(COMMANDS, &int(0));
     assert_eq!(node.stats().buffered_bytes, 0);
     assert_eq!(node.stats().published_total, 0);
 }
@@ -238,7 +259,7 @@ fn while_redis_is_away_says_queue_up_to_the_buffer_then_go_out_in_order() {
     assert!(node.health().unwrap_err().contains("commands link to Redis is down: connection refused"));
     let content = "x".repeat(1000);
     let mut accepted = 0;
-    while node.accepts_say() {
+    while node.accepts_say().is_ok() {
         node.record_say("r", 1, "one", None, &content, "t");
         node.end_turn();
         accepted += 1;
@@ -326,4 +347,121 @@ fn a_failing_uid_counter_is_asked_again_at_the_next_heartbeat_not_in_a_loop() {
     node.input(COMMANDS, &int(2048));
     assert_eq!(node.allocate_uid(), Some(601));
     assert_eq!(node.stats().garbage_total, 1);
+}
+
+#[test]
+fn the_stream_keeps_the_newest_messages_within_its_bytes() {
+    let (mut node, _) = joined(0, DEFAULT_BUFFER, &[OTHER]);
+    node.cfg.stream_bytes = 64 * 1024;
+    let content = "s".repeat(20_000);
+    let mut minids = Vec::new();
+    for _ in 0..10 {
+        node.record_say("r", 1, "one", None, &content, "t");
+        node.end_turn();
+        let cmds = commands(&mut node, COMMANDS);
+        let xadd = cmds.iter().find(|c| c[0] == "XADD").expect("an XADD");
+        assert_eq!(xadd[2..4], ["MINID", "~"]);
+        minids.push((xadd[5].clone(), xadd[4].clone()));
+        node.input(COMMANDS, &[int(1), int(1)].concat());
+    }
+    // The hello is 1; says 2..=11 of 20 KB each: three fit in 64 KiB.
+    assert_eq!(minids[0], ("2-0".to_string(), "1-0".to_string()));
+    assert_eq!(minids[9], ("11-0".to_string(), "9-0".to_string()));
+    assert!(node.stats().stream_bytes <= 64 * 1024 && node.stats().stream_bytes >= 60_000);
+}
+
+#[test]
+fn a_say_refused_while_redis_is_up_says_so() {
+    let (mut node, _) = joined(0, 64 * 1024, &[OTHER]);
+    let content = "x".repeat(1000);
+    let mut accepted = 0;
+    // Redis is up but answers nothing: the buffer fills with messages in flight.
+    while node.accepts_say().is_ok() {
+        node.record_say("r", 1, "one", None, &content, "t");
+        node.end_turn();
+        accepted += 1;
+    }
+    assert!(accepted >= 60, "{accepted}");
+    assert_eq!(node.accepts_say(), Err(SayRefusal::Backlog));
+    assert_eq!((node.stats().refused_total, node.stats().refused_backlog_total), (2, 2));
+    node.closed(COMMANDS, "connection reset");
+    assert_eq!(node.accepts_say(), Err(SayRefusal::RedisAway));
+    assert_eq!((node.stats().refused_total, node.stats().refused_backlog_total), (3, 2));
+}
+
+#[test]
+fn errors_from_redis_are_counted() {
+    let (mut node, _) = joined(2, DEFAULT_BUFFER, &[]);
+    for _ in 0..50 {
+        node.record_say("r", 1, "one", None, "hello", "t");
+        node.end_turn();
+        commands(&mut node, COMMANDS);
+        node.input(COMMANDS, b"-OOM command not allowed when used memory > 'maxmemory'.\r\n");
+    }
+    assert_eq!(node.stats().redis_errors_total, 50);
+    assert_eq!(node.stats().buffered_bytes, 0, "a refused write is not kept");
+}
+
+#[test]
+fn a_joining_node_loads_history_newest_rooms_first_within_its_budget() {
+    let now = Instant::now();
+    let mut node = Node::new(config(5, DEFAULT_BUFFER), now);
+    node.set_now(now);
+    node.requests(&mut Vec::new());
+    node.connected(COMMANDS);
+    let cmds = commands(&mut node, COMMANDS);
+    let load = cmds.iter().find(|c| c[1].contains("ZREVRANGEBYSCORE")).expect("the load");
+    assert_eq!(load[4..], ["+inf", "1048576", "5", "1048576", "64", "64"]);
+    node.input(COMMANDS, &[beat(1, &[], &[ME]), int(1024)].concat());
+    let entry = |t: &str| bulk(&crate::cluster::wire::history_entry(3, "c", t, "2026-12-02 10:00:00"));
+    let page = array(&[
+        bulk(b"(1733000000000001"),
+        array(&[bulk(b"wschat:history:1:b"), array(&[entry("b2"), entry("b1")]), bulk(b"foreign"), array(&[])]),
+    ]);
+    node.input(COMMANDS, &page);
+    match node.next_inbound() {
+        Some(Inbound::History { room, entries }) => {
+            assert_eq!(room, "b");
+            assert_eq!(entries.len(), 2);
+            assert!(entries[0].windows(2).any(|w| w == b"b1"), "oldest first");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(node.stats().garbage_total, 1, "a key that is no room's");
+    let cmds = commands(&mut node, COMMANDS);
+    let next = cmds.iter().find(|c| c[1].contains("ZREVRANGEBYSCORE")).expect("the next page");
+    let loaded = node.stats().history_loaded_bytes;
+    assert!(loaded > 128, "{loaded}");
+    assert_eq!(next[4..6], ["(1733000000000001".to_string(), (1024 * 1024 - loaded).to_string()]);
+    node.input(COMMANDS, &array(&[bulk(b""), array(&[])]));
+    assert!(node.joining.history_loaded);
+}
+
+/// A heartbeat's answer with the times: `next` ms until the first other lease ends, and how long ago each
+/// expired one ended.
+fn beat_timed(expired: &[(u64, i64)], live: &[u64], next: i64) -> Vec<u8> {
+    let ids = |ns: &[u64]| array(&ns.iter().map(|n| bulk(format!("{n:016x}").as_bytes())).collect::<Vec<_>>());
+    let dead: Vec<u64> = expired.iter().map(|e| e.0).collect();
+    let ago: Vec<Vec<u8>> = expired.iter().map(|e| int(e.1)).collect();
+    array(&[int(0), ids(&dead), ids(live), int(next), array(&ago)])
+}
+
+#[test]
+fn a_lease_renewed_after_connecting_is_reaped_when_it_ends_even_within_the_grace() {
+    const THIRD: u64 = 0xcccc;
+    let (mut node, now) = joined(0, DEFAULT_BUFFER, &[OTHER, THIRD]);
+    // A lease ends in 30 ms: the next beat is then, not a heartbeat (100 ms) later.
+    node.set_now(now + Duration::from_millis(150));
+    commands(&mut node, COMMANDS);
+    node.input(COMMANDS, &beat_timed(&[], &[ME, OTHER, THIRD], 30));
+    assert_eq!(node.wakeup(), Some(now + Duration::from_millis(150 + 30 + 20)));
+    // 700 ms after connecting (the grace is 800): OTHER's lease (400 ms) ended 50 ms ago, so it was renewed
+    // 250 ms after this node connected: reaped. THIRD's ended 250 ms ago: renewed before, left alone.
+    node.set_now(now + Duration::from_millis(700));
+    commands(&mut node, COMMANDS);
+    node.input(COMMANDS, &beat_timed(&[(OTHER, 50), (THIRD, 250)], &[ME], -1));
+    let cmds = commands(&mut node, COMMANDS);
+    assert_eq!(cmds, [vec!["ZREM", "wschat:nodes", "000000000000bbbb"]]);
+    node.input(COMMANDS, &int(1));
+    assert_eq!(node.next_inbound(), Some(Inbound::Gone(OTHER)));
 }

@@ -39,6 +39,9 @@ impl std::error::Error for PrefixError {}
 /// | `{p}:nodes` | sorted set | node id (hex) scored by the time (ms, Redis clock) its lease ends; the one survivor whose `ZREM` of an expired node returns 1 announces that node gone |
 /// | `{p}:node:{id}:stream` | stream, capped | the node's published messages under ids `{seq}-0`, for gap recovery |
 /// | `{p}:history:{room}` | list, capped | the room's last says to all, one encoded say each |
+/// | `{p}:history-rooms` | sorted set | every room with history, scored by its last write (µs, Redis clock): the cluster's budget drops the oldest room's oldest says first, and a joining node reads the newest rooms first |
+/// | `{p}:history-sizes` | hash | each room's history in bytes as the budget counts them |
+/// | `{p}:history-bytes` | string | all rooms' history in bytes as the budget counts them |
 /// | `{p}:bus` | pub/sub channel | every node's messages |
 ///
 /// `{id}` is the node id as 16 lowercase hex digits. `{room}` is the room's byte length in decimal, a
@@ -98,9 +101,19 @@ impl Keys {
         format!("{}:node:{}:stream", self.prefix, node_hex(node))
     }
 
-    /// `{p}:history:*`, the pattern that matches every room's history (for `SCAN`).
-    pub fn history_pattern(&self) -> String {
-        format!("{}:history:*", self.prefix)
+    /// `{p}:history-rooms`, the rooms with history by the time of their last write.
+    pub fn history_rooms(&self) -> String {
+        format!("{}:history-rooms", self.prefix)
+    }
+
+    /// `{p}:history-sizes`, each room's history in bytes.
+    pub fn history_sizes(&self) -> String {
+        format!("{}:history-sizes", self.prefix)
+    }
+
+    /// `{p}:history-bytes`, all rooms' history in bytes.
+    pub fn history_bytes(&self) -> String {
+        format!("{}:history-bytes", self.prefix)
     }
 
     /// `{p}:history:{room}`, the room's history.

@@ -36,7 +36,7 @@ fn keys_under_the_prefix() {
     assert_eq!(k.nodes(), "wschat:nodes");
     assert_eq!(k.node_stream(u64::MAX), "wschat:node:ffffffffffffffff:stream");
     assert_eq!(k.history("猪"), "wschat:history:3:猪");
-    assert_eq!(k.history_pattern(), "wschat:history:*");
+    assert_eq!((k.history_rooms(), k.history_sizes()), ("wschat:history-rooms".into(), "wschat:history-sizes".into()));
     assert_eq!(k.history("room1"), "wschat:history:5:room1");
     assert_eq!(k.bus(), "wschat:bus");
     assert_eq!(Keys::new("chat-2.eu_west").unwrap().bus(), "chat-2.eu_west:bus");
