@@ -262,8 +262,12 @@ impl Node {
     }
 
     /// Whether another node is alive or was heard from (and not gone since).
+    /// Before the first heartbeat answered, who is alive is not known: the node publishes (its hello must
+    /// reach the nodes whose snapshots it then waits for).
     fn has_peers(&self) -> bool {
-        self.live.iter().any(|&n| n != self.cfg.id) || self.tracker.origins().next().is_some()
+        self.joining.awaiting.is_none()
+            || self.live.iter().any(|&n| n != self.cfg.id)
+            || self.tracker.origins().next().is_some()
     }
 
     /// One part of message `seq` was answered; fully answered messages at the front leave the queue.

@@ -465,3 +465,30 @@ fn a_lease_renewed_after_connecting_is_reaped_when_it_ends_even_within_the_grace
     node.input(COMMANDS, &int(1));
     assert_eq!(node.next_inbound(), Some(Inbound::Gone(OTHER)));
 }
+
+#[test]
+fn a_hello_recorded_before_the_first_heartbeat_answered_is_published() {
+    let now = Instant::now();
+    let mut node = Node::new(config(0, DEFAULT_BUFFER), now);
+    node.set_now(now);
+    node.requests(&mut Vec::new());
+    node.connected(COMMANDS);
+    node.connected(BUS);
+    commands(&mut node, BUS);
+    node.input(BUS, &array(&[bulk(b"subscribe"), bulk(b"wschat:bus"), int(1)]));
+    commands(&mut node, COMMANDS);
+    // The subscription came first; the heartbeat (who is alive) has not answered yet.
+    node.end_turn();
+    let cmds = commands(&mut node, COMMANDS);
+    assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["XADD", "PUBLISH"], "{cmds:?}");
+    node.input(COMMANDS, &[beat(1, &[], &[ME, OTHER]), int(1024), int(1), int(1)].concat());
+    let mut s = Section::new();
+    s.snapshot();
+    let mut bytes = Vec::new();
+    write_header(&mut bytes, OTHER, 3);
+    bytes.extend_from_slice(&s.bytes);
+    node.input(BUS, &push(&bytes));
+    node.on_snapshot(OTHER);
+    node.set_now(now);
+    assert!(node.joined(), "joined on the snapshot, without waiting out the snapshots' time");
+}
