@@ -33,7 +33,7 @@ impl RedisServer {
     /// Starts one on `port` of 127.0.0.1 (one a test held until now); `None` when redis-server is not
     /// installed.
     pub fn start_on(port: u16) -> Option<RedisServer> {
-        let mut server = RedisServer { child: None, port };
+        let mut server = RedisServer { child: None, port, extra: Vec::new() };
         server.spawn()?;
         Some(server)
     }
