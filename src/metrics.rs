@@ -114,7 +114,7 @@ impl Metrics {
             (
                 "wschat_per_ip_rejections_total",
                 "counter",
-                "WebSocket handshakes refused by --max-connections-per-ip.",
+                "WebSocket connections refused for their address: --max-connections-per-ip, or its share of unfinished handshakes.",
                 self.per_ip_rejections_total,
             ),
         ];
