@@ -12,35 +12,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::probe::{eventually, metric_in, rss_kib};
-use common::tls::{self, Pair};
+use common::tls::{self, connect, Pair, Tls};
 use common::tls13::RawTls13;
-use common::{skip_or_fail, Daemon};
-use rustls::{ClientConnection, StreamOwned};
+use common::Daemon;
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-/// A TLS daemon with `extra` flags and its pair; `None` (skipped) without openssl.
-fn tls_daemon(test: &str, extra: &[&str]) -> Option<(Daemon, Pair)> {
-    let Some(pair) = tls::make_pair(&tls::temp_dir(test), "a") else {
-        skip_or_fail(test, "the openssl command (Debian package openssl)");
-        return None;
-    };
-    let cert = pair.cert.to_str().expect("path");
-    let key = pair.key.to_str().expect("path");
-    let mut args = vec!["--tls-cert", cert, "--tls-key", key];
-    args.extend_from_slice(extra);
-    Some((Daemon::start(&args), pair))
-}
-
-fn connect(addr: SocketAddr, trusted: &Path) -> std::io::Result<Tls> {
-    let sock = TcpStream::connect(addr)?;
-    sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut s = tls::client(sock, tls::client_config(&[trusted], None));
-    tls::handshake(&mut s)?;
-    Ok(s)
-}
 
 /// The daemon's /metrics over https.
 fn metrics_of(d: &Daemon, pair: &Pair) -> String {
@@ -95,7 +71,7 @@ fn closed_by_daemon(sock: &mut TcpStream) -> bool {
 
 #[test]
 fn records_without_plaintext_close_the_connection_and_are_counted() {
-    let Some((d, pair)) = tls_daemon("barren", &[]) else { return };
+    let Some((d, pair)) = tls::daemon("barren", &[]) else { return };
     let mut a = chat_client(d.ws, &pair.cert, "alice");
     let mut b = chat_client(d.ws, &pair.cert, "bob");
 
@@ -156,7 +132,7 @@ fn client_hello_start(announced: u32, record_len: u16, body: usize) -> Vec<u8> {
 
 #[test]
 fn an_oversized_client_hello_is_refused_at_once() {
-    let Some((d, pair)) = tls_daemon("oversized", &[]) else { return };
+    let Some((d, pair)) = tls::daemon("oversized", &[]) else { return };
     // Announcing 64 KiB (rustls's own bound): refused on the first bytes, not held until the handshake timeout.
     let mut s = TcpStream::connect(d.ws).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -183,7 +159,7 @@ fn an_oversized_client_hello_is_refused_at_once() {
 
 #[test]
 fn unfinished_handshakes_cost_bounded_memory() {
-    let Some((d, pair)) = tls_daemon("half-open", &[]) else { return };
+    let Some((d, pair)) = tls::daemon("half-open", &[]) else { return };
     let pid = d.child.id();
     // Warm up: one full handshake, so the first handshake's one-time allocations are not counted.
     drop(connect(d.ws, &pair.cert));
@@ -266,7 +242,7 @@ fn ms(d: Duration) -> f64 {
 fn measure_bystander_latency_under_tls_attacks() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let Some((d, pair)) = tls_daemon("measure", &[]) else { return };
+    let Some((d, pair)) = tls::daemon("measure", &[]) else { return };
     let mut a = chat_client(d.ws, &pair.cert, "alice");
     let mut b = chat_client(d.ws, &pair.cert, "bob");
     let stop = Arc::new(AtomicBool::new(false));

@@ -14,35 +14,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::probe::{eventually, metric_in};
-use common::tls::{self, Pair};
+use common::tls::{self, connect, Pair, Tls};
 use common::{skip_or_fail, Daemon};
-use rustls::{ClientConnection, StreamOwned};
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-/// A TLS daemon with `extra` flags and its pair; `None` (skipped) without openssl.
-fn tls_daemon(test: &str, extra: &[&str]) -> Option<(Daemon, Pair)> {
-    let Some(pair) = tls::make_pair(&tls::temp_dir(test), "a") else {
-        skip_or_fail(test, "the openssl command (Debian package openssl)");
-        return None;
-    };
-    let cert = pair.cert.to_str().expect("path");
-    let key = pair.key.to_str().expect("path");
-    let mut args = vec!["--tls-cert", cert, "--tls-key", key];
-    args.extend_from_slice(extra);
-    Some((Daemon::start(&args), pair))
-}
-
-/// A TLS connection to `addr` trusting `trusted`, handshake done.
-fn connect(addr: SocketAddr, trusted: &Path) -> std::io::Result<Tls> {
-    let sock = TcpStream::connect(addr)?;
-    sock.set_read_timeout(Some(Duration::from_secs(5)))?;
-    let mut s = tls::client(sock, tls::client_config(&[trusted], None));
-    tls::handshake(&mut s)?;
-    Ok(s)
-}
 
 /// A wss:// chat client logged in as `name` (the seed's protocol); returns it with the user list it got.
 fn chat_client(addr: SocketAddr, trusted: &Path, name: &str) -> (WebSocket<Tls>, Value) {
@@ -110,7 +85,7 @@ fn failures(text: &str, reason: &str) -> u64 {
 
 #[test]
 fn chat_over_wss_and_the_page_over_https() {
-    let Some((d, pair)) = tls_daemon("chat", &[]) else { return };
+    let Some((d, pair)) = tls::daemon("chat", &[]) else { return };
     let (mut a, list) = chat_client(d.ws, &pair.cert, "猪猪");
     assert_eq!(list["type"], "user_list");
     let (mut b, _) = chat_client(d.ws, &pair.cert, "mynick");
@@ -144,7 +119,7 @@ fn chat_over_wss_and_the_page_over_https() {
 
 #[test]
 fn what_is_not_tls_is_refused_and_counted() {
-    let Some((d, pair)) = tls_daemon("refused", &[]) else { return };
+    let Some((d, pair)) = tls::daemon("refused", &[]) else { return };
     // Plain HTTP on either port: a plain-text 400 that says what to use, then the end.
     for addr in [d.ws, d.http] {
         let answer = plain_exchange(addr, b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
@@ -171,7 +146,7 @@ fn what_is_not_tls_is_refused_and_counted() {
 
 #[test]
 fn stalled_handshakes_time_out() {
-    let Some((d, pair)) = tls_daemon("stalled", &["--handshake-timeout-ms", "300"]) else { return };
+    let Some((d, pair)) = tls::daemon("stalled", &["--handshake-timeout-ms", "300"]) else { return };
     let started = Instant::now();
     // Silent after connecting, and stopping in the middle of a ClientHello.
     let mut silent = TcpStream::connect(d.ws).unwrap();
@@ -252,7 +227,7 @@ fn hup(d: &Daemon) {
 #[test]
 fn a_proxy_header_comes_before_the_handshake() {
     let extra = ["--proxy-protocol", "--trust-proxy", "127.0.0.1/32", "--max-connections-per-ip", "1"];
-    let Some((d, pair)) = tls_daemon("proxied", &extra) else { return };
+    let Some((d, pair)) = tls::daemon("proxied", &extra) else { return };
     let mut held = Vec::new();
     let mut upgrade = |client: &str| -> u16 {
         let mut sock = TcpStream::connect(d.ws).unwrap();

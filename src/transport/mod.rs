@@ -5,6 +5,7 @@
 //! how much of what was written the peer has taken.
 
 mod tls;
+mod tls_limits;
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;

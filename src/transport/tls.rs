@@ -21,6 +21,9 @@ use rustls::server::UnbufferedServerConnection;
 use rustls::unbuffered::{ConnectionState, EncodeError, EncryptError, InsufficientSizeError};
 use rustls::ServerConfig;
 
+pub use super::tls_limits::TlsFailure;
+use super::tls_limits::{client_hello_too_large, InputLedger, HANDSHAKE_RECORD};
+
 /// Plaintext taken per write: what a connection may hold encrypted beyond the socket is at most this (plus
 /// record overhead). The reactor's own queue keeps the rest, where the send-buffer limit sees it.
 const HELD_LIMIT: usize = 32 * 1024;
@@ -35,28 +38,6 @@ const RECORD_OVERHEAD: usize = 5 + 16 + 1 + 256;
 /// Largest plaintext of one TLS record.
 const MAX_FRAGMENT: usize = 16 * 1024;
 
-/// The first byte of a TLS handshake record (content type 22).
-const HANDSHAKE_RECORD: u8 = 0x16;
-
-/// The handshake message type of a ClientHello.
-const CLIENT_HELLO: u8 = 1;
-
-/// Largest ClientHello taken. Browsers send under 2 KiB (a post-quantum key share included); rustls would
-/// take 64 KiB, and a connection announcing that much and then falling silent would hold it all.
-const MAX_CLIENT_HELLO: usize = 8 * 1024;
-
-/// Ciphertext a client may send before its handshake is done (every flight together, held bytes included):
-/// what an unfinished handshake can cost in buffers. Real handshakes send 2–3 KiB.
-const MAX_HANDSHAKE_BYTES: u64 = 12 * 1024;
-
-/// After the handshake, ciphertext that carries no plaintext (record headers and tags, empty records,
-/// KeyUpdate messages) may exceed the plaintext received by this much plus [`OVERHEAD_PER_PLAIN_BYTE`]
-/// per plaintext byte; past it the connection is an abuse (records that cost decryption and give nothing).
-const BARREN_ALLOWANCE: u64 = 16 * 1024;
-
-/// Overhead allowed per plaintext byte: a record of one byte costs 22 bytes of header, tag and type.
-const OVERHEAD_PER_PLAIN_BYTE: u64 = 32;
-
 /// The plain-text answer to a plain HTTP request on a TLS port.
 const PLAIN_HTTP_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
 Content-Length: 50\r\nConnection: close\r\n\r\nThis port speaks TLS: use https:// or wss:// here\n";
@@ -66,71 +47,6 @@ thread_local! {
     static READ_BUF: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
     /// Plaintext of several slices gathered for one encryption, and the records it becomes.
     static WRITE_BUF: RefCell<(Vec<u8>, Vec<u8>)> = const { RefCell::new((Vec::new(), Vec::new())) };
-}
-
-/// Why a TLS connection was given up.
-#[derive(Debug)]
-pub enum TlsFailure {
-    /// A plain HTTP request came to a TLS port (answered 400 in plain text).
-    PlainHttp,
-    /// The first byte was neither a TLS handshake record nor a letter of an HTTP method.
-    NotTls(u8),
-    /// The ClientHello or the client's handshake flights were larger than any real client's.
-    Oversized {
-        /// Bytes announced or received.
-        bytes: u64,
-        /// The bound.
-        limit: u64,
-    },
-    /// After the handshake, records without plaintext past the allowance (empty records, KeyUpdates).
-    Abuse {
-        /// Ciphertext received beyond its plaintext.
-        overhead: u64,
-        /// Plaintext received.
-        plaintext: u64,
-    },
-    /// rustls refused what the peer sent (during the handshake or after), and sent an alert.
-    Refused {
-        /// Whether the handshake was still going on.
-        in_handshake: bool,
-        /// rustls's reason.
-        error: rustls::Error,
-    },
-}
-
-impl TlsFailure {
-    /// The `reason` label of `wschat_tls_failures_total`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            TlsFailure::PlainHttp => "plain_http",
-            TlsFailure::NotTls(_) => "not_tls",
-            TlsFailure::Oversized { .. } => "oversized",
-            TlsFailure::Abuse { .. } => "abuse",
-            TlsFailure::Refused { in_handshake: true, .. } => "handshake",
-            TlsFailure::Refused { in_handshake: false, .. } => "protocol",
-        }
-    }
-}
-
-impl fmt::Display for TlsFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TlsFailure::PlainHttp => {
-                write!(f, "plain HTTP request on a TLS port (answered 400: use https:// or wss://)")
-            }
-            TlsFailure::NotTls(b) => write!(f, "not a TLS handshake (first byte 0x{b:02x})"),
-            TlsFailure::Oversized { bytes, limit } => {
-                write!(f, "TLS handshake too large ({bytes} bytes, at most {limit} taken)")
-            }
-            TlsFailure::Abuse { overhead, plaintext } => write!(
-                f,
-                "TLS records without data: {overhead} bytes beyond {plaintext} bytes of plaintext (empty records or \
-                 key updates)"
-            ),
-            TlsFailure::Refused { in_handshake: true, error } => write!(f, "TLS handshake failed: {error}"),
-            TlsFailure::Refused { in_handshake: false, error } => write!(f, "TLS error: {error}"),
-        }
-    }
 }
 
 /// One server-side TLS connection and its socket.
@@ -156,12 +72,8 @@ pub struct TlsStream {
     fin_pending: bool,
     /// Encrypted bytes written to the socket.
     written: u64,
-    /// Ciphertext the peer sent during the handshake ([`MAX_HANDSHAKE_BYTES`]).
-    handshake_in: u64,
-    /// Plaintext received since the handshake.
-    plain_in: u64,
-    /// Ciphertext received since the handshake beyond its plaintext ([`BARREN_ALLOWANCE`]).
-    overhead_in: u64,
+    /// What the peer sent, judged against the bounds of [`super::tls_limits`].
+    ledger: InputLedger,
     failure: Option<TlsFailure>,
 }
 
@@ -203,9 +115,7 @@ impl TlsStream {
             established_unreported: true,
             fin_pending: false,
             written: 0,
-            handshake_in: 0,
-            plain_in: 0,
-            overhead_in: 0,
+            ledger: InputLedger::default(),
             failure: None,
         })
     }
@@ -315,24 +225,10 @@ impl TlsStream {
         self.sniffed = true;
         match first.first() {
             None => Ok(()),
-            Some(&HANDSHAKE_RECORD) => {
-                // Record header (5 bytes: type, version, a 16-bit length), then the handshake header (type and
-                // a 24-bit length) when the first record holds it whole.
-                let record_len = first.get(3..5).map_or(0, |l| u16::from_be_bytes([l[0], l[1]]));
-                match first.get(5..9).filter(|_| record_len >= 4) {
-                    Some(&[CLIENT_HELLO, a, b, c]) => {
-                        let announced = u32::from_be_bytes([0, a, b, c]) as u64;
-                        if announced > MAX_CLIENT_HELLO as u64 {
-                            return Err(
-                                self.fail(TlsFailure::Oversized { bytes: announced, limit: MAX_CLIENT_HELLO as u64 })
-                            );
-                        }
-                        Ok(())
-                    }
-                    // Anything else (a fragment too short to tell, another message) is rustls's to judge.
-                    _ => Ok(()),
-                }
-            }
+            Some(&HANDSHAKE_RECORD) => match client_hello_too_large(first) {
+                Some(failure) => Err(self.fail(failure)),
+                None => Ok(()),
+            },
             Some(b'A'..=b'Z') => {
                 // Best effort, like any refusal: the request was read, so closing after it does not reset.
                 let _ = self.sock.write(PLAIN_HTTP_ANSWER);
@@ -358,7 +254,7 @@ impl TlsStream {
                     while let Some(record) = traffic.next_record() {
                         match record {
                             Ok(record) => {
-                                self.plain_in += record.payload.len() as u64;
+                                self.ledger.plaintext(record.payload.len());
                                 let take = record.payload.len().min(out.len() - produced);
                                 out[produced..produced + take].copy_from_slice(&record.payload[..take]);
                                 produced += take;
@@ -479,22 +375,17 @@ impl TlsStream {
             self.sniff(&cipher[..n])?;
         }
         let handshaking = self.conn.is_handshaking();
-        let plain_before = self.plain_in;
+        let plain_before = self.ledger.plain_in();
         let (used, produced) = self.process(&mut cipher[..carried + n], out)?;
-        if handshaking {
+        let judged = if handshaking {
             // Held and used bytes together: what rustls and this stream keep of an unfinished handshake.
-            self.handshake_in += used as u64;
-            let taken = self.handshake_in + (carried + n - used) as u64;
-            if self.conn.is_handshaking() && taken > MAX_HANDSHAKE_BYTES {
-                return Err(self.fail(TlsFailure::Oversized { bytes: taken, limit: MAX_HANDSHAKE_BYTES }));
-            }
+            let held = carried + n - used;
+            self.ledger.handshake_read(used, held, self.conn.is_handshaking())
         } else {
-            let plain = self.plain_in - plain_before;
-            self.overhead_in += (used as u64).saturating_sub(plain);
-            if self.overhead_in > BARREN_ALLOWANCE + self.plain_in.saturating_mul(OVERHEAD_PER_PLAIN_BYTE) {
-                let (overhead, plaintext) = (self.overhead_in, self.plain_in);
-                return Err(self.fail(TlsFailure::Abuse { overhead, plaintext }));
-            }
+            self.ledger.traffic_read(used, self.ledger.plain_in() - plain_before)
+        };
+        if let Err(failure) = judged {
+            return Err(self.fail(failure));
         }
         self.incoming.clear();
         self.incoming.extend_from_slice(&cipher[used..carried + n]);

@@ -100,3 +100,29 @@ pub fn handshake(stream: &mut StreamOwned<ClientConnection, TcpStream>) -> std::
     }
     Ok(())
 }
+
+/// A client's TLS stream.
+pub type Tls = StreamOwned<ClientConnection, TcpStream>;
+
+/// A daemon with `--tls-cert/--tls-key` of a fresh pair and `extra` flags, and the pair; `None` (skipped)
+/// without openssl.
+pub fn daemon(test: &str, extra: &[&str]) -> Option<(super::Daemon, Pair)> {
+    let Some(pair) = make_pair(&temp_dir(test), "a") else {
+        super::skip_or_fail(test, "the openssl command (Debian package openssl)");
+        return None;
+    };
+    let cert = pair.cert.to_str().expect("path");
+    let key = pair.key.to_str().expect("path");
+    let mut args = vec!["--tls-cert", cert, "--tls-key", key];
+    args.extend_from_slice(extra);
+    Some((super::Daemon::start(&args), pair))
+}
+
+/// A TLS connection to `addr` trusting `trusted`, handshake done.
+pub fn connect(addr: std::net::SocketAddr, trusted: &Path) -> std::io::Result<Tls> {
+    let sock = TcpStream::connect(addr)?;
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    let mut s = client(sock, client_config(&[trusted], None));
+    handshake(&mut s)?;
+    Ok(s)
+}
