@@ -12,12 +12,20 @@ use crate::cluster::node::NodeConfig;
 use crate::cluster::ClusterPresence;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::outbox::Frame;
-use crate::session::CloseRequest;
+use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{frame, OpCode};
 
 /// Identifies a connection to the application (the reactor's slab key).
 pub type ConnId = usize;
+
+/// The application's wish to close a connection after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CloseRequest {
+    /// The close code.
+    pub code: u16,
+    /// The reason sent with it.
+    pub reason: &'static str,
+}
 
 /// Bytes for one connection: one frame or a batch of whole frames.
 #[derive(Debug, Clone)]
@@ -25,7 +33,7 @@ pub struct Delivery {
     /// The connection.
     pub conn: ConnId,
     /// Whole frames, shared with the other recipients.
-    pub bytes: Frame,
+    pub bytes: SharedBytes,
     /// How many messages `bytes` holds.
     pub messages: u32,
     /// Part of a newcomer's welcome (its user list and history): not held against the send-buffer limit,
@@ -47,12 +55,12 @@ impl Effects {
     }
 
     /// Queues `messages` whole frames for one connection.
-    pub fn push(&mut self, conn: ConnId, bytes: Frame, messages: u32) {
+    pub fn push(&mut self, conn: ConnId, bytes: SharedBytes, messages: u32) {
         self.sends.push(Delivery { conn, bytes, messages, welcome: false });
     }
 
     /// Queues `messages` whole frames of a newcomer's welcome for one connection.
-    pub fn push_welcome(&mut self, conn: ConnId, bytes: Frame, messages: u32) {
+    pub fn push_welcome(&mut self, conn: ConnId, bytes: SharedBytes, messages: u32) {
         self.sends.push(Delivery { conn, bytes, messages, welcome: true });
     }
 }
@@ -193,7 +201,7 @@ pub struct EchoApp;
 
 impl EchoApp {
     fn echo(conn: ConnId, op: OpCode, payload: &[u8], out: &mut Effects) {
-        out.push(conn, Frame::from(frame(op, payload)), 1);
+        out.push(conn, SharedBytes::from(frame(op, payload)), 1);
     }
 }
 

@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod proxy;
 pub mod reactor;
 pub mod session;
+pub mod shared_bytes;
 pub mod systemd;
 pub mod timer;
 pub mod tls;

@@ -14,11 +14,7 @@ use std::fs::File;
 use std::io::{self, IoSlice, Write};
 use std::os::unix::fs::FileExt;
 
-use std::rc::Rc;
-
-/// Encoded WebSocket frames or an HTTP answer (one, or a room's batch of several), shared by every
-/// connection it is queued for.
-pub type Frame = Rc<[u8]>;
+use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{frame, OpCode};
 
 /// Most frames handed to one `writev`.
@@ -62,13 +58,13 @@ impl FileBody {
 #[derive(Debug)]
 pub struct Reply {
     /// The answer, or its head when a body follows.
-    pub head: Frame,
+    pub head: SharedBytes,
     /// The file body after the head.
     pub body: Option<FileBody>,
 }
 
-impl From<Frame> for Reply {
-    fn from(head: Frame) -> Reply {
+impl From<SharedBytes> for Reply {
+    fn from(head: SharedBytes) -> Reply {
         Reply { head, body: None }
     }
 }
@@ -106,7 +102,7 @@ fn shrank(at: u64, end: u64) -> io::Error {
 /// Queued output of one connection.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    frames: VecDeque<Frame>,
+    frames: VecDeque<SharedBytes>,
     /// Bytes of `frames[0]` already written.
     head_written: usize,
     /// Unsent bytes in the queue.
@@ -142,13 +138,13 @@ pub struct Flushed {
 
 impl Outbox {
     /// Queues a frame.
-    pub fn push(&mut self, frame: Frame) {
+    pub fn push(&mut self, frame: SharedBytes) {
         self.queued += frame.len();
         self.frames.push_back(frame);
     }
 
     /// Queues a frame of a newcomer's welcome: its bytes are not held against the send-buffer limit.
-    pub fn push_welcome(&mut self, frame: Frame) {
+    pub fn push_welcome(&mut self, frame: SharedBytes) {
         let start = self.written_total + self.queued as u64;
         let end = start + frame.len() as u64;
         // Consecutive welcome frames (a user list, then history) extend one range.
@@ -168,13 +164,13 @@ impl Outbox {
             if old.get(2..) == Some(payload) {
                 return 0;
             }
-            let new: Frame = frame(OpCode::Pong, payload).into();
+            let new: SharedBytes = frame(OpCode::Pong, payload).into();
             let delta = new.len() as isize - old.len() as isize;
             self.queued = (self.queued as isize + delta) as usize;
             self.frames[i] = new;
             return delta;
         }
-        let new: Frame = frame(OpCode::Pong, payload).into();
+        let new: SharedBytes = frame(OpCode::Pong, payload).into();
         let len = new.len();
         self.pong_at = self.popped + self.frames.len() as u64;
         self.pongs_waiting += 1;
@@ -397,7 +393,7 @@ mod tests {
         }
     }
 
-    fn frame(bytes: &[u8]) -> Frame {
+    fn frame(bytes: &[u8]) -> SharedBytes {
         Rc::from(bytes)
     }
 

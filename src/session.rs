@@ -6,7 +6,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::outbox::{Frame, Outbox, Reply};
+use crate::app::CloseRequest;
+use crate::outbox::{Outbox, Reply};
+use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{close_code, close_payload, frame, OpCode};
 use crate::ws::message::{Message, MessageDecoder, Role, WsError};
 
@@ -34,15 +36,6 @@ pub enum Data<'a> {
     Binary(&'a [u8]),
     /// A text or binary message refused by the rate limit (not delivered).
     Refused,
-}
-
-/// The application's wish to close a connection after a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CloseRequest {
-    /// The close code.
-    pub code: u16,
-    /// The reason sent with it.
-    pub reason: &'static str,
 }
 
 /// A control frame's payload, copied out of the input (at most 125 bytes).
@@ -183,12 +176,12 @@ pub struct Session {
 }
 
 /// A close frame with `code` and as much of `reason` as fits a control frame (125 bytes minus the code).
-pub fn close_frame(code: u16, reason: &str) -> Frame {
+pub fn close_frame(code: u16, reason: &str) -> SharedBytes {
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    Frame::from(frame(OpCode::Close, &close_payload(code, &reason[..end])))
+    SharedBytes::from(frame(OpCode::Close, &close_payload(code, &reason[..end])))
 }
 
 impl Session {
@@ -208,7 +201,7 @@ impl Session {
     }
 
     /// The handshake succeeded: queue the 101 and open.
-    pub fn open(&mut self, switching_protocols: Frame) {
+    pub fn open(&mut self, switching_protocols: SharedBytes) {
         self.outbox.push(switching_protocols);
         self.phase = Phase::Open;
     }
@@ -351,7 +344,7 @@ mod tests {
 
     fn open_session() -> Session {
         let mut s = Session::new(Instant::now(), 1 << 16, 0);
-        s.open(Frame::from(&b"HTTP/1.1 101 Switching Protocols\r\n\r\n"[..]));
+        s.open(SharedBytes::from(&b"HTTP/1.1 101 Switching Protocols\r\n\r\n"[..]));
         s
     }
 
@@ -423,7 +416,7 @@ mod tests {
     #[test]
     fn the_rate_limit_covers_messages_and_pings() {
         let mut s = Session::new(Instant::now(), 1 << 16, 2);
-        s.open(Frame::from(&b"101"[..]));
+        s.open(SharedBytes::from(&b"101"[..]));
         let mut bytes = Vec::new();
         for _ in 0..2 {
             bytes.extend(masked(OpCode::Text, b"t"));
@@ -456,10 +449,10 @@ mod tests {
     #[test]
     fn the_limit_is_judged_on_what_stays_unsent() {
         let mut s = open_session();
-        s.outbox.push(Frame::from(vec![0u8; 2000]));
+        s.outbox.push(SharedBytes::from(vec![0u8; 2000]));
         assert_eq!(s.after_write(false, 1024), AfterWrite::CutSlow);
         let mut s = open_session();
-        s.outbox.push_welcome(Frame::from(vec![0u8; 2000]));
+        s.outbox.push_welcome(SharedBytes::from(vec![0u8; 2000]));
         assert_eq!(s.after_write(false, 1024), AfterWrite::Keep, "a welcome does not count");
         s.finish(close_frame(1000, ""));
         assert_eq!(s.after_write(true, 1024), AfterWrite::ShutWrite { remove: false });

@@ -10,10 +10,9 @@ use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits};
 use super::presence::{LocalPresence, Shared};
-use crate::app::{Application, ConnId, Effects, LinkHost};
+use crate::app::{Application, CloseRequest, ConnId, Effects, LinkHost};
 use crate::metrics::Metrics;
-use crate::outbox::Frame;
-use crate::session::CloseRequest;
+use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::close_code;
 
 /// The local time stamp of chat messages ("YYYY-MM-DD HH:MM:SS"), formatted once per second.
@@ -43,7 +42,7 @@ struct AppPing {
     every: Duration,
     heard: HashMap<ConnId, Instant>,
     next_sweep: Option<Instant>,
-    frame: Frame,
+    frame: SharedBytes,
 }
 
 /// What the chat enforces: the hub's limits, the history a welcome may queue and the size of a say.

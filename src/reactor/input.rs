@@ -11,9 +11,9 @@ use log::debug;
 
 use super::accept::origin_allowed;
 use super::{trace, Kind, Reactor};
-use crate::outbox::Frame;
 use crate::proxy;
 use crate::session::{Data, Eof, Phase, Stop, LINGER};
+use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::OpCode;
 use crate::ws::handshake;
 use crate::ws::handshake::error_response;
@@ -241,7 +241,7 @@ impl Reactor {
                     refusal.answer()
                 } else {
                     self.ws_addresses.open(&mut conn.counted);
-                    let accept: Frame = Frame::from(handshake::switching_protocols(&req.key));
+                    let accept: SharedBytes = SharedBytes::from(handshake::switching_protocols(&req.key));
                     self.metrics.output_queued_bytes += accept.len() as u64;
                     conn.session.open(accept);
                     conn.counted_open = true;
@@ -264,10 +264,10 @@ impl Reactor {
         if let Some(conn) = self.conns.get_mut(k) {
             conn.session.inbuf = Vec::new();
         }
-        self.finish_with(k, Frame::from(refusal));
+        self.finish_with(k, SharedBytes::from(refusal));
     }
 
-    /// Frame bytes arrived in `scratch[..n]` for an open connection.
+    /// SharedBytes bytes arrived in `scratch[..n]` for an open connection.
     fn on_frames_input(&mut self, k: usize, n: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         if conn.session.inbuf.is_empty() {

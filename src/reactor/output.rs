@@ -8,8 +8,9 @@
 use log::{debug, info, warn};
 
 use super::{trace, Kind, Reactor};
-use crate::outbox::{Flushed, Frame};
+use crate::outbox::Flushed;
 use crate::session::{AfterWrite, Phase};
+use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{close_code, frame, OpCode};
 
 /// File-body chunks ([`crate::outbox::BODY_CHUNK`]) written a loop turn to readers whose sockets keep taking
@@ -20,7 +21,7 @@ const BODY_CHUNKS_PER_TURN: usize = 4;
 impl Reactor {
     /// Queues data frames (`messages` of them) for an open connection. The send-buffer limit is judged
     /// after the next write attempt, on what stays unsent ([`Reactor::flush`]).
-    pub(super) fn deliver(&mut self, k: usize, frame: Frame, messages: u32, welcome: bool) {
+    pub(super) fn deliver(&mut self, k: usize, frame: SharedBytes, messages: u32, welcome: bool) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         if conn.session.phase != Phase::Open {
             return;
@@ -48,7 +49,7 @@ impl Reactor {
             let delta = conn.session.outbox.push_pong(payload);
             self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_add_signed(delta as i64);
         } else {
-            let f: Frame = Frame::from(frame(op, payload));
+            let f: SharedBytes = SharedBytes::from(frame(op, payload));
             self.metrics.output_queued_bytes += f.len() as u64;
             conn.session.outbox.push(f);
         }

@@ -14,7 +14,7 @@ pub mod workerman;
 use std::rc::Rc;
 
 use super::event::{ClientMessage, ErrorCode, Event, History, Newcomer};
-use crate::outbox::Frame;
+use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{encode_header, OpCode, MAX_HEADER_LEN};
 
 /// What a dialect provides: its clients' messages parsed, and the JSON text of the core's events. The
@@ -137,7 +137,7 @@ impl Dialect {
     }
 
     /// `event` as one buffer of whole frames, and how many messages it holds.
-    pub fn frames(self, event: &Event<'_>, scratch: &mut Vec<u8>) -> (Frame, u32) {
+    pub fn frames(self, event: &Event<'_>, scratch: &mut Vec<u8>) -> (SharedBytes, u32) {
         if let Event::History(_) | Event::UserList { .. } = event {
             let mut out = Vec::new();
             let n = self.write_frames(event, scratch, &mut out);
@@ -153,7 +153,7 @@ impl Dialect {
     /// The newest messages of `past` whose frames fit in `limit` bytes together (the older ones are left
     /// out), as one buffer of whole frames, oldest first, and how many messages it holds. Each message is
     /// encoded once, newest first, until the next one would not fit.
-    pub fn history(self, past: &History<'_>, limit: usize, scratch: &mut Vec<u8>) -> (Frame, u32) {
+    pub fn history(self, past: &History<'_>, limit: usize, scratch: &mut Vec<u8>) -> (SharedBytes, u32) {
         let codec = self.codec();
         let mut newest_first = Vec::new();
         let mut ends = Vec::new();
@@ -194,7 +194,7 @@ impl Dialect {
 
     /// The user-list frame for `newcomer` of a room's cached entries (each followed by the separator),
     /// copied once.
-    pub fn user_list_frame(self, entries: &[u8], newcomer: &Newcomer<'_>) -> Frame {
+    pub fn user_list_frame(self, entries: &[u8], newcomer: &Newcomer<'_>) -> SharedBytes {
         let codec = self.codec();
         let entries = &entries[..entries.len().saturating_sub(codec.list_separator().len())];
         let mut prefix = Vec::with_capacity(64);
@@ -214,7 +214,7 @@ pub fn write_text_frame(out: &mut Vec<u8>, json: &[u8]) {
 }
 
 /// `json` as one unmasked text frame.
-pub fn text_frame(json: &[u8]) -> Frame {
+pub fn text_frame(json: &[u8]) -> SharedBytes {
     frame_of_parts(&[json])
 }
 
@@ -231,7 +231,7 @@ fn write_frame_of_parts(out: &mut Vec<u8>, parts: &[&[u8]]) {
 }
 
 /// The concatenation of `parts` as one unmasked text frame, copying each byte once into one allocation.
-fn frame_of_parts(parts: &[&[u8]]) -> Frame {
+fn frame_of_parts(parts: &[&[u8]]) -> SharedBytes {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     let mut head = [0u8; MAX_HEADER_LEN];
     let n = encode_header(&mut head, true, OpCode::Text, None, len);
@@ -239,12 +239,12 @@ fn frame_of_parts(parts: &[&[u8]]) -> Frame {
 }
 
 /// The concatenation of `parts` (whole frames) in one allocation.
-fn concat(parts: &[&[u8]]) -> Frame {
+fn concat(parts: &[&[u8]]) -> SharedBytes {
     concat_with(&[], parts)
 }
 
 /// `first` followed by `parts`, copying each byte once into one allocation.
-fn concat_with(first: &[u8], parts: &[&[u8]]) -> Frame {
+fn concat_with(first: &[u8], parts: &[&[u8]]) -> SharedBytes {
     let len = first.len() + parts.iter().map(|p| p.len()).sum::<usize>();
     let mut frame = Rc::<[u8]>::new_uninit_slice(len);
     let dst = Rc::get_mut(&mut frame).expect("a new Rc has no other owner");

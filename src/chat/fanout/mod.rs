@@ -28,7 +28,7 @@ use std::rc::Rc;
 use super::dialect::{write_text_frame, Dialect};
 use super::event::{Event, History, HistoryStamp, Newcomer, Sink, To, Users};
 use crate::app::{ConnId, Effects};
-use crate::outbox::Frame;
+use crate::shared_bytes::SharedBytes;
 
 /// A room's open batch is sealed early once it holds this many bytes, which bounds its memory and the size
 /// of one write.
@@ -88,7 +88,7 @@ impl Default for WelcomeHistory {
 struct EncodedHistory {
     /// The version of the history it was encoded from.
     stamp: HistoryStamp,
-    frame: Frame,
+    frame: SharedBytes,
     messages: u32,
 }
 
@@ -326,7 +326,7 @@ impl Fanout {
 
     /// Gives each of `conns` its share of its room's batch, then `event`, encoded once per dialect.
     fn send_each(&mut self, conns: &[ConnId], event: &Event<'_>, out: &mut Effects) {
-        let mut made: Option<(Dialect, Frame, u32)> = None;
+        let mut made: Option<(Dialect, SharedBytes, u32)> = None;
         for &conn in conns {
             self.serve(conn, out);
             let d = self.dialect_of(conn);
@@ -365,7 +365,7 @@ impl Fanout {
 
     /// The history frames for a newcomer `conn` of dialect `d`: its room's kept encoding of `past` when it
     /// has one of this version, else `past` encoded (within the welcome's bound) and kept for the next one.
-    fn history(&mut self, conn: ConnId, d: Dialect, past: &History<'_>) -> (Frame, u32) {
+    fn history(&mut self, conn: ConnId, d: Dialect, past: &History<'_>) -> (SharedBytes, u32) {
         let Fanout { rooms, seats, scratch, welcomes, .. } = self;
         let room = seats.get(&conn).and_then(|seat| rooms.get_mut(&seat.room));
         if let Some(Some(kept)) = room.as_ref().map(|r| &r.histories[d.index()]) {
@@ -397,7 +397,7 @@ impl Fanout {
 
     /// The `user_list` frame for `newcomer` of `room` in dialect `d`, from the room's encoded list (made from
     /// `users` when the room has none in `d` yet).
-    fn user_list(&mut self, room: &str, d: Dialect, users: Users<'_>, newcomer: &Newcomer<'_>) -> Frame {
+    fn user_list(&mut self, room: &str, d: Dialect, users: Users<'_>, newcomer: &Newcomer<'_>) -> SharedBytes {
         let Fanout { rooms, seats, scratch, .. } = self;
         let newcomer = *newcomer;
         let Some(r) = rooms.get_mut(room) else {
@@ -439,7 +439,7 @@ impl Room {
         if batch.messages == 0 {
             return;
         }
-        let bytes: Frame = Rc::from(&batch.bytes[..]);
+        let bytes: SharedBytes = Rc::from(&batch.bytes[..]);
         out.sends.reserve(self.speakers[d.index()]);
         for m in &mut self.members {
             if m.conn == GONE || m.dialect != d {

@@ -308,7 +308,7 @@ fn history_is_encoded_once_per_room_and_dialect_and_shared_by_newcomers() {
         send(&mut hub, 0, &format!(r#"{{"type":"say","to_uid":"all","content":"'{i}'"}}"#));
     }
     let encodes = hub.fanout.history_encodes();
-    let mut seen: Vec<(Dialect, crate::outbox::Frame)> = Vec::new();
+    let mut seen: Vec<(Dialect, crate::shared_bytes::SharedBytes)> = Vec::new();
     for conn in 1..=20 {
         let d = [Dialect::Seed, Dialect::Workerman][conn % 2];
         let out = newcomer(&mut hub, conn, d);
