@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use log::debug;
 
 use super::accept::origin_allowed;
+use super::admission::Moment;
 use super::{trace, Kind, Reactor};
+use crate::metrics::Metrics;
 use crate::proxy;
 use crate::session::{Data, Eof, Phase, Stop, LINGER};
 use crate::shared_bytes::SharedBytes;
@@ -103,10 +105,7 @@ impl Reactor {
             Eof::FlushFirst { was_open } => {
                 if was_open {
                     // No close frame: the peer never sent one, and it will not answer ours.
-                    if std::mem::take(&mut conn.counted_open) {
-                        self.metrics.connections -= 1;
-                    }
-                    self.uncount(k);
+                    self.admission.passed(&mut conn.ticket, Moment::Closing);
                     self.leaving.push(k);
                     self.arm_timer(k, self.now + LINGER);
                 }
@@ -176,9 +175,9 @@ impl Reactor {
 
     fn on_web_request(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        let (metrics, app) = (&self.metrics, &self.app);
+        let (metrics, app, open) = (&self.metrics, &self.app, self.admission.open());
         let snapshot = || {
-            let mut m = metrics.clone();
+            let mut m = Metrics { connections: open, ..metrics.clone() };
             app.fill_metrics(&mut m);
             m
         };
@@ -232,20 +231,18 @@ impl Reactor {
                 } else if !origin_allowed(&self.cfg.allowed_origins, req.origin.as_deref()) {
                     debug!("{}: origin {:?} not allowed", conn.peer, req.origin);
                     error_response(403, "", "origin not allowed\n")
-                } else if self.metrics.connections >= self.cfg.max_connections as u64 {
-                    debug!("{}: refused, {} connections open", conn.peer, self.metrics.connections);
+                } else if self.admission.open() >= self.cfg.max_connections as u64 {
+                    debug!("{}: refused, {} connections open", conn.peer, self.admission.open());
                     error_response(503, "Retry-After: 1\r\n", "too many connections\n")
                 } else if let Err(refusal) = counted {
                     debug!("{}: refused, {refusal}", conn.peer);
                     self.metrics.per_ip_rejections_total += 1;
                     refusal.answer()
                 } else {
-                    self.ws_addresses.open(&mut conn.counted);
+                    self.admission.open_ticket(&mut conn.ticket);
                     let accept: SharedBytes = SharedBytes::from(handshake::switching_protocols(&req.key));
                     self.metrics.output_queued_bytes += accept.len() as u64;
                     conn.session.open(accept);
-                    conn.counted_open = true;
-                    self.metrics.connections += 1;
                     self.metrics.handshakes_total += 1;
                     debug!("{}: WebSocket open as #{k} (path {})", conn.peer, req.path);
                     let mut rest = conn.session.inbuf.split_off(head_len);

@@ -9,6 +9,7 @@
 
 mod accept;
 mod addresses;
+mod admission;
 mod conn;
 mod input;
 mod links;
@@ -28,6 +29,8 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 pub use conn::{Conn, Kind};
+
+use admission::Moment;
 
 use crate::app::{Application, Effects};
 use crate::config::Config;
@@ -113,13 +116,8 @@ pub struct Reactor {
     spare_fd: Option<std::fs::File>,
     last_accept_warning: Option<Instant>,
     shutdown_deadline: Option<Instant>,
-    /// Sockets held per port, each against its own budget.
-    ws_sockets: usize,
-    web_sockets: usize,
-    /// WebSocket-port sockets per client address: unfinished handshakes and open connections.
-    ws_addresses: addresses::AddressCounts,
-    /// Web-port sockets per client address: requests unanswered or answers still being written.
-    web_addresses: addresses::AddressCounts,
+    /// Sockets per port, each port's sockets per client address, open WebSockets: what tickets count.
+    admission: admission::Admission,
     /// Reads of connections still in their TLS handshake this loop turn ([`input::TLS_HANDSHAKE_READS_PER_TURN`]).
     tls_handshake_reads: usize,
     /// The application's link sockets (a cluster's Redis connections), by link.
@@ -201,10 +199,7 @@ impl Reactor {
             spare_fd: std::fs::File::open("/dev/null").ok(),
             last_accept_warning: None,
             shutdown_deadline: None,
-            ws_sockets: 0,
-            web_sockets: 0,
-            ws_addresses: Default::default(),
-            web_addresses: Default::default(),
+            admission: Default::default(),
             tls_handshake_reads: 0,
             link_sockets: Default::default(),
             link_requests: Vec::new(),
@@ -360,14 +355,7 @@ impl Reactor {
     fn finish_with(&mut self, k: usize, last: impl Into<Reply>) {
         let last = last.into();
         let Some(conn) = self.conns.get_mut(k) else { return };
-        if std::mem::take(&mut conn.counted_open) {
-            self.metrics.connections -= 1;
-        }
-        if conn.kind == Kind::WebSocket {
-            // A web answer counts against its address until it is written; a WebSocket's share ends here.
-            self.uncount(k);
-        }
-        let Some(conn) = self.conns.get_mut(k) else { return };
+        self.admission.passed(&mut conn.ticket, Moment::Closing);
         self.metrics.output_queued_bytes += last.head.len() as u64;
         conn.session.finish(last);
         self.mark_dirty(k);
@@ -385,32 +373,14 @@ impl Reactor {
             self.process_leaving();
         }
         self.app.on_gone(k);
-        self.uncount(k);
         let mut conn = self.conns.remove(k);
-        if conn.counted_open {
-            self.metrics.connections -= 1;
-        }
+        self.admission.close(conn.ticket);
         self.metrics.output_queued_bytes =
             self.metrics.output_queued_bytes.saturating_sub(conn.session.outbox.queued_bytes() as u64);
-        match conn.kind {
-            Kind::WebSocket => self.ws_sockets -= 1,
-            Kind::Http => self.web_sockets -= 1,
-        }
         if let Err(e) = self.poll.registry().deregister(conn.transport.socket()) {
             debug!("{}: deregister failed: {e}", conn.peer);
         }
         debug!("{}: connection #{k} closed", conn.peer);
-    }
-
-    /// Gives back what connection `k` counts as against its client's address.
-    fn uncount(&mut self, k: usize) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        if let Some(counted) = conn.counted.take() {
-            match conn.kind {
-                Kind::WebSocket => self.ws_addresses.release(counted),
-                Kind::Http => self.web_addresses.release(counted),
-            }
-        }
     }
 
     // ----- timers -----
@@ -480,7 +450,7 @@ impl Reactor {
         if self.shutdown_deadline.is_some() {
             return;
         }
-        info!("signal {stop} received: closing {} connection(s)", self.metrics.connections);
+        info!("signal {stop} received: closing {} connection(s)", self.admission.open());
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
         crate::systemd::notify(crate::systemd::State::Stopping);
         self.app.shutdown();

@@ -7,6 +7,7 @@
 
 use log::{debug, info, warn};
 
+use super::admission::Moment;
 use super::{trace, Kind, Reactor};
 use crate::outbox::Flushed;
 use crate::session::{AfterWrite, Phase};
@@ -193,10 +194,7 @@ impl Reactor {
                 // Half-close: the peer sees our last bytes and EOF; we keep reading until it closes so unread
                 // input never turns our close into a reset.
                 let shut = conn.transport.shutdown_write();
-                if conn.kind == Kind::Http {
-                    // The answer is written: it no longer counts against its address.
-                    self.uncount(k);
-                }
+                self.admission.passed(&mut conn.ticket, Moment::Written);
                 if let Err(e) = shut {
                     let Some(conn) = self.conns.get(k) else { return };
                     debug!("{}: shutdown failed: {e}", conn.peer);
