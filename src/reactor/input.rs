@@ -175,9 +175,10 @@ impl Reactor {
 
     fn on_web_request(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        let (metrics, app, open) = (&self.metrics, &self.app, self.admission.open());
+        let (metrics, app) = (&self.metrics, &self.app);
+        let (open, queued) = (self.admission.open(), self.queued.bytes());
         let snapshot = || {
-            let mut m = Metrics { connections: open, ..metrics.clone() };
+            let mut m = Metrics { connections: open, output_queued_bytes: queued, ..metrics.clone() };
             app.fill_metrics(&mut m);
             m
         };
@@ -241,8 +242,7 @@ impl Reactor {
                 } else {
                     self.admission.open_ticket(&mut conn.ticket);
                     let accept: SharedBytes = SharedBytes::from(handshake::switching_protocols(&req.key));
-                    self.metrics.output_queued_bytes += accept.len() as u64;
-                    conn.session.open(accept);
+                    self.queued.track(&mut conn.session, |s| s.open(accept));
                     self.metrics.handshakes_total += 1;
                     debug!("{}: WebSocket open as #{k} (path {})", conn.peer, req.path);
                     let mut rest = conn.session.inbuf.split_off(head_len);

@@ -118,6 +118,8 @@ pub struct Reactor {
     shutdown_deadline: Option<Instant>,
     /// Sockets per port, each port's sockets per client address, open WebSockets: what tickets count.
     admission: admission::Admission,
+    /// Unsent bytes queued for all clients.
+    queued: output::OutputGauge,
     /// Reads of connections still in their TLS handshake this loop turn ([`input::TLS_HANDSHAKE_READS_PER_TURN`]).
     tls_handshake_reads: usize,
     /// The application's link sockets (a cluster's Redis connections), by link.
@@ -200,6 +202,7 @@ impl Reactor {
             last_accept_warning: None,
             shutdown_deadline: None,
             admission: Default::default(),
+            queued: Default::default(),
             tls_handshake_reads: 0,
             link_sockets: Default::default(),
             link_requests: Vec::new(),
@@ -356,8 +359,7 @@ impl Reactor {
         let last = last.into();
         let Some(conn) = self.conns.get_mut(k) else { return };
         self.admission.passed(&mut conn.ticket, Moment::Closing);
-        self.metrics.output_queued_bytes += last.head.len() as u64;
-        conn.session.finish(last);
+        self.queued.track(&mut conn.session, |s| s.finish(last));
         self.mark_dirty(k);
         self.arm_timer(k, self.now + LINGER);
     }
@@ -375,8 +377,7 @@ impl Reactor {
         self.app.on_gone(k);
         let mut conn = self.conns.remove(k);
         self.admission.close(conn.ticket);
-        self.metrics.output_queued_bytes =
-            self.metrics.output_queued_bytes.saturating_sub(conn.session.outbox.queued_bytes() as u64);
+        self.queued.forget(&conn.session);
         if let Err(e) = self.poll.registry().deregister(conn.transport.socket()) {
             debug!("{}: deregister failed: {e}", conn.peer);
         }

@@ -10,7 +10,7 @@ use log::{debug, info, warn};
 use super::admission::Moment;
 use super::{trace, Kind, Reactor};
 use crate::outbox::Flushed;
-use crate::session::{AfterWrite, Phase};
+use crate::session::{AfterWrite, Phase, Session};
 use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{close_code, frame, OpCode};
 
@@ -18,6 +18,32 @@ use crate::ws::frame::{close_code, frame, OpCode};
 /// them (256 KiB): however many fast readers fetch large files, the turn's cost stays bounded and the chat
 /// keeps its latency. Readers whose sockets had to drain first get their chunk at their writable edge.
 const BODY_CHUNKS_PER_TURN: usize = 4;
+
+/// Unsent bytes queued for all clients (`wschat_output_queued_bytes`, held against `--max-output-bytes`):
+/// the sum of every connection's queue, kept so by moving it only around what changes a queue.
+#[derive(Debug, Default)]
+pub(super) struct OutputGauge(u64);
+
+impl OutputGauge {
+    /// Bytes queued for all clients.
+    pub(super) fn bytes(&self) -> u64 {
+        self.0
+    }
+
+    /// Runs `f` — whatever queues, writes or drops a connection's output — on its session, and moves the
+    /// gauge by what that changed in the queue (a write that failed half-way included).
+    pub(super) fn track<R>(&mut self, session: &mut Session, f: impl FnOnce(&mut Session) -> R) -> R {
+        let before = session.outbox.queued_bytes() as u64;
+        let result = f(session);
+        self.0 = (self.0 + session.outbox.queued_bytes() as u64).saturating_sub(before);
+        result
+    }
+
+    /// A dropped connection's queue leaves the gauge.
+    pub(super) fn forget(&mut self, session: &Session) {
+        self.0 = self.0.saturating_sub(session.outbox.queued_bytes() as u64);
+    }
+}
 
 impl Reactor {
     /// Queues data frames (`messages` of them) for an open connection. The send-buffer limit is judged
@@ -31,12 +57,13 @@ impl Reactor {
         if self.cfg.trace_frames {
             trace::outgoing(conn.peer, k, &frame);
         }
-        self.metrics.output_queued_bytes += frame.len() as u64;
-        if welcome {
-            conn.session.outbox.push_welcome(frame);
-        } else {
-            conn.session.outbox.push(frame);
-        }
+        self.queued.track(&mut conn.session, |s| {
+            if welcome {
+                s.outbox.push_welcome(frame);
+            } else {
+                s.outbox.push(frame);
+            }
+        });
         self.mark_dirty(k);
     }
 
@@ -46,14 +73,12 @@ impl Reactor {
         if conn.session.phase != Phase::Open {
             return;
         }
-        if op == OpCode::Pong {
-            let delta = conn.session.outbox.push_pong(payload);
-            self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_add_signed(delta as i64);
-        } else {
-            let f: SharedBytes = SharedBytes::from(frame(op, payload));
-            self.metrics.output_queued_bytes += f.len() as u64;
-            conn.session.outbox.push(f);
-        }
+        self.queued.track(&mut conn.session, |s| match op {
+            OpCode::Pong => {
+                s.outbox.push_pong(payload);
+            }
+            _ => s.outbox.push(SharedBytes::from(frame(op, payload))),
+        });
         self.mark_dirty(k);
     }
 
@@ -75,15 +100,14 @@ impl Reactor {
     /// Drops what a connection has queued and not started to write.
     fn discard_output(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        let dropped = conn.session.outbox.discard_unstarted();
-        self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(dropped as u64);
+        self.queued.track(&mut conn.session, |s| s.outbox.discard_unstarted());
     }
 
     /// When the output queued for all clients together passes `--max-output-bytes`, cuts the clients with
     /// the largest backlogs first until it is back under the budget.
     pub(super) fn enforce_output_budget(&mut self) {
         let budget = self.cfg.max_output_bytes as u64;
-        if self.metrics.output_queued_bytes <= budget {
+        if self.queued.bytes() <= budget {
             return;
         }
         let mut backlogs: Vec<(usize, usize)> = self
@@ -95,10 +119,10 @@ impl Reactor {
         backlogs.sort_unstable_by(|a, b| b.cmp(a));
         warn!(
             "output budget exceeded: {} bytes queued, budget {budget}; cutting the largest backlogs",
-            self.metrics.output_queued_bytes
+            self.queued.bytes()
         );
         for (_, k) in backlogs {
-            if self.metrics.output_queued_bytes <= budget {
+            if self.queued.bytes() <= budget {
                 break;
             }
             self.metrics.output_budget_disconnects_total += 1;
@@ -162,10 +186,8 @@ impl Reactor {
         let result = if !conn.session.outbox.is_empty() {
             // Drained only when the transport holds nothing either (TLS records the socket did not take).
             let transport = &mut conn.transport;
-            conn.session
-                .outbox
-                .flush(transport)
-                .map(|d| Flushed { drained: d.drained && !transport.wants_write(), ..d })
+            let flushed = self.queued.track(&mut conn.session, |s| s.outbox.flush(transport));
+            flushed.map(|d| Flushed { drained: d.drained && !transport.wants_write(), ..d })
         } else if conn.transport.wants_write() {
             conn.transport.push_held().map(|drained| Flushed { drained, ..Flushed::default() })
         } else {
@@ -179,8 +201,6 @@ impl Reactor {
                 return;
             }
         };
-        self.metrics.output_queued_bytes += done.loaded as u64;
-        self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(done.written as u64);
         if done.again && !self.write_again.contains(&k) {
             self.write_again.push(k);
         }
@@ -206,5 +226,30 @@ impl Reactor {
             }
             AfterWrite::Remove => self.remove(k),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_gauge_follows_what_is_queued_written_and_dropped() {
+        let (mut gauge, mut a, mut b) =
+            (OutputGauge::default(), Session::new(Instant::now(), 1024, 0), Session::new(Instant::now(), 1024, 0));
+        gauge.track(&mut a, |s| s.open(SharedBytes::from(vec![1; 100])));
+        gauge.track(&mut b, |s| s.open(SharedBytes::from(vec![2; 40])));
+        gauge.track(&mut a, |s| s.outbox.push_pong(b"ping"));
+        gauge.track(&mut a, |s| s.outbox.push(SharedBytes::from(vec![3; 60])));
+        assert_eq!(gauge.bytes(), 100 + 40 + 6 + 60);
+        let mut wire = Vec::new();
+        let written = gauge.track(&mut b, |s| s.outbox.flush(&mut wire)).map(|f| f.written).ok();
+        assert_eq!((written, gauge.bytes()), (Some(40), 166));
+        let dropped = gauge.track(&mut a, |s| s.outbox.discard_unstarted());
+        assert_eq!((dropped, gauge.bytes()), (166, 0));
+        gauge.track(&mut b, |s| s.finish(SharedBytes::from(vec![4; 8])));
+        gauge.forget(&b);
+        assert_eq!(gauge.bytes(), 0);
     }
 }
