@@ -335,14 +335,14 @@ impl Reactor {
 
     /// Sends a close frame (when the connection is open) and begins the closing phase.
     fn close(&mut self, k: usize, code: u16, reason: &str) {
-        if self.conns.get(k).is_none_or(|c| c.session.phase != Phase::Open) {
+        if self.conns.get(k).is_none_or(|c| !c.session.is_open()) {
             return;
         }
         // What the application still holds for this connection (its room's broadcasts of this turn) goes
         // out before the close frame.
         self.with_app(|app, out| app.flush_for(k, out));
         let Some(conn) = self.conns.get(k) else { return };
-        if conn.session.phase != Phase::Open {
+        if !conn.session.is_open() {
             return;
         }
         let close = close_frame(code, reason);
@@ -406,10 +406,10 @@ impl Reactor {
 
     fn on_deadline(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        if conn.session.phase == Phase::Closing && !conn.session.outbox.is_empty() {
+        if let Some(written) = conn.session.writing_last_answer() {
             // A last answer still being written (a large file of --web-root to a slow reader) lingers as long
             // as the peer keeps taking bytes: more of what was written has left the kernel since the last look.
-            let taken = conn.transport.peer_taken(conn.session.outbox.written_total());
+            let taken = conn.transport.peer_taken(written);
             if let Some(taken) = taken.filter(|&t| t > conn.linger_taken) {
                 conn.linger_taken = taken;
                 self.arm_timer(k, self.now + LINGER);
@@ -423,7 +423,7 @@ impl Reactor {
                     if let Some(tls) = self.metrics.tls.as_mut() {
                         tls.count_failure("timeout");
                     }
-                } else if conn.session.phase == Phase::Handshake {
+                } else if conn.session.phase() == Phase::Handshake {
                     debug!("{}: no complete request in time; closing", conn.peer);
                 }
                 self.remove(k);
@@ -463,7 +463,7 @@ impl Reactor {
         for k in keys {
             // A request already accepted is still answered (a web request as usual, an upgrade with 503), so
             // that a restart under socket activation leaves no attempt unanswered; it has until the grace ends.
-            if let Some(Phase::Open) = self.conns.get(k).map(|c| c.session.phase) {
+            if self.conns.get(k).is_some_and(|c| c.session.is_open()) {
                 self.close(k, close_code::GOING_AWAY, "server shutting down");
             }
         }
