@@ -23,7 +23,7 @@ impl Chat {
 
     /// The end of a loop turn: the rooms' batches handed to their members.
     pub fn seal(&mut self, fx: &mut Effects) {
-        self.fanout.seal(fx);
+        self.fanout.seal(self.hub.roster(), fx);
     }
 }
 

@@ -9,7 +9,7 @@ use super::dialect::{escape, text_frame, workerman, Dialect};
 use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits};
-use super::presence::{LocalPresence, Shared};
+use super::presence::{LocalPresence, Presence};
 use crate::app::{Application, CloseRequest, ConnId, Effects, LinkHost};
 use crate::metrics::Metrics;
 use crate::shared_bytes::SharedBytes;
@@ -90,7 +90,7 @@ fn within_limit(dialect: Dialect, msg: ClientMessage<'_>, limit: usize) -> Resul
 
 /// The workerman-chat application; `P` keeps who is where (this process alone, or a cluster).
 #[derive(Debug)]
-pub struct ChatApp<P: Shared = LocalPresence> {
+pub struct ChatApp<P: Presence = LocalPresence> {
     hub: Hub<P>,
     fanout: Fanout,
     limits: ChatLimits,
@@ -106,7 +106,7 @@ impl ChatApp {
     }
 }
 
-impl<P: Shared> ChatApp<P> {
+impl<P: Presence> ChatApp<P> {
     /// A chat with no users, enforcing `limits`, with presence kept by `presence`.
     pub fn with_presence(limits: ChatLimits, presence: P) -> ChatApp<P> {
         ChatApp {
@@ -160,7 +160,7 @@ impl<P: Shared> ChatApp<P> {
     }
 }
 
-impl<P: Shared> Application for ChatApp<P> {
+impl<P: Presence> Application for ChatApp<P> {
     fn set_now(&mut self, now: Instant) {
         self.now = Some(now);
         self.hub.set_now(now);
@@ -228,8 +228,8 @@ impl<P: Shared> Application for ChatApp<P> {
 
     fn end_turn(&mut self, out: &mut Effects) {
         self.ping_idle(out);
-        self.fanout.seal(out);
-        self.hub.presence_mut().end_turn();
+        self.fanout.seal(self.hub.roster(), out);
+        self.hub.end_turn();
     }
 
     fn fill_metrics(&self, m: &mut Metrics) {
@@ -248,7 +248,7 @@ impl<P: Shared> Application for ChatApp<P> {
 
     fn after_links(&mut self, out: &mut Effects) {
         let time = self.time.refresh();
-        P::pump(&mut self.hub, time, &mut self.fanout.sink(out));
+        self.hub.apply_inbound(time, &mut self.fanout.sink(out));
     }
 
     fn health(&self) -> Result<(), String> {

@@ -288,11 +288,9 @@ mod tests {
         let (none, n) = d.history(&history, 10, &mut scratch);
         assert_eq!((none.len(), n), (0, 0));
 
-        let each = |f: &mut dyn FnMut(u64, &str)| {
-            f(1, "猪猪");
-            f(2, "mynick");
-        };
-        let (fresh, n) = d.frames(&Event::UserList { room: "1", users: Users::new(&each), newcomer }, &mut scratch);
+        let roster = crate::chat::roster::Roster::with_users("1", &[(1, "猪猪"), (2, "mynick")]);
+        let users = Users::new(roster.room("1"));
+        let (fresh, n) = d.frames(&Event::UserList { room: "1", users, newcomer }, &mut scratch);
         let json = r#"{"type":"user_list","user_list":[{"uid":1,"name":"猪猪"},{"uid":2,"name":"mynick"}]}"#;
         assert_eq!((&fresh[..], n), (&text_frame(json.as_bytes())[..], 1));
         // The same list from cached entries.

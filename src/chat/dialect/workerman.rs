@@ -229,14 +229,12 @@ mod tests {
 
     #[test]
     fn the_welcome_is_the_login_with_the_client_list() {
-        let each = |f: &mut dyn FnMut(u64, &str)| {
-            f(1, "a\"b");
-            f(5, "me");
-        };
+        let roster = crate::chat::roster::Roster::with_users("1", &[(1, "a\"b"), (5, "me")]);
+        let users = Users::new(roster.room("1"));
         let newcomer = Newcomer { uid: 5, name: "me", time: T };
         let mut scratch = Vec::new();
         let d = Dialect::Workerman;
-        let (frame, n) = d.frames(&Event::UserList { room: "1", users: Users::new(&each), newcomer }, &mut scratch);
+        let (frame, n) = d.frames(&Event::UserList { room: "1", users, newcomer }, &mut scratch);
         let json = r#"{"type":"login","client_id":"5","client_name":"me","time":"2026-12-02 10:00:00","client_list":{"1":"a&quot;b","5":"me"}}"#;
         assert_eq!((&frame[..], n), (&crate::chat::dialect::text_frame(json.as_bytes())[..], 1));
         let mut entries = Vec::new();
