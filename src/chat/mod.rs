@@ -5,8 +5,8 @@
 //!   sharing the chat tell are [`presence`]'s (a trait, so a cluster can share them).
 //! - [`fanout`]: the events encoded in each connection's [`dialect`] and batched per (room, dialect) and loop
 //!   turn into deliveries.
-//! - [`dialect`]: how a client speaks — today the seed protocol ([`dialect::seed`], whose JSON is
-//!   [`protocol`]'s).
+//! - [`dialect`]: how a client speaks — the seed protocol, plain or HTML-escaped, or workerman-chat's
+//!   client_id protocol.
 //! - [`app`]: all of it as the reactor's [`crate::app::Application`].
 
 pub mod app;
