@@ -31,20 +31,12 @@ fn message(bytes: &[u8]) {
     let mut room: Option<&str> = None;
     for r in &records {
         match *r {
-            Record::Room(RoomEvent::Login { room: r, uid, name, order, time }) => {
-                enter(&mut s, &mut room, r);
-                s.event(&login(uid, name, order, time)
-            }
-            Record::Room(RoomEvent::Say { room: r, from_uid, from_name, to_uid, content, time }) => {
-                enter(&mut s, &mut room, r));
-                s.event(&say(from_uid, from_name, to_uid, content, time)
-            }
-            Record::Room(RoomEvent::Logout { room: r, uid, name, time }) => {
-                enter(&mut s, &mut room, r));
-                s.event(&logout(uid, name, time)
+            Record::Room(event) => {
+                enter(&mut s, &mut room, event.room());
+                s.event(&event)
             }
             Record::Present { room: r, uid, name, order } => {
-                enter(&mut s, &mut room, r));
+                enter(&mut s, &mut room, r);
                 s.present(uid, name, order)
             }
             Record::Hello => s.hello(),
