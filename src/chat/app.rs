@@ -36,7 +36,7 @@ impl TimeText {
 /// Default `--app-ping-secs`.
 pub const DEFAULT_APP_PING: Duration = Duration::from_secs(25);
 
-/// workerman-chat's current dialect pings its idle clients in JSON: when each was last heard from.
+/// workerman-chat's client_id dialect pings its idle clients in JSON: when each was last heard from.
 #[derive(Debug)]
 struct AppPing {
     every: Duration,
@@ -137,13 +137,13 @@ impl<P: Presence> ChatApp<P> {
         Fanout::with_default(dialect).with_welcome_history(limits.history_welcome_bytes, cap)
     }
 
-    /// Idle clients of workerman-chat's current dialect get `{"type":"ping"}` after `every` (`--app-ping-secs`).
+    /// Idle clients of workerman-chat's client_id dialect get `{"type":"ping"}` after `every` (`--app-ping-secs`).
     pub fn with_app_ping(mut self, every: Duration) -> ChatApp<P> {
         self.ping.every = every;
         self
     }
 
-    /// Pings the clients of workerman-chat's current dialect that were silent for the interval (looked at
+    /// Pings the clients of workerman-chat's client_id dialect that were silent for the interval (looked at
     /// once a second).
     fn ping_idle(&mut self, out: &mut Effects) {
         let Some(now) = self.now else { return };

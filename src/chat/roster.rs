@@ -222,6 +222,7 @@ impl Roster {
     }
 
     /// Rooms someone is in.
+    #[cfg(test)]
     pub fn room_count(&self) -> usize {
         self.rooms.len()
     }

@@ -116,7 +116,7 @@ pub fn error_code(v: &[(ConnId, Value)]) -> &str {
     v[0].1["code"].as_str().unwrap()
 }
 
-/// The user list of `room` encoded from scratch, from presence, the way it was before rooms kept it.
+/// The user list of `room` encoded from scratch from the roster, to check the list the fanout keeps against.
 pub fn fresh_user_list(hub: &Chat, room: &str) -> Vec<u8> {
     let mut users = Vec::new();
     if let Some(r) = hub.hub.roster().room(room) {

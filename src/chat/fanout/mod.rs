@@ -178,11 +178,13 @@ impl Fanout {
     }
 
     /// How many times a history was encoded for newcomers (not counting the times a kept one was shared).
+    #[cfg(test)]
     pub fn history_encodes(&self) -> u64 {
         self.welcomes.encodes
     }
 
     /// Bytes of encoded history kept for newcomers over all rooms.
+    #[cfg(test)]
     pub fn history_kept_bytes(&self) -> usize {
         self.welcomes.kept
     }

@@ -152,11 +152,6 @@ impl<P: Presence> Hub<P> {
         }
     }
 
-    /// The limits this hub enforces.
-    pub fn limits(&self) -> HubLimits {
-        self.limits
-    }
-
     /// Uids and login order, and the other processes.
     pub fn presence(&self) -> &P {
         &self.presence
