@@ -10,9 +10,9 @@ use super::*;
 use crate::chat::event::RoomEvent;
 use crate::cluster::wire::{write_header, Message, Record, Section};
 
-/// A say for [`Section::event`].
-fn say<'a>(from_uid: u64, from_name: &'a str, to_uid: Option<u64>, content: &'a str, time: &'a str) -> RoomEvent<'a> {
-    RoomEvent::Say { room: "", from_uid, from_name, to_uid, content, time }
+/// User 1's say to all of room "r".
+fn say(content: &str) -> RoomEvent<'_> {
+    RoomEvent::Say { room: "r", from_uid: 1, from_name: "one", to_uid: None, content, time: "t" }
 }
 
 const ME: u64 = 0xaaaa;
@@ -107,7 +107,7 @@ fn beat(added: i64, expired: &[u64], live: &[u64]) -> Vec<u8> {
 fn message(origin: u64, seq: u64, content: &str) -> Vec<u8> {
     let mut s = Section::new();
     s.room("r");
-    s.event(&say(9, "nine", None, content, "2026-12-02 10:00:00"));
+    s.event(&RoomEvent::Say { from_uid: 9, from_name: "nine", time: "2026-12-02 10:00:00", ..say(content) });
     let mut bytes = Vec::new();
     write_header(&mut bytes, origin, seq);
     bytes.extend_from_slice(&s.bytes);
@@ -199,14 +199,7 @@ fn joining_takes_a_subscription_a_lease_uids_and_the_snapshots() {
 fn a_lone_node_joins_without_waiting_and_publishes_only_history() {
     let (mut node, _) = joined(3, DEFAULT_BUFFER, &[]);
     assert!(node.joined());
-    node.record(&RoomEvent::Say {
-        room: "r",
-        from_uid: 1,
-        from_name: "one",
-        to_uid: None,
-        content: "hello",
-        time: "t",
-    });
+    node.record(&say("hello"));
     node.end_turn();
     let cmds = commands(&mut node, COMMANDS);
     assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["EVAL"], "nobody reads the bus: {cmds:?}");
@@ -273,14 +266,7 @@ fn while_redis_is_away_says_queue_up_to_the_buffer_then_go_out_in_order() {
     let content = "x".repeat(1000);
     let mut accepted = 0;
     while node.accepts_say().is_ok() {
-        node.record(&RoomEvent::Say {
-            room: "r",
-            from_uid: 1,
-            from_name: "one",
-            to_uid: None,
-            content: &content,
-            time: "t",
-        });
+        node.record(&say(&content));
         node.end_turn();
         accepted += 1;
     }
@@ -376,14 +362,7 @@ fn the_stream_keeps_the_newest_messages_within_its_bytes() {
     let content = "s".repeat(20_000);
     let mut minids = Vec::new();
     for _ in 0..10 {
-        node.record(&RoomEvent::Say {
-            room: "r",
-            from_uid: 1,
-            from_name: "one",
-            to_uid: None,
-            content: &content,
-            time: "t",
-        });
+        node.record(&say(&content));
         node.end_turn();
         let cmds = commands(&mut node, COMMANDS);
         let xadd = cmds.iter().find(|c| c[0] == "XADD").expect("an XADD");
@@ -404,14 +383,7 @@ fn a_say_refused_while_redis_is_up_says_so() {
     let mut accepted = 0;
     // Redis is up but answers nothing: the buffer fills with messages in flight.
     while node.accepts_say().is_ok() {
-        node.record(&RoomEvent::Say {
-            room: "r",
-            from_uid: 1,
-            from_name: "one",
-            to_uid: None,
-            content: &content,
-            time: "t",
-        });
+        node.record(&say(&content));
         node.end_turn();
         accepted += 1;
     }
@@ -427,14 +399,7 @@ fn a_say_refused_while_redis_is_up_says_so() {
 fn errors_from_redis_are_counted() {
     let (mut node, _) = joined(2, DEFAULT_BUFFER, &[]);
     for _ in 0..50 {
-        node.record(&RoomEvent::Say {
-            room: "r",
-            from_uid: 1,
-            from_name: "one",
-            to_uid: None,
-            content: "hello",
-            time: "t",
-        });
+        node.record(&say("hello"));
         node.end_turn();
         commands(&mut node, COMMANDS);
         node.input(COMMANDS, b"-OOM command not allowed when used memory > 'maxmemory'.\r\n");
