@@ -107,7 +107,8 @@ fn beat(added: i64, expired: &[u64], live: &[u64]) -> Vec<u8> {
 fn message(origin: u64, seq: u64, content: &str) -> Vec<u8> {
     let mut s = Section::new();
     s.room("r");
-    s.event(&RoomEvent::Say { from_uid: 9, from_name: "nine", time: "2026-12-02 10:00:00", ..say(content) });
+    let time = "2026-12-02 10:00:00";
+    s.event(&RoomEvent::Say { room: "r", from_uid: 9, from_name: "nine", to_uid: None, content, time });
     let mut bytes = Vec::new();
     write_header(&mut bytes, origin, seq);
     bytes.extend_from_slice(&s.bytes);
