@@ -358,6 +358,7 @@ impl Stream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::rc::Rc;
 
     /// A writer that takes at most `budget` bytes per call and then would block once `total` is reached.
     struct Trickle {
