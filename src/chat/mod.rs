@@ -4,8 +4,8 @@
 //!   no wire format. Uids and who is in which room are [`presence`]'s (a trait, so a cluster can share them).
 //! - [`fanout`]: the events encoded in each connection's [`dialect`] and batched per (room, dialect) and loop
 //!   turn into deliveries.
-//! - [`dialect`]: how a client speaks — today the seed protocol ([`dialect::seed`], whose JSON is
-//!   [`protocol`]'s).
+//! - [`dialect`]: how a client speaks — the seed protocol ([`dialect::seed`]) or workerman-chat's current one
+//!   ([`dialect::workerman`]), each with its JSON.
 //! - [`app`]: all of it as the reactor's [`crate::app::Application`].
 
 pub mod app;
@@ -15,7 +15,7 @@ pub mod fanout;
 pub mod hub;
 pub mod name;
 pub mod presence;
-pub mod protocol;
+pub use dialect::seed as protocol;
 #[cfg(test)]
 mod testing;
 
