@@ -1,10 +1,10 @@
 //! Set-up shared by the bench targets.
 
 use wschat::app::Effects;
+use wschat::chat::dialect::seed::parse_client_message;
 use wschat::chat::event::ClientMessage;
 use wschat::chat::fanout::Fanout;
 use wschat::chat::hub::Hub;
-use wschat::chat::protocol::parse_client_message;
 
 /// The local time stamp the benches hand the hub.
 pub const TIME: &str = "2024-01-01 12:00:00";

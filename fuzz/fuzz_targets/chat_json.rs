@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use wschat::app::Effects;
 use wschat::chat::fanout::Fanout;
 use wschat::chat::hub::{Hub, HubLimits};
-use wschat::chat::protocol::parse_client_message;
+use wschat::chat::dialect::seed::parse_client_message;
 use wschat::ws::frame::{FrameHeader, OpCode};
 
 const TIME: &str = "2024-01-02 03:04:05";

@@ -5,8 +5,8 @@
 //!   sharing the chat tell are [`presence`]'s (a trait, so a cluster can share them).
 //! - [`fanout`]: the events encoded in each connection's [`dialect`] and batched per (room, dialect) and loop
 //!   turn into deliveries.
-//! - [`dialect`]: how a client speaks — the seed protocol, plain or HTML-escaped, or workerman-chat's
-//!   client_id protocol.
+//! - [`dialect`]: how a client speaks — the seed protocol ([`dialect::seed`]), plain or HTML-escaped, or
+//!   workerman-chat's client_id protocol ([`dialect::workerman`]), each with its JSON.
 //! - [`app`]: all of it as the reactor's [`crate::app::Application`].
 
 pub mod app;
@@ -16,7 +16,6 @@ pub mod fanout;
 pub mod hub;
 pub mod name;
 pub mod presence;
-pub mod protocol;
 pub mod roster;
 #[cfg(test)]
 mod testing;

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::dialect::seed::{parse_client_message, ServerMessage, UserEntry};
 use super::dialect::text_frame;
 use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits, HubStats};
-use super::protocol::{parse_client_message, ServerMessage, UserEntry};
 use crate::app::{ConnId, Effects};
 use crate::ws::frame::FrameHeader;
 

@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::{Room, UserList, MAX_BATCH_BYTES};
 use crate::app::{ConnId, Effects};
+use crate::chat::dialect::seed::parse_client_message;
 use crate::chat::dialect::Dialect;
 use crate::chat::event::ClientMessage;
-use crate::chat::protocol::parse_client_message;
 use crate::chat::testing::{frames, fresh_user_list, hub_with_members, send, streams, Chat, T};
 
 /// A room's encoded user list in the seed dialect.
