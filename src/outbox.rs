@@ -394,7 +394,7 @@ mod tests {
     }
 
     fn frame(bytes: &[u8]) -> SharedBytes {
-        Rc::from(bytes)
+        SharedBytes::from(bytes)
     }
 
     #[test]
