@@ -50,6 +50,9 @@ pub struct Metrics {
     pub tls: Option<TlsStats>,
     /// The cluster's figures, on a node of a cluster (`wschat_cluster_*`).
     pub cluster: Option<crate::cluster::node::ClusterStats>,
+    /// The application's own series ([`crate::app::Application::fill_metrics`]), rendered after the
+    /// daemon's.
+    pub app: Series,
 }
 
 impl Metrics {
@@ -186,7 +189,28 @@ impl Metrics {
                 crate::cluster::wire::node_hex(c.node)
             );
         }
+        out.push_str(&self.app.text);
         out
+    }
+}
+
+/// Series an application adds after the daemon's own, named and valued by it: /metrics places them and
+/// knows nothing of what they count.
+#[derive(Debug, Default, Clone)]
+pub struct Series {
+    /// Their Prometheus text.
+    text: String,
+}
+
+impl Series {
+    /// Appends each `(name, type, help, value)` row.
+    pub fn rows(&mut self, rows: &[(&str, &str, &str, u64)]) {
+        write_rows(&mut self.text, rows);
+    }
+
+    /// Appends a series of one sample told apart by a label: `name{label="value"} n`.
+    pub fn labeled(&mut self, (name, kind, help): (&str, &str, &str), (label, value): (&str, &str), n: u64) {
+        let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{label}=\"{value}\"}} {n}\n");
     }
 }
 
@@ -282,5 +306,18 @@ mod tests {
         let text = Metrics { cluster: Some(node), ..Default::default() }.render();
         assert!(text.contains("\nwschat_cluster_up 1\n") && text.contains("\nwschat_cluster_buffered_bytes 0\n"));
         assert!(text.contains("\nwschat_cluster_node{id=\"00000000000000ab\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn an_applications_series_come_last_as_written() {
+        let mut m = Metrics { connections: 1, ..Default::default() };
+        m.app.rows(&[("app_a_total", "counter", "A.", 2), ("app_b", "gauge", "B.", 3)]);
+        m.app.labeled(("app_c", "gauge", "C."), ("id", "x"), 1);
+        let text = m.render();
+        let app = "# HELP app_a_total A.\n# TYPE app_a_total counter\napp_a_total 2\n\
+                   # HELP app_b B.\n# TYPE app_b gauge\napp_b 3\n\
+                   # HELP app_c C.\n# TYPE app_c gauge\napp_c{id=\"x\"} 1\n";
+        assert!(text.ends_with(app), "{text}");
+        assert_eq!(text.matches("app_").count(), app.matches("app_").count());
     }
 }
