@@ -4,6 +4,7 @@
 //! [`ClusterPresence`] the chat's presence seam filled by all of it. `docs/CLUSTER.md` is the prose.
 
 pub mod link;
+mod metrics;
 pub mod node;
 mod presence;
 pub mod replica;

@@ -157,6 +157,6 @@ impl Shared for ClusterPresence {
     }
 
     fn fill_metrics(&self, m: &mut Metrics) {
-        m.cluster = Some(self.node.stats());
+        self.node.stats().write(&mut m.app);
     }
 }
