@@ -3,6 +3,7 @@
 //! Redis side (leases, publishing, ordered receiving), [`replica`] the presence of every node's users, and
 //! [`ClusterPresence`] the chat's presence seam filled by all of it. `docs/CLUSTER.md` is the prose.
 
+pub mod flags;
 pub mod link;
 mod metrics;
 pub mod node;
