@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod config;
 #[cfg(feature = "dump")]
 pub mod dump;
+pub mod echo;
 pub mod http;
 pub mod metrics;
 pub mod outbox;
