@@ -21,7 +21,8 @@ fn main() -> ExitCode {
         Some(dir) => format!("{} served", dir.display()),
         None => "chat page".to_string(),
     };
-    let mut reactor = match Reactor::bind(cfg) {
+    let app = wschat::app::for_config(&cfg);
+    let mut reactor = match Reactor::bind(cfg, app) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wschat: error: {e}");
