@@ -1,16 +1,12 @@
 //! The application seam: what the reactor calls when a WebSocket carries a message, when a connection goes
 //! away and at the end of each loop turn; the application answers with deliveries (shared bytes addressed
 //! to connections, in order). The reactor knows no more of an application than this trait. Two implement
-//! it: the chat ([`crate::chat::ChatApp`]) and the conformance echo ([`crate::echo::EchoApp`]).
+//! it, the chat and the conformance echo; the composition root ([`crate::daemon`]) picks one. The seam
+//! knows neither.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::chat::dialect::Dialect;
-use crate::chat::ChatApp;
-use crate::cluster::node::NodeConfig;
-use crate::cluster::ClusterPresence;
-use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::shared_bytes::SharedBytes;
 
@@ -154,42 +150,4 @@ pub trait LinkHost {
     fn wakeup(&self) -> Option<Instant>;
     /// Nothing is left to write (the reactor may exit).
     fn idle(&self) -> bool;
-}
-
-/// The application a configuration asks for: the echo with `--echo`, else the chat with its limits — a
-/// node of a cluster with `--cluster`.
-pub fn for_config(cfg: &Config) -> Box<dyn Application> {
-    if cfg.echo {
-        return Box::new(crate::echo::EchoApp);
-    }
-    let dialect = if cfg.escape_html { Dialect::SeedHtml } else { Dialect::Seed };
-    match &cfg.cluster {
-        None => Box::new(ChatApp::new(cfg.into()).with_default_dialect(dialect).with_app_ping(cfg.app_ping)),
-        Some(c) => {
-            let node = NodeConfig {
-                url: c.url.clone(),
-                addr: c.addr,
-                keys: c.keys.clone(),
-                heartbeat: c.heartbeat,
-                buffer: c.buffer,
-                history: cfg.history,
-                history_budget: cfg.history_budget,
-                stream_bytes: c.stream_bytes,
-                id: random_node_id(),
-            };
-            let presence = ClusterPresence::new(node, Instant::now());
-            Box::new(
-                ChatApp::with_presence(cfg.into(), presence).with_default_dialect(dialect).with_app_ping(cfg.app_ping),
-            )
-        }
-    }
-}
-
-/// A fresh random node id: the standard library's randomly keyed hasher over the process id and the time.
-fn random_node_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    h.finish()
 }

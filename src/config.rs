@@ -1,20 +1,13 @@
-//! The daemon's command line (clap) and the validated [`Config`] it produces, with the contract's defaults.
+//! The daemon's own flags (clap) and the validated [`Config`] they produce, with the contract's defaults; a
+//! subsystem with flags of its own (the cluster) owns them, and the composition root ([`crate::daemon`])
+//! puts them all on one command line.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use clap::Parser;
-
-/// Command-line flags of `wschat`.
-#[derive(Debug, Parser)]
-#[command(
-    name = "wschat",
-    version,
-    about = "WebSocket chat daemon speaking the workerman-chat protocol",
-    long_about = "WebSocket chat daemon speaking the workerman-chat protocol on a single-threaded mio reactor.\n\
-                  Open http://127.0.0.1:55151 in a browser to chat. RUST_LOG sets the log level (default info)."
-)]
+/// The daemon's flags: listeners, limits, the chat's options.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// WebSocket listener address (port 0 picks a free port)
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7272")]
@@ -76,22 +69,6 @@ pub struct Args {
     /// Unfinished web requests allowed per client address; beyond it new ones get 503
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub max_web_pending_per_ip: usize,
-    /// Join a cluster of wschat nodes through this Redis server: redis://[user:password@]HOST:PORT[/DB]
-    #[arg(long, value_name = "URL")]
-    pub cluster: Option<String>,
-    /// Name of the chat in Redis, so that several chats can share one server (letters, digits, _ - .)
-    #[arg(long, value_name = "NAME", default_value = crate::cluster::wire::DEFAULT_PREFIX)]
-    pub cluster_prefix: String,
-    /// How often a node renews its lease; a node silent for 4 heartbeats is taken for dead
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::node::DEFAULT_HEARTBEAT_MS)]
-    pub cluster_heartbeat_ms: u64,
-    /// Bytes of messages kept for the cluster while Redis is away; past it says get cluster_unavailable
-    #[arg(long, value_name = "BYTES", default_value_t = crate::cluster::node::DEFAULT_BUFFER)]
-    pub cluster_buffer: usize,
-    /// Bytes of its latest messages a node's stream in Redis keeps for nodes that missed them (the newest
-    /// entry always; at most 10000 entries)
-    #[arg(long, value_name = "BYTES", default_value_t = crate::cluster::node::DEFAULT_STREAM_BYTES)]
-    pub cluster_stream_bytes: usize,
     /// Share the ports with other daemons on this machine (SO_REUSEPORT), e.g. one cluster node per core
     #[arg(long)]
     pub reuse_port: bool,
@@ -122,23 +99,6 @@ pub struct Args {
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
-}
-
-/// How a node joins its cluster.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// The Redis server.
-    pub url: crate::cluster::link::RedisUrl,
-    /// Its address, resolved at start.
-    pub addr: SocketAddr,
-    /// The chat's keys in Redis.
-    pub keys: crate::cluster::wire::Keys,
-    /// The lease's renewal interval.
-    pub heartbeat: Duration,
-    /// Bytes kept while Redis is away.
-    pub buffer: usize,
-    /// Bytes of messages each node's stream keeps.
-    pub stream_bytes: usize,
 }
 
 /// A validated configuration for the reactor.
@@ -182,8 +142,6 @@ pub struct Config {
     pub max_web_connections: usize,
     /// Unfinished web requests per client address.
     pub max_web_pending_per_ip: usize,
-    /// The cluster to join (`--cluster`), if any.
-    pub cluster: Option<ClusterConfig>,
     /// Bind the listeners with SO_REUSEPORT.
     pub reuse_port: bool,
     /// The folder the web port serves (`--web-root`), if not the embedded page.
@@ -348,7 +306,6 @@ impl Args {
         if self.max_web_pending_per_ip == 0 {
             return Err(ConfigError::OutOfRange { flag: "--max-web-pending-per-ip", allowed: "at least 1" });
         }
-        let cluster = self.cluster_config()?;
         if self.app_ping_secs == 0 || self.app_ping_secs > 86_400 {
             return Err(ConfigError::OutOfRange { flag: "--app-ping-secs", allowed: "between 1 and 86400" });
         }
@@ -390,7 +347,6 @@ impl Args {
             join_burst: self.join_burst,
             max_web_connections: self.max_web_connections,
             max_web_pending_per_ip: self.max_web_pending_per_ip,
-            cluster,
             reuse_port: self.reuse_port,
             web_root,
             escape_html: self.escape_html,
@@ -404,50 +360,25 @@ impl Args {
             },
         })
     }
-
-    fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {
-        let Some(url) = &self.cluster else { return Ok(None) };
-        let err = |flag, reason: String| ConfigError::Unusable { flag, reason };
-        if self.echo {
-            return Err(err("--cluster", "cannot be used with --echo".to_string()));
-        }
-        let url = crate::cluster::link::RedisUrl::parse(url).map_err(|e| err("--cluster", e.to_string()))?;
-        let addr = url
-            .socket_addrs()
-            .map_err(|e| err("--cluster", format!("cannot resolve {}: {e}", url.host_port())))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| err("--cluster", format!("{} resolves to no address", url.host_port())))?;
-        let keys = crate::cluster::wire::Keys::new(&self.cluster_prefix)
-            .map_err(|e| err("--cluster-prefix", e.to_string()))?;
-        if !(50..=60_000).contains(&self.cluster_heartbeat_ms) {
-            return Err(ConfigError::OutOfRange { flag: "--cluster-heartbeat-ms", allowed: "between 50 and 60000" });
-        }
-        if self.cluster_buffer < 64 * 1024 {
-            return Err(ConfigError::OutOfRange { flag: "--cluster-buffer", allowed: "at least 65536" });
-        }
-        if self.cluster_stream_bytes < 64 * 1024 {
-            return Err(ConfigError::OutOfRange { flag: "--cluster-stream-bytes", allowed: "at least 65536" });
-        }
-        Ok(Some(ClusterConfig {
-            url,
-            addr,
-            keys,
-            heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
-            buffer: self.cluster_buffer,
-            stream_bytes: self.cluster_stream_bytes,
-        }))
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    /// The daemon's flags alone on a command line.
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
 
     fn parse(args: &[&str]) -> Result<Config, ConfigError> {
         let mut all = vec!["wschat"];
         all.extend_from_slice(args);
-        Args::try_parse_from(all).expect("clap accepts").into_config()
+        Cli::try_parse_from(all).expect("clap accepts").args.into_config()
     }
 
     #[test]
@@ -483,6 +414,7 @@ mod tests {
         let c = parse(&["--echo", "--max-message-bytes", "1000", "--send-buffer-limit", "4096"]).unwrap();
         assert_eq!((c.max_message_bytes, c.send_buffer_limit), (1000, 4096));
         assert!(parse(&["--ws", "[::1]:7272"]).is_ok());
+        assert!(!c.reuse_port && parse(&["--reuse-port"]).unwrap().reuse_port);
     }
 
     #[test]
@@ -495,9 +427,9 @@ mod tests {
         assert!(parse(&["--max-output-bytes", "1000"]).is_err());
         assert!(parse(&["--max-room-users", "0"]).is_err());
         assert!(parse(&["--history-welcome-bytes", "67108865"]).unwrap_err().to_string().contains("at most"));
-        assert!(Args::try_parse_from(["wschat", "--history-welcome-bytes", "1MiB"]).is_err());
+        assert!(Cli::try_parse_from(["wschat", "--history-welcome-bytes", "1MiB"]).is_err());
         assert_eq!(parse(&["--history-welcome-bytes", "0"]).unwrap().history_welcome_bytes, 0);
-        assert!(Args::try_parse_from(["wschat", "--max-connections", "-5"]).is_err());
+        assert!(Cli::try_parse_from(["wschat", "--max-connections", "-5"]).is_err());
     }
 
     #[test]
@@ -535,27 +467,5 @@ mod tests {
         assert!(parse(&["--trust-proxy", "10.0.0.0/99"]).unwrap_err().to_string().starts_with("--trust-proxy"));
         assert!(parse(&["--proxy-protocol"]).unwrap_err().to_string().contains("needs --trust-proxy"));
         assert_eq!(parse(&[]).unwrap().max_connections_per_ip, 0);
-    }
-
-    #[test]
-    fn cluster_flags() {
-        assert!(parse(&[]).unwrap().cluster.is_none());
-        let c = parse(&["--cluster", "redis://127.0.0.1:6390/2", "--cluster-prefix", "chat2", "--reuse-port"]).unwrap();
-        let cluster = c.cluster.unwrap();
-        assert_eq!((cluster.addr.port(), cluster.url.db, cluster.keys.prefix()), (6390, 2, "chat2"));
-        assert_eq!((cluster.heartbeat, cluster.buffer), (Duration::from_secs(1), 8 * 1024 * 1024));
-        assert_eq!(cluster.stream_bytes, 16 * 1024 * 1024);
-        assert!(c.reuse_port);
-        for bad in [
-            &["--cluster", "http://x"][..],
-            &["--cluster", "redis://127.0.0.1:1", "--cluster-prefix", "a:b"],
-            &["--cluster", "redis://127.0.0.1:1", "--cluster-heartbeat-ms", "1"],
-            &["--cluster", "redis://127.0.0.1:1", "--cluster-buffer", "10"],
-            &["--cluster", "redis://127.0.0.1:1", "--cluster-stream-bytes", "1000"],
-            &["--cluster", "redis://127.0.0.1:1", "--echo"],
-        ] {
-            let e = parse(bad).unwrap_err();
-            assert!(e.to_string().starts_with("--cluster"), "{e}");
-        }
     }
 }

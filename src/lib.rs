@@ -10,6 +10,7 @@ pub mod bench;
 pub mod chat;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 #[cfg(feature = "dump")]
 pub mod dump;
 pub mod echo;

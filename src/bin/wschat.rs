@@ -4,25 +4,23 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wschat::config::Args;
-use wschat::reactor::Reactor;
+use wschat::daemon::CommandLine;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = CommandLine::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cfg = match args.into_config() {
-        Ok(cfg) => cfg,
+    let plan = match args.into_plan() {
+        Ok(plan) => plan,
         Err(e) => {
             eprintln!("wschat: error: {e}");
             return ExitCode::from(2);
         }
     };
-    let page = match &cfg.web_root {
+    let page = match &plan.config.web_root {
         Some(dir) => format!("{} served", dir.display()),
         None => "chat page".to_string(),
     };
-    let app = wschat::app::for_config(&cfg);
-    let mut reactor = match Reactor::bind(cfg, app) {
+    let mut reactor = match plan.bind() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wschat: error: {e}");
