@@ -28,8 +28,10 @@ test-rust:
 	$(CARGO) test --release --all-targets
 	WSCHAT_TEST_TLS=1 $(CARGO) test --release --test conformance
 
+# mk/check-layers.sh: no module names one above it (chat ↛ cluster, reactor; the seam ↛ what uses it).
 lint:
 	$(CARGO) fmt --all -- --check
+	mk/check-layers.sh
 	$(CARGO) clippy --all-targets -- -D warnings
 
 fmt:

@@ -12,7 +12,7 @@ use support::{hub_with, Chat, TIME};
 use wschat::app::Effects;
 use wschat::bench::audit::Audit;
 use wschat::bench::content::{self, Stamp};
-use wschat::chat::protocol::parse_client_message;
+use wschat::chat::dialect::seed::parse_client_message;
 use wschat::outbox::Outbox;
 use wschat::ws::frame::{write_frame, write_masked_frame, OpCode};
 use wschat::ws::message::{Message, MessageDecoder, Role};

@@ -11,7 +11,7 @@ use support::{hub_with, TIME};
 use wschat::app::Effects;
 use wschat::bench::audit::Audit;
 use wschat::bench::content::{self, Stamp};
-use wschat::chat::protocol::parse_client_message;
+use wschat::chat::dialect::seed::parse_client_message;
 use wschat::ws::frame::{encode_header, write_frame, FrameHeader, OpCode, MAX_HEADER_LEN};
 use wschat::ws::handshake::{client_key, client_request, parse_request, parse_response, switching_protocols};
 use wschat::ws::mask::{apply_mask, apply_mask_bytewise};

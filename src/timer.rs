@@ -44,6 +44,7 @@ impl TimerWheel {
     }
 
     /// Number of pending entries (stale ones included).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }

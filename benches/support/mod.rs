@@ -1,10 +1,10 @@
 //! Set-up shared by the bench targets.
 
 use wschat::app::Effects;
+use wschat::chat::dialect::seed::parse_client_message;
 use wschat::chat::event::ClientMessage;
 use wschat::chat::fanout::Fanout;
 use wschat::chat::hub::Hub;
-use wschat::chat::protocol::parse_client_message;
 
 /// The local time stamp the benches hand the hub.
 pub const TIME: &str = "2024-01-01 12:00:00";
@@ -23,7 +23,7 @@ impl Chat {
 
     /// The end of a loop turn: the rooms' batches handed to their members.
     pub fn seal(&mut self, fx: &mut Effects) {
-        self.fanout.seal(fx);
+        self.fanout.seal(self.hub.roster(), fx);
     }
 }
 

@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use wschat::app::Effects;
 use wschat::chat::fanout::Fanout;
 use wschat::chat::hub::{Hub, HubLimits};
-use wschat::chat::protocol::parse_client_message;
+use wschat::chat::dialect::seed::parse_client_message;
 use wschat::ws::frame::{FrameHeader, OpCode};
 
 const TIME: &str = "2024-01-02 03:04:05";
@@ -123,7 +123,7 @@ fuzz_target!(|data: &[u8]| {
         }
         if ctl & 0x40 != 0 {
             // Some turns hold several messages: seal only now and then.
-            fanout.seal(&mut effects);
+            fanout.seal(hub.roster(), &mut effects);
         }
         check_frames(&mut effects, CONNS, &mut uids);
         assert!(hub.user_count() <= CONNS);
@@ -135,7 +135,7 @@ fuzz_target!(|data: &[u8]| {
         hub.leave(conn, TIME, &mut fanout.sink(&mut effects));
         hub.disconnect(conn);
         fanout.forget(conn);
-        fanout.seal(&mut effects);
+        fanout.seal(hub.roster(), &mut effects);
         check_frames(&mut effects, CONNS, &mut uids);
     }
     assert_eq!(hub.user_count(), 0);

@@ -31,17 +31,9 @@ fn message(bytes: &[u8]) {
     let mut room: Option<&str> = None;
     for r in &records {
         match *r {
-            Record::Login { room: r, uid, name, order, time } => {
-                enter(&mut s, &mut room, r);
-                s.login(uid, name, order, time)
-            }
-            Record::Say { room: r, from_uid, from_name, to_uid, content, time } => {
-                enter(&mut s, &mut room, r);
-                s.say(from_uid, from_name, to_uid, content, time)
-            }
-            Record::Logout { room: r, uid, name, time } => {
-                enter(&mut s, &mut room, r);
-                s.logout(uid, name, time)
+            Record::Room(event) => {
+                enter(&mut s, &mut room, event.room());
+                s.event(&event)
             }
             Record::Present { room: r, uid, name, order } => {
                 enter(&mut s, &mut room, r);

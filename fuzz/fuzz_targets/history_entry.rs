@@ -6,7 +6,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wschat::cluster::wire::{history_entry, read_history_entry, Record};
+use wschat::chat::event::RoomEvent;
+use wschat::cluster::wire::{history_entry, read_history_entry};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&n, rest)) = data.split_first() else { return };
@@ -14,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let room = String::from_utf8_lossy(&rest[..n]);
     let entry = &rest[n..];
     let Ok(rec) = read_history_entry(entry, &room) else { return };
-    let Record::Say { room: r, from_uid, from_name, to_uid, content, time } = rec else { panic!("not a say: {rec:?}") };
+    let RoomEvent::Say { room: r, from_uid, from_name, to_uid, content, time } = rec else { panic!("not a say: {rec:?}") };
     assert_eq!(r, &*room, "the say of another room");
     assert_eq!(to_uid, None, "a private say in history");
     assert!(from_uid > 0);

@@ -100,12 +100,8 @@ impl Audit {
         self.totals
     }
 
-    /// Number of senders the audit follows.
-    pub fn senders(&self) -> usize {
-        self.senders
-    }
-
     /// How many of the first `sent` messages of `sender` `receiver` has not received (yet).
+    #[cfg(test)]
     pub fn missing(&self, receiver: usize, sender: usize, sent: u32) -> u32 {
         if receiver >= self.receivers || sender >= self.senders {
             return sent;

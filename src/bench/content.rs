@@ -431,9 +431,9 @@ mod tests {
         encode(&mut content, stamp, 64);
         let content = String::from_utf8(content).unwrap();
         // The daemon's own relay, field order included.
-        let relay = crate::chat::protocol::ServerMessage::Say {
+        let relay = crate::chat::dialect::seed::ServerMessage::Say {
             from_uid: 3,
-            to_uid: crate::chat::protocol::ToUidOut::All("all"),
+            to_uid: crate::chat::dialect::seed::ToUidOut::All("all"),
             content: &content,
             time: "2024-01-01 00:00:00",
         };
@@ -480,7 +480,8 @@ mod tests {
         assert_eq!(login_client(br#"{"name": "b7","type":"login","uid":3}"#), Some(7));
         assert_eq!(login_client(br#"{"type":"login","uid":3}"#), None);
         // The daemon's own broadcast.
-        let login = crate::chat::protocol::ServerMessage::Login { uid: 99, name: "b5", time: "2024-01-01 00:00:00" };
+        let login =
+            crate::chat::dialect::seed::ServerMessage::Login { uid: 99, name: "b5", time: "2024-01-01 00:00:00" };
         let mut json = Vec::new();
         login.write_json(&mut json);
         assert_eq!(login_client(&json), Some(5));
@@ -515,7 +516,7 @@ mod tests {
 
     #[test]
     fn name_scan_reads_the_daemons_user_list() {
-        use crate::chat::protocol::{ServerMessage, UserEntry};
+        use crate::chat::dialect::seed::{ServerMessage, UserEntry};
         let names: Vec<String> =
             (0..300).map(|i| if i % 7 == 3 { format!("user{i}") } else { client_name(i * 3) }).collect();
         let users: Vec<UserEntry> =

@@ -9,7 +9,7 @@ use super::dialect::{escape, text_frame, workerman, Dialect};
 use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits};
-use super::presence::{LocalPresence, Shared};
+use super::presence::{LocalPresence, Presence};
 use crate::app::{Application, CloseRequest, ConnId, Effects, LinkHost};
 use crate::metrics::Metrics;
 use crate::shared_bytes::SharedBytes;
@@ -36,7 +36,7 @@ impl TimeText {
 /// Default `--app-ping-secs`.
 pub const DEFAULT_APP_PING: Duration = Duration::from_secs(25);
 
-/// workerman-chat's current dialect pings its idle clients in JSON: when each was last heard from.
+/// workerman-chat's client_id dialect pings its idle clients in JSON: when each was last heard from.
 #[derive(Debug)]
 struct AppPing {
     every: Duration,
@@ -90,7 +90,7 @@ fn within_limit(dialect: Dialect, msg: ClientMessage<'_>, limit: usize) -> Resul
 
 /// The workerman-chat application; `P` keeps who is where (this process alone, or a cluster).
 #[derive(Debug)]
-pub struct ChatApp<P: Shared = LocalPresence> {
+pub struct ChatApp<P: Presence = LocalPresence> {
     hub: Hub<P>,
     fanout: Fanout,
     limits: ChatLimits,
@@ -106,7 +106,7 @@ impl ChatApp {
     }
 }
 
-impl<P: Shared> ChatApp<P> {
+impl<P: Presence> ChatApp<P> {
     /// A chat with no users, enforcing `limits`, with presence kept by `presence`.
     pub fn with_presence(limits: ChatLimits, presence: P) -> ChatApp<P> {
         ChatApp {
@@ -137,13 +137,13 @@ impl<P: Shared> ChatApp<P> {
         Fanout::with_default(dialect).with_welcome_history(limits.history_welcome_bytes, cap)
     }
 
-    /// Idle clients of workerman-chat's current dialect get `{"type":"ping"}` after `every` (`--app-ping-secs`).
+    /// Idle clients of workerman-chat's client_id dialect get `{"type":"ping"}` after `every` (`--app-ping-secs`).
     pub fn with_app_ping(mut self, every: Duration) -> ChatApp<P> {
         self.ping.every = every;
         self
     }
 
-    /// Pings the clients of workerman-chat's current dialect that were silent for the interval (looked at
+    /// Pings the clients of workerman-chat's client_id dialect that were silent for the interval (looked at
     /// once a second).
     fn ping_idle(&mut self, out: &mut Effects) {
         let Some(now) = self.now else { return };
@@ -160,7 +160,7 @@ impl<P: Shared> ChatApp<P> {
     }
 }
 
-impl<P: Shared> Application for ChatApp<P> {
+impl<P: Presence> Application for ChatApp<P> {
     fn set_now(&mut self, now: Instant) {
         self.now = Some(now);
         self.hub.set_now(now);
@@ -228,8 +228,8 @@ impl<P: Shared> Application for ChatApp<P> {
 
     fn end_turn(&mut self, out: &mut Effects) {
         self.ping_idle(out);
-        self.fanout.seal(out);
-        self.hub.presence_mut().end_turn();
+        self.fanout.seal(self.hub.roster(), out);
+        self.hub.end_turn();
     }
 
     fn fill_metrics(&self, m: &mut Metrics) {
@@ -248,7 +248,7 @@ impl<P: Shared> Application for ChatApp<P> {
 
     fn after_links(&mut self, out: &mut Effects) {
         let time = self.time.refresh();
-        P::pump(&mut self.hub, time, &mut self.fanout.sink(out));
+        self.hub.apply_inbound(time, &mut self.fanout.sink(out));
     }
 
     fn health(&self) -> Result<(), String> {

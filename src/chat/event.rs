@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::collections::vec_deque;
 use std::fmt;
 
+use super::roster::RoomRoster;
 use crate::app::ConnId;
 
 /// A message from a client, validated for shape (not yet against the hub's state).
@@ -133,10 +134,10 @@ impl fmt::Display for ErrorCode {
 impl std::error::Error for ErrorCode {}
 
 /// Who an event goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub enum To<'a> {
-    /// Every member of the room (a login, a say to all, a logout).
-    Room(&'a str),
+    /// Every member of the room (a login, a say to all, a logout), as the roster has them.
+    Room(&'a RoomRoster),
     /// One connection (an error).
     Conn(ConnId),
     /// Each of these connections once, in order (a private say: its target, then its sender).
@@ -266,49 +267,149 @@ impl Said {
     }
 }
 
-/// The users of one room in login order, as `(uid, name)`: a view of presence, read only by whoever needs
-/// them (a room whose user list is already encoded does not).
-#[derive(Clone, Copy)]
-pub struct Users<'a>(&'a EachUser<'a>);
-
-/// Calls its argument with every user of a room, in login order.
-pub type EachUser<'a> = dyn Fn(&mut dyn FnMut(u64, &str)) + 'a;
+/// The users of one room in the roster's order, as `(uid, name)`: a view of the roster, read only by whoever
+/// needs them (a room whose user list is already encoded reads only what was added since).
+#[derive(Debug, Clone, Copy)]
+pub struct Users<'a>(Option<&'a RoomRoster>);
 
 impl<'a> Users<'a> {
-    /// The users `each` calls its argument with, in login order.
-    pub fn new(each: &'a EachUser<'a>) -> Users<'a> {
-        Users(each)
+    /// The users of `room` (nobody for `None`).
+    pub fn new(room: Option<&'a RoomRoster>) -> Users<'a> {
+        Users(room)
     }
 
-    /// Calls `f` with every user in login order.
-    pub fn for_each(&self, mut f: impl FnMut(u64, &str)) {
-        (self.0)(&mut f)
+    /// Calls `f` with every user in order.
+    pub fn for_each(&self, f: impl FnMut(u64, &str)) {
+        self.each_from(0, f);
     }
-}
 
-impl fmt::Debug for Users<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Users(..)")
+    /// Calls `f` with every user from the roster's place `from` on, in order.
+    pub fn each_from(&self, from: usize, f: impl FnMut(u64, &str)) {
+        if let Some(room) = self.0 {
+            room.each_from(from, f);
+        }
+    }
+
+    /// The roster's places so far ([`RoomRoster::end`]).
+    pub fn end(&self) -> usize {
+        self.0.map_or(0, RoomRoster::end)
+    }
+
+    /// The roster's version of the room ([`RoomRoster::version`]).
+    pub fn version(&self) -> u64 {
+        self.0.map_or(0, RoomRoster::version)
     }
 }
 
 /// Where the chat core's decisions go. Membership is told first: [`Sink::joined`] before the newcomer's
 /// welcome and its login to the room, [`Sink::left`] before the room hears of a departure.
 pub trait Sink {
-    /// `conn`, user `uid` named `name`, is in `room` now, after everyone already there: what is sent to the
-    /// room from now on is for it too.
-    fn joined(&mut self, room: &str, conn: ConnId, uid: u64, name: &str);
+    /// `conn` is in `room` now, after everyone already there: what is sent to the room from now on is for it
+    /// too.
+    fn joined(&mut self, room: &str, conn: ConnId);
 
-    /// `conn` is no longer in `room`: what the room said while it was there is still its own, nothing sent
+    /// `conn` is no longer in its room: what the room said while it was there is still its own, nothing sent
     /// to the room from now on is.
-    fn left(&mut self, room: &str, conn: ConnId);
+    fn left(&mut self, conn: ConnId);
 
     /// `event` for `to`.
     fn send(&mut self, to: To<'_>, event: Event<'_>);
+}
 
-    /// `room`'s users changed without a local connection joining or leaving (a user on another process):
-    /// an encoded user list kept for it is stale.
-    fn roster_changed(&mut self, _room: &str) {}
+/// A change in a room that every process sharing the chat applies alike: the hub makes it for its own
+/// users, a shared presence carries it to the other processes, and the hub applies theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomEvent<'a> {
+    /// Someone logged in to `room`.
+    Login {
+        /// The room.
+        room: &'a str,
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// Their place in the room's order ([`super::roster::Seat::order`]).
+        order: u64,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// A say, to `room` or to one user of it.
+    Say {
+        /// The room.
+        room: &'a str,
+        /// The sender's uid.
+        from_uid: u64,
+        /// The sender's name.
+        from_name: &'a str,
+        /// The recipient's uid; `None` for the whole room.
+        to_uid: Option<u64>,
+        /// The text, unchanged.
+        content: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+    /// Someone left `room`.
+    Logout {
+        /// The room.
+        room: &'a str,
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// Local time, "YYYY-MM-DD HH:MM:SS".
+        time: &'a str,
+    },
+}
+
+impl<'a> RoomEvent<'a> {
+    /// The room it happened in.
+    pub fn room(&self) -> &'a str {
+        match *self {
+            RoomEvent::Login { room, .. } | RoomEvent::Say { room, .. } | RoomEvent::Logout { room, .. } => room,
+        }
+    }
+}
+
+/// What other processes sharing the chat tell this one, in the order it is to be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote<'a> {
+    /// Something happened in a room of process `origin`.
+    Room {
+        /// The process.
+        origin: u64,
+        /// What happened.
+        event: RoomEvent<'a>,
+    },
+    /// One user process `origin` holds (part of a snapshot of its users).
+    Present {
+        /// The process.
+        origin: u64,
+        /// The room.
+        room: &'a str,
+        /// Their uid.
+        uid: u64,
+        /// Their name.
+        name: &'a str,
+        /// Their place in the room's order.
+        order: u64,
+    },
+    /// Process `origin` holds exactly the users `present` (sorted): any other user it was known to hold
+    /// has left.
+    Snapshot {
+        /// The process.
+        origin: u64,
+        /// The uids it holds, sorted.
+        present: Vec<u64>,
+    },
+    /// Process `node` is gone, and its users with it.
+    Gone(u64),
+    /// A room's history as the processes keep it together, oldest first.
+    History {
+        /// The room.
+        room: &'a str,
+        /// Its says.
+        said: Vec<Said>,
+    },
 }
 
 #[cfg(test)]

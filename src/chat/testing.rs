@@ -6,12 +6,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 
+use super::dialect::seed::{parse_client_message, ServerMessage, UserEntry};
 use super::dialect::text_frame;
 use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits, HubStats};
-use super::presence::Presence;
-use super::protocol::{parse_client_message, ServerMessage, UserEntry};
 use crate::app::{ConnId, Effects};
 use crate::ws::frame::FrameHeader;
 
@@ -49,7 +48,7 @@ impl Chat {
     }
 
     pub fn seal(&mut self, out: &mut Effects) {
-        self.fanout.seal(out);
+        self.fanout.seal(self.hub.roster(), out);
     }
 
     pub fn set_now(&mut self, now: Instant) {
@@ -117,10 +116,12 @@ pub fn error_code(v: &[(ConnId, Value)]) -> &str {
     v[0].1["code"].as_str().unwrap()
 }
 
-/// The user list of `room` encoded from scratch, from presence, the way it was before rooms kept it.
+/// The user list of `room` encoded from scratch from the roster, to check the list the fanout keeps against.
 pub fn fresh_user_list(hub: &Chat, room: &str) -> Vec<u8> {
     let mut users = Vec::new();
-    hub.hub.presence().for_each_user(room, &mut |uid, name| users.push((uid, name.to_string())));
+    if let Some(r) = hub.hub.roster().room(room) {
+        r.each_from(0, |uid, name| users.push((uid, name.to_string())));
+    }
     let list: Vec<UserEntry<'_>> = users.iter().map(|(uid, name)| UserEntry { uid: *uid, name }).collect();
     let mut json = Vec::new();
     ServerMessage::UserList { user_list: &list }.write_json(&mut json);

@@ -1,14 +1,13 @@
 //! The cluster through Redis: several daemons act as one chat. [`wire`] is what nodes exchange (keys, the
 //! message format, recovery bookkeeping), [`link`] the Redis connection driven sans-IO, [`node`] one node's
-//! Redis side (leases, publishing, ordered receiving), [`replica`] the presence of every node's users, and
-//! [`ClusterPresence`] the chat's presence seam filled by all of it. `docs/CLUSTER.md` is the prose.
+//! Redis side (leases, publishing, ordered receiving), and [`ClusterPresence`] the chat's presence seam
+//! filled by it: the node's own room events out, the other nodes' decoded into the chat's remote events. `docs/CLUSTER.md` is the prose.
 
 pub mod flags;
 pub mod link;
 mod metrics;
 pub mod node;
 mod presence;
-pub mod replica;
 pub mod wire;
 
 pub use presence::ClusterPresence;

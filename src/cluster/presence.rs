@@ -1,22 +1,24 @@
-//! The chat's presence seam filled by the cluster: answers come from the [`Replica`] at once; this node's
-//! logins, says and logouts go to the [`Node`] to be published at the end of the turn; what other nodes
-//! publish comes back through the hub ([`crate::chat::Hub::apply_inbound`]).
+//! The chat's presence seam filled by the cluster: uids from the node's blocks, login order from the wall
+//! clock; this node's room events go to the [`Node`] to be published at the end of the turn, and what other
+//! nodes publish is decoded here into the chat's [`Remote`] events, the node keeping its own part of it
+//! (hellos, snapshots awaited, nodes gone).
 
 use std::time::{Instant, SystemTime};
 
-use super::node::{Node, NodeConfig, SayRefusal};
-use super::replica::{Replica, Seat};
+use log::warn;
+
+use super::node::{Inbound, Node, NodeConfig, SayRefusal};
+use super::wire::{read_history_entry, Message, Record};
 use crate::app::LinkHost;
-use crate::chat::event::{ErrorCode, Event, Sink};
-use crate::chat::hub::Hub;
-use crate::chat::presence::{Presence, Shared};
+use crate::chat::event::{ErrorCode, Remote, RoomEvent, Said};
+use crate::chat::presence::Presence;
+use crate::chat::roster::Roster;
 use crate::metrics::Metrics;
 
 /// Presence shared by the nodes of a cluster.
 #[derive(Debug)]
 pub struct ClusterPresence {
     node: Node,
-    replica: Replica,
     /// Wall-clock milliseconds of the loop turn: a local login's place in its room's order.
     wall_ms: u64,
 }
@@ -24,38 +26,54 @@ pub struct ClusterPresence {
 impl ClusterPresence {
     /// The presence of a node configured by `cfg`, connecting from the first turn.
     pub fn new(cfg: NodeConfig, now: Instant) -> ClusterPresence {
-        ClusterPresence { node: Node::new(cfg, now), replica: Replica::new(), wall_ms: wall_ms() }
+        ClusterPresence { node: Node::new(cfg, now), wall_ms: wall_ms() }
     }
 
-    /// The node.
-    pub fn node_mut(&mut self) -> &mut Node {
-        &mut self.node
+    /// Decodes another node's message into `out`; hellos and the end of a snapshot are the node's.
+    fn interpret_message<'a>(&mut self, bytes: &'a [u8], out: &mut Vec<Remote<'a>>) {
+        let msg = match Message::decode(bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                self.node.count_garbage();
+                warn!("cluster: skipped a message: {e}");
+                return;
+            }
+        };
+        let origin = msg.origin;
+        let mut snapshot: Option<Vec<u64>> = None;
+        for record in msg.records() {
+            match record {
+                Record::Room(event) => {
+                    if let RoomEvent::Login { uid, .. } = event {
+                        self.node.saw_uid(uid);
+                    }
+                    out.push(Remote::Room { origin, event });
+                }
+                Record::Hello => self.node.on_hello(origin),
+                Record::Snapshot => snapshot = Some(Vec::new()),
+                Record::Present { room, uid, name, order } => {
+                    if let Some(seen) = &mut snapshot {
+                        seen.push(uid);
+                    }
+                    self.node.saw_uid(uid);
+                    out.push(Remote::Present { origin, room, uid, name, order });
+                }
+                Record::Gone { node } => self.gone(node, out),
+            }
+        }
+        if let Some(mut present) = snapshot {
+            present.sort_unstable();
+            out.push(Remote::Snapshot { origin, present });
+            self.node.on_snapshot(origin);
+        }
     }
 
-    /// This node's id.
-    pub fn node_id(&self) -> u64 {
-        self.node.id()
-    }
-
-    /// Every user of the cluster as this node knows them.
-    pub fn replica(&self) -> &Replica {
-        &self.replica
-    }
-
-    /// A user of another node is in `room`; false when that was known already.
-    pub fn remote_join(&mut self, origin: u64, room: &str, uid: u64, name: &str, order: u64) -> bool {
-        self.node.saw_uid(uid);
-        self.replica.insert(origin, room, uid, name, order)
-    }
-
-    /// A user of another node left; where it was.
-    pub fn remote_leave(&mut self, uid: u64) -> Option<Seat> {
-        self.replica.remove(uid)
-    }
-
-    /// Something from the cluster was not wschat's and was skipped.
-    pub fn count_garbage(&mut self) {
-        self.node.count_garbage();
+    /// `node` left the cluster: the node forgets it, the chat its users (unless it is this node).
+    fn gone(&mut self, node: u64, out: &mut Vec<Remote<'_>>) {
+        self.node.forget(node);
+        if node != self.node.id() {
+            out.push(Remote::Gone(node));
+        }
     }
 }
 
@@ -64,34 +82,14 @@ fn wall_ms() -> u64 {
 }
 
 impl Presence for ClusterPresence {
+    type Inbound = Inbound;
+
     fn allocate_uid(&mut self) -> Option<u64> {
         self.node.allocate_uid()
     }
 
-    fn join(&mut self, room: &str, uid: u64, name: &str) {
-        let me = self.node.id();
-        self.replica.insert(me, room, uid, name, self.wall_ms);
-    }
-
-    fn leave(&mut self, room: &str, uid: u64) -> usize {
-        self.replica.remove(uid);
-        self.replica.count(room)
-    }
-
-    fn count(&self, room: &str) -> usize {
-        self.replica.count(room)
-    }
-
-    fn for_each_user(&self, room: &str, f: &mut dyn FnMut(u64, &str)) {
-        self.replica.for_each_user(room, f);
-    }
-
-    fn contains(&self, room: &str, uid: u64) -> bool {
-        self.replica.seat(uid).is_some_and(|s| &*s.room == room)
-    }
-
-    fn name_of(&self, uid: u64) -> Option<&str> {
-        self.replica.seat(uid).map(|s| &*s.name)
+    fn login_order(&mut self) -> u64 {
+        self.wall_ms
     }
 
     fn accepts_logins(&self) -> bool {
@@ -105,26 +103,40 @@ impl Presence for ClusterPresence {
         })
     }
 
-    fn replicate(&mut self, room: &str, event: &Event<'_>) {
-        match *event {
-            Event::Login { uid, name, time } => {
-                let order = self.replica.seat(uid).map_or(self.wall_ms, |s| s.order);
-                self.node.record_login(room, uid, name, order, time);
-            }
-            Event::Say { from_uid, from_name, to_uid, content, time, .. } => {
-                self.node.record_say(room, from_uid, from_name, to_uid, content, time)
-            }
-            Event::Logout { uid, name, time } => self.node.record_logout(room, uid, name, time),
-            _ => {}
-        }
+    fn replicate(&mut self, event: &RoomEvent<'_>) {
+        self.node.record(event);
     }
 
     fn keeps_empty_rooms(&self) -> bool {
         true
     }
-}
 
-impl Shared for ClusterPresence {
+    fn next_inbound(&mut self) -> Option<Inbound> {
+        self.node.next_inbound()
+    }
+
+    fn interpret<'a>(&mut self, item: &'a Inbound, out: &mut Vec<Remote<'a>>) {
+        match item {
+            Inbound::Message(bytes) => self.interpret_message(bytes, out),
+            Inbound::Gone(node) => self.gone(*node, out),
+            Inbound::History { room, entries } => {
+                let mut said = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    match read_history_entry(entry, room) {
+                        Ok(RoomEvent::Say { from_uid, from_name, content, time, .. }) => {
+                            said.push(Said::new(from_uid, from_name, time, content))
+                        }
+                        _ => {
+                            self.node.count_garbage();
+                            warn!("cluster: skipped a history entry of room {room:?} that is not wschat's");
+                        }
+                    }
+                }
+                out.push(Remote::History { room, said });
+            }
+        }
+    }
+
     fn set_now(&mut self, now: Instant) {
         self.wall_ms = wall_ms();
         self.node.set_now(now);
@@ -134,15 +146,9 @@ impl Shared for ClusterPresence {
         Some(&mut self.node)
     }
 
-    fn pump(hub: &mut Hub<Self>, time: &str, sink: &mut impl Sink) {
-        hub.apply_inbound(time, sink);
-    }
-
-    fn end_turn(&mut self) {
+    fn end_turn(&mut self, roster: &Roster) {
         if self.node.snapshot_due() {
-            let me = self.node.id();
-            let replica = &self.replica;
-            self.node.publish_snapshot(|f| replica.for_each_of_node(me, f));
+            self.node.publish_snapshot(|f| roster.for_each_here(f));
         } else {
             self.node.end_turn();
         }

@@ -287,6 +287,7 @@ impl<R: Read> CaptureReader<R> {
     }
 
     /// The container format.
+    #[cfg(test)]
     pub fn format(&self) -> Format {
         match self.kind {
             Kind::Pcap { .. } => Format::Pcap,

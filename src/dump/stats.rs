@@ -136,6 +136,7 @@ impl StatsCollector {
     }
 
     /// The connections, in order of appearance.
+    #[cfg(test)]
     pub fn connections(&self) -> impl Iterator<Item = &ConnStats> {
         self.conns.values()
     }

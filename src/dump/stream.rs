@@ -125,6 +125,7 @@ impl WsStream {
     }
 
     /// Whether the decoder is in sync with frame boundaries.
+    #[cfg(test)]
     pub fn in_sync(&self) -> bool {
         matches!(self.state, State::Frames { .. })
     }

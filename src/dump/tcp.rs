@@ -85,17 +85,14 @@ impl HalfStream {
         *self = HalfStream { next: Some(isn.wrapping_add(1)), ..HalfStream::default() };
     }
 
-    /// Whether the stream position is known (a SYN or any segment was seen).
-    pub fn is_started(&self) -> bool {
-        self.next.is_some()
-    }
-
     /// Whether the FIN has been handed on.
+    #[cfg(test)]
     pub fn is_finished(&self) -> bool {
         self.fin_done
     }
 
     /// Stream bytes delivered or declared lost so far.
+    #[cfg(test)]
     pub fn offset(&self) -> u64 {
         self.offset
     }

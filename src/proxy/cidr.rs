@@ -96,11 +96,13 @@ impl Cidr {
     }
 
     /// The network address.
+    #[cfg(test)]
     pub fn network(&self) -> IpAddr {
         self.net
     }
 
     /// The prefix length in bits.
+    #[cfg(test)]
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
@@ -183,6 +185,7 @@ impl TrustedProxies {
     }
 
     /// Adds a block.
+    #[cfg(test)]
     pub fn push(&mut self, block: Cidr) {
         self.blocks.push(block);
     }
@@ -193,6 +196,7 @@ impl TrustedProxies {
     }
 
     /// The blocks, in the order given.
+    #[cfg(test)]
     pub fn blocks(&self) -> &[Cidr] {
         &self.blocks
     }

@@ -33,6 +33,7 @@ pub struct Site {
 
 impl Site {
     /// The site for a daemon whose WebSocket port is `ws_port`: the embedded chat page.
+    #[cfg(test)]
     pub fn new(ws_port: u16) -> Site {
         Site::with_root(ws_port, None)
     }

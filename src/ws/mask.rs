@@ -21,7 +21,8 @@ pub fn apply_mask(buf: &mut [u8], key: [u8; 4], offset: usize) {
     }
 }
 
-/// The reference implementation: one byte at a time. Kept for tests and benchmarks.
+/// The reference implementation, one byte at a time: what the tests hold [`apply_mask`] to, and the codec
+/// benchmark's baseline (public for benches/codec.rs).
 pub fn apply_mask_bytewise(buf: &mut [u8], key: [u8; 4], offset: usize) {
     for (i, b) in buf.iter_mut().enumerate() {
         *b ^= key[(i + offset) & 3];

@@ -160,11 +160,6 @@ impl Engine {
         self.sink.counters.closed as usize
     }
 
-    /// The phase of connection `idx`.
-    pub fn phase(&self, idx: usize) -> Option<Phase> {
-        self.conns.get(idx).map(|c| c.phase)
-    }
-
     /// Everything counted so far.
     pub fn counters(&self) -> &Counters {
         &self.sink.counters

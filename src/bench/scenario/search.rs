@@ -53,6 +53,7 @@ impl RateSearch {
     }
 
     /// The highest sustained rate so far.
+    #[cfg(test)]
     pub fn best(&self) -> Option<f64> {
         self.history.iter().filter(|h| h.1).map(|h| h.0).reduce(f64::max)
     }

@@ -5,7 +5,8 @@
 //! recognised from a connection's login ([`Dialect::detect`]) and set in the fanout
 //! ([`super::fanout::Fanout::set_dialect`]) before the login is handled. The fanout batches a room's
 //! broadcasts per (room, dialect) and caches a room's user list per dialect, so each member gets the bytes of
-//! its own dialect and each message is encoded once per dialect in the room.
+//! its own dialect and each message is encoded once per dialect in the room. Each dialect's JSON is its own
+//! file's; the frames around it, history split into messages and user lists put together are [`Dialect`]'s.
 
 pub mod escape;
 pub mod seed;
@@ -17,35 +18,14 @@ use super::event::{ClientMessage, ErrorCode, Event, History, Newcomer};
 use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{encode_header, OpCode, MAX_HEADER_LEN};
 
-/// What a dialect provides: its clients' messages parsed, and the JSON text of the core's events. The
-/// frames around the JSON, history split into messages and user lists put together are [`Dialect`]'s.
-pub trait Codec: Sync {
-    /// Parses one text message from a client.
-    fn parse<'a>(&self, text: &'a str) -> Result<ClientMessage<'a>, ErrorCode>;
+/// Longest accepted room id, in bytes.
+const MAX_ROOM_BYTES: usize = 64;
 
-    /// Appends the JSON text of one message (a login, say, logout or error) and returns true; for the
-    /// events that are no single message (a user list, a history) appends nothing and returns false.
-    fn write_json(&self, event: &Event<'_>, out: &mut Vec<u8>) -> bool;
+/// The room a login without `room_id` joins.
+const DEFAULT_ROOM: &str = "1";
 
-    /// Appends one user's entry of a user list. A room keeps its user list as these entries, so a newcomer's
-    /// list is a copy of bytes, not one encode per member.
-    fn write_list_entry(&self, uid: u64, name: &str, out: &mut Vec<u8>);
-
-    /// Appends what a user list's JSON has before its entries, for `newcomer`.
-    fn write_list_prefix(&self, newcomer: &Newcomer<'_>, out: &mut Vec<u8>);
-
-    /// What a user list's JSON has between two entries.
-    fn list_separator(&self) -> &'static [u8];
-
-    /// What a user list's JSON has after its entries.
-    fn list_suffix(&self) -> &'static [u8];
-
-    /// Whether the newcomer's user list is its own login too (then the room's broadcast of that login is
-    /// not sent to the newcomer).
-    fn welcome_is_login(&self) -> bool {
-        false
-    }
-}
+/// What a user list's JSON has between two entries, in every dialect.
+const LIST_SEPARATOR: u8 = b',';
 
 /// The dialect a connection speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -70,15 +50,6 @@ impl Dialect {
         self as usize
     }
 
-    /// The dialect's codec.
-    pub fn codec(self) -> &'static dyn Codec {
-        match self {
-            Dialect::Seed => &seed::PLAIN,
-            Dialect::SeedHtml => &seed::ESCAPED,
-            Dialect::Workerman => &workerman::Workerman,
-        }
-    }
-
     /// The dialect a client that is not logged in speaks, told by its message: a login naming
     /// `client_name` (and no `name`) is workerman-chat's current protocol; anything else, `None` (the
     /// connection keeps its dialect).
@@ -88,78 +59,43 @@ impl Dialect {
 
     /// Parses one text message from a client of this dialect.
     pub fn parse(self, text: &str) -> Result<ClientMessage<'_>, ErrorCode> {
-        self.codec().parse(text)
+        match self {
+            Dialect::Seed | Dialect::SeedHtml => seed::parse_client_message(text),
+            Dialect::Workerman => workerman::parse_client_message(text),
+        }
     }
 
     /// Appends the JSON text of one message; false (and nothing appended) for a user list or a history.
     pub fn write_json(self, event: &Event<'_>, out: &mut Vec<u8>) -> bool {
-        self.codec().write_json(event, out)
-    }
-
-    /// Appends `event` to `out` as whole frames, each message's JSON built in `scratch`; returns how many
-    /// messages it appended (a history has one per message kept, a user list is built from presence).
-    pub fn write_frames(self, event: &Event<'_>, scratch: &mut Vec<u8>, out: &mut Vec<u8>) -> u32 {
-        let codec = self.codec();
-        match event {
-            Event::History(past) => {
-                let mut n = 0;
-                for said in past.said.clone() {
-                    scratch.clear();
-                    codec.write_json(&said.event(), scratch);
-                    write_text_frame(out, scratch);
-                    n += 1;
-                }
-                n
-            }
-            Event::UserList { users, newcomer, .. } => {
-                scratch.clear();
-                let mut first = true;
-                users.for_each(|uid, name| {
-                    if !std::mem::take(&mut first) {
-                        scratch.extend_from_slice(codec.list_separator());
-                    }
-                    codec.write_list_entry(uid, name, scratch);
-                });
-                let mut prefix = Vec::with_capacity(64);
-                codec.write_list_prefix(newcomer, &mut prefix);
-                write_frame_of_parts(out, &[&prefix, scratch, codec.list_suffix()]);
-                1
-            }
-            _ => {
-                scratch.clear();
-                if !codec.write_json(event, scratch) {
-                    return 0;
-                }
-                write_text_frame(out, scratch);
-                1
-            }
+        match self {
+            Dialect::Seed | Dialect::SeedHtml => seed::write_json(event, self.escapes(), out),
+            Dialect::Workerman => workerman::write_json(event, out),
         }
     }
 
     /// `event` as one buffer of whole frames, and how many messages it holds.
     pub fn frames(self, event: &Event<'_>, scratch: &mut Vec<u8>) -> (SharedBytes, u32) {
-        if let Event::History(_) | Event::UserList { .. } = event {
-            let mut out = Vec::new();
-            let n = self.write_frames(event, scratch, &mut out);
-            return (Rc::from(out), n);
-        }
         scratch.clear();
-        if !self.write_json(event, scratch) {
-            return (Rc::from(&[][..]), 0);
+        match event {
+            Event::History(past) => self.history(past, usize::MAX, scratch),
+            Event::UserList { users, newcomer, .. } => {
+                users.for_each(|uid, name| self.write_list_entry(uid, name, scratch));
+                (self.user_list_frame(scratch, newcomer), 1)
+            }
+            _ if self.write_json(event, scratch) => (text_frame(scratch), 1),
+            _ => (Rc::from(&[][..]), 0),
         }
-        (text_frame(scratch), 1)
     }
 
     /// The newest messages of `past` whose frames fit in `limit` bytes together (the older ones are left
     /// out), as one buffer of whole frames, oldest first, and how many messages it holds. Each message is
     /// encoded once, newest first, until the next one would not fit.
     pub fn history(self, past: &History<'_>, limit: usize, scratch: &mut Vec<u8>) -> (SharedBytes, u32) {
-        let codec = self.codec();
         let mut newest_first = Vec::new();
         let mut ends = Vec::new();
         for said in past.said.clone().rev() {
             scratch.clear();
-            codec.write_json(&said.event(), scratch);
+            self.write_json(&said.event(), scratch);
             let mut head = [0u8; MAX_HEADER_LEN];
             let framed = encode_header(&mut head, true, OpCode::Text, None, scratch.len()) + scratch.len();
             if newest_first.len() + framed > limit {
@@ -187,47 +123,46 @@ impl Dialect {
     /// Appends the user-list entry of `uid` named `name` to a room's cached entries, followed by the
     /// separator ([`Dialect::user_list_frame`] cuts the last one off).
     pub fn write_list_entry(self, uid: u64, name: &str, out: &mut Vec<u8>) {
-        let codec = self.codec();
-        codec.write_list_entry(uid, name, out);
-        out.extend_from_slice(codec.list_separator());
+        match self {
+            Dialect::Seed | Dialect::SeedHtml => seed::write_list_entry(uid, name, self.escapes(), out),
+            Dialect::Workerman => workerman::write_list_entry(uid, name, out),
+        }
+        out.push(LIST_SEPARATOR);
     }
 
     /// The user-list frame for `newcomer` of a room's cached entries (each followed by the separator),
     /// copied once.
     pub fn user_list_frame(self, entries: &[u8], newcomer: &Newcomer<'_>) -> SharedBytes {
-        let codec = self.codec();
-        let entries = &entries[..entries.len().saturating_sub(codec.list_separator().len())];
-        let mut prefix = Vec::with_capacity(64);
-        codec.write_list_prefix(newcomer, &mut prefix);
-        frame_of_parts(&[&prefix, entries, codec.list_suffix()])
+        let entries = &entries[..entries.len().saturating_sub(1)];
+        match self {
+            Dialect::Seed | Dialect::SeedHtml => frame_of_parts(&[seed::LIST_PREFIX, entries, seed::LIST_SUFFIX]),
+            Dialect::Workerman => {
+                let mut prefix = Vec::with_capacity(64);
+                workerman::write_list_prefix(newcomer, &mut prefix);
+                frame_of_parts(&[&prefix, entries, workerman::LIST_SUFFIX])
+            }
+        }
     }
 
-    /// Whether the newcomer's user list is its own login too ([`Codec::welcome_is_login`]).
+    /// Whether the newcomer's user list is its own login too (then the room's broadcast of that login is not
+    /// sent to the newcomer).
     pub fn welcome_is_login(self) -> bool {
-        self.codec().welcome_is_login()
+        self == Dialect::Workerman
     }
 }
 
 /// Appends `json` as one unmasked text frame.
 pub fn write_text_frame(out: &mut Vec<u8>, json: &[u8]) {
-    write_frame_of_parts(out, &[json]);
+    let mut head = [0u8; MAX_HEADER_LEN];
+    let n = encode_header(&mut head, true, OpCode::Text, None, json.len());
+    out.reserve(n + json.len());
+    out.extend_from_slice(&head[..n]);
+    out.extend_from_slice(json);
 }
 
 /// `json` as one unmasked text frame.
 pub fn text_frame(json: &[u8]) -> SharedBytes {
     frame_of_parts(&[json])
-}
-
-/// Appends the concatenation of `parts` as one unmasked text frame.
-fn write_frame_of_parts(out: &mut Vec<u8>, parts: &[&[u8]]) {
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    let mut head = [0u8; MAX_HEADER_LEN];
-    let n = encode_header(&mut head, true, OpCode::Text, None, len);
-    out.reserve(n + len);
-    out.extend_from_slice(&head[..n]);
-    for part in parts {
-        out.extend_from_slice(part);
-    }
 }
 
 /// The concatenation of `parts` as one unmasked text frame, copying each byte once into one allocation.
@@ -288,11 +223,9 @@ mod tests {
         let (none, n) = d.history(&history, 10, &mut scratch);
         assert_eq!((none.len(), n), (0, 0));
 
-        let each = |f: &mut dyn FnMut(u64, &str)| {
-            f(1, "猪猪");
-            f(2, "mynick");
-        };
-        let (fresh, n) = d.frames(&Event::UserList { room: "1", users: Users::new(&each), newcomer }, &mut scratch);
+        let roster = crate::chat::roster::Roster::with_users("1", &[(1, "猪猪"), (2, "mynick")]);
+        let users = Users::new(roster.room("1"));
+        let (fresh, n) = d.frames(&Event::UserList { room: "1", users, newcomer }, &mut scratch);
         let json = r#"{"type":"user_list","user_list":[{"uid":1,"name":"猪猪"},{"uid":2,"name":"mynick"}]}"#;
         assert_eq!((&fresh[..], n), (&text_frame(json.as_bytes())[..], 1));
         // The same list from cached entries.

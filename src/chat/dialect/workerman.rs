@@ -11,13 +11,11 @@ use std::borrow::Cow;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{escape, Codec};
+use super::{escape, seed, DEFAULT_ROOM, MAX_ROOM_BYTES};
 use crate::chat::event::{ClientMessage, ErrorCode, Event, Newcomer, Recipient};
-use crate::chat::protocol::{ServerMessage, DEFAULT_ROOM, MAX_ROOM_BYTES};
 
-/// The codec of workerman-chat's current protocol.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Workerman;
+/// What a user list's JSON (the welcome's `client_list`) has after its entries.
+pub const LIST_SUFFIX: &[u8] = b"}}";
 
 /// Whether `text` is a login of this protocol: `type` login with `client_name` and no seed `name`.
 pub fn is_login(text: &str) -> bool {
@@ -73,105 +71,96 @@ fn text<'a>(m: &'a serde_json::Map<String, Value>, key: &str) -> Result<Option<&
     }
 }
 
-impl Codec for Workerman {
-    fn parse<'a>(&self, text_in: &'a str) -> Result<ClientMessage<'a>, ErrorCode> {
-        let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text_in) else { return Err(ErrorCode::BadJson) };
-        match m.get("type").and_then(Value::as_str) {
-            Some("login") => {
-                let name = text(&m, "client_name")?.unwrap_or_default().to_string();
-                let room = match m.get("room_id") {
-                    None | Some(Value::Null) => DEFAULT_ROOM.to_string(),
-                    Some(Value::Number(n)) => n.to_string(),
-                    Some(Value::String(s)) if s.len() > MAX_ROOM_BYTES => return Err(ErrorCode::BadJson),
-                    Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-                    Some(Value::String(_)) => DEFAULT_ROOM.to_string(),
-                    Some(_) => return Err(ErrorCode::BadJson),
-                };
-                Ok(ClientMessage::Login { name: Cow::Owned(name), room: Cow::Owned(room) })
-            }
-            Some("say") => {
-                let to = match m.get("to_client_id") {
-                    None | Some(Value::Null) => Recipient::All,
-                    Some(Value::String(s)) if s == "all" => Recipient::All,
-                    Some(Value::String(s)) => crate::chat::protocol::canonical_uid(s)
-                        .filter(|&u| u > 0)
-                        .map_or(Recipient::Nobody, Recipient::User),
-                    Some(Value::Number(n)) => n.as_u64().filter(|&u| u > 0).map_or(Recipient::Nobody, Recipient::User),
-                    Some(_) => return Err(ErrorCode::BadJson),
-                };
-                let content = text(&m, "content")?.unwrap_or_default().to_string();
-                Ok(ClientMessage::Say { to, content: Cow::Owned(content) })
-            }
-            Some("pong") => Ok(ClientMessage::Pong),
-            Some("logout") => Ok(ClientMessage::Logout),
-            _ => Err(ErrorCode::UnknownType),
+/// Parses one text message from a client.
+pub fn parse_client_message(text_in: &str) -> Result<ClientMessage<'_>, ErrorCode> {
+    let Ok(Value::Object(m)) = serde_json::from_str::<Value>(text_in) else { return Err(ErrorCode::BadJson) };
+    match m.get("type").and_then(Value::as_str) {
+        Some("login") => {
+            let name = text(&m, "client_name")?.unwrap_or_default().to_string();
+            let room = match m.get("room_id") {
+                None | Some(Value::Null) => DEFAULT_ROOM.to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(Value::String(s)) if s.len() > MAX_ROOM_BYTES => return Err(ErrorCode::BadJson),
+                Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
+                Some(Value::String(_)) => DEFAULT_ROOM.to_string(),
+                Some(_) => return Err(ErrorCode::BadJson),
+            };
+            Ok(ClientMessage::Login { name: Cow::Owned(name), room: Cow::Owned(room) })
         }
-    }
-
-    fn write_json(&self, event: &Event<'_>, out: &mut Vec<u8>) -> bool {
-        match *event {
-            Event::Login { uid, name, time } => {
-                write(out, &Login { kind: "login", client_id: id(uid), client_name: &escape::html(name), time })
-            }
-            Event::Say { from_uid, from_name, to_uid, echo_to, content, time } => {
-                let body = escape::content(content);
-                let content: Cow<'_, str> = match (to_uid, echo_to) {
-                    (None, _) => body,
-                    (Some(_), None) => Cow::Owned(format!("<b>对你说: </b>{body}")),
-                    (Some(_), Some(target)) => Cow::Owned(format!("<b>你对{}说: </b>{body}", escape::html(target))),
-                };
-                let to_client_id = to_uid.map_or_else(|| "all".to_string(), id);
-                let from_client_name = &escape::html(from_name);
-                let say = Say {
-                    kind: "say",
-                    from_client_id: id(from_uid),
-                    from_client_name,
-                    to_client_id,
-                    content: &content,
-                    time,
-                };
-                write(out, &say);
-            }
-            Event::Logout { uid, name, time } => write(
-                out,
-                &Logout { kind: "logout", from_client_id: id(uid), from_client_name: &escape::html(name), time },
-            ),
-            Event::Error(code) => ServerMessage::Error { code: code.as_str(), message: code.message() }.write_json(out),
-            Event::UserList { .. } | Event::History(_) => return false,
+        Some("say") => {
+            let to = match m.get("to_client_id") {
+                None | Some(Value::Null) => Recipient::All,
+                Some(Value::String(s)) if s == "all" => Recipient::All,
+                Some(Value::String(s)) => {
+                    seed::canonical_uid(s).filter(|&u| u > 0).map_or(Recipient::Nobody, Recipient::User)
+                }
+                Some(Value::Number(n)) => n.as_u64().filter(|&u| u > 0).map_or(Recipient::Nobody, Recipient::User),
+                Some(_) => return Err(ErrorCode::BadJson),
+            };
+            let content = text(&m, "content")?.unwrap_or_default().to_string();
+            Ok(ClientMessage::Say { to, content: Cow::Owned(content) })
         }
-        true
+        Some("pong") => Ok(ClientMessage::Pong),
+        Some("logout") => Ok(ClientMessage::Logout),
+        _ => Err(ErrorCode::UnknownType),
     }
+}
 
-    fn write_list_entry(&self, uid: u64, name: &str, out: &mut Vec<u8>) {
-        write(out, &id(uid));
-        out.push(b':');
-        write(out, &escape::html(name));
+/// Appends the JSON text of one message (a login, say, logout or error) and returns true; for the events that
+/// are no single message (a user list, a history) appends nothing and returns false.
+pub fn write_json(event: &Event<'_>, out: &mut Vec<u8>) -> bool {
+    match *event {
+        Event::Login { uid, name, time } => {
+            write(out, &Login { kind: "login", client_id: id(uid), client_name: &escape::html(name), time })
+        }
+        Event::Say { from_uid, from_name, to_uid, echo_to, content, time } => {
+            let body = escape::content(content);
+            let content: Cow<'_, str> = match (to_uid, echo_to) {
+                (None, _) => body,
+                (Some(_), None) => Cow::Owned(format!("<b>对你说: </b>{body}")),
+                (Some(_), Some(target)) => Cow::Owned(format!("<b>你对{}说: </b>{body}", escape::html(target))),
+            };
+            let to_client_id = to_uid.map_or_else(|| "all".to_string(), id);
+            let from_client_name = &escape::html(from_name);
+            let say = Say {
+                kind: "say",
+                from_client_id: id(from_uid),
+                from_client_name,
+                to_client_id,
+                content: &content,
+                time,
+            };
+            write(out, &say);
+        }
+        Event::Logout { uid, name, time } => {
+            write(out, &Logout { kind: "logout", from_client_id: id(uid), from_client_name: &escape::html(name), time })
+        }
+        // Errors are wschat's own message, the same in every dialect.
+        Event::Error(_) => return seed::write_json(event, false, out),
+        Event::UserList { .. } | Event::History(_) => return false,
     }
+    true
+}
 
-    fn write_list_prefix(&self, newcomer: &Newcomer<'_>, out: &mut Vec<u8>) {
-        let login = Login {
-            kind: "login",
-            client_id: id(newcomer.uid),
-            client_name: &escape::html(newcomer.name),
-            time: newcomer.time,
-        };
-        write(out, &login);
-        // The login object, reopened for its last field.
-        out.pop();
-        out.extend_from_slice(br#","client_list":{"#);
-    }
+/// Appends one user's entry of the welcome's `client_list`.
+pub fn write_list_entry(uid: u64, name: &str, out: &mut Vec<u8>) {
+    write(out, &id(uid));
+    out.push(b':');
+    write(out, &escape::html(name));
+}
 
-    fn list_separator(&self) -> &'static [u8] {
-        b","
-    }
-
-    fn list_suffix(&self) -> &'static [u8] {
-        b"}}"
-    }
-
-    fn welcome_is_login(&self) -> bool {
-        true
-    }
+/// Appends what the welcome has before its `client_list`'s entries: the newcomer's own login, reopened.
+pub fn write_list_prefix(newcomer: &Newcomer<'_>, out: &mut Vec<u8>) {
+    let login = Login {
+        kind: "login",
+        client_id: id(newcomer.uid),
+        client_name: &escape::html(newcomer.name),
+        time: newcomer.time,
+    };
+    write(out, &login);
+    // The login object, reopened for its last field.
+    out.pop();
+    out.extend_from_slice(br#","client_list":{"#);
 }
 
 /// `{"type":"ping"}`: what this protocol's server sends an idle client, which answers `{"type":"pong"}`.
@@ -187,7 +176,7 @@ mod tests {
 
     fn json(event: Event<'_>) -> String {
         let mut out = Vec::new();
-        assert!(Workerman.write_json(&event, &mut out));
+        assert!(write_json(&event, &mut out));
         String::from_utf8(out).unwrap()
     }
 
@@ -229,14 +218,12 @@ mod tests {
 
     #[test]
     fn the_welcome_is_the_login_with_the_client_list() {
-        let each = |f: &mut dyn FnMut(u64, &str)| {
-            f(1, "a\"b");
-            f(5, "me");
-        };
+        let roster = crate::chat::roster::Roster::with_users("1", &[(1, "a\"b"), (5, "me")]);
+        let users = Users::new(roster.room("1"));
         let newcomer = Newcomer { uid: 5, name: "me", time: T };
         let mut scratch = Vec::new();
         let d = Dialect::Workerman;
-        let (frame, n) = d.frames(&Event::UserList { room: "1", users: Users::new(&each), newcomer }, &mut scratch);
+        let (frame, n) = d.frames(&Event::UserList { room: "1", users, newcomer }, &mut scratch);
         let json = r#"{"type":"login","client_id":"5","client_name":"me","time":"2026-12-02 10:00:00","client_list":{"1":"a&quot;b","5":"me"}}"#;
         assert_eq!((&frame[..], n), (&crate::chat::dialect::text_frame(json.as_bytes())[..], 1));
         let mut entries = Vec::new();
@@ -248,7 +235,7 @@ mod tests {
 
     #[test]
     fn parsing_and_detection() {
-        let login = |t| Workerman.parse(t);
+        let login = parse_client_message;
         assert_eq!(
             login(r#"{"type":"login","client_name":"x","room_id":1}"#),
             Ok(ClientMessage::Login { name: "x".into(), room: "1".into() })
@@ -263,7 +250,7 @@ mod tests {
         );
         assert_eq!(login(r#"{"type":"login","client_name":"x","room_id":[1]}"#), Err(ErrorCode::BadJson));
         assert_eq!(login(r#"{"type":"login","client_name":5}"#), Err(ErrorCode::BadJson));
-        let say = |t| Workerman.parse(t);
+        let say = parse_client_message;
         assert_eq!(
             say(r#"{"type":"say","to_client_id":"all","to_client_name":"所有人","content":"hi"}"#),
             Ok(ClientMessage::Say { to: Recipient::All, content: "hi".into() })
@@ -280,9 +267,9 @@ mod tests {
             say(r#"{"type":"say","to_client_id":"7f3a","content":"x"}"#),
             Ok(ClientMessage::Say { to: Recipient::Nobody, content: "x".into() })
         );
-        assert_eq!(Workerman.parse(r#"{"type":"pong"}"#), Ok(ClientMessage::Pong));
-        assert_eq!(Workerman.parse("garbage"), Err(ErrorCode::BadJson));
-        assert_eq!(Workerman.parse(r#"{"type":"dance"}"#), Err(ErrorCode::UnknownType));
+        assert_eq!(parse_client_message(r#"{"type":"pong"}"#), Ok(ClientMessage::Pong));
+        assert_eq!(parse_client_message("garbage"), Err(ErrorCode::BadJson));
+        assert_eq!(parse_client_message(r#"{"type":"dance"}"#), Err(ErrorCode::UnknownType));
         assert_eq!(Dialect::detect(r#"{"type":"login","client_name":"x","room_id":1}"#), Some(Dialect::Workerman));
         assert_eq!(Dialect::detect(r#"{"type":"login","name":"x"}"#), None);
         assert_eq!(Dialect::detect(r#"{"type":"say","client_name":"x"}"#), None);

@@ -4,14 +4,16 @@
 //! the reactor writes) hands each member the whole batch of its dialect as one shared buffer, so a member
 //! costs one queue entry and one iovec per turn however many messages the room saw. Each member has a share
 //! of its open batch: all of it, or, for a member who joined during the batch, what came after its own
-//! login. Anything addressed to one connection (an error, a private message, its departure) first hands that
+//! login. The members are the room's connections of this process in the [`Roster`]; each connection's
+//! dialect and share are kept here, indexed by connection. Anything addressed to one connection (an error, a private message, its departure) first hands that
 //! connection its share so far as a copy and starts its share anew, so every connection still sees its frames
 //! in the order they were made, and neither a login nor a message to one member costs the room a delivery per
 //! member. A batch is cut at [`MAX_BATCH_BYTES`].
 //!
-//! A room also keeps its user list encoded per dialect, entry by entry in login order, so a newcomer's
-//! `user_list` frame is a copy of bytes, not one JSON encode per member. A dialect's list is built from
-//! presence the first time one of its newcomers needs it, then kept current by joins and departures.
+//! A room also keeps its user list encoded per dialect, entry by entry in the roster's order, so a newcomer's
+//! `user_list` frame is a copy of bytes, not one JSON encode per member. A dialect's list is built from the
+//! roster the first time one of its newcomers needs it, extended while users are only added at the end, and
+//! built again when the roster's version of the room changed.
 //!
 //! The history a newcomer gets is encoded once per (room, dialect) and shared like a broadcast: one buffer,
 //! queued for every newcomer of that dialect until the room's history changes (its [`HistoryStamp`]). It
@@ -27,6 +29,7 @@ use std::rc::Rc;
 
 use super::dialect::{write_text_frame, Dialect};
 use super::event::{Event, History, HistoryStamp, Newcomer, Sink, To, Users};
+use super::roster::{RoomRoster, Roster};
 use crate::app::{ConnId, Effects};
 use crate::shared_bytes::SharedBytes;
 
@@ -34,20 +37,14 @@ use crate::shared_bytes::SharedBytes;
 /// of one write.
 pub const MAX_BATCH_BYTES: usize = 64 * 1024;
 
-/// A member slot whose connection has left; slots are removed, with their user-list entries, by
-/// [`Room::tidy`].
-const GONE: ConnId = ConnId::MAX;
-
 /// Encodes, batches and addresses the chat core's events.
 #[derive(Debug, Default)]
 pub struct Fanout {
     rooms: HashMap<Rc<str>, Room>,
-    /// Where each member connection sits.
-    seats: HashMap<ConnId, Seat>,
+    /// Each connection's dialect and room share, indexed by connection (ids are the reactor's slab keys).
+    shares: Vec<Share>,
     /// The dialect of a connection until it is told otherwise (`--escape-html` picks the escaped seed one).
     default: Dialect,
-    /// Connections that speak another dialect than the default one.
-    dialects: HashMap<ConnId, Dialect>,
     /// A newcomer whose welcome was its own login (its dialect's user list is a login): the room's broadcast
     /// of that login, which comes next, is not for it.
     skip_login: Option<ConnId>,
@@ -92,23 +89,15 @@ struct EncodedHistory {
     messages: u32,
 }
 
-/// A member connection's room and slot.
-#[derive(Debug)]
-struct Seat {
-    room: Rc<str>,
-    /// Its index in the room's `members` (kept current when the room is tidied).
-    slot: usize,
-}
-
-/// One member of a room, in login order.
-#[derive(Debug, Clone, Copy)]
-struct Member {
-    /// The connection, or [`GONE`].
-    conn: ConnId,
+/// A connection's dialect and, while it is in a room, its share of its dialect's open batch there.
+#[derive(Debug, Clone, Default)]
+struct Share {
     dialect: Dialect,
-    /// Where the member's share of its dialect's open batch starts: 0 for all of it; further on for a member
-    /// who joined since the batch opened (what came before is not for it), or who was already given the
-    /// batch so far because something addressed to it alone had to follow it.
+    /// The room it is a member of.
+    room: Option<Rc<str>>,
+    /// Where its share of its dialect's open batch starts: 0 for all of it; further on for a member who
+    /// joined since the batch opened (what came before is not for it), or who was already given the batch
+    /// so far because something addressed to it alone had to follow it.
     from: u32,
     /// Messages of the open batch before `from`.
     from_messages: u32,
@@ -121,25 +110,22 @@ struct Batch {
     messages: u32,
 }
 
-/// A room's user list encoded in one dialect: every slot's entry followed by the separator, in slot order.
+/// A room's user list encoded in one dialect: every user's entry followed by the separator, in the roster's
+/// order, as of a version of the room.
 #[derive(Debug, Default, Clone)]
 struct UserList {
     bytes: Vec<u8>,
-    /// Bytes of each slot's entry, separator included; parallel to [`Room::members`].
-    lens: Vec<u32>,
+    /// The roster's version of the room it was made from.
+    version: u64,
+    /// The roster's places encoded so far.
+    end: usize,
 }
 
-/// A room: its members in login order with their encoded user lists, and this turn's open batches.
+/// A room's delivery side: members per dialect, this turn's open batches, encoded user lists and history.
 #[derive(Debug, Default)]
 struct Room {
     /// The room's name (the key it is filed under).
     key: Rc<str>,
-    /// Members in login order, with slots of those who left since the last tidy.
-    members: Vec<Member>,
-    /// Members present.
-    live: usize,
-    /// Slots in `members` marked [`GONE`].
-    gone: usize,
     /// Members present per dialect.
     speakers: [usize; Dialect::COUNT],
     batches: [Batch; Dialect::COUNT],
@@ -159,22 +145,16 @@ pub struct FanoutSink<'a> {
 }
 
 impl Sink for FanoutSink<'_> {
-    fn joined(&mut self, room: &str, conn: ConnId, uid: u64, name: &str) {
-        self.fanout.joined(room, conn, uid, name);
+    fn joined(&mut self, room: &str, conn: ConnId) {
+        self.fanout.joined(room, conn);
     }
 
-    fn left(&mut self, _room: &str, conn: ConnId) {
+    fn left(&mut self, conn: ConnId) {
         self.fanout.left(conn, self.out);
     }
 
     fn send(&mut self, to: To<'_>, event: Event<'_>) {
         self.fanout.send(to, &event, self.out);
-    }
-
-    fn roster_changed(&mut self, room: &str) {
-        if let Some(r) = self.fanout.rooms.get_mut(room) {
-            r.lists = Default::default();
-        }
     }
 }
 
@@ -198,11 +178,13 @@ impl Fanout {
     }
 
     /// How many times a history was encoded for newcomers (not counting the times a kept one was shared).
+    #[cfg(test)]
     pub fn history_encodes(&self) -> u64 {
         self.welcomes.encodes
     }
 
     /// Bytes of encoded history kept for newcomers over all rooms.
+    #[cfg(test)]
     pub fn history_kept_bytes(&self) -> usize {
         self.welcomes.kept
     }
@@ -219,73 +201,82 @@ impl Fanout {
 
     /// The dialect `conn` speaks.
     pub fn dialect_of(&self, conn: ConnId) -> Dialect {
-        self.dialects.get(&conn).copied().unwrap_or(self.default)
+        self.shares.get(conn).map_or(self.default, |s| s.dialect)
+    }
+
+    /// `conn`'s share, made (in the default dialect) if it has none yet.
+    fn share_mut(&mut self, conn: ConnId) -> &mut Share {
+        if self.shares.len() <= conn {
+            let default = Share { dialect: self.default, ..Share::default() };
+            self.shares.resize(conn + 1, default);
+        }
+        &mut self.shares[conn]
     }
 
     /// Makes `conn` speak `dialect` from now on; before it logs in (a member keeps the dialect it joined with).
     pub fn set_dialect(&mut self, conn: ConnId, dialect: Dialect) {
-        debug_assert!(!self.seats.contains_key(&conn), "dialect changed inside a room");
-        if dialect == self.default {
-            self.dialects.remove(&conn);
-        } else {
-            self.dialects.insert(conn, dialect);
-        }
+        let share = self.share_mut(conn);
+        debug_assert!(share.room.is_none(), "dialect changed inside a room");
+        share.dialect = dialect;
     }
 
     /// Forgets `conn` (its dialect); call when it is gone, after it left its room.
     pub fn forget(&mut self, conn: ConnId) {
-        debug_assert!(!self.seats.contains_key(&conn), "forget before leave");
-        self.dialects.remove(&conn);
+        let default = self.default;
+        if let Some(share) = self.shares.get_mut(conn) {
+            debug_assert!(share.room.is_none(), "forget before leave");
+            *share = Share { dialect: default, ..Share::default() };
+        }
     }
 
     /// Gives `conn` what its room's open batch holds for it so far, so that what comes next for `conn` follows
     /// it. The rest of the room gets the batch when it is sealed.
     pub fn serve(&mut self, conn: ConnId, out: &mut Effects) {
-        let Some(seat) = self.seats.get(&conn) else { return };
-        if let Some(room) = self.rooms.get_mut(&seat.room) {
-            room.serve(seat.slot, out);
+        let Some(share) = self.shares.get_mut(conn) else { return };
+        if let Some(room) = share.room.as_ref().and_then(|key| self.rooms.get(key)) {
+            room.serve(conn, share, out);
         }
     }
 
-    /// Hands every open batch to its room's members. The reactor calls this before it writes.
-    pub fn seal(&mut self, out: &mut Effects) {
+    /// Hands every open batch to its room's members, as `roster` has them. Called before the reactor writes.
+    pub fn seal(&mut self, roster: &Roster, out: &mut Effects) {
         for key in self.batched_rooms.drain(..) {
             if let Some(room) = self.rooms.get_mut(&key) {
                 room.listed = false;
-                room.seal(out);
+                let members = roster.room(&key).map_or(&[][..], |r| r.locals());
+                room.seal(members, &mut self.shares, out);
             }
         }
     }
 
-    fn joined(&mut self, room: &str, conn: ConnId, uid: u64, name: &str) {
-        debug_assert!(!self.seats.contains_key(&conn), "joined twice");
+    fn joined(&mut self, room: &str, conn: ConnId) {
         let dialect = self.dialect_of(conn);
         if !self.rooms.contains_key(room) {
             let key: Rc<str> = Rc::from(room);
             self.rooms.insert(key.clone(), Room { key, ..Room::default() });
         }
-        let Fanout { rooms, seats, .. } = self;
-        let Some(r) = rooms.get_mut(room) else { return };
-        tidy(r, seats);
+        let Some(r) = self.rooms.get_mut(room) else { return };
+        r.speakers[dialect.index()] += 1;
         // What the room said before this login is not for the newcomer: its share of the open batch starts at
         // its own login broadcast.
-        let slot = r.join(conn, dialect, uid, name);
-        seats.insert(conn, Seat { room: r.key.clone(), slot });
+        let batch = &r.batches[dialect.index()];
+        let (key, from, from_messages) = (r.key.clone(), batch.bytes.len() as u32, batch.messages);
+        let share = self.share_mut(conn);
+        debug_assert!(share.room.is_none(), "joined twice");
+        (share.room, share.from, share.from_messages) = (Some(key), from, from_messages);
     }
 
     fn left(&mut self, conn: ConnId, out: &mut Effects) {
-        let Some(seat) = self.seats.remove(&conn) else { return };
-        let Fanout { rooms, seats, welcomes, .. } = self;
-        let Some(room) = rooms.get_mut(&seat.room) else { return };
-        room.serve(seat.slot, out);
-        room.part(seat.slot);
-        if room.gone > room.live.max(32) {
-            tidy(room, seats);
-        }
-        if room.live == 0 {
-            if let Some(gone) = rooms.remove(&seat.room) {
+        self.serve(conn, out);
+        let Some(share) = self.shares.get_mut(conn) else { return };
+        let Some(key) = share.room.take() else { return };
+        (share.from, share.from_messages) = (0, 0);
+        let Some(room) = self.rooms.get_mut(&key) else { return };
+        room.speakers[share.dialect.index()] -= 1;
+        if room.speakers.iter().all(|&n| n == 0) {
+            if let Some(gone) = self.rooms.remove(&key) {
                 let freed: usize = gone.histories.iter().flatten().map(|h| h.frame.len()).sum();
-                welcomes.kept -= freed;
+                self.welcomes.kept -= freed;
             }
         }
     }
@@ -299,24 +290,26 @@ impl Fanout {
         }
     }
 
-    /// Appends `event` to the open batch of each dialect spoken in `room`.
-    fn broadcast(&mut self, room: &str, event: &Event<'_>, out: &mut Effects) {
+    /// Appends `event` to the open batch of each dialect spoken in `members`' room.
+    fn broadcast(&mut self, members: &RoomRoster, event: &Event<'_>, out: &mut Effects) {
         let skip = if let Event::Login { .. } = event { self.skip_login.take() } else { None };
-        let Some(r) = self.rooms.get_mut(room) else { return };
+        let room = members.name();
+        let Fanout { rooms, shares, scratch, .. } = self;
+        let Some(r) = rooms.get_mut(room) else { return };
         let mut appended = false;
         for d in Dialect::ALL {
             if r.speakers[d.index()] == 0 {
                 continue;
             }
-            self.scratch.clear();
-            if d.write_json(event, &mut self.scratch) {
-                r.append(d, &self.scratch, out);
+            scratch.clear();
+            if d.write_json(event, scratch) {
+                r.append(d, scratch, members.locals(), shares, out);
                 appended = true;
             }
         }
-        if let Some(seat) = skip.and_then(|conn| self.seats.get(&conn)) {
-            if *seat.room == *room {
-                r.skip_share(seat.slot);
+        if let Some(share) = skip.and_then(|conn| shares.get_mut(conn)) {
+            if share.room.as_deref() == Some(room) {
+                r.skip_share(share);
             }
         }
         if appended && !std::mem::replace(&mut r.listed, true) {
@@ -366,8 +359,9 @@ impl Fanout {
     /// The history frames for a newcomer `conn` of dialect `d`: its room's kept encoding of `past` when it
     /// has one of this version, else `past` encoded (within the welcome's bound) and kept for the next one.
     fn history(&mut self, conn: ConnId, d: Dialect, past: &History<'_>) -> (SharedBytes, u32) {
-        let Fanout { rooms, seats, scratch, welcomes, .. } = self;
-        let room = seats.get(&conn).and_then(|seat| rooms.get_mut(&seat.room));
+        let Fanout { rooms, shares, scratch, welcomes, .. } = self;
+        let key = shares.get(conn).and_then(|s| s.room.clone());
+        let room = key.as_ref().and_then(|k| rooms.get_mut(k));
         if let Some(Some(kept)) = room.as_ref().map(|r| &r.histories[d.index()]) {
             if kept.stamp == past.stamp {
                 return (kept.frame.clone(), kept.messages);
@@ -387,7 +381,7 @@ impl Fanout {
             welcomes.kept = 0;
         }
         if frame.len() <= welcomes.cap {
-            if let Some(room) = seats.get(&conn).and_then(|seat| rooms.get_mut(&seat.room)) {
+            if let Some(room) = key.as_ref().and_then(|k| rooms.get_mut(k)) {
                 welcomes.kept += frame.len();
                 room.histories[d.index()] = Some(EncodedHistory { stamp: past.stamp, frame: frame.clone(), messages });
             }
@@ -395,63 +389,53 @@ impl Fanout {
         (frame, messages)
     }
 
-    /// The `user_list` frame for `newcomer` of `room` in dialect `d`, from the room's encoded list (made from
-    /// `users` when the room has none in `d` yet).
+    /// The `user_list` frame for `newcomer` of `room` in dialect `d`, from the room's encoded list, extended
+    /// with the users added at the end since, or made again from `users` when the room's version changed.
     fn user_list(&mut self, room: &str, d: Dialect, users: Users<'_>, newcomer: &Newcomer<'_>) -> SharedBytes {
-        let Fanout { rooms, seats, scratch, .. } = self;
         let newcomer = *newcomer;
-        let Some(r) = rooms.get_mut(room) else {
-            return d.frames(&Event::UserList { room, users, newcomer }, scratch).0;
+        let Some(r) = self.rooms.get_mut(room) else {
+            return d.frames(&Event::UserList { room, users, newcomer }, &mut self.scratch).0;
         };
-        tidy(r, seats);
-        if r.lists[d.index()].is_none() {
-            let mut list = UserList::default();
-            users.for_each(|uid, name| {
-                let start = list.bytes.len();
-                d.write_list_entry(uid, name, &mut list.bytes);
-                list.lens.push(u32::try_from(list.bytes.len() - start).unwrap_or(u32::MAX));
-            });
-            if list.lens.len() != r.members.len() {
-                // Presence knows users this room has no member for: encode the list afresh every time.
-                return d.user_list_frame(&list.bytes, &newcomer);
-            }
-            r.lists[d.index()] = Some(list);
+        let list = r.lists[d.index()].get_or_insert_with(UserList::default);
+        if list.version != users.version() {
+            list.bytes.clear();
+            (list.version, list.end) = (users.version(), 0);
         }
-        match &r.lists[d.index()] {
-            Some(list) => d.user_list_frame(&list.bytes, &newcomer),
-            None => d.frames(&Event::UserList { room, users, newcomer }, scratch).0,
+        users.each_from(list.end, |uid, name| d.write_list_entry(uid, name, &mut list.bytes));
+        list.end = users.end();
+        if list.bytes.capacity() > 2 * list.bytes.len() + 4096 {
+            list.bytes.shrink_to(list.bytes.len() + list.bytes.len() / 2);
         }
+        d.user_list_frame(&list.bytes, &newcomer)
     }
 }
 
 impl Room {
-    /// Hands every open batch to the members of its dialect, and opens new ones.
-    fn seal(&mut self, out: &mut Effects) {
+    /// Hands every open batch to `members` of its dialect, and opens new ones.
+    fn seal(&mut self, members: &[ConnId], shares: &mut [Share], out: &mut Effects) {
         for d in Dialect::ALL {
-            self.seal_dialect(d, out);
+            self.seal_dialect(d, members, shares, out);
         }
     }
 
-    /// Hands `d`'s open batch to every member of that dialect as one shared buffer (a member whose share
-    /// starts later gets a copy of its share), and opens a new one.
-    fn seal_dialect(&mut self, d: Dialect, out: &mut Effects) {
+    /// Hands `d`'s open batch to every one of `members` of that dialect as one shared buffer (a member whose
+    /// share starts later gets a copy of its share), and opens a new one.
+    fn seal_dialect(&mut self, d: Dialect, members: &[ConnId], shares: &mut [Share], out: &mut Effects) {
         let batch = &mut self.batches[d.index()];
         if batch.messages == 0 {
             return;
         }
         let bytes: SharedBytes = Rc::from(&batch.bytes[..]);
         out.sends.reserve(self.speakers[d.index()]);
-        for m in &mut self.members {
-            if m.conn == GONE || m.dialect != d {
-                continue;
-            }
+        for &conn in members {
+            let Some(m) = shares.get_mut(conn).filter(|m| m.dialect == d) else { continue };
             if m.from == 0 {
-                out.push(m.conn, bytes.clone(), batch.messages);
+                out.push(conn, bytes.clone(), batch.messages);
                 continue;
             }
             let from = m.from as usize;
             if from < batch.bytes.len() {
-                out.push(m.conn, Rc::from(&batch.bytes[from..]), batch.messages - m.from_messages);
+                out.push(conn, Rc::from(&batch.bytes[from..]), batch.messages - m.from_messages);
             }
             (m.from, m.from_messages) = (0, 0);
         }
@@ -462,109 +446,33 @@ impl Room {
         batch.messages = 0;
     }
 
-    /// Appends `json` as one frame to `d`'s open batch, sealing the batch first when it would grow too big.
-    fn append(&mut self, d: Dialect, json: &[u8], out: &mut Effects) {
+    /// Appends `json` as one frame to `d`'s open batch, sealing the batch first (for `members`) when it would
+    /// grow too big.
+    fn append(&mut self, d: Dialect, json: &[u8], members: &[ConnId], shares: &mut [Share], out: &mut Effects) {
         if self.batches[d.index()].bytes.len() + json.len() > MAX_BATCH_BYTES {
-            self.seal_dialect(d, out);
+            self.seal_dialect(d, members, shares, out);
         }
         let batch = &mut self.batches[d.index()];
         write_text_frame(&mut batch.bytes, json);
         batch.messages += 1;
     }
 
-    /// Gives the member in `slot` its share of its open batch so far, as a copy, and starts its share anew
-    /// at the end: what comes next for it alone then follows what the room said before. The other members
-    /// are not touched; they get the batch when it is sealed.
-    fn serve(&mut self, slot: usize, out: &mut Effects) {
-        let Some(m) = self.members.get_mut(slot) else { return };
-        let batch = &self.batches[m.dialect.index()];
-        let from = m.from as usize;
+    /// Gives `conn` (whose `share` this is) its share of its open batch so far, as a copy, and starts its
+    /// share anew at the end: what comes next for it alone then follows what the room said before. The other
+    /// members are not touched; they get the batch when it is sealed.
+    fn serve(&self, conn: ConnId, share: &mut Share, out: &mut Effects) {
+        let batch = &self.batches[share.dialect.index()];
+        let from = share.from as usize;
         if from < batch.bytes.len() {
-            out.push(m.conn, Rc::from(&batch.bytes[from..]), batch.messages - m.from_messages);
+            out.push(conn, Rc::from(&batch.bytes[from..]), batch.messages - share.from_messages);
         }
-        (m.from, m.from_messages) = (batch.bytes.len() as u32, batch.messages);
+        (share.from, share.from_messages) = (batch.bytes.len() as u32, batch.messages);
     }
 
-    /// The member in `slot` does not share what its open batch holds so far (the frame just appended was
-    /// its own login, which its welcome already was).
-    fn skip_share(&mut self, slot: usize) {
-        let Some(m) = self.members.get_mut(slot) else { return };
-        let batch = &self.batches[m.dialect.index()];
-        (m.from, m.from_messages) = (batch.bytes.len() as u32, batch.messages);
-    }
-
-    /// Adds a member at the end, with its entry in every encoded user list; it shares only what its open
-    /// batch gets from now on. Returns its slot. The room must be tidy.
-    fn join(&mut self, conn: ConnId, dialect: Dialect, uid: u64, name: &str) -> usize {
-        for (d, list) in Dialect::ALL.into_iter().zip(&mut self.lists) {
-            if let Some(list) = list {
-                let start = list.bytes.len();
-                d.write_list_entry(uid, name, &mut list.bytes);
-                list.lens.push(u32::try_from(list.bytes.len() - start).unwrap_or(u32::MAX));
-            }
-        }
-        let batch = &self.batches[dialect.index()];
-        self.members.push(Member { conn, dialect, from: batch.bytes.len() as u32, from_messages: batch.messages });
-        self.live += 1;
-        self.speakers[dialect.index()] += 1;
-        self.members.len() - 1
-    }
-
-    /// Marks the member in `slot` as gone; its entries stay until the next tidy (before the next login, or
-    /// when gone slots outnumber the members), so a wave of departures costs one compaction, not one each.
-    fn part(&mut self, slot: usize) {
-        let Some(m) = self.members.get_mut(slot) else { return };
-        if m.conn == GONE {
-            return;
-        }
-        m.conn = GONE;
-        self.gone += 1;
-        self.live -= 1;
-        self.speakers[m.dialect.index()] -= 1;
-    }
-
-    /// Drops the slots and user-list entries of members who left, moving the rest down in one pass. Returns
-    /// the first slot whose member moved (`members.len()` when none did).
-    fn tidy(&mut self) -> usize {
-        if self.gone == 0 {
-            return self.members.len();
-        }
-        let first_gone = self.members.iter().position(|m| m.conn == GONE).unwrap_or(self.members.len());
-        for list in self.lists.iter_mut().flatten() {
-            let (mut read, mut write, mut kept) = (0, 0, 0);
-            for (i, m) in self.members.iter().enumerate() {
-                let len = list.lens[i] as usize;
-                if m.conn != GONE {
-                    if read != write {
-                        list.bytes.copy_within(read..read + len, write);
-                    }
-                    write += len;
-                    list.lens[kept] = list.lens[i];
-                    kept += 1;
-                }
-                read += len;
-            }
-            list.bytes.truncate(write);
-            list.lens.truncate(kept);
-            if list.bytes.capacity() > 2 * list.bytes.len() + 4096 {
-                list.bytes.shrink_to(list.bytes.len() + list.bytes.len() / 2);
-            }
-        }
-        self.members.retain(|m| m.conn != GONE);
-        self.gone = 0;
-        if self.members.capacity() > 2 * self.members.len() + 64 {
-            self.members.shrink_to(self.members.len() + self.members.len() / 2);
-        }
-        first_gone
-    }
-}
-
-/// Tidies `room` and tells the members who moved their new slots.
-fn tidy(room: &mut Room, seats: &mut HashMap<ConnId, Seat>) {
-    let first_moved = room.tidy();
-    for (slot, m) in room.members.iter().enumerate().skip(first_moved) {
-        if let Some(seat) = seats.get_mut(&m.conn) {
-            seat.slot = slot;
-        }
+    /// The member whose `share` this is does not share what its open batch holds so far (the frame just
+    /// appended was its own login, which its welcome already was).
+    fn skip_share(&self, share: &mut Share) {
+        let batch = &self.batches[share.dialect.index()];
+        (share.from, share.from_messages) = (batch.bytes.len() as u32, batch.messages);
     }
 }

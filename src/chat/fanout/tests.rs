@@ -6,12 +6,11 @@ use std::rc::Rc;
 
 use serde_json::json;
 
-use super::{Room, UserList, GONE, MAX_BATCH_BYTES};
+use super::{Room, UserList, MAX_BATCH_BYTES};
 use crate::app::{ConnId, Effects};
+use crate::chat::dialect::seed::parse_client_message;
 use crate::chat::dialect::Dialect;
 use crate::chat::event::ClientMessage;
-use crate::chat::presence::Presence;
-use crate::chat::protocol::parse_client_message;
 use crate::chat::testing::{frames, fresh_user_list, hub_with_members, send, streams, Chat, T};
 
 /// A room's encoded user list in the seed dialect.
@@ -19,19 +18,32 @@ fn seed_list(room: &Room) -> &UserList {
     room.lists[Dialect::Seed.index()].as_ref().expect("the room's seed user list")
 }
 
-/// The user-list frame `room` would give a newcomer now (without the newcomer).
+/// The user-list frame `room` would give a newcomer now (without the newcomer): its encoded list, extended
+/// with the users added at the end since, or made afresh when the room changed otherwise.
 fn list_of(hub: &Chat, room: &str) -> Vec<u8> {
-    let room = &hub.fanout.rooms[room];
-    let mut probe = Room {
-        members: room.members.clone(),
-        lists: room.lists.clone(),
-        gone: room.gone,
-        live: room.live,
-        ..Room::default()
-    };
-    probe.tidy();
+    let members = hub.hub.roster().room(room).expect("a room with users");
+    let mut list = seed_list(&hub.fanout.rooms[room]).clone();
+    if list.version != members.version() {
+        list = UserList { version: members.version(), ..UserList::default() };
+    }
+    members.each_from(list.end, |uid, name| Dialect::Seed.write_list_entry(uid, name, &mut list.bytes));
     let nobody = crate::chat::event::Newcomer { uid: 0, name: "", time: "" };
-    Dialect::Seed.user_list_frame(&seed_list(&probe).bytes, &nobody).to_vec()
+    Dialect::Seed.user_list_frame(&list.bytes, &nobody).to_vec()
+}
+
+/// The fanout's rooms and shares agree with the roster: a room for each roster room with members here, as
+/// many speakers as members, every member's share in its room.
+fn assert_in_step(hub: &Chat) {
+    let roster = hub.hub.roster();
+    for (key, room) in &hub.fanout.rooms {
+        let members = roster.room(key).expect("a fanout room has users").locals();
+        assert_eq!(room.speakers.iter().sum::<usize>(), members.len(), "{key}");
+        for &conn in members {
+            assert_eq!(hub.fanout.shares[conn].room.as_deref(), Some(&**key));
+        }
+    }
+    let here = (0..hub.fanout.shares.len()).filter(|&c| roster.uid_of(c).is_some()).count();
+    assert_eq!(here, hub.fanout.shares.iter().filter(|s| s.room.is_some()).count());
 }
 
 #[test]
@@ -152,20 +164,22 @@ fn user_list_bytes_match_a_fresh_encode() {
 }
 
 #[test]
-fn many_departures_cost_one_compaction() {
+fn many_departures_then_a_newcomer_gets_the_list_of_those_who_stay() {
     let mut hub = hub_with_members(1000);
     let mut out = Effects::default();
     for c in (0..1000).step_by(3) {
         hub.leave(c, T, &mut out);
     }
-    let room = &hub.fanout.rooms["1"];
-    assert!(room.gone > 0 && room.members.len() == room.live + room.gone);
-    send(&mut hub, 5000, r#"{"type":"login","name":"late"}"#);
-    let room = &hub.fanout.rooms["1"];
-    assert_eq!((room.gone, room.members.len(), room.live), (0, 667, 667));
-    let list = seed_list(room);
-    assert_eq!(list.lens.len(), room.members.len());
-    assert_eq!(list.bytes.len(), list.lens.iter().map(|&n| n as usize).sum::<usize>());
+    assert_in_step(&hub);
+    let got = send(&mut hub, 5000, r#"{"type":"login","name":"late"}"#);
+    let list = got[0].1["user_list"].as_array().map_or(0, Vec::len);
+    assert_eq!((list, hub.fanout.rooms["1"].speakers.iter().sum::<usize>()), (667, 667));
+    assert_eq!(list_of(&hub, "1"), fresh_user_list(&hub, "1"));
+    let encoded = seed_list(&hub.fanout.rooms["1"]);
+    assert_eq!(
+        (encoded.end, encoded.version),
+        (hub.hub.roster().room("1").map_or(0, |r| r.end()), hub.hub.roster().room("1").map_or(0, |r| r.version()))
+    );
 }
 
 proptest::proptest! {
@@ -192,20 +206,11 @@ proptest::proptest! {
                 2 => hub.leave(conn, T, &mut out),
                 _ => hub.handle(conn, ClientMessage::Logout, T, &mut out),
             }
-            for (key, room) in &hub.fanout.rooms {
-                proptest::prop_assert!(room.live > 0);
-                proptest::prop_assert_eq!(room.live, hub.hub.presence().count(key));
-                proptest::prop_assert_eq!(room.members.iter().filter(|m| m.conn != GONE).count(), room.live);
-                proptest::prop_assert_eq!(room.members.len(), room.live + room.gone);
-                let list = seed_list(room);
-                proptest::prop_assert_eq!(list.lens.len(), room.members.len());
-                proptest::prop_assert_eq!(list.bytes.len(), list.lens.iter().map(|&n| n as usize).sum::<usize>());
+            assert_in_step(&hub);
+            for key in hub.fanout.rooms.keys() {
                 proptest::prop_assert_eq!(list_of(&hub, key), fresh_user_list(&hub, key));
             }
-            proptest::prop_assert_eq!(hub.fanout.rooms.len(), hub.hub.presence().room_count());
-            for (conn, seat) in &hub.fanout.seats {
-                proptest::prop_assert_eq!(hub.fanout.rooms[&seat.room].members[seat.slot].conn, *conn);
-            }
+            proptest::prop_assert_eq!(hub.fanout.rooms.len(), hub.hub.roster().room_count());
         }
     }
 }
@@ -251,9 +256,7 @@ proptest::proptest! {
         batched.seal(&mut out);
         streams(&out, &mut got);
         proptest::prop_assert_eq!(got, want);
-        for (conn, seat) in &batched.fanout.seats {
-            proptest::prop_assert_eq!(batched.fanout.rooms[&seat.room].members[seat.slot].conn, *conn);
-        }
+        assert_in_step(&batched);
     }
 }
 

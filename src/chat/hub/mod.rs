@@ -1,5 +1,5 @@
-//! The chat core: who gets what. Users on their connections, uids and rooms (through [`Presence`]), history,
-//! and the limits against memory and amplification. A client's command goes in; chat events come out into a
+//! The chat core: who gets what. Users and rooms (the [`Roster`], with uids and login order from
+//! [`Presence`]), history, and the limits against memory and amplification. A client's command goes in; chat events come out into a
 //! [`Sink`], each addressed to a room, to connections or to a newcomer's welcome. No JSON and no frames here:
 //! the [`crate::chat::fanout::Fanout`] encodes each event in the dialect of every connection it goes to and
 //! batches a room's broadcasts per loop turn.
@@ -20,16 +20,16 @@ mod tests;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use self::history::History;
-use super::event::{ClientMessage, ErrorCode, Event, Newcomer, Recipient, Said, Sink, To, Users};
+use super::event::{ClientMessage, ErrorCode, Event, Newcomer, Recipient, RoomEvent, Said, Sink, To, Users};
 use super::name::valid_name;
 use super::presence::{LocalPresence, Presence};
+use super::roster::{Home, Roster};
 use crate::app::ConnId;
 
-/// What a hub enforces. [`HubLimits::unlimited`] is the old behaviour (only the per-room history count).
+/// What a hub enforces ([`HubLimits::unlimited`]: only the per-room history count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HubLimits {
     /// Messages of history kept per room (`--history`); 0 keeps none.
@@ -75,15 +75,6 @@ pub struct HubStats {
     pub rate_limited_total: u64,
 }
 
-/// A logged-in user on this process's connection.
-#[derive(Debug)]
-struct User {
-    uid: u64,
-    /// Shared, so that each say can carry it without a copy.
-    name: Rc<str>,
-    room: Rc<str>,
-}
-
 /// A connection's allowance of logins: `--join-burst` in a row, then one a second.
 #[derive(Debug, Clone, Copy)]
 struct JoinBucket {
@@ -112,15 +103,14 @@ impl JoinBucket {
     }
 }
 
-/// The chat core of one daemon; `P` keeps uids and rooms ([`LocalPresence`] unless a cluster shares them).
+/// The chat core of one daemon; `P` hands out uids and login order ([`LocalPresence`] unless a cluster
+/// shares them).
 #[derive(Debug)]
 pub struct Hub<P: Presence = LocalPresence> {
     limits: HubLimits,
     presence: P,
-    /// The logged-in users of this process, by connection.
-    users: HashMap<ConnId, User>,
-    /// Which connection holds a uid, for private messages.
-    by_uid: HashMap<u64, ConnId>,
+    /// Who is in which room: this process's users and, in a cluster, everyone else's.
+    roster: Roster,
     history: History,
     /// Logins refused because the room was full.
     room_full_total: u64,
@@ -152,8 +142,7 @@ impl<P: Presence> Hub<P> {
         Hub {
             limits,
             presence,
-            users: HashMap::new(),
-            by_uid: HashMap::new(),
+            roster: Roster::new(),
             history: History::new(limits.history, limits.history_budget),
             room_full_total: 0,
             rate_limited_total: 0,
@@ -163,19 +152,24 @@ impl<P: Presence> Hub<P> {
         }
     }
 
-    /// The limits this hub enforces.
-    pub fn limits(&self) -> HubLimits {
-        self.limits
-    }
-
-    /// Who is in which room.
+    /// Uids and login order, and the other processes.
     pub fn presence(&self) -> &P {
         &self.presence
     }
 
-    /// Who is in which room, to drive a shared presence.
+    /// Uids and login order, and the other processes, to drive a shared presence.
     pub fn presence_mut(&mut self) -> &mut P {
         &mut self.presence
+    }
+
+    /// Who is in which room.
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    /// The end of a loop turn: a shared presence sends what the turn recorded.
+    pub fn end_turn(&mut self) {
+        self.presence.end_turn(&self.roster);
     }
 
     /// Sets the current time, for the join allowances. The reactor calls this once per loop turn; the hub
@@ -200,7 +194,7 @@ impl<P: Presence> Hub<P> {
     /// Forgets everything kept about `conn` (its join allowance). Call when the connection ends, after
     /// [`Hub::leave`], before its id can be given to another connection.
     pub fn disconnect(&mut self, conn: ConnId) {
-        debug_assert!(!self.users.contains_key(&conn), "disconnect before leave");
+        debug_assert!(self.roster.uid_of(conn).is_none(), "disconnect before leave");
         self.joins.remove(&conn);
     }
 
@@ -216,12 +210,12 @@ impl<P: Presence> Hub<P> {
 
     /// How many users are logged in on this process's connections.
     pub fn user_count(&self) -> usize {
-        self.users.len()
+        self.roster.local_count()
     }
 
     /// The uid of the user on `conn`, if logged in.
     pub fn uid_of(&self, conn: ConnId) -> Option<u64> {
-        self.users.get(&conn).map(|u| u.uid)
+        self.roster.uid_of(conn)
     }
 
     /// Handles one command from `conn`; `time` is the local time stamp to put on what it causes.
@@ -229,7 +223,7 @@ impl<P: Presence> Hub<P> {
         let result = match msg {
             ClientMessage::Login { name, room } => self.login(conn, &name, room, time, sink),
             ClientMessage::Say { to, content } => self.say(conn, to, &content, time, sink),
-            ClientMessage::Logout => match self.users.contains_key(&conn) {
+            ClientMessage::Logout => match self.roster.uid_of(conn).is_some() {
                 true => {
                     self.leave(conn, time, sink);
                     Ok(())
@@ -256,14 +250,14 @@ impl<P: Presence> Hub<P> {
         time: &str,
         sink: &mut impl Sink,
     ) -> Result<(), ErrorCode> {
-        if self.users.contains_key(&conn) {
+        if self.roster.uid_of(conn).is_some() {
             return Err(ErrorCode::AlreadyLoggedIn);
         }
         let name = valid_name(name).ok_or(ErrorCode::BadName)?;
         if !self.presence.accepts_logins() {
             return Err(ErrorCode::ClusterUnavailable);
         }
-        if self.presence.count(&room) >= self.limits.max_room_users {
+        if self.roster.count(&room) >= self.limits.max_room_users {
             self.room_full_total += 1;
             return Err(ErrorCode::RoomFull);
         }
@@ -272,22 +266,19 @@ impl<P: Presence> Hub<P> {
             return Err(ErrorCode::RateLimited);
         }
         let uid = self.presence.allocate_uid().ok_or(ErrorCode::ClusterUnavailable)?;
-        self.presence.join(&room, uid, name);
-        self.presence.replicate(&room, &Event::Login { uid, name, time });
-        let room: Rc<str> = Rc::from(room.as_ref());
-        self.users.insert(conn, User { uid, name: name.into(), room: room.clone() });
-        self.by_uid.insert(uid, conn);
-        sink.joined(&room, conn, uid, name);
+        let order = self.presence.login_order();
+        self.roster.join(&room, uid, name, order, Home::Here(conn));
+        self.presence.replicate(&RoomEvent::Login { room: &room, uid, name, order, time });
+        sink.joined(&room, conn);
         // The welcome: the user list, then what the room said before; then the room (the newcomer included)
         // hears of the login.
-        let presence = &self.presence;
-        let each = |f: &mut dyn FnMut(u64, &str)| presence.for_each_user(&room, f);
+        let Some(members) = self.roster.room(&room) else { return Ok(()) };
         let newcomer = Newcomer { uid, name, time };
-        sink.send(To::Welcome(conn), Event::UserList { room: &room, users: Users::new(&each), newcomer });
+        sink.send(To::Welcome(conn), Event::UserList { room: &room, users: Users::new(Some(members)), newcomer });
         if let Some(past) = self.history.of(&room) {
             sink.send(To::Welcome(conn), Event::History(past));
         }
-        sink.send(To::Room(&room), Event::Login { uid, name, time });
+        sink.send(To::Room(members), Event::Login { uid, name, time });
         Ok(())
     }
 
@@ -314,34 +305,50 @@ impl<P: Presence> Hub<P> {
         time: &str,
         sink: &mut impl Sink,
     ) -> Result<(), ErrorCode> {
-        let sender = self.users.get(&conn).ok_or(ErrorCode::NotLoggedIn)?;
+        let (from_uid, sender) = self.roster.seat_of(conn).ok_or(ErrorCode::NotLoggedIn)?;
         if content.is_empty() {
             return Err(ErrorCode::EmptyContent);
         }
-        let (from_uid, room, from_name) = (sender.uid, sender.room.clone(), sender.name.clone());
+        let (room, from_name) = (sender.room.clone(), sender.name.clone());
         let from_name = &*from_name;
         match to {
             Recipient::All => {
                 self.presence.accepts_say()?;
                 let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time };
-                sink.send(To::Room(&room), event.clone());
-                self.presence.replicate(&room, &event);
+                if let Some(members) = self.roster.room(&room) {
+                    sink.send(To::Room(members), event);
+                }
+                self.presence.replicate(&RoomEvent::Say {
+                    room: &room,
+                    from_uid,
+                    from_name,
+                    to_uid: None,
+                    content,
+                    time,
+                });
                 if self.limits.history > 0 {
                     self.history.keep(&room, Said::new(from_uid, from_name, time, content));
                 }
             }
             Recipient::User(uid) => {
                 let event = Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time };
-                let local =
-                    self.by_uid.get(&uid).copied().filter(|c| self.users.get(c).is_some_and(|u| u.room == room));
-                let target_name: Rc<str> = match local {
-                    Some(target) => self.users.get(&target).map_or_else(|| Rc::from(""), |u| u.name.clone()),
-                    None if self.presence.contains(&room, uid) => {
+                let target = self.roster.seat(uid).filter(|s| s.room == room).map(|s| (s.home, s.name.clone()));
+                let (local, target_name) = match target {
+                    Some((Home::Here(target), name)) => (Some(target), name),
+                    Some((Home::Node(_), name)) => {
                         // The target is on another process: it gets the say from there; the sender's echo is
                         // here.
                         self.presence.accepts_say()?;
-                        self.presence.replicate(&room, &event);
-                        self.presence.name_of(uid).unwrap_or_default().into()
+                        let to_uid = Some(uid);
+                        self.presence.replicate(&RoomEvent::Say {
+                            room: &room,
+                            from_uid,
+                            from_name,
+                            to_uid,
+                            content,
+                            time,
+                        });
+                        (None, name)
                     }
                     None => return Err(ErrorCode::NoSuchUser),
                 };
@@ -360,20 +367,18 @@ impl<P: Presence> Hub<P> {
 
     /// Removes the user on `conn` (if any) and tells the rest of its room. Call when a connection goes away.
     pub fn leave(&mut self, conn: ConnId, time: &str, sink: &mut impl Sink) {
-        let Some(user) = self.users.remove(&conn) else { return };
-        self.by_uid.remove(&user.uid);
-        let staying = self.presence.leave(&user.room, user.uid);
-        self.presence.replicate(&user.room, &Event::Logout { uid: user.uid, name: &user.name, time });
+        let Some(uid) = self.roster.uid_of(conn) else { return };
+        let Some(seat) = self.roster.leave(uid) else { return };
+        let (room, name) = (&*seat.room, &*seat.name);
+        self.presence.replicate(&RoomEvent::Logout { room, uid, name, time });
         // What the room said while the user was in it is still the user's (a client logout keeps the
         // connection open).
-        sink.left(&user.room, conn);
-        if staying == 0 && !self.presence.keeps_empty_rooms() {
+        sink.left(conn);
+        match self.roster.room(room) {
+            Some(members) => sink.send(To::Room(members), Event::Logout { uid, name, time }),
             // Room names come from clients: keeping empty rooms would let them grow memory without bound.
-            self.history.drop_room(&user.room);
+            None if !self.presence.keeps_empty_rooms() => self.history.drop_room(&seat.room),
+            None => {}
         }
-        if staying == 0 {
-            return;
-        }
-        sink.send(To::Room(&user.room), Event::Logout { uid: user.uid, name: &user.name, time });
     }
 }

@@ -320,6 +320,6 @@ fn empty_rooms_are_dropped() {
     send(&mut hub, 1, r#"{"type":"login","name":"a","room_id":"tmp"}"#);
     let mut out = Effects::default();
     hub.leave(1, T, &mut out);
-    let rooms = (hub.hub.presence().room_count(), hub.hub.history.room_count(), hub.fanout.room_count());
-    assert_eq!(rooms, (0, 0, 0), "presence, history and fanout");
+    let rooms = (hub.hub.roster().room_count(), hub.hub.history.room_count(), hub.fanout.room_count());
+    assert_eq!(rooms, (0, 0, 0), "roster, history and fanout");
 }

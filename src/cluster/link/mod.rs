@@ -222,11 +222,13 @@ impl Link {
 
     /// Queues UNSUBSCRIBE of `channels` (named: unsubscribing from all, whose answer count the link could not
     /// know, is not offered).
+    #[cfg(test)]
     pub fn unsubscribe(&mut self, tag: Tag, channels: &[&[u8]]) {
         self.queue_channels(tag, b"UNSUBSCRIBE", channels);
     }
 
     /// Queues PUNSUBSCRIBE of `patterns`, as [`Link::unsubscribe`].
+    #[cfg(test)]
     pub fn punsubscribe(&mut self, tag: Tag, patterns: &[&[u8]]) {
         self.queue_channels(tag, b"PUNSUBSCRIBE", patterns);
     }

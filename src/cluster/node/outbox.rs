@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::refusals::SayRefusal;
 use super::{Node, Purpose, STREAM_ENTRY_OVERHEAD, STREAM_LEN};
+use crate::chat::event::RoomEvent;
 use crate::cluster::wire::{history_entry, write_header, Section};
 
 /// Confirmed messages are kept this long to be written again after a reconnect: longer than a message
@@ -113,32 +114,16 @@ impl Node {
         Err(why)
     }
 
-    /// A local login to `room`.
-    pub fn record_login(&mut self, room: &str, uid: u64, name: &str, order: u64, time: &str) {
-        self.saw_uid(uid);
-        self.turn.room(room).1.login(uid, name, order, time);
-    }
-
-    /// A local logout from `room`.
-    pub fn record_logout(&mut self, room: &str, uid: u64, name: &str, time: &str) {
-        self.turn.room(room).1.logout(uid, name, time);
-    }
-
-    /// A local say in `room`, to all (`to_uid` `None`, kept in the room's history) or to one user.
-    pub fn record_say(
-        &mut self,
-        room: &str,
-        from_uid: u64,
-        from_name: &str,
-        to_uid: Option<u64>,
-        content: &str,
-        time: &str,
-    ) {
-        let keep = to_uid.is_none() && self.cfg.history > 0;
-        let (i, section) = self.turn.room(room);
-        section.say(from_uid, from_name, to_uid, content, time);
-        if keep {
-            self.turn.history.push((i, history_entry(from_uid, from_name, content, time)));
+    /// A local login, say or logout; a say to all is also kept in its room's history (`--history`).
+    pub fn record(&mut self, event: &RoomEvent<'_>) {
+        let (i, section) = self.turn.room(event.room());
+        section.event(event);
+        match *event {
+            RoomEvent::Login { uid, .. } => self.saw_uid(uid),
+            RoomEvent::Say { from_uid, from_name, to_uid: None, content, time, .. } if self.cfg.history > 0 => {
+                self.turn.history.push((i, history_entry(from_uid, from_name, content, time)))
+            }
+            _ => {}
         }
     }
 

@@ -7,7 +7,13 @@ use redis_protocol::resp2::decode::decode;
 use redis_protocol::resp2::types::OwnedFrame;
 
 use super::*;
+use crate::chat::event::RoomEvent;
 use crate::cluster::wire::{write_header, Message, Record, Section};
+
+/// User 1's say to all of room "r".
+fn say(content: &str) -> RoomEvent<'_> {
+    RoomEvent::Say { room: "r", from_uid: 1, from_name: "one", to_uid: None, content, time: "t" }
+}
 
 const ME: u64 = 0xaaaa;
 const OTHER: u64 = 0xbbbb;
@@ -101,7 +107,8 @@ fn beat(added: i64, expired: &[u64], live: &[u64]) -> Vec<u8> {
 fn message(origin: u64, seq: u64, content: &str) -> Vec<u8> {
     let mut s = Section::new();
     s.room("r");
-    s.say(9, "nine", None, content, "2026-12-02 10:00:00");
+    let time = "2026-12-02 10:00:00";
+    s.event(&RoomEvent::Say { room: "r", from_uid: 9, from_name: "nine", to_uid: None, content, time });
     let mut bytes = Vec::new();
     write_header(&mut bytes, origin, seq);
     bytes.extend_from_slice(&s.bytes);
@@ -117,7 +124,7 @@ fn contents(node: &mut Node) -> Vec<String> {
     while let Some(item) = node.next_inbound() {
         let Inbound::Message(bytes) = item else { continue };
         for r in Message::decode(&bytes).unwrap().records() {
-            if let Record::Say { content, .. } = r {
+            if let Record::Room(RoomEvent::Say { content, .. }) = r {
                 got.push(content.to_string());
             }
         }
@@ -193,7 +200,7 @@ fn joining_takes_a_subscription_a_lease_uids_and_the_snapshots() {
 fn a_lone_node_joins_without_waiting_and_publishes_only_history() {
     let (mut node, _) = joined(3, DEFAULT_BUFFER, &[]);
     assert!(node.joined());
-    node.record_say("r", 1, "one", None, "hello", "t");
+    node.record(&say("hello"));
     node.end_turn();
     let cmds = commands(&mut node, COMMANDS);
     assert_eq!(cmds.iter().map(|c| c[0].as_str()).collect::<Vec<_>>(), ["EVAL"], "nobody reads the bus: {cmds:?}");
@@ -260,7 +267,7 @@ fn while_redis_is_away_says_queue_up_to_the_buffer_then_go_out_in_order() {
     let content = "x".repeat(1000);
     let mut accepted = 0;
     while node.accepts_say().is_ok() {
-        node.record_say("r", 1, "one", None, &content, "t");
+        node.record(&say(&content));
         node.end_turn();
         accepted += 1;
     }
@@ -356,7 +363,7 @@ fn the_stream_keeps_the_newest_messages_within_its_bytes() {
     let content = "s".repeat(20_000);
     let mut minids = Vec::new();
     for _ in 0..10 {
-        node.record_say("r", 1, "one", None, &content, "t");
+        node.record(&say(&content));
         node.end_turn();
         let cmds = commands(&mut node, COMMANDS);
         let xadd = cmds.iter().find(|c| c[0] == "XADD").expect("an XADD");
@@ -377,7 +384,7 @@ fn a_say_refused_while_redis_is_up_says_so() {
     let mut accepted = 0;
     // Redis is up but answers nothing: the buffer fills with messages in flight.
     while node.accepts_say().is_ok() {
-        node.record_say("r", 1, "one", None, &content, "t");
+        node.record(&say(&content));
         node.end_turn();
         accepted += 1;
     }
@@ -393,7 +400,7 @@ fn a_say_refused_while_redis_is_up_says_so() {
 fn errors_from_redis_are_counted() {
     let (mut node, _) = joined(2, DEFAULT_BUFFER, &[]);
     for _ in 0..50 {
-        node.record_say("r", 1, "one", None, "hello", "t");
+        node.record(&say("hello"));
         node.end_turn();
         commands(&mut node, COMMANDS);
         node.input(COMMANDS, b"-OOM command not allowed when used memory > 'maxmemory'.\r\n");

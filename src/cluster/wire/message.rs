@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::chat::event::RoomEvent;
+
 /// The first bytes of every message: "wc" then the version.
 pub const MAGIC: [u8; 2] = *b"wc";
 
@@ -25,46 +27,8 @@ const GONE: u8 = 8;
 /// One record of a message, with the room it belongs to filled in. Uids are positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {
-    /// Someone logged in to `room`.
-    Login {
-        /// The room.
-        room: &'a str,
-        /// Their uid.
-        uid: u64,
-        /// Their name.
-        name: &'a str,
-        /// Where they stand in the room's user list: the login's wall-clock time in milliseconds (ties
-        /// broken by uid), the one order every node agrees on.
-        order: u64,
-        /// Local time, "YYYY-MM-DD HH:MM:SS".
-        time: &'a str,
-    },
-    /// A say, to `room` or to one user of it.
-    Say {
-        /// The room.
-        room: &'a str,
-        /// The sender's uid.
-        from_uid: u64,
-        /// The sender's name.
-        from_name: &'a str,
-        /// The recipient's uid; `None` for the whole room.
-        to_uid: Option<u64>,
-        /// The text, unchanged.
-        content: &'a str,
-        /// Local time, "YYYY-MM-DD HH:MM:SS".
-        time: &'a str,
-    },
-    /// Someone left `room`.
-    Logout {
-        /// The room.
-        room: &'a str,
-        /// Their uid.
-        uid: u64,
-        /// Their name.
-        name: &'a str,
-        /// Local time, "YYYY-MM-DD HH:MM:SS".
-        time: &'a str,
-    },
+    /// A login, say or logout in a room.
+    Room(RoomEvent<'a>),
     /// The origin has just joined the cluster: every node answers with a snapshot of its own users.
     Hello,
     /// This message is a snapshot: the [`Record::Present`] records that follow are all the users the
@@ -78,7 +42,7 @@ pub enum Record<'a> {
         uid: u64,
         /// Their name.
         name: &'a str,
-        /// As [`Record::Login`]'s order.
+        /// As a login's order.
         order: u64,
     },
     /// `node` has left the cluster (it stopped, or its lease ran out): all its users are gone.
@@ -194,31 +158,32 @@ impl Section {
         self.last_time.clear();
     }
 
-    /// A login (in the current room).
-    pub fn login(&mut self, uid: u64, name: &str, order: u64, time: &str) {
-        self.bytes.push(LOGIN);
-        put_varint(&mut self.bytes, uid);
-        put_str(&mut self.bytes, name);
-        put_varint(&mut self.bytes, order);
-        self.time(time);
-    }
-
-    /// A say (in the current room); `to_uid` `None` for the whole room.
-    pub fn say(&mut self, from_uid: u64, from_name: &str, to_uid: Option<u64>, content: &str, time: &str) {
-        self.bytes.push(SAY);
-        put_varint(&mut self.bytes, from_uid);
-        put_str(&mut self.bytes, from_name);
-        put_varint(&mut self.bytes, to_uid.unwrap_or(0));
-        put_str(&mut self.bytes, content);
-        self.time(time);
-    }
-
-    /// A logout (in the current room).
-    pub fn logout(&mut self, uid: u64, name: &str, time: &str) {
-        self.bytes.push(LOGOUT);
-        put_varint(&mut self.bytes, uid);
-        put_str(&mut self.bytes, name);
-        self.time(time);
+    /// A login, say (`to_uid` `None` for the whole room) or logout, in the current room (the event's own room
+    /// is the caller's to start with [`Section::room`]).
+    pub fn event(&mut self, event: &RoomEvent<'_>) {
+        match *event {
+            RoomEvent::Login { uid, name, order, time, .. } => {
+                self.bytes.push(LOGIN);
+                put_varint(&mut self.bytes, uid);
+                put_str(&mut self.bytes, name);
+                put_varint(&mut self.bytes, order);
+                self.time(time);
+            }
+            RoomEvent::Say { from_uid, from_name, to_uid, content, time, .. } => {
+                self.bytes.push(SAY);
+                put_varint(&mut self.bytes, from_uid);
+                put_str(&mut self.bytes, from_name);
+                put_varint(&mut self.bytes, to_uid.unwrap_or(0));
+                put_str(&mut self.bytes, content);
+                self.time(time);
+            }
+            RoomEvent::Logout { uid, name, time, .. } => {
+                self.bytes.push(LOGOUT);
+                put_varint(&mut self.bytes, uid);
+                put_str(&mut self.bytes, name);
+                self.time(time);
+            }
+        }
     }
 
     /// The origin has just joined.
@@ -358,7 +323,7 @@ impl<'a> Records<'a> {
                 let name = self.r.str()?;
                 let order = self.r.varint()?;
                 let time = self.time()?;
-                Record::Login { room, uid, name, order, time }
+                Record::Room(RoomEvent::Login { room, uid, name, order, time })
             }
             SAY => {
                 let room = self.room(at)?;
@@ -367,14 +332,14 @@ impl<'a> Records<'a> {
                 let to_uid = Some(self.r.varint()?).filter(|&u| u != 0);
                 let content = self.r.str()?;
                 let time = self.time()?;
-                Record::Say { room, from_uid, from_name, to_uid, content, time }
+                Record::Room(RoomEvent::Say { room, from_uid, from_name, to_uid, content, time })
             }
             LOGOUT => {
                 let room = self.room(at)?;
                 let uid = self.r.positive()?;
                 let name = self.r.str()?;
                 let time = self.time()?;
-                Record::Logout { room, uid, name, time }
+                Record::Room(RoomEvent::Logout { room, uid, name, time })
             }
             HELLO => Record::Hello,
             SNAPSHOT => Record::Snapshot,
@@ -505,20 +470,20 @@ impl<'a> Reader<'a> {
 /// One history entry as kept in Redis (`{p}:history:{room}`): a section holding one say to all.
 pub fn history_entry(from_uid: u64, from_name: &str, content: &str, time: &str) -> Vec<u8> {
     let mut s = Section::new();
-    s.say(from_uid, from_name, None, content, time);
+    s.event(&RoomEvent::Say { room: "", from_uid, from_name, to_uid: None, content, time });
     s.bytes
 }
 
 /// Reads a history entry of `room` back: the say it holds. Anything but exactly one say to all — a room
 /// record first (whose say would be another room's), a second record, trailing bytes — is
 /// [`WireError::Foreign`] or the error of its first bad field.
-pub fn read_history_entry<'a>(bytes: &'a [u8], room: &'a str) -> Result<Record<'a>, WireError> {
+pub fn read_history_entry<'a>(bytes: &'a [u8], room: &'a str) -> Result<RoomEvent<'a>, WireError> {
     if bytes.first() != Some(&SAY) {
         return Err(if bytes.is_empty() { WireError::Truncated { at: 0 } } else { WireError::Foreign });
     }
     let mut walk = Records { r: Reader::new(bytes), room: Some(room), prev_time: None, base: 0 };
     match walk.record()? {
-        Some(rec @ Record::Say { to_uid: None, .. }) if walk.r.at == bytes.len() => Ok(rec),
+        Some(Record::Room(say @ RoomEvent::Say { to_uid: None, .. })) if walk.r.at == bytes.len() => Ok(say),
         _ => Err(WireError::Foreign),
     }
 }

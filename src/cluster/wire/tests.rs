@@ -1,6 +1,22 @@
 //! Tests of the cluster's wire layer: keys, the message format, recovery.
 
 use super::*;
+use crate::chat::event::RoomEvent;
+
+/// A login for [`Section::event`] (whose room the section already has).
+fn login<'a>(uid: u64, name: &'a str, order: u64, time: &'a str) -> RoomEvent<'a> {
+    RoomEvent::Login { room: "", uid, name, order, time }
+}
+
+/// A say for [`Section::event`].
+fn say<'a>(from_uid: u64, from_name: &'a str, to_uid: Option<u64>, content: &'a str, time: &'a str) -> RoomEvent<'a> {
+    RoomEvent::Say { room: "", from_uid, from_name, to_uid, content, time }
+}
+
+/// A logout for [`Section::event`].
+fn logout<'a>(uid: u64, name: &'a str, time: &'a str) -> RoomEvent<'a> {
+    RoomEvent::Logout { room: "", uid, name, time }
+}
 
 const T1: &str = "2026-11-25 12:00:00";
 const T2: &str = "2026-11-25 12:00:01";
@@ -21,10 +37,10 @@ fn message(origin: u64, seq: u64, head: &Section, rooms: &[(&str, &Section)]) ->
 
 fn sample_room() -> Section {
     let mut s = Section::new();
-    s.login(1, "猪猪", 1_700_000_000_000, T1);
-    s.say(1, "猪猪", None, "hi,  all !", T1);
-    s.say(1, "猪猪", Some(300), "", T2);
-    s.logout(u64::MAX, "mynick", T2);
+    s.event(&login(1, "猪猪", 1_700_000_000_000, T1));
+    s.event(&say(1, "猪猪", None, "hi,  all !", T1));
+    s.event(&say(1, "猪猪", Some(300), "", T2));
+    s.event(&logout(u64::MAX, "mynick", T2));
     s
 }
 
@@ -89,13 +105,20 @@ fn round_trip_and_compact_times() {
     let got: Vec<Record<'_>> = m.records().collect();
     assert_eq!(got[0], Record::Hello);
     assert_eq!(got[1], Record::Gone { node: 0xfeed });
-    assert_eq!(got[2], Record::Login { room: "room1", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 });
-    let say =
-        |to_uid, content, time| Record::Say { room: "room1", from_uid: 1, from_name: "猪猪", to_uid, content, time };
+    assert_eq!(
+        got[2],
+        Record::Room(RoomEvent::Login { room: "room1", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 })
+    );
+    let say = |to_uid, content, time| {
+        Record::Room(RoomEvent::Say { room: "room1", from_uid: 1, from_name: "猪猪", to_uid, content, time })
+    };
     assert_eq!(got[3], say(None, "hi,  all !", T1));
     assert_eq!(got[4], say(Some(300), "", T2));
-    assert_eq!(got[5], Record::Logout { room: "room1", uid: u64::MAX, name: "mynick", time: T2 });
-    assert_eq!(got[6], Record::Login { room: "", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 });
+    assert_eq!(got[5], Record::Room(RoomEvent::Logout { room: "room1", uid: u64::MAX, name: "mynick", time: T2 }));
+    assert_eq!(
+        got[6],
+        Record::Room(RoomEvent::Login { room: "", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 })
+    );
     // The repeated time stamp costs one byte: the say after the login carries none of its own.
     let once = room.bytes.windows(T1.len()).filter(|w| *w == T1.as_bytes()).count();
     assert_eq!(once, 1);
@@ -121,12 +144,12 @@ fn snapshots_and_history_entries() {
     let entry = history_entry(9, "x", "hi", T1);
     assert_eq!(
         read_history_entry(&entry, "room1"),
-        Ok(Record::Say { room: "room1", from_uid: 9, from_name: "x", to_uid: None, content: "hi", time: T1 })
+        Ok(RoomEvent::Say { room: "room1", from_uid: 9, from_name: "x", to_uid: None, content: "hi", time: T1 })
     );
     assert!(read_history_entry(&entry[..entry.len() - 1], "r").is_err());
     assert!(read_history_entry(b"garbage", "r").is_err());
     let mut private = Section::new();
-    private.say(1, "a", Some(2), "x", T1);
+    private.event(&say(1, "a", Some(2), "x", T1));
     assert_eq!(read_history_entry(&private.bytes, "r"), Err(WireError::Foreign), "only says to all");
 }
 
@@ -137,7 +160,7 @@ fn a_history_entry_is_exactly_one_say_of_the_room_asked_for() {
     assert_eq!(read_history_entry(&other_room, "r"), Err(WireError::Foreign));
     let mut named = Section::new();
     named.room("r");
-    named.say(1, "a", None, "x", T1);
+    named.event(&say(1, "a", None, "x", T1));
     assert_eq!(read_history_entry(&named.bytes, "r"), Err(WireError::Foreign), "even when it names the room");
     let one = history_entry(1, "a", "x", T1);
     let mut two = one.clone();
@@ -147,10 +170,10 @@ fn a_history_entry_is_exactly_one_say_of_the_room_asked_for() {
     trailing.push(0);
     assert_eq!(read_history_entry(&trailing, "r"), Err(WireError::Foreign));
     assert_eq!(read_history_entry(b"", "r"), Err(WireError::Truncated { at: 0 }));
-    let mut login = Section::new();
-    login.login(1, "a", 1, T1);
-    assert_eq!(read_history_entry(&login.bytes, "r"), Err(WireError::Foreign));
-    assert!(matches!(read_history_entry(&one, "r"), Ok(Record::Say { room: "r", from_uid: 1, .. })));
+    let mut a_login = Section::new();
+    a_login.event(&login(1, "a", 1, T1));
+    assert_eq!(read_history_entry(&a_login.bytes, "r"), Err(WireError::Foreign));
+    assert!(matches!(read_history_entry(&one, "r"), Ok(RoomEvent::Say { room: "r", from_uid: 1, .. })));
 }
 
 #[test]
@@ -177,7 +200,7 @@ fn garbage_is_an_error() {
     assert!(matches!(Message::decode(&zero), Err(WireError::Zero { .. })));
     let mut no_room = buf.clone();
     let mut s = Section::new();
-    s.logout(1, "a", T1);
+    s.event(&logout(1, "a", T1));
     no_room.extend_from_slice(&s.bytes);
     assert_eq!(Message::decode(&no_room), Err(WireError::NoRoom { at: header }));
     let mut unknown = buf.clone();
@@ -273,13 +296,13 @@ proptest::proptest! {
         let mut want = Vec::new();
         for (kind, a, b, text, time) in &raw {
             let rec = match kind {
-                0 => { s.login(*a, text, *b, time); Record::Login { room: &room, uid: *a, name: text, order: *b, time } }
+                0 => { s.event(&login(*a, text, *b, time)); Record::Room(RoomEvent::Login { room: &room, uid: *a, name: text, order: *b, time }) }
                 1 => {
                     let to_uid = Some(*b).filter(|&u| u != 0);
-                    s.say(*a, time, to_uid, text, time);
-                    Record::Say { room: &room, from_uid: *a, from_name: time, to_uid, content: text, time }
+                    s.event(&say(*a, time, to_uid, text, time));
+                    Record::Room(RoomEvent::Say { room: &room, from_uid: *a, from_name: time, to_uid, content: text, time })
                 }
-                2 => { s.logout(*a, text, time); Record::Logout { room: &room, uid: *a, name: text, time } }
+                2 => { s.event(&logout(*a, text, time)); Record::Room(RoomEvent::Logout { room: &room, uid: *a, name: text, time }) }
                 3 => { s.hello(); Record::Hello }
                 4 => { s.snapshot(); Record::Snapshot }
                 5 => { s.present(*a, text, *b); Record::Present { room: &room, uid: *a, name: text, order: *b } }

@@ -1,19 +1,12 @@
-//! The seed dialect's JSON ([`super::dialect::seed`]): parsing what clients send into the chat core's
-//! commands (with the contract's error codes) and the shapes of what the server sends, field for field as in
-//! workerman-chat's walkthrough.
+//! What the seed dialect's clients send, parsed into the chat core's commands with the contract's error codes.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-pub use super::event::{ClientMessage, ErrorCode, Recipient};
-
-/// Longest accepted room id, in bytes.
-pub const MAX_ROOM_BYTES: usize = 64;
-
-/// The room a login without `room_id` joins.
-pub const DEFAULT_ROOM: &str = "1";
+use crate::chat::dialect::{DEFAULT_ROOM, MAX_ROOM_BYTES};
+use crate::chat::event::{ClientMessage, ErrorCode, Recipient};
 
 /// The raw shape of any client message; every field optional so that missing fields get protocol errors.
 #[derive(Deserialize)]
@@ -66,7 +59,7 @@ enum ToUid {
 /// The uid a `to_uid` string names: only the canonical decimal form counts — ASCII digits, no sign, no leading
 /// zero, no whitespace, no exponent or radix prefix, fitting a u64 — so `"13"` is uid 13 but `"+13"`, `"013"`,
 /// `" 13"`, `"1e1"` and `"0x0d"` are nobody's. `"0"` is canonical (and nobody's uid).
-pub(crate) fn canonical_uid(s: &str) -> Option<u64> {
+pub(in crate::chat::dialect) fn canonical_uid(s: &str) -> Option<u64> {
     let b = s.as_bytes();
     let canonical = !b.is_empty() && b.iter().all(u8::is_ascii_digit) && (b[0] != b'0' || b.len() == 1);
     if canonical {
@@ -131,98 +124,9 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ErrorCode> 
     }
 }
 
-/// One entry of a user list.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct UserEntry<'a> {
-    /// The user's uid.
-    pub uid: u64,
-    /// The user's name.
-    pub name: &'a str,
-}
-
-/// The `to_uid` of an outgoing say: the string "all" or a uid number.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(untagged)]
-pub enum ToUidOut {
-    /// Sent to the whole room.
-    All(&'static str),
-    /// Sent privately to this uid.
-    User(u64),
-}
-
-/// A message from the server, serialized with `type` first as workerman-chat does.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ServerMessage<'a> {
-    /// Everyone in the room, in login order, sent to a newcomer.
-    UserList {
-        /// The users.
-        user_list: &'a [UserEntry<'a>],
-    },
-    /// Someone logged in.
-    Login {
-        /// Their uid.
-        uid: u64,
-        /// Their name.
-        name: &'a str,
-        /// Local time, "YYYY-MM-DD HH:MM:SS".
-        time: &'a str,
-    },
-    /// A chat message.
-    Say {
-        /// The sender's uid.
-        from_uid: u64,
-        /// "all" or the recipient's uid.
-        to_uid: ToUidOut,
-        /// The text, unchanged.
-        content: &'a str,
-        /// Local time, "YYYY-MM-DD HH:MM:SS".
-        time: &'a str,
-    },
-    /// Someone left.
-    Logout {
-        /// Their uid.
-        uid: u64,
-        /// Their name.
-        name: &'a str,
-        /// Local time, "YYYY-MM-DD HH:MM:SS".
-        time: &'a str,
-    },
-    /// A request was refused; the connection stays open.
-    Error {
-        /// The error code.
-        code: &'a str,
-        /// A human-readable explanation.
-        message: &'a str,
-    },
-}
-
-impl ServerMessage<'_> {
-    /// Appends the JSON text of this message to `out`.
-    pub fn write_json(&self, out: &mut Vec<u8>) {
-        // Serializing these plain structs into a Vec cannot fail: no maps with non-string keys, no I/O.
-        if serde_json::to_writer(&mut *out, self).is_err() {
-            out.extend_from_slice(br#"{"type":"error","code":"internal","message":"encoding failed"}"#);
-        }
-    }
-}
-
-/// The error message for `code`, as JSON text.
-pub fn error_json(code: ErrorCode) -> Vec<u8> {
-    let mut out = Vec::with_capacity(96);
-    ServerMessage::Error { code: code.as_str(), message: code.message() }.write_json(&mut out);
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn json(m: &ServerMessage<'_>) -> String {
-        let mut out = Vec::new();
-        m.write_json(&mut out);
-        String::from_utf8(out).unwrap()
-    }
 
     #[test]
     fn seed_messages_parse() {
@@ -311,37 +215,5 @@ mod tests {
             parse_client_message(r#"{"type":"login","name":"\u732a\u732a"}"#),
             Ok(ClientMessage::Login { name: "猪猪".into(), room: DEFAULT_ROOM.into() })
         );
-    }
-
-    #[test]
-    fn server_messages_have_the_seed_field_order() {
-        let users = [UserEntry { uid: 1, name: "猪猪" }, UserEntry { uid: 2, name: "mynick" }];
-        assert_eq!(
-            json(&ServerMessage::UserList { user_list: &users }),
-            r#"{"type":"user_list","user_list":[{"uid":1,"name":"猪猪"},{"uid":2,"name":"mynick"}]}"#
-        );
-        assert_eq!(
-            json(&ServerMessage::Login { uid: 2, name: "mynick", time: "2014-08-12 17:50:30" }),
-            r#"{"type":"login","uid":2,"name":"mynick","time":"2014-08-12 17:50:30"}"#
-        );
-        assert_eq!(
-            json(&ServerMessage::Say {
-                from_uid: 2,
-                to_uid: ToUidOut::All("all"),
-                content: "hi,  all !",
-                time: "2014-08-12 17:51:02"
-            }),
-            r#"{"type":"say","from_uid":2,"to_uid":"all","content":"hi,  all !","time":"2014-08-12 17:51:02"}"#
-        );
-        assert_eq!(
-            json(&ServerMessage::Say { from_uid: 2, to_uid: ToUidOut::User(1), content: "<b>", time: "t" }),
-            r#"{"type":"say","from_uid":2,"to_uid":1,"content":"<b>","time":"t"}"#
-        );
-        assert_eq!(
-            json(&ServerMessage::Logout { uid: 2, name: "mynick", time: "t" }),
-            r#"{"type":"logout","uid":2,"name":"mynick","time":"t"}"#
-        );
-        let err = String::from_utf8(error_json(ErrorCode::NoSuchUser)).unwrap();
-        assert!(err.starts_with(r#"{"type":"error","code":"no_such_user","message":"#), "{err}");
     }
 }
