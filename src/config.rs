@@ -219,6 +219,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Nothing when `ok`, else `flag` is out of its `allowed` range: a flag's bounds checked in one line.
+pub fn in_range(ok: bool, flag: &'static str, allowed: &'static str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange { flag, allowed })
+    }
+}
+
 /// Default `--max-message-bytes` in chat mode.
 pub const CHAT_MAX_MESSAGE: usize = 64 * 1024;
 /// Default `--send-buffer-limit` in chat mode.
@@ -269,46 +278,27 @@ impl Args {
         let send_buffer_limit = self.send_buffer_limit.unwrap_or(default_send_buffer);
         let ws_addr = resolve("--ws", &self.ws)?;
         let http_addr = resolve("--http", &self.http)?;
-        if self.max_connections == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--max-connections", allowed: "at least 1" });
-        }
-        if !(125..=MAX_MESSAGE_LIMIT).contains(&max_message_bytes) {
-            return Err(ConfigError::OutOfRange { flag: "--max-message-bytes", allowed: "between 125 and 67108864" });
-        }
-        if self.handshake_timeout_ms == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--handshake-timeout-ms", allowed: "at least 1" });
-        }
-        if self.ping_interval_secs == 0 || self.ping_interval_secs > 86_400 {
-            return Err(ConfigError::OutOfRange { flag: "--ping-interval-secs", allowed: "between 1 and 86400" });
-        }
-        if send_buffer_limit < 1024 {
-            return Err(ConfigError::OutOfRange { flag: "--send-buffer-limit", allowed: "at least 1024" });
-        }
-        if self.history > 10_000 {
-            return Err(ConfigError::OutOfRange { flag: "--history", allowed: "at most 10000" });
-        }
-        if self.history_welcome_bytes > MAX_HISTORY_WELCOME_BYTES {
-            return Err(ConfigError::OutOfRange { flag: "--history-welcome-bytes", allowed: "at most 67108864" });
-        }
+        in_range(self.max_connections > 0, "--max-connections", "at least 1")?;
+        in_range(
+            (125..=MAX_MESSAGE_LIMIT).contains(&max_message_bytes),
+            "--max-message-bytes",
+            "between 125 and 67108864",
+        )?;
+        in_range(self.handshake_timeout_ms > 0, "--handshake-timeout-ms", "at least 1")?;
+        in_range((1..=86_400).contains(&self.ping_interval_secs), "--ping-interval-secs", "between 1 and 86400")?;
+        in_range(send_buffer_limit >= 1024, "--send-buffer-limit", "at least 1024")?;
+        in_range(self.history <= 10_000, "--history", "at most 10000")?;
+        in_range(
+            self.history_welcome_bytes <= MAX_HISTORY_WELCOME_BYTES,
+            "--history-welcome-bytes",
+            "at most 67108864",
+        )?;
         let max_output_bytes = self.max_output_bytes.unwrap_or_else(default_output_budget);
-        if max_output_bytes < send_buffer_limit {
-            return Err(ConfigError::OutOfRange {
-                flag: "--max-output-bytes",
-                allowed: "at least --send-buffer-limit",
-            });
-        }
-        if self.max_room_users == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--max-room-users", allowed: "at least 1" });
-        }
-        if self.max_web_connections == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--max-web-connections", allowed: "at least 1" });
-        }
-        if self.max_web_pending_per_ip == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--max-web-pending-per-ip", allowed: "at least 1" });
-        }
-        if self.app_ping_secs == 0 || self.app_ping_secs > 86_400 {
-            return Err(ConfigError::OutOfRange { flag: "--app-ping-secs", allowed: "between 1 and 86400" });
-        }
+        in_range(max_output_bytes >= send_buffer_limit, "--max-output-bytes", "at least --send-buffer-limit")?;
+        in_range(self.max_room_users > 0, "--max-room-users", "at least 1")?;
+        in_range(self.max_web_connections > 0, "--max-web-connections", "at least 1")?;
+        in_range(self.max_web_pending_per_ip > 0, "--max-web-pending-per-ip", "at least 1")?;
+        in_range((1..=86_400).contains(&self.app_ping_secs), "--app-ping-secs", "between 1 and 86400")?;
         let trusted_proxies = crate::proxy::TrustedProxies::parse(self.trust_proxy.iter().map(String::as_str))
             .map_err(|e| ConfigError::Unusable { flag: "--trust-proxy", reason: e.to_string() })?;
         if self.proxy_protocol && trusted_proxies.is_empty() {
@@ -367,18 +357,12 @@ mod tests {
     use clap::Parser;
 
     use super::*;
-
-    /// The daemon's flags alone on a command line.
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
+    use crate::daemon::CommandLine as Cli;
 
     fn parse(args: &[&str]) -> Result<Config, ConfigError> {
         let mut all = vec!["wschat"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).expect("clap accepts").args.into_config()
+        Cli::try_parse_from(all).expect("clap accepts").daemon.into_config()
     }
 
     #[test]

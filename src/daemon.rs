@@ -9,8 +9,7 @@ use clap::Parser;
 use crate::app::Application;
 use crate::chat::dialect::Dialect;
 use crate::chat::ChatApp;
-use crate::cluster::flags::{ClusterArgs, ClusterConfig};
-use crate::cluster::node::NodeConfig;
+use crate::cluster::flags::ClusterArgs;
 use crate::cluster::ClusterPresence;
 use crate::config::{Args, Config, ConfigError};
 use crate::echo::EchoApp;
@@ -34,61 +33,37 @@ pub struct CommandLine {
     pub cluster: ClusterArgs,
 }
 
-/// What the command line asks the daemon to be, validated.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    /// The reactor's and the chat's configuration.
+/// What the command line asks for: the reactor's configuration and the application it serves.
+pub struct Daemon {
+    /// The reactor's configuration.
     pub config: Config,
-    /// The cluster to join (`--cluster`), if any.
-    pub cluster: Option<ClusterConfig>,
+    app: Box<dyn Application>,
 }
 
 impl CommandLine {
-    /// Validates every subsystem's flags.
-    pub fn into_plan(self) -> Result<Plan, ConfigError> {
+    /// Validates every subsystem's flags and builds the application: the echo with `--echo`, else the chat
+    /// with its limits — a node of a cluster with `--cluster`.
+    pub fn into_daemon(self) -> Result<Daemon, ConfigError> {
         let config = self.daemon.into_config()?;
-        let cluster = self.cluster.into_config(config.echo)?;
-        Ok(Plan { config, cluster })
+        let node = self.cluster.into_node(&config, random_node_id())?;
+        let dialect = if config.escape_html { Dialect::SeedHtml } else { Dialect::Seed };
+        let (limits, ping) = ((&config).into(), config.app_ping);
+        let app: Box<dyn Application> = match node {
+            _ if config.echo => Box::new(EchoApp),
+            None => Box::new(ChatApp::new(limits).with_default_dialect(dialect).with_app_ping(ping)),
+            Some(node) => {
+                let presence = ClusterPresence::new(node, Instant::now());
+                Box::new(ChatApp::with_presence(limits, presence).with_default_dialect(dialect).with_app_ping(ping))
+            }
+        };
+        Ok(Daemon { config, app })
     }
 }
 
-impl Plan {
-    /// The application the plan asks for: the echo with `--echo`, else the chat with its limits — a node of
-    /// a cluster with `--cluster`.
-    pub fn application(&self) -> Box<dyn Application> {
-        let cfg = &self.config;
-        if cfg.echo {
-            return Box::new(EchoApp);
-        }
-        let dialect = if cfg.escape_html { Dialect::SeedHtml } else { Dialect::Seed };
-        match &self.cluster {
-            None => Box::new(ChatApp::new(cfg.into()).with_default_dialect(dialect).with_app_ping(cfg.app_ping)),
-            Some(c) => {
-                let node = NodeConfig {
-                    url: c.url.clone(),
-                    addr: c.addr,
-                    keys: c.keys.clone(),
-                    heartbeat: c.heartbeat,
-                    buffer: c.buffer,
-                    history: cfg.history,
-                    history_budget: cfg.history_budget,
-                    stream_bytes: c.stream_bytes,
-                    id: random_node_id(),
-                };
-                let presence = ClusterPresence::new(node, Instant::now());
-                Box::new(
-                    ChatApp::with_presence(cfg.into(), presence)
-                        .with_default_dialect(dialect)
-                        .with_app_ping(cfg.app_ping),
-                )
-            }
-        }
-    }
-
-    /// Binds the listeners, serving the plan's application.
+impl Daemon {
+    /// Binds the listeners, serving the application.
     pub fn bind(self) -> Result<Reactor, StartError> {
-        let app = self.application();
-        Reactor::bind(self.config, app)
+        Reactor::bind(self.config, self.app)
     }
 }
 
@@ -108,36 +83,24 @@ mod tests {
     use super::*;
     use crate::app::Effects;
 
-    fn plan(args: &[&str]) -> Result<Plan, ConfigError> {
+    fn daemon(args: &[&str]) -> Result<Daemon, ConfigError> {
         let mut all = vec!["wschat"];
         all.extend_from_slice(args);
-        CommandLine::try_parse_from(all).expect("clap accepts").into_plan()
+        CommandLine::try_parse_from(all).expect("clap accepts").into_daemon()
     }
 
     #[test]
     fn one_command_line_holds_every_subsystems_flags() {
         CommandLine::command().debug_assert();
-        let p = plan(&["--cluster", "redis://127.0.0.1:6390", "--cluster-prefix", "c2", "--history", "5"]).unwrap();
-        assert_eq!((p.config.history, p.cluster.map(|c| c.addr.port())), (5, Some(6390)));
-        assert!(plan(&[]).unwrap().cluster.is_none());
-        let e = plan(&["--cluster", "redis://127.0.0.1:6390", "--echo"]).unwrap_err();
-        assert_eq!(e.to_string(), "--cluster: cannot be used with --echo");
-    }
-
-    #[test]
-    fn the_plan_picks_the_application() {
+        let e = daemon(&["--cluster", "redis://127.0.0.1:6390", "--echo"]).err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("--cluster: cannot be used with --echo"));
         let mut out = Effects::default();
-        plan(&["--echo"]).unwrap().application().on_text(1, "hi", &mut out);
+        daemon(&["--echo"]).unwrap().app.on_text(1, "hi", &mut out);
         assert_eq!(&out.sends[0].bytes[..], b"\x81\x02hi", "the echo sends it back");
-        out.clear();
-        let mut chat = plan(&[]).unwrap().application();
+        let mut chat = daemon(&[]).unwrap().app;
         chat.on_text(1, r#"{"type":"login","name":"a","room_id":"1"}"#, &mut out);
-        chat.end_turn(&mut out);
         assert!(chat.is_member(1), "the chat logs in");
-    }
-
-    #[test]
-    fn node_ids_differ() {
-        assert_ne!(random_node_id(), random_node_id());
+        let mut node = daemon(&["--cluster", "redis://127.0.0.1:6390"]).unwrap().app;
+        assert!(node.links().is_some(), "a node of a cluster keeps its Redis links");
     }
 }

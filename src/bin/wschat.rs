@@ -9,18 +9,18 @@ use wschat::daemon::CommandLine;
 fn main() -> ExitCode {
     let args = CommandLine::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let plan = match args.into_plan() {
-        Ok(plan) => plan,
+    let daemon = match args.into_daemon() {
+        Ok(daemon) => daemon,
         Err(e) => {
             eprintln!("wschat: error: {e}");
             return ExitCode::from(2);
         }
     };
-    let page = match &plan.config.web_root {
+    let page = match &daemon.config.web_root {
         Some(dir) => format!("{} served", dir.display()),
         None => "chat page".to_string(),
     };
-    let mut reactor = match plan.bind() {
+    let mut reactor = match daemon.bind() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wschat: error: {e}");

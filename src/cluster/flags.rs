@@ -1,13 +1,12 @@
-//! The cluster's command-line flags (`--cluster*`), flattened into the daemon's command line, and the
-//! validated [`ClusterConfig`] they produce.
+//! The cluster's command-line flags (`--cluster*`), flattened into the daemon's command line, validated
+//! into the [`NodeConfig`] they describe.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::link::RedisUrl;
-use super::node::{DEFAULT_BUFFER, DEFAULT_HEARTBEAT_MS, DEFAULT_STREAM_BYTES};
+use super::node::{NodeConfig, DEFAULT_BUFFER, DEFAULT_HEARTBEAT_MS, DEFAULT_STREAM_BYTES};
 use super::wire::{Keys, DEFAULT_PREFIX};
-use crate::config::ConfigError;
+use crate::config::{in_range, Config, ConfigError};
 
 /// The flags of a node of a cluster.
 #[derive(Debug, clap::Args)]
@@ -30,30 +29,13 @@ pub struct ClusterArgs {
     pub cluster_stream_bytes: usize,
 }
 
-/// How a node joins its cluster.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// The Redis server.
-    pub url: RedisUrl,
-    /// Its address, resolved at start.
-    pub addr: SocketAddr,
-    /// The chat's keys in Redis.
-    pub keys: Keys,
-    /// The lease's renewal interval.
-    pub heartbeat: Duration,
-    /// Bytes kept while Redis is away.
-    pub buffer: usize,
-    /// Bytes of messages each node's stream keeps.
-    pub stream_bytes: usize,
-}
-
 impl ClusterArgs {
-    /// Validates the flags into the cluster to join, if `--cluster` names one; `echo` tells whether the
-    /// daemon serves the echo, which has no chat to share.
-    pub fn into_config(self, echo: bool) -> Result<Option<ClusterConfig>, ConfigError> {
+    /// Validates the flags into the node of a cluster with id `id`, if `--cluster` names one; `daemon` tells
+    /// the history to share and whether the daemon serves the echo, which has no chat to share.
+    pub fn into_node(self, daemon: &Config, id: u64) -> Result<Option<NodeConfig>, ConfigError> {
         let Some(url) = &self.cluster else { return Ok(None) };
         let err = |flag, reason: String| ConfigError::Unusable { flag, reason };
-        if echo {
+        if daemon.echo {
             return Err(err("--cluster", "cannot be used with --echo".to_string()));
         }
         let url = RedisUrl::parse(url).map_err(|e| err("--cluster", e.to_string()))?;
@@ -64,22 +46,19 @@ impl ClusterArgs {
             .next()
             .ok_or_else(|| err("--cluster", format!("{} resolves to no address", url.host_port())))?;
         let keys = Keys::new(&self.cluster_prefix).map_err(|e| err("--cluster-prefix", e.to_string()))?;
-        if !(50..=60_000).contains(&self.cluster_heartbeat_ms) {
-            return Err(ConfigError::OutOfRange { flag: "--cluster-heartbeat-ms", allowed: "between 50 and 60000" });
-        }
-        if self.cluster_buffer < 64 * 1024 {
-            return Err(ConfigError::OutOfRange { flag: "--cluster-buffer", allowed: "at least 65536" });
-        }
-        if self.cluster_stream_bytes < 64 * 1024 {
-            return Err(ConfigError::OutOfRange { flag: "--cluster-stream-bytes", allowed: "at least 65536" });
-        }
-        Ok(Some(ClusterConfig {
+        in_range((50..=60_000).contains(&self.cluster_heartbeat_ms), "--cluster-heartbeat-ms", "between 50 and 60000")?;
+        in_range(self.cluster_buffer >= 64 * 1024, "--cluster-buffer", "at least 65536")?;
+        in_range(self.cluster_stream_bytes >= 64 * 1024, "--cluster-stream-bytes", "at least 65536")?;
+        Ok(Some(NodeConfig {
             url,
             addr,
             keys,
             heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
             buffer: self.cluster_buffer,
+            history: daemon.history,
+            history_budget: daemon.history_budget,
             stream_bytes: self.cluster_stream_bytes,
+            id,
         }))
     }
 }
@@ -89,25 +68,21 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::daemon::CommandLine;
 
-    /// The cluster's flags alone on a command line.
-    #[derive(Debug, Parser)]
-    struct Cli {
-        #[command(flatten)]
-        cluster: ClusterArgs,
-    }
-
-    fn parse(args: &[&str], echo: bool) -> Result<Option<ClusterConfig>, ConfigError> {
+    fn parse(args: &[&str]) -> Result<Option<NodeConfig>, ConfigError> {
         let mut all = vec!["wschat"];
         all.extend_from_slice(args);
-        Cli::try_parse_from(all).expect("clap accepts").cluster.into_config(echo)
+        let cli = CommandLine::try_parse_from(all).expect("clap accepts");
+        cli.cluster.into_node(&cli.daemon.into_config().expect("the daemon's flags are valid"), 7)
     }
 
     #[test]
     fn cluster_flags() {
-        assert!(parse(&[], false).unwrap().is_none());
-        let cluster = parse(&["--cluster", "redis://127.0.0.1:6390/2", "--cluster-prefix", "chat2"], false).unwrap();
-        let cluster = cluster.unwrap();
+        assert!(parse(&[]).unwrap().is_none());
+        let args = ["--cluster", "redis://127.0.0.1:6390/2", "--cluster-prefix", "chat2", "--history", "5"];
+        let cluster = parse(&args).unwrap().unwrap();
+        assert_eq!((cluster.id, cluster.history, cluster.history_budget), (7, 5, 64 * 1024 * 1024));
         assert_eq!((cluster.addr.port(), cluster.url.db, cluster.keys.prefix()), (6390, 2, "chat2"));
         assert_eq!((cluster.heartbeat, cluster.buffer), (Duration::from_secs(1), 8 * 1024 * 1024));
         assert_eq!(cluster.stream_bytes, 16 * 1024 * 1024);
@@ -117,11 +92,10 @@ mod tests {
             &["--cluster", "redis://127.0.0.1:1", "--cluster-heartbeat-ms", "1"],
             &["--cluster", "redis://127.0.0.1:1", "--cluster-buffer", "10"],
             &["--cluster", "redis://127.0.0.1:1", "--cluster-stream-bytes", "1000"],
+            &["--cluster", "redis://127.0.0.1:1", "--echo"],
         ] {
-            let e = parse(bad, false).unwrap_err();
+            let e = parse(bad).unwrap_err();
             assert!(e.to_string().starts_with("--cluster"), "{e}");
         }
-        let e = parse(&["--cluster", "redis://127.0.0.1:1"], true).unwrap_err();
-        assert!(e.to_string().starts_with("--cluster"), "{e}");
     }
 }

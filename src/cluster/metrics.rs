@@ -8,60 +8,51 @@ use crate::metrics::Series;
 impl ClusterStats {
     /// Appends every `wschat_cluster_*` series.
     pub fn write(&self, out: &mut Series) {
+        let c = self;
         let rows: [(&str, &str, &str, u64); 13] = [
-            ("wschat_cluster_up", "gauge", "1 while both Redis links are up and the node has joined.", self.up),
-            ("wschat_cluster_nodes", "gauge", "Nodes alive, as the last heartbeat saw them.", self.nodes),
-            ("wschat_cluster_published_total", "counter", "Messages published to the cluster.", self.published_total),
-            ("wschat_cluster_received_total", "counter", "Messages of other nodes delivered.", self.received_total),
-            ("wschat_cluster_reconnects_total", "counter", "Redis connections lost.", self.reconnects_total),
+            ("wschat_cluster_up", "gauge", "1 while both Redis links are up and the node has joined.", c.up),
+            ("wschat_cluster_nodes", "gauge", "Nodes alive, as the last heartbeat saw them.", c.nodes),
+            ("wschat_cluster_published_total", "counter", "Messages published to the cluster.", c.published_total),
+            ("wschat_cluster_received_total", "counter", "Messages of other nodes delivered.", c.received_total),
+            ("wschat_cluster_reconnects_total", "counter", "Redis connections lost.", c.reconnects_total),
             (
                 "wschat_cluster_buffered_bytes",
                 "gauge",
                 "Bytes of messages not yet confirmed by Redis.",
-                self.buffered_bytes,
+                c.buffered_bytes,
             ),
-            (
-                "wschat_cluster_refused_total",
-                "counter",
-                "Says refused because the buffer was full.",
-                self.refused_total,
-            ),
+            ("wschat_cluster_refused_total", "counter", "Says refused because the buffer was full.", c.refused_total),
             (
                 "wschat_cluster_refused_backlog_total",
                 "counter",
                 "Of those, says refused while Redis was up (it confirmed less than the node's users said).",
-                self.refused_backlog_total,
+                c.refused_backlog_total,
             ),
             (
                 "wschat_cluster_redis_errors_total",
                 "counter",
                 "Commands Redis answered with an error (a write refused at maxmemory, ...).",
-                self.redis_errors_total,
+                c.redis_errors_total,
             ),
             (
                 "wschat_cluster_history_loaded_bytes",
                 "gauge",
                 "Bytes of history loaded from Redis when joining (at most --history-budget).",
-                self.history_loaded_bytes,
+                c.history_loaded_bytes,
             ),
             (
                 "wschat_cluster_stream_bytes",
                 "gauge",
                 "Bytes of this node's messages its stream holds (at most --cluster-stream-bytes).",
-                self.stream_bytes,
+                c.stream_bytes,
             ),
             (
                 "wschat_cluster_lost_total",
                 "counter",
                 "Messages of other nodes that could not be recovered.",
-                self.lost_total,
+                c.lost_total,
             ),
-            (
-                "wschat_cluster_garbage_total",
-                "counter",
-                "Foreign or malformed cluster data skipped.",
-                self.garbage_total,
-            ),
+            ("wschat_cluster_garbage_total", "counter", "Foreign or malformed cluster data skipped.", c.garbage_total),
         ];
         out.rows(&rows);
         let help = ("wschat_cluster_node", "gauge", "This node's id (which node answered).");
