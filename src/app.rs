@@ -1,19 +1,14 @@
 //! The application seam: what the reactor calls when a WebSocket carries a message, when a connection goes
 //! away and at the end of each loop turn; the application answers with deliveries (shared bytes addressed
 //! to connections, in order). The reactor knows no more of an application than this trait. Two implement
-//! it: the chat ([`crate::chat::ChatApp`]) and the conformance echo ([`EchoApp`]).
+//! it, the chat and the conformance echo; the composition root ([`crate::daemon`]) picks one. The seam
+//! knows neither.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::chat::dialect::Dialect;
-use crate::chat::ChatApp;
-use crate::cluster::node::NodeConfig;
-use crate::cluster::ClusterPresence;
-use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::shared_bytes::SharedBytes;
-use crate::ws::frame::{frame, OpCode};
 
 /// Identifies a connection to the application (the reactor's slab key).
 pub type ConnId = usize;
@@ -155,97 +150,4 @@ pub trait LinkHost {
     fn wakeup(&self) -> Option<Instant>;
     /// Nothing is left to write (the reactor may exit).
     fn idle(&self) -> bool;
-}
-
-/// The application a configuration asks for: the echo with `--echo`, else the chat with its limits — a
-/// node of a cluster with `--cluster`.
-pub fn for_config(cfg: &Config) -> Box<dyn Application> {
-    if cfg.echo {
-        return Box::new(EchoApp);
-    }
-    let dialect = if cfg.escape_html { Dialect::SeedHtml } else { Dialect::Seed };
-    match &cfg.cluster {
-        None => Box::new(ChatApp::new(cfg.into()).with_default_dialect(dialect).with_app_ping(cfg.app_ping)),
-        Some(c) => {
-            let node = NodeConfig {
-                url: c.url.clone(),
-                addr: c.addr,
-                keys: c.keys.clone(),
-                heartbeat: c.heartbeat,
-                buffer: c.buffer,
-                history: cfg.history,
-                history_budget: cfg.history_budget,
-                stream_bytes: c.stream_bytes,
-                id: random_node_id(),
-            };
-            let presence = ClusterPresence::new(node, Instant::now());
-            Box::new(
-                ChatApp::with_presence(cfg.into(), presence).with_default_dialect(dialect).with_app_ping(cfg.app_ping),
-            )
-        }
-    }
-}
-
-/// A fresh random node id: the standard library's randomly keyed hasher over the process id and the time.
-fn random_node_id() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-    h.finish()
-}
-
-/// Conformance mode (`--echo`): every text or binary message goes back to its sender unchanged.
-#[derive(Debug, Default)]
-pub struct EchoApp;
-
-impl EchoApp {
-    fn echo(conn: ConnId, op: OpCode, payload: &[u8], out: &mut Effects) {
-        out.push(conn, SharedBytes::from(frame(op, payload)), 1);
-    }
-}
-
-impl Application for EchoApp {
-    fn set_now(&mut self, _now: Instant) {}
-
-    fn on_text(&mut self, conn: ConnId, text: &str, out: &mut Effects) {
-        EchoApp::echo(conn, OpCode::Text, text.as_bytes(), out);
-    }
-
-    fn on_binary(&mut self, conn: ConnId, data: &[u8], out: &mut Effects) -> Result<(), CloseRequest> {
-        EchoApp::echo(conn, OpCode::Binary, data, out);
-        Ok(())
-    }
-
-    fn on_refused(&mut self, _conn: ConnId, _out: &mut Effects) {}
-
-    fn flush_for(&mut self, _conn: ConnId, _out: &mut Effects) {}
-
-    fn on_leave(&mut self, _conn: ConnId, _announce: bool, _out: &mut Effects) {}
-
-    fn is_member(&self, _conn: ConnId) -> bool {
-        false
-    }
-
-    fn on_gone(&mut self, _conn: ConnId) {}
-
-    fn end_turn(&mut self, _out: &mut Effects) {}
-
-    fn fill_metrics(&self, _metrics: &mut Metrics) {}
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn echo_returns_each_message_to_its_sender() {
-        let mut app = EchoApp;
-        let mut out = Effects::default();
-        app.on_text(3, "hi", &mut out);
-        assert!(app.on_binary(4, &[1, 2], &mut out).is_ok());
-        assert_eq!(out.sends.len(), 2);
-        assert_eq!((out.sends[0].conn, &out.sends[0].bytes[..]), (3, &[0x81, 2, b'h', b'i'][..]));
-        assert_eq!((out.sends[1].conn, &out.sends[1].bytes[..]), (4, &[0x82, 2, 1, 2][..]));
-    }
 }

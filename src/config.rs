@@ -1,20 +1,13 @@
-//! The daemon's command line (clap) and the validated [`Config`] it produces, with the contract's defaults.
+//! The daemon's own flags (clap) and the validated [`Config`] they produce, with the contract's defaults; a
+//! subsystem with flags of its own (the cluster) owns them, and the composition root ([`crate::daemon`])
+//! puts them all on one command line.
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use clap::Parser;
-
-/// Command-line flags of `wschat`.
-#[derive(Debug, Parser)]
-#[command(
-    name = "wschat",
-    version,
-    about = "WebSocket chat daemon speaking the workerman-chat protocol",
-    long_about = "WebSocket chat daemon speaking the workerman-chat protocol on a single-threaded mio reactor.\n\
-                  Open http://127.0.0.1:55151 in a browser to chat. RUST_LOG sets the log level (default info)."
-)]
+/// The daemon's flags: listeners, limits, the chat's options.
+#[derive(Debug, clap::Args)]
 pub struct Args {
     /// WebSocket listener address (port 0 picks a free port)
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:7272")]
@@ -76,22 +69,6 @@ pub struct Args {
     /// Unfinished web requests allowed per client address; beyond it new ones get 503
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub max_web_pending_per_ip: usize,
-    /// Join a cluster of wschat nodes through this Redis server: redis://[user:password@]HOST:PORT[/DB]
-    #[arg(long, value_name = "URL")]
-    pub cluster: Option<String>,
-    /// Name of the chat in Redis, so that several chats can share one server (letters, digits, _ - .)
-    #[arg(long, value_name = "NAME", default_value = crate::cluster::wire::DEFAULT_PREFIX)]
-    pub cluster_prefix: String,
-    /// How often a node renews its lease; a node silent for 4 heartbeats is taken for dead
-    #[arg(long, value_name = "N", default_value_t = crate::cluster::node::DEFAULT_HEARTBEAT_MS)]
-    pub cluster_heartbeat_ms: u64,
-    /// Bytes of messages kept for the cluster while Redis is away; past it says get cluster_unavailable
-    #[arg(long, value_name = "BYTES", default_value_t = crate::cluster::node::DEFAULT_BUFFER)]
-    pub cluster_buffer: usize,
-    /// Bytes of its latest messages a node's stream in Redis keeps for nodes that missed them (the newest
-    /// entry always; at most 10000 entries)
-    #[arg(long, value_name = "BYTES", default_value_t = crate::cluster::node::DEFAULT_STREAM_BYTES)]
-    pub cluster_stream_bytes: usize,
     /// Share the ports with other daemons on this machine (SO_REUSEPORT), e.g. one cluster node per core
     #[arg(long)]
     pub reuse_port: bool,
@@ -122,23 +99,6 @@ pub struct Args {
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
-}
-
-/// How a node joins its cluster.
-#[derive(Debug, Clone)]
-pub struct ClusterConfig {
-    /// The Redis server.
-    pub url: crate::cluster::link::RedisUrl,
-    /// Its address, resolved at start.
-    pub addr: SocketAddr,
-    /// The chat's keys in Redis.
-    pub keys: crate::cluster::wire::Keys,
-    /// The lease's renewal interval.
-    pub heartbeat: Duration,
-    /// Bytes kept while Redis is away.
-    pub buffer: usize,
-    /// Bytes of messages each node's stream keeps.
-    pub stream_bytes: usize,
 }
 
 /// A validated configuration for the reactor.
@@ -182,8 +142,6 @@ pub struct Config {
     pub max_web_connections: usize,
     /// Unfinished web requests per client address.
     pub max_web_pending_per_ip: usize,
-    /// The cluster to join (`--cluster`), if any.
-    pub cluster: Option<ClusterConfig>,
     /// Bind the listeners with SO_REUSEPORT.
     pub reuse_port: bool,
     /// The folder the web port serves (`--web-root`), if not the embedded page.
@@ -261,6 +219,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Nothing when `ok`, else `flag` is out of its `allowed` range: a flag's bounds checked in one line.
+pub fn in_range(ok: bool, flag: &'static str, allowed: &'static str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::OutOfRange { flag, allowed })
+    }
+}
+
 /// Default `--max-message-bytes` in chat mode.
 pub const CHAT_MAX_MESSAGE: usize = 64 * 1024;
 /// Default `--send-buffer-limit` in chat mode.
@@ -311,47 +278,27 @@ impl Args {
         let send_buffer_limit = self.send_buffer_limit.unwrap_or(default_send_buffer);
         let ws_addr = resolve("--ws", &self.ws)?;
         let http_addr = resolve("--http", &self.http)?;
-        if self.max_connections == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--max-connections", allowed: "at least 1" });
-        }
-        if !(125..=MAX_MESSAGE_LIMIT).contains(&max_message_bytes) {
-            return Err(ConfigError::OutOfRange { flag: "--max-message-bytes", allowed: "between 125 and 67108864" });
-        }
-        if self.handshake_timeout_ms == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--handshake-timeout-ms", allowed: "at least 1" });
-        }
-        if self.ping_interval_secs == 0 || self.ping_interval_secs > 86_400 {
-            return Err(ConfigError::OutOfRange { flag: "--ping-interval-secs", allowed: "between 1 and 86400" });
-        }
-        if send_buffer_limit < 1024 {
-            return Err(ConfigError::OutOfRange { flag: "--send-buffer-limit", allowed: "at least 1024" });
-        }
-        if self.history > 10_000 {
-            return Err(ConfigError::OutOfRange { flag: "--history", allowed: "at most 10000" });
-        }
-        if self.history_welcome_bytes > MAX_HISTORY_WELCOME_BYTES {
-            return Err(ConfigError::OutOfRange { flag: "--history-welcome-bytes", allowed: "at most 67108864" });
-        }
+        in_range(self.max_connections > 0, "--max-connections", "at least 1")?;
+        in_range(
+            (125..=MAX_MESSAGE_LIMIT).contains(&max_message_bytes),
+            "--max-message-bytes",
+            "between 125 and 67108864",
+        )?;
+        in_range(self.handshake_timeout_ms > 0, "--handshake-timeout-ms", "at least 1")?;
+        in_range((1..=86_400).contains(&self.ping_interval_secs), "--ping-interval-secs", "between 1 and 86400")?;
+        in_range(send_buffer_limit >= 1024, "--send-buffer-limit", "at least 1024")?;
+        in_range(self.history <= 10_000, "--history", "at most 10000")?;
+        in_range(
+            self.history_welcome_bytes <= MAX_HISTORY_WELCOME_BYTES,
+            "--history-welcome-bytes",
+            "at most 67108864",
+        )?;
         let max_output_bytes = self.max_output_bytes.unwrap_or_else(default_output_budget);
-        if max_output_bytes < send_buffer_limit {
-            return Err(ConfigError::OutOfRange {
-                flag: "--max-output-bytes",
-                allowed: "at least --send-buffer-limit",
-            });
-        }
-        if self.max_room_users == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--max-room-users", allowed: "at least 1" });
-        }
-        if self.max_web_connections == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--max-web-connections", allowed: "at least 1" });
-        }
-        if self.max_web_pending_per_ip == 0 {
-            return Err(ConfigError::OutOfRange { flag: "--max-web-pending-per-ip", allowed: "at least 1" });
-        }
-        let cluster = self.cluster_config()?;
-        if self.app_ping_secs == 0 || self.app_ping_secs > 86_400 {
-            return Err(ConfigError::OutOfRange { flag: "--app-ping-secs", allowed: "between 1 and 86400" });
-        }
+        in_range(max_output_bytes >= send_buffer_limit, "--max-output-bytes", "at least --send-buffer-limit")?;
+        in_range(self.max_room_users > 0, "--max-room-users", "at least 1")?;
+        in_range(self.max_web_connections > 0, "--max-web-connections", "at least 1")?;
+        in_range(self.max_web_pending_per_ip > 0, "--max-web-pending-per-ip", "at least 1")?;
+        in_range((1..=86_400).contains(&self.app_ping_secs), "--app-ping-secs", "between 1 and 86400")?;
         let trusted_proxies = crate::proxy::TrustedProxies::parse(self.trust_proxy.iter().map(String::as_str))
             .map_err(|e| ConfigError::Unusable { flag: "--trust-proxy", reason: e.to_string() })?;
         if self.proxy_protocol && trusted_proxies.is_empty() {
@@ -390,7 +337,6 @@ impl Args {
             join_burst: self.join_burst,
             max_web_connections: self.max_web_connections,
             max_web_pending_per_ip: self.max_web_pending_per_ip,
-            cluster,
             reuse_port: self.reuse_port,
             web_root,
             escape_html: self.escape_html,
@@ -404,50 +350,19 @@ impl Args {
             },
         })
     }
-
-    fn cluster_config(&self) -> Result<Option<ClusterConfig>, ConfigError> {
-        let Some(url) = &self.cluster else { return Ok(None) };
-        let err = |flag, reason: String| ConfigError::Unusable { flag, reason };
-        if self.echo {
-            return Err(err("--cluster", "cannot be used with --echo".to_string()));
-        }
-        let url = crate::cluster::link::RedisUrl::parse(url).map_err(|e| err("--cluster", e.to_string()))?;
-        let addr = url
-            .socket_addrs()
-            .map_err(|e| err("--cluster", format!("cannot resolve {}: {e}", url.host_port())))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| err("--cluster", format!("{} resolves to no address", url.host_port())))?;
-        let keys = crate::cluster::wire::Keys::new(&self.cluster_prefix)
-            .map_err(|e| err("--cluster-prefix", e.to_string()))?;
-        if !(50..=60_000).contains(&self.cluster_heartbeat_ms) {
-            return Err(ConfigError::OutOfRange { flag: "--cluster-heartbeat-ms", allowed: "between 50 and 60000" });
-        }
-        if self.cluster_buffer < 64 * 1024 {
-            return Err(ConfigError::OutOfRange { flag: "--cluster-buffer", allowed: "at least 65536" });
-        }
-        if self.cluster_stream_bytes < 64 * 1024 {
-            return Err(ConfigError::OutOfRange { flag: "--cluster-stream-bytes", allowed: "at least 65536" });
-        }
-        Ok(Some(ClusterConfig {
-            url,
-            addr,
-            keys,
-            heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
-            buffer: self.cluster_buffer,
-            stream_bytes: self.cluster_stream_bytes,
-        }))
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+    use crate::daemon::CommandLine as Cli;
 
     fn parse(args: &[&str]) -> Result<Config, ConfigError> {
         let mut all = vec!["wschat"];
         all.extend_from_slice(args);
-        Args::try_parse_from(all).expect("clap accepts").into_config()
+        Cli::try_parse_from(all).expect("clap accepts").daemon.into_config()
     }
 
     #[test]
@@ -483,6 +398,7 @@ mod tests {
         let c = parse(&["--echo", "--max-message-bytes", "1000", "--send-buffer-limit", "4096"]).unwrap();
         assert_eq!((c.max_message_bytes, c.send_buffer_limit), (1000, 4096));
         assert!(parse(&["--ws", "[::1]:7272"]).is_ok());
+        assert!(!c.reuse_port && parse(&["--reuse-port"]).unwrap().reuse_port);
     }
 
     #[test]
@@ -495,9 +411,9 @@ mod tests {
         assert!(parse(&["--max-output-bytes", "1000"]).is_err());
         assert!(parse(&["--max-room-users", "0"]).is_err());
         assert!(parse(&["--history-welcome-bytes", "67108865"]).unwrap_err().to_string().contains("at most"));
-        assert!(Args::try_parse_from(["wschat", "--history-welcome-bytes", "1MiB"]).is_err());
+        assert!(Cli::try_parse_from(["wschat", "--history-welcome-bytes", "1MiB"]).is_err());
         assert_eq!(parse(&["--history-welcome-bytes", "0"]).unwrap().history_welcome_bytes, 0);
-        assert!(Args::try_parse_from(["wschat", "--max-connections", "-5"]).is_err());
+        assert!(Cli::try_parse_from(["wschat", "--max-connections", "-5"]).is_err());
     }
 
     #[test]
@@ -535,27 +451,5 @@ mod tests {
         assert!(parse(&["--trust-proxy", "10.0.0.0/99"]).unwrap_err().to_string().starts_with("--trust-proxy"));
         assert!(parse(&["--proxy-protocol"]).unwrap_err().to_string().contains("needs --trust-proxy"));
         assert_eq!(parse(&[]).unwrap().max_connections_per_ip, 0);
-    }
-
-    #[test]
-    fn cluster_flags() {
-        assert!(parse(&[]).unwrap().cluster.is_none());
-        let c = parse(&["--cluster", "redis://127.0.0.1:6390/2", "--cluster-prefix", "chat2", "--reuse-port"]).unwrap();
-        let cluster = c.cluster.unwrap();
-        assert_eq!((cluster.addr.port(), cluster.url.db, cluster.keys.prefix()), (6390, 2, "chat2"));
-        assert_eq!((cluster.heartbeat, cluster.buffer), (Duration::from_secs(1), 8 * 1024 * 1024));
-        assert_eq!(cluster.stream_bytes, 16 * 1024 * 1024);
-        assert!(c.reuse_port);
-        for bad in [
-            &["--cluster", "http://x"][..],
-            &["--cluster", "redis://127.0.0.1:1", "--cluster-prefix", "a:b"],
-            &["--cluster", "redis://127.0.0.1:1", "--cluster-heartbeat-ms", "1"],
-            &["--cluster", "redis://127.0.0.1:1", "--cluster-buffer", "10"],
-            &["--cluster", "redis://127.0.0.1:1", "--cluster-stream-bytes", "1000"],
-            &["--cluster", "redis://127.0.0.1:1", "--echo"],
-        ] {
-            let e = parse(bad).unwrap_err();
-            assert!(e.to_string().starts_with("--cluster"), "{e}");
-        }
     }
 }

@@ -10,8 +10,10 @@ pub mod bench;
 pub mod chat;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 #[cfg(feature = "dump")]
 pub mod dump;
+pub mod echo;
 pub mod http;
 pub mod metrics;
 pub mod outbox;

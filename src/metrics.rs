@@ -48,8 +48,9 @@ pub struct Metrics {
     pub per_ip_rejections_total: u64,
     /// TLS figures, when both ports speak TLS (`wschat_tls_*`).
     pub tls: Option<TlsStats>,
-    /// The cluster's figures, on a node of a cluster (`wschat_cluster_*`).
-    pub cluster: Option<crate::cluster::node::ClusterStats>,
+    /// The application's own series ([`crate::app::Application::fill_metrics`]), rendered after the
+    /// daemon's.
+    pub app: Series,
 }
 
 impl Metrics {
@@ -122,71 +123,28 @@ impl Metrics {
         if let Some(t) = &self.tls {
             t.render(&mut out);
         }
-        if let Some(c) = &self.cluster {
-            let rows: [(&str, &str, &str, u64); 13] = [
-                ("wschat_cluster_up", "gauge", "1 while both Redis links are up and the node has joined.", c.up),
-                ("wschat_cluster_nodes", "gauge", "Nodes alive, as the last heartbeat saw them.", c.nodes),
-                ("wschat_cluster_published_total", "counter", "Messages published to the cluster.", c.published_total),
-                ("wschat_cluster_received_total", "counter", "Messages of other nodes delivered.", c.received_total),
-                ("wschat_cluster_reconnects_total", "counter", "Redis connections lost.", c.reconnects_total),
-                (
-                    "wschat_cluster_buffered_bytes",
-                    "gauge",
-                    "Bytes of messages not yet confirmed by Redis.",
-                    c.buffered_bytes,
-                ),
-                (
-                    "wschat_cluster_refused_total",
-                    "counter",
-                    "Says refused because the buffer was full.",
-                    c.refused_total,
-                ),
-                (
-                    "wschat_cluster_refused_backlog_total",
-                    "counter",
-                    "Of those, says refused while Redis was up (it confirmed less than the node's users said).",
-                    c.refused_backlog_total,
-                ),
-                (
-                    "wschat_cluster_redis_errors_total",
-                    "counter",
-                    "Commands Redis answered with an error (a write refused at maxmemory, ...).",
-                    c.redis_errors_total,
-                ),
-                (
-                    "wschat_cluster_history_loaded_bytes",
-                    "gauge",
-                    "Bytes of history loaded from Redis when joining (at most --history-budget).",
-                    c.history_loaded_bytes,
-                ),
-                (
-                    "wschat_cluster_stream_bytes",
-                    "gauge",
-                    "Bytes of this node's messages its stream holds (at most --cluster-stream-bytes).",
-                    c.stream_bytes,
-                ),
-                (
-                    "wschat_cluster_lost_total",
-                    "counter",
-                    "Messages of other nodes that could not be recovered.",
-                    c.lost_total,
-                ),
-                (
-                    "wschat_cluster_garbage_total",
-                    "counter",
-                    "Foreign or malformed cluster data skipped.",
-                    c.garbage_total,
-                ),
-            ];
-            write_rows(&mut out, &rows);
-            let _ = write!(
-                out,
-                "# HELP wschat_cluster_node This node's id (which node answered).\n# TYPE wschat_cluster_node gauge\n\
-                 wschat_cluster_node{{id=\"{}\"}} 1\n",
-                crate::cluster::wire::node_hex(c.node)
-            );
-        }
+        out.push_str(&self.app.text);
         out
+    }
+}
+
+/// Series an application adds after the daemon's own, named and valued by it: /metrics places them and
+/// knows nothing of what they count.
+#[derive(Debug, Default, Clone)]
+pub struct Series {
+    /// Their Prometheus text.
+    text: String,
+}
+
+impl Series {
+    /// Appends each `(name, type, help, value)` row.
+    pub fn rows(&mut self, rows: &[(&str, &str, &str, u64)]) {
+        write_rows(&mut self.text, rows);
+    }
+
+    /// Appends a series of one sample told apart by a label: `name{label="value"} n`.
+    pub fn labeled(&mut self, (name, kind, help): (&str, &str, &str), (label, value): (&str, &str), n: u64) {
+        let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{label}=\"{value}\"}} {n}\n");
     }
 }
 
@@ -278,9 +236,18 @@ mod tests {
         assert!(text.contains("\nwschat_tls_failures_total{reason=\"plain_http\"} 1\n"), "{text}");
         assert!(text.contains("\nwschat_tls_failures_total{reason=\"timeout\"} 1\n"), "{text}");
         assert!(text.contains("# TYPE wschat_tls_failures_total counter\nwschat_tls_failures_total{"), "{text}");
-        let node = crate::cluster::node::ClusterStats { node: 0xab, up: 1, ..Default::default() };
-        let text = Metrics { cluster: Some(node), ..Default::default() }.render();
-        assert!(text.contains("\nwschat_cluster_up 1\n") && text.contains("\nwschat_cluster_buffered_bytes 0\n"));
-        assert!(text.contains("\nwschat_cluster_node{id=\"00000000000000ab\"} 1\n"), "{text}");
+    }
+
+    #[test]
+    fn an_applications_series_come_last_as_written() {
+        let mut m = Metrics { connections: 1, ..Default::default() };
+        m.app.rows(&[("app_a_total", "counter", "A.", 2), ("app_b", "gauge", "B.", 3)]);
+        m.app.labeled(("app_c", "gauge", "C."), ("id", "x"), 1);
+        let text = m.render();
+        let app = "# HELP app_a_total A.\n# TYPE app_a_total counter\napp_a_total 2\n\
+                   # HELP app_b B.\n# TYPE app_b gauge\napp_b 3\n\
+                   # HELP app_c C.\n# TYPE app_c gauge\napp_c{id=\"x\"} 1\n";
+        assert!(text.ends_with(app), "{text}");
+        assert_eq!(text.matches("app_").count(), app.matches("app_").count());
     }
 }

@@ -4,24 +4,23 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wschat::config::Args;
-use wschat::reactor::Reactor;
+use wschat::daemon::CommandLine;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = CommandLine::parse();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let cfg = match args.into_config() {
-        Ok(cfg) => cfg,
+    let daemon = match args.into_daemon() {
+        Ok(daemon) => daemon,
         Err(e) => {
             eprintln!("wschat: error: {e}");
             return ExitCode::from(2);
         }
     };
-    let page = match &cfg.web_root {
+    let page = match &daemon.config.web_root {
         Some(dir) => format!("{} served", dir.display()),
         None => "chat page".to_string(),
     };
-    let mut reactor = match Reactor::bind(cfg) {
+    let mut reactor = match daemon.bind() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("wschat: error: {e}");

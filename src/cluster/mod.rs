@@ -3,7 +3,9 @@
 //! Redis side (leases, publishing, ordered receiving), and [`ClusterPresence`] the chat's presence seam
 //! filled by it: the node's own room events out, the other nodes' decoded into the chat's remote events. `docs/CLUSTER.md` is the prose.
 
+pub mod flags;
 pub mod link;
+mod metrics;
 pub mod node;
 mod presence;
 pub mod wire;

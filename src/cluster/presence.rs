@@ -163,6 +163,6 @@ impl Presence for ClusterPresence {
     }
 
     fn fill_metrics(&self, m: &mut Metrics) {
-        m.cluster = Some(self.node.stats());
+        self.node.stats().write(&mut m.app);
     }
 }

@@ -134,15 +134,8 @@ pub struct Reactor {
 }
 
 impl Reactor {
-    /// Binds both listeners and the signal handlers, serving the application `--echo` picks
-    /// ([`crate::app::for_config`]).
-    pub fn bind(cfg: Config) -> Result<Reactor, StartError> {
-        let app = crate::app::for_config(&cfg);
-        Reactor::bind_with(cfg, app)
-    }
-
     /// Binds both listeners and the signal handlers, serving `app`.
-    pub fn bind_with(cfg: Config, app: Box<dyn Application>) -> Result<Reactor, StartError> {
+    pub fn bind(cfg: Config, app: Box<dyn Application>) -> Result<Reactor, StartError> {
         let poll = Poll::new().map_err(StartError::Setup)?;
         let tls = match &cfg.tls {
             Some(files) => Some(crate::tls::CertStore::load(&files.cert, &files.key).map_err(StartError::Tls)?),

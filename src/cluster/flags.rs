@@ -1,0 +1,101 @@
+//! The cluster's command-line flags (`--cluster*`), flattened into the daemon's command line, validated
+//! into the [`NodeConfig`] they describe.
+
+use std::time::Duration;
+
+use super::link::RedisUrl;
+use super::node::{NodeConfig, DEFAULT_BUFFER, DEFAULT_HEARTBEAT_MS, DEFAULT_STREAM_BYTES};
+use super::wire::{Keys, DEFAULT_PREFIX};
+use crate::config::{in_range, Config, ConfigError};
+
+/// The flags of a node of a cluster.
+#[derive(Debug, clap::Args)]
+pub struct ClusterArgs {
+    /// Join a cluster of wschat nodes through this Redis server: redis://[user:password@]HOST:PORT[/DB]
+    #[arg(long, value_name = "URL")]
+    pub cluster: Option<String>,
+    /// Name of the chat in Redis, so that several chats can share one server (letters, digits, _ - .)
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_PREFIX)]
+    pub cluster_prefix: String,
+    /// How often a node renews its lease; a node silent for 4 heartbeats is taken for dead
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_HEARTBEAT_MS)]
+    pub cluster_heartbeat_ms: u64,
+    /// Bytes of messages kept for the cluster while Redis is away; past it says get cluster_unavailable
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_BUFFER)]
+    pub cluster_buffer: usize,
+    /// Bytes of its latest messages a node's stream in Redis keeps for nodes that missed them (the newest
+    /// entry always; at most 10000 entries)
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_STREAM_BYTES)]
+    pub cluster_stream_bytes: usize,
+}
+
+impl ClusterArgs {
+    /// Validates the flags into the node of a cluster with id `id`, if `--cluster` names one; `daemon` tells
+    /// the history to share and whether the daemon serves the echo, which has no chat to share.
+    pub fn into_node(self, daemon: &Config, id: u64) -> Result<Option<NodeConfig>, ConfigError> {
+        let Some(url) = &self.cluster else { return Ok(None) };
+        let err = |flag, reason: String| ConfigError::Unusable { flag, reason };
+        if daemon.echo {
+            return Err(err("--cluster", "cannot be used with --echo".to_string()));
+        }
+        let url = RedisUrl::parse(url).map_err(|e| err("--cluster", e.to_string()))?;
+        let addr = url
+            .socket_addrs()
+            .map_err(|e| err("--cluster", format!("cannot resolve {}: {e}", url.host_port())))?
+            .into_iter()
+            .next()
+            .ok_or_else(|| err("--cluster", format!("{} resolves to no address", url.host_port())))?;
+        let keys = Keys::new(&self.cluster_prefix).map_err(|e| err("--cluster-prefix", e.to_string()))?;
+        in_range((50..=60_000).contains(&self.cluster_heartbeat_ms), "--cluster-heartbeat-ms", "between 50 and 60000")?;
+        in_range(self.cluster_buffer >= 64 * 1024, "--cluster-buffer", "at least 65536")?;
+        in_range(self.cluster_stream_bytes >= 64 * 1024, "--cluster-stream-bytes", "at least 65536")?;
+        Ok(Some(NodeConfig {
+            url,
+            addr,
+            keys,
+            heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
+            buffer: self.cluster_buffer,
+            history: daemon.history,
+            history_budget: daemon.history_budget,
+            stream_bytes: self.cluster_stream_bytes,
+            id,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::daemon::CommandLine;
+
+    fn parse(args: &[&str]) -> Result<Option<NodeConfig>, ConfigError> {
+        let mut all = vec!["wschat"];
+        all.extend_from_slice(args);
+        let cli = CommandLine::try_parse_from(all).expect("clap accepts");
+        cli.cluster.into_node(&cli.daemon.into_config().expect("the daemon's flags are valid"), 7)
+    }
+
+    #[test]
+    fn cluster_flags() {
+        assert!(parse(&[]).unwrap().is_none());
+        let args = ["--cluster", "redis://127.0.0.1:6390/2", "--cluster-prefix", "chat2", "--history", "5"];
+        let cluster = parse(&args).unwrap().unwrap();
+        assert_eq!((cluster.id, cluster.history, cluster.history_budget), (7, 5, 64 * 1024 * 1024));
+        assert_eq!((cluster.addr.port(), cluster.url.db, cluster.keys.prefix()), (6390, 2, "chat2"));
+        assert_eq!((cluster.heartbeat, cluster.buffer), (Duration::from_secs(1), 8 * 1024 * 1024));
+        assert_eq!(cluster.stream_bytes, 16 * 1024 * 1024);
+        for bad in [
+            &["--cluster", "http://x"][..],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-prefix", "a:b"],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-heartbeat-ms", "1"],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-buffer", "10"],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-stream-bytes", "1000"],
+            &["--cluster", "redis://127.0.0.1:1", "--echo"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.to_string().starts_with("--cluster"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! The composition root: the command line, each subsystem's flags flattened into one, turned into the
+//! application those flags ask for and the reactor that serves it. Only this module knows every subsystem;
+//! the seam ([`crate::app`]) and the reactor know none.
+
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::app::Application;
+use crate::chat::dialect::Dialect;
+use crate::chat::ChatApp;
+use crate::cluster::flags::ClusterArgs;
+use crate::cluster::ClusterPresence;
+use crate::config::{Args, Config, ConfigError};
+use crate::echo::EchoApp;
+use crate::reactor::{Reactor, StartError};
+
+/// Command-line flags of `wschat`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wschat",
+    version,
+    about = "WebSocket chat daemon speaking the workerman-chat protocol",
+    long_about = "WebSocket chat daemon speaking the workerman-chat protocol on a single-threaded mio reactor.\n\
+                  Open http://127.0.0.1:55151 in a browser to chat. RUST_LOG sets the log level (default info)."
+)]
+pub struct CommandLine {
+    /// The daemon's own flags.
+    #[command(flatten)]
+    pub daemon: Args,
+    /// The cluster's.
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// What the command line asks for: the reactor's configuration and the application it serves.
+pub struct Daemon {
+    /// The reactor's configuration.
+    pub config: Config,
+    app: Box<dyn Application>,
+}
+
+impl CommandLine {
+    /// Validates every subsystem's flags and builds the application: the echo with `--echo`, else the chat
+    /// with its limits — a node of a cluster with `--cluster`.
+    pub fn into_daemon(self) -> Result<Daemon, ConfigError> {
+        let config = self.daemon.into_config()?;
+        let node = self.cluster.into_node(&config, random_node_id())?;
+        let dialect = if config.escape_html { Dialect::SeedHtml } else { Dialect::Seed };
+        let (limits, ping) = ((&config).into(), config.app_ping);
+        let app: Box<dyn Application> = match node {
+            _ if config.echo => Box::new(EchoApp),
+            None => Box::new(ChatApp::new(limits).with_default_dialect(dialect).with_app_ping(ping)),
+            Some(node) => {
+                let presence = ClusterPresence::new(node, Instant::now());
+                Box::new(ChatApp::with_presence(limits, presence).with_default_dialect(dialect).with_app_ping(ping))
+            }
+        };
+        Ok(Daemon { config, app })
+    }
+}
+
+impl Daemon {
+    /// Binds the listeners, serving the application.
+    pub fn bind(self) -> Result<Reactor, StartError> {
+        Reactor::bind(self.config, self.app)
+    }
+}
+
+/// A fresh random node id: the standard library's randomly keyed hasher over the process id and the time.
+fn random_node_id() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+    use crate::app::Effects;
+
+    fn daemon(args: &[&str]) -> Result<Daemon, ConfigError> {
+        let mut all = vec!["wschat"];
+        all.extend_from_slice(args);
+        CommandLine::try_parse_from(all).expect("clap accepts").into_daemon()
+    }
+
+    #[test]
+    fn one_command_line_holds_every_subsystems_flags() {
+        CommandLine::command().debug_assert();
+        let e = daemon(&["--cluster", "redis://127.0.0.1:6390", "--echo"]).err().map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some("--cluster: cannot be used with --echo"));
+        let mut out = Effects::default();
+        daemon(&["--echo"]).unwrap().app.on_text(1, "hi", &mut out);
+        assert_eq!(&out.sends[0].bytes[..], b"\x81\x02hi", "the echo sends it back");
+        let mut chat = daemon(&[]).unwrap().app;
+        chat.on_text(1, r#"{"type":"login","name":"a","room_id":"1"}"#, &mut out);
+        assert!(chat.is_member(1), "the chat logs in");
+        let mut node = daemon(&["--cluster", "redis://127.0.0.1:6390"]).unwrap().app;
+        assert!(node.links().is_some(), "a node of a cluster keeps its Redis links");
+    }
+}
