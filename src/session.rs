@@ -4,10 +4,11 @@
 //! deadline does. The reactor moves the bytes and owns the timers; everything here is driven by byte slices
 //! and instants in the unit tests. The life cycle is drawn in docs/LIFECYCLE.md.
 
+use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
 use crate::app::CloseRequest;
-use crate::outbox::{Outbox, Reply};
+use crate::outbox::{Flushed, Outbox, Reply};
 use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{close_code, close_payload, frame, OpCode};
 use crate::ws::message::{Message, MessageDecoder, Role, WsError};
@@ -158,17 +159,17 @@ impl RateBucket {
 #[derive(Debug)]
 pub struct Session {
     /// Life-cycle phase.
-    pub phase: Phase,
+    phase: Phase,
     /// Bytes received but not yet used: a partial request head, or the tail of a partial frame.
-    pub inbuf: Vec<u8>,
+    inbuf: Vec<u8>,
     /// Queued output.
-    pub outbox: Outbox,
+    outbox: Outbox,
     /// When the peer last sent anything.
-    pub last_rx: Instant,
+    last_rx: Instant,
     /// The peer's FIN has been read: once the queued output is written, the connection is dropped.
-    pub peer_eof: bool,
+    peer_eof: bool,
     /// The write side has been shut down (FIN sent).
-    pub write_shut: bool,
+    write_shut: bool,
     decoder: MessageDecoder,
     /// Data messages and pings allowed per second; 0 for no limit.
     rate_limit: u32,
@@ -200,10 +201,100 @@ impl Session {
         }
     }
 
-    /// The handshake succeeded: queue the 101 and open.
-    pub fn open(&mut self, switching_protocols: SharedBytes) {
+    /// Where the connection is in its life.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// The WebSocket is open: frames flow both ways.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// The peer sent something at `now`: it is not idle.
+    pub fn heard_from(&mut self, now: Instant) {
+        self.last_rx = now;
+    }
+
+    /// Bytes of the request head (or of a PROXY header before it) arrived.
+    pub fn receive_head(&mut self, bytes: &[u8]) {
+        self.inbuf.extend_from_slice(bytes);
+    }
+
+    /// The request head received so far.
+    pub fn head(&self) -> &[u8] {
+        &self.inbuf
+    }
+
+    /// The first `len` bytes of the input are used (a PROXY header read before the request).
+    pub fn consume_input(&mut self, len: usize) {
+        self.inbuf.drain(..len.min(self.inbuf.len()));
+    }
+
+    /// Takes the input kept so far (empty when nothing is kept: then no copy is needed).
+    pub fn take_input(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.inbuf)
+    }
+
+    /// The request head is answered: its bytes and their memory are given back.
+    pub fn end_head(&mut self) {
+        self.inbuf = Vec::new();
+    }
+
+    /// The handshake succeeded: queue the 101 and open. Returns what followed the head of `head_len` bytes
+    /// (frames sent in the same segment as the request).
+    pub fn open(&mut self, switching_protocols: SharedBytes, head_len: usize) -> Vec<u8> {
         self.outbox.push(switching_protocols);
         self.phase = Phase::Open;
+        let rest = self.inbuf.split_off(head_len.min(self.inbuf.len()));
+        self.inbuf = Vec::new();
+        rest
+    }
+
+    /// Queues frames for the peer; a newcomer's `welcome` is not held against the send-buffer limit.
+    pub fn queue(&mut self, frames: SharedBytes, welcome: bool) {
+        if welcome {
+            self.outbox.push_welcome(frames);
+        } else {
+            self.outbox.push(frames);
+        }
+    }
+
+    /// Queues the pong for a ping's `payload` (a newer one replaces the latest while too many wait).
+    pub fn queue_pong(&mut self, payload: &[u8]) {
+        self.outbox.push_pong(payload);
+    }
+
+    /// Drops the output not started yet (before a last close frame to a client that is cut); returns the
+    /// bytes dropped.
+    pub fn discard_unstarted(&mut self) -> usize {
+        self.outbox.discard_unstarted()
+    }
+
+    /// Writes the queued output as far as `w` takes it.
+    pub fn write_to<W: Write>(&mut self, w: &mut W) -> io::Result<Flushed> {
+        self.outbox.flush(w)
+    }
+
+    /// Output is still owed to the peer (in memory or in a file body).
+    pub fn owes_output(&self) -> bool {
+        !self.outbox.is_empty()
+    }
+
+    /// Unsent bytes in memory.
+    pub fn queued_bytes(&self) -> usize {
+        self.outbox.queued_bytes()
+    }
+
+    /// Unsent bytes held against the send-buffer limit (the welcome's excepted).
+    pub fn held_bytes(&self) -> usize {
+        self.outbox.held_bytes()
+    }
+
+    /// While a last answer is still being written: the bytes written so far, to see whether the peer keeps
+    /// taking them.
+    pub fn writing_last_answer(&self) -> Option<u64> {
+        (self.phase == Phase::Closing && !self.outbox.is_empty()).then(|| self.outbox.written_total())
     }
 
     /// Queues a last answer (a close frame or an HTTP response, maybe with a file body) and begins closing.
@@ -263,6 +354,15 @@ impl Session {
     pub fn keep_tail(&mut self, rest: &[u8]) {
         if self.phase == Phase::Open && !rest.is_empty() {
             self.inbuf.extend_from_slice(rest);
+        }
+    }
+
+    /// Keeps `buf` (the input taken with [`Session::take_input`] and more) past its first `used` bytes for
+    /// the next read, while open, reusing its memory.
+    pub fn keep_unused(&mut self, mut buf: Vec<u8>, used: usize) {
+        if self.phase == Phase::Open && used < buf.len() {
+            buf.drain(..used);
+            self.inbuf = buf;
         }
     }
 
@@ -344,7 +444,7 @@ mod tests {
 
     fn open_session() -> Session {
         let mut s = Session::new(Instant::now(), 1 << 16, 0);
-        s.open(SharedBytes::from(&b"HTTP/1.1 101 Switching Protocols\r\n\r\n"[..]));
+        s.open(SharedBytes::from(&b"HTTP/1.1 101 Switching Protocols\r\n\r\n"[..]), 0);
         s
     }
 
@@ -416,7 +516,7 @@ mod tests {
     #[test]
     fn the_rate_limit_covers_messages_and_pings() {
         let mut s = Session::new(Instant::now(), 1 << 16, 2);
-        s.open(SharedBytes::from(&b"101"[..]));
+        s.open(SharedBytes::from(&b"101"[..]), 0);
         let mut bytes = Vec::new();
         for _ in 0..2 {
             bytes.extend(masked(OpCode::Text, b"t"));
@@ -472,6 +572,23 @@ mod tests {
         assert_eq!(s.on_deadline(t0 + ping * 2, ping), Deadline::CloseIdle);
         let mut s = Session::new(t0, 1024, 0);
         assert_eq!(s.on_deadline(t0 + ping, ping), Deadline::Remove);
+    }
+
+    #[test]
+    fn a_head_is_kept_until_answered_and_what_follows_it_opens_the_stream() {
+        let mut s = Session::new(Instant::now(), 1 << 16, 0);
+        s.receive_head(b"PROXY ..\r\nGET / HTTP/1.1\r\n\r\n\x81");
+        s.consume_input(10);
+        assert_eq!(s.head(), b"GET / HTTP/1.1\r\n\r\n\x81");
+        let rest = s.open(SharedBytes::from(&b"101"[..]), 18);
+        assert_eq!((&rest[..], s.head(), s.is_open(), s.queued_bytes()), (&b"\x81"[..], &b""[..], true, 3));
+        s.keep_unused(b"abcdef".to_vec(), 4);
+        assert_eq!(s.take_input(), b"ef");
+        assert!(s.take_input().is_empty());
+        s.finish(close_frame(1000, ""));
+        assert_eq!(s.writing_last_answer(), Some(0));
+        s.write_to(&mut Vec::new()).unwrap();
+        assert_eq!(s.writing_last_answer(), None);
     }
 
     #[test]

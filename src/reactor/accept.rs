@@ -12,7 +12,7 @@ use log::{debug, warn};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
 
-use super::addresses::{address_key, AddressCounts, Share};
+use super::addresses::address_key;
 use super::{Conn, Kind, Reactor, HTTP_REQUEST_TIMEOUT};
 use crate::transport::{TlsStream, Transport};
 use crate::ws::handshake::error_response;
@@ -116,15 +116,16 @@ impl Reactor {
             self.metrics.proxy_rejections_total += 1;
             return;
         }
+        let sockets = self.admission.sockets(kind);
         match kind {
-            Kind::WebSocket if self.ws_sockets >= self.cfg.max_connections + EXTRA_SOCKETS => {
-                debug!("{peer}: refused at accept, {} WebSocket-port sockets open", self.ws_sockets);
+            Kind::WebSocket if sockets >= self.cfg.max_connections + EXTRA_SOCKETS => {
+                debug!("{peer}: refused at accept, {sockets} WebSocket-port sockets open");
                 self.metrics.handshake_rejections_total += 1;
                 refuse_at_accept(stream, &mut self.scratch, self.tls.is_some());
                 return;
             }
-            Kind::Http if self.web_sockets >= self.cfg.max_web_connections => {
-                debug!("{peer}: refused at accept, {} web-port sockets open", self.web_sockets);
+            Kind::Http if sockets >= self.cfg.max_web_connections => {
+                debug!("{peer}: refused at accept, {sockets} web-port sockets open");
                 self.metrics.web_rejections_total += 1;
                 refuse_at_accept(stream, &mut self.scratch, self.tls.is_some());
                 return;
@@ -161,17 +162,7 @@ impl Reactor {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        let mut conn = Conn::new(transport, peer, kind, serial, session);
-        let addresses = match kind {
-            Kind::WebSocket => &mut self.ws_addresses,
-            Kind::Http => &mut self.web_addresses,
-        };
-        conn.counted = key.map(|key| addresses.add(key, Share::Pending));
-        entry.insert(conn);
-        match kind {
-            Kind::WebSocket => self.ws_sockets += 1,
-            Kind::Http => self.web_sockets += 1,
-        }
+        entry.insert(Conn::new(transport, peer, self.admission.admit(kind, key), serial, session));
         let timeout = match kind {
             Kind::WebSocket => self.cfg.handshake_timeout,
             Kind::Http => HTTP_REQUEST_TIMEOUT,
@@ -182,14 +173,6 @@ impl Reactor {
 }
 
 impl Reactor {
-    /// The per-address tallies of a port.
-    pub(super) fn addresses_mut(&mut self, kind: Kind) -> &mut AddressCounts {
-        match kind {
-            Kind::WebSocket => &mut self.ws_addresses,
-            Kind::Http => &mut self.web_addresses,
-        }
-    }
-
     /// Unfinished handshakes one address may hold on the WebSocket port: half its socket budget, so that
     /// one address can never take it all (with `--max-connections-per-ip` the flag's lower cap applies too).
     fn pending_share(&self) -> usize {
@@ -198,9 +181,9 @@ impl Reactor {
 
     /// Whether the address `key` may not hold another socket on the port, and why.
     pub(super) fn address_refusal(&self, kind: Kind, key: IpAddr) -> Option<AddressRefusal> {
+        let tally = self.admission.tally(kind, key);
         match kind {
             Kind::WebSocket => {
-                let tally = self.ws_addresses.tally(key);
                 let limit = self.cfg.max_connections_per_ip;
                 if limit > 0 && tally.total() as usize >= limit {
                     Some(AddressRefusal::PerAddressLimit { held: tally.total(), limit })
@@ -211,7 +194,6 @@ impl Reactor {
                 }
             }
             Kind::Http => {
-                let tally = self.web_addresses.tally(key);
                 let limit = self.cfg.max_web_pending_per_ip;
                 (tally.pending as usize >= limit)
                     .then_some(AddressRefusal::WebPending { pending: tally.pending, limit })
@@ -224,16 +206,15 @@ impl Reactor {
     /// said nothing of a client), is left as it is. Refused when the address is at its share.
     pub(super) fn count_client(&mut self, k: usize) -> Result<(), AddressRefusal> {
         let Some(conn) = self.conns.get(k) else { return Ok(()) };
-        if conn.counted.is_some() || self.cfg.trusted_proxies.is_trusted(conn.peer.ip()) {
+        if !conn.ticket.awaits_client() || self.cfg.trusted_proxies.is_trusted(conn.peer.ip()) {
             return Ok(());
         }
         let (kind, key) = (conn.kind, address_key(conn.peer.ip()));
         if let Some(refusal) = self.address_refusal(kind, key) {
             return Err(refusal);
         }
-        let counted = self.addresses_mut(kind).add(key, Share::Pending);
         if let Some(conn) = self.conns.get_mut(k) {
-            conn.counted = Some(counted);
+            self.admission.count_client(&mut conn.ticket, key);
         }
         Ok(())
     }

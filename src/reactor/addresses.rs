@@ -1,6 +1,6 @@
 //! Sockets per client address, one tally per port: unfinished ones (a handshake or a web request not yet
-//! answered, or an answer still being written) and open WebSockets. Each connection records what it is
-//! counted as ([`Counted`]), so that releasing it is one call wherever the connection ends.
+//! answered, or an answer still being written) and open WebSockets. What one connection counts as is
+//! recorded in its [`Ticket`](super::admission::Ticket).
 //!
 //! An address is counted by its [`address_key`]: an IPv4 address alone, an IPv6 address by its /64 (one
 //! host's interface in practice: a host picks any address of its /64 at will).
@@ -31,15 +31,6 @@ pub enum Share {
     Open,
 }
 
-/// The count a connection holds: under which key, as what.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Counted {
-    /// [`address_key`] of the client's address.
-    pub key: IpAddr,
-    /// Pending or open.
-    pub share: Share,
-}
-
 /// One address's sockets on a port.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
@@ -68,34 +59,24 @@ impl AddressCounts {
         self.by_key.get(&key).copied().unwrap_or_default()
     }
 
-    /// Counts one more socket; returns what the connection now holds.
-    pub fn add(&mut self, key: IpAddr, share: Share) -> Counted {
+    /// Counts one more socket.
+    pub fn add(&mut self, key: IpAddr, share: Share) {
         let t = self.by_key.entry(key).or_default();
         match share {
             Share::Pending => t.pending += 1,
             Share::Open => t.open += 1,
         }
-        Counted { key, share }
     }
 
-    /// Gives back what a connection held.
-    pub fn release(&mut self, counted: Counted) {
-        let Some(t) = self.by_key.get_mut(&counted.key) else { return };
-        match counted.share {
+    /// Gives back one socket counted as `share`.
+    pub fn remove(&mut self, key: IpAddr, share: Share) {
+        let Some(t) = self.by_key.get_mut(&key) else { return };
+        match share {
             Share::Pending => t.pending = t.pending.saturating_sub(1),
             Share::Open => t.open = t.open.saturating_sub(1),
         }
         if t.total() == 0 {
-            self.by_key.remove(&counted.key);
-        }
-    }
-
-    /// Turns a connection's pending count into an open one (its handshake succeeded); a connection not
-    /// counted stays so.
-    pub fn open(&mut self, counted: &mut Option<Counted>) {
-        if let Some(c) = counted.filter(|c| c.share == Share::Pending) {
-            self.release(c);
-            *counted = Some(self.add(c.key, Share::Open));
+            self.by_key.remove(&key);
         }
     }
 
@@ -128,22 +109,19 @@ mod tests {
     fn counts_come_and_go_and_empty_addresses_are_forgotten() {
         let mut c = AddressCounts::default();
         let a = ip("192.0.2.1");
-        let p1 = c.add(a, Share::Pending);
-        let p2 = c.add(a, Share::Pending);
-        let o = c.add(a, Share::Open);
+        c.add(a, Share::Pending);
+        c.add(a, Share::Pending);
+        c.add(a, Share::Open);
         assert_eq!(c.tally(a), Tally { pending: 2, open: 1 });
         assert_eq!(c.tally(a).total(), 3);
-        c.release(p1);
-        c.release(o);
+        c.remove(a, Share::Pending);
+        c.remove(a, Share::Open);
         assert_eq!(c.tally(a), Tally { pending: 1, open: 0 });
-        let mut p3 = Some(c.add(a, Share::Pending));
-        c.open(&mut p3);
-        assert_eq!(p3.map(|p| p.share), Some(Share::Open));
-        assert_eq!(c.tally(a), Tally { pending: 1, open: 1 });
-        c.release(p2);
-        c.release(p3.unwrap());
+        c.remove(a, Share::Open); // nothing open to give back: the pending one stays
+        assert_eq!(c.tally(a), Tally { pending: 1, open: 0 });
+        c.remove(a, Share::Pending);
         assert_eq!(c.addresses(), 0);
-        c.release(p2); // a second release of the same count changes nothing
+        c.remove(a, Share::Pending);
         assert_eq!(c.tally(a), Tally::default());
     }
 }

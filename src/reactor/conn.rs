@@ -3,7 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::addresses::Counted;
+use super::admission::Ticket;
 use crate::session::Session;
 use crate::transport::Transport;
 
@@ -31,8 +31,6 @@ pub struct Conn {
     pub timer_tick: u64,
     /// Already in the reactor's list of connections to flush this turn.
     pub dirty: bool,
-    /// Counted in the open-connections gauge.
-    pub counted_open: bool,
     /// Protocol state: phase, input, decoder, output.
     pub session: Session,
     /// Bytes the peer had taken at the last linger deadline of a last answer still being written.
@@ -42,27 +40,25 @@ pub struct Conn {
     pub socket_ip: IpAddr,
     /// The PROXY header was read (with `--proxy-protocol`).
     pub proxied: bool,
-    /// What the connection counts as against its client's address (none for a trusted proxy's connection
-    /// until it says who the client is).
-    pub counted: Option<Counted>,
+    /// What the connection counts against: its port's budget, its client's address, the open gauge.
+    pub ticket: Ticket,
 }
 
 impl Conn {
     /// A freshly accepted connection.
-    pub fn new(transport: Transport, peer: SocketAddr, kind: Kind, serial: u64, session: Session) -> Conn {
+    pub fn new(transport: Transport, peer: SocketAddr, ticket: Ticket, serial: u64, session: Session) -> Conn {
         Conn {
             transport,
             peer,
-            kind,
+            kind: ticket.port(),
             serial,
             timer_tick: 0,
             dirty: false,
-            counted_open: false,
             session,
             linger_taken: 0,
             socket_ip: peer.ip(),
             proxied: false,
-            counted: None,
+            ticket,
         }
     }
 }
@@ -74,8 +70,7 @@ mod size {
         // Idle connections must stay well under 1 KiB of process memory, slab slot included.
         let size = std::mem::size_of::<super::Conn>();
         println!("Conn is {size} bytes");
-        // 336 with the client-address fields of proxies (the socket's own address beside the client's); 360
-        // with what it counts as against its address (the address's key).
+        // The bound is what the fields need: growing it is a decision taken here, not a side effect.
         assert!(size <= 368, "Conn grew to {size} bytes");
     }
 }

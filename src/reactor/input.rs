@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use log::debug;
 
 use super::accept::origin_allowed;
+use super::admission::Moment;
 use super::{trace, Kind, Reactor};
+use crate::metrics::Metrics;
 use crate::proxy;
 use crate::session::{Data, Eof, Phase, Stop, LINGER};
 use crate::shared_bytes::SharedBytes;
@@ -45,7 +47,7 @@ impl Reactor {
                 }
                 self.tls_handshake_reads += 1;
             }
-            let phase = conn.session.phase;
+            let phase = conn.session.phase();
             let result = conn.transport.read(&mut self.scratch);
             if let Some(tls) = conn.transport.tls_mut() {
                 if let Some(agreed) = tls.take_established() {
@@ -62,7 +64,7 @@ impl Reactor {
                     return;
                 }
                 Ok(n) => {
-                    conn.session.last_rx = self.now;
+                    conn.session.heard_from(self.now);
                     let drained = n < READ_CHUNK && conn.transport.short_read_drains();
                     match (phase, conn.kind) {
                         (Phase::Closing, _) => {} // Lingering: the peer's last bytes are read and dropped.
@@ -93,7 +95,7 @@ impl Reactor {
     /// The peer sent its FIN: a half-close. What its last bytes produced (a 101, a user list, a close echo,
     /// a web answer) is still written; then the connection is dropped.
     fn on_eof(&mut self, k: usize) {
-        if self.conns.get(k).is_some_and(|c| c.session.phase == Phase::Open) {
+        if self.conns.get(k).is_some_and(|c| c.session.is_open()) {
             // What the application holds for it this turn (its own say or login among it) is written first.
             self.with_app(|app, out| app.flush_for(k, out));
         }
@@ -103,10 +105,7 @@ impl Reactor {
             Eof::FlushFirst { was_open } => {
                 if was_open {
                     // No close frame: the peer never sent one, and it will not answer ours.
-                    if std::mem::take(&mut conn.counted_open) {
-                        self.metrics.connections -= 1;
-                    }
-                    self.uncount(k);
+                    self.admission.passed(&mut conn.ticket, Moment::Closing);
                     self.leaving.push(k);
                     self.arm_timer(k, self.now + LINGER);
                 }
@@ -131,16 +130,16 @@ impl Reactor {
     /// Bytes of a request head (WebSocket upgrade or web request) arrived in `scratch[..n]`.
     fn on_head_input(&mut self, k: usize, n: usize, kind: Kind) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        conn.session.inbuf.extend_from_slice(&self.scratch[..n]);
+        conn.session.receive_head(&self.scratch[..n]);
         if self.cfg.proxy_protocol && !conn.proxied {
-            match proxy::parse(&conn.session.inbuf) {
+            match proxy::parse(conn.session.head()) {
                 Ok(None) => return,
                 Ok(Some((len, header))) => {
                     // The client's address from the proxy (the peer was checked at accept).
                     let port = header.endpoints.map_or(0, |e| e.source.port());
                     conn.peer = SocketAddr::new(header.client_ip(conn.socket_ip), port);
                     conn.proxied = true;
-                    conn.session.inbuf.drain(..len);
+                    conn.session.consume_input(len);
                     debug!("{}: PROXY header from {} read", conn.peer, conn.socket_ip);
                     // Now the client is known: it counts against its own address's share.
                     if let Err(refusal) = self.count_client(k) {
@@ -150,13 +149,13 @@ impl Reactor {
                     let Some(conn) = self.conns.get_mut(k) else { return };
                     if let Some(tls) = conn.transport.tls_mut() {
                         // TLS begins after the header: what followed it is the start of the handshake.
-                        let rest = std::mem::take(&mut conn.session.inbuf);
+                        let rest = conn.session.take_input();
                         if tls.begin_tls(&rest).is_err() {
                             self.on_tls_failure(k);
                         }
                         return;
                     }
-                    if conn.session.inbuf.is_empty() {
+                    if conn.session.head().is_empty() {
                         return;
                     }
                 }
@@ -177,16 +176,17 @@ impl Reactor {
     fn on_web_request(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         let (metrics, app) = (&self.metrics, &self.app);
+        let (open, queued) = (self.admission.open(), self.queued.bytes());
         let snapshot = || {
-            let mut m = metrics.clone();
+            let mut m = Metrics { connections: open, output_queued_bytes: queued, ..metrics.clone() };
             app.fill_metrics(&mut m);
             m
         };
         let health = || app.health();
-        let Some(answer) = self.site.answer(&conn.session.inbuf, snapshot, health) else { return };
+        let Some(answer) = self.site.answer(conn.session.head(), snapshot, health) else { return };
         if !conn.proxied && !self.cfg.trusted_proxies.is_empty() {
             // A trusted proxy's word on the client, for the log (as for an upgrade) and its address's share.
-            let client = proxy::client_addr_of_head(conn.socket_ip, &self.cfg.trusted_proxies, &conn.session.inbuf);
+            let client = proxy::client_addr_of_head(conn.socket_ip, &self.cfg.trusted_proxies, conn.session.head());
             if client != conn.socket_ip {
                 conn.peer = SocketAddr::new(client, 0);
             }
@@ -194,7 +194,7 @@ impl Reactor {
         if let Some(e) = answer.refused {
             debug!("{}: bad web request: {e}", conn.peer);
         }
-        conn.session.inbuf = Vec::new();
+        conn.session.end_head();
         // The answer counts against the client's address until it is written.
         if let Err(refusal) = self.count_client(k) {
             self.refuse_counted(k, refusal);
@@ -206,7 +206,7 @@ impl Reactor {
 
     fn on_upgrade_request(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        let refusal = match handshake::parse_request(&conn.session.inbuf) {
+        let refusal = match handshake::parse_request(conn.session.head()) {
             Ok(None) => return,
             Err(e) => {
                 debug!("{}: handshake refused ({}): {e}", conn.peer, e.status());
@@ -232,24 +232,19 @@ impl Reactor {
                 } else if !origin_allowed(&self.cfg.allowed_origins, req.origin.as_deref()) {
                     debug!("{}: origin {:?} not allowed", conn.peer, req.origin);
                     error_response(403, "", "origin not allowed\n")
-                } else if self.metrics.connections >= self.cfg.max_connections as u64 {
-                    debug!("{}: refused, {} connections open", conn.peer, self.metrics.connections);
+                } else if self.admission.open() >= self.cfg.max_connections as u64 {
+                    debug!("{}: refused, {} connections open", conn.peer, self.admission.open());
                     error_response(503, "Retry-After: 1\r\n", "too many connections\n")
                 } else if let Err(refusal) = counted {
                     debug!("{}: refused, {refusal}", conn.peer);
                     self.metrics.per_ip_rejections_total += 1;
                     refusal.answer()
                 } else {
-                    self.ws_addresses.open(&mut conn.counted);
+                    self.admission.open_ticket(&mut conn.ticket);
                     let accept: SharedBytes = SharedBytes::from(handshake::switching_protocols(&req.key));
-                    self.metrics.output_queued_bytes += accept.len() as u64;
-                    conn.session.open(accept);
-                    conn.counted_open = true;
-                    self.metrics.connections += 1;
+                    let mut rest = self.queued.track(&mut conn.session, |s| s.open(accept, head_len));
                     self.metrics.handshakes_total += 1;
                     debug!("{}: WebSocket open as #{k} (path {})", conn.peer, req.path);
-                    let mut rest = conn.session.inbuf.split_off(head_len);
-                    conn.session.inbuf = Vec::new();
                     self.mark_dirty(k);
                     self.arm_timer(k, self.now + self.cfg.ping_interval);
                     if !rest.is_empty() {
@@ -262,29 +257,26 @@ impl Reactor {
         };
         self.metrics.handshake_rejections_total += 1;
         if let Some(conn) = self.conns.get_mut(k) {
-            conn.session.inbuf = Vec::new();
+            conn.session.end_head();
         }
         self.finish_with(k, SharedBytes::from(refusal));
     }
 
-    /// SharedBytes bytes arrived in `scratch[..n]` for an open connection.
+    /// Frame bytes arrived in `scratch[..n]` for an open connection.
     fn on_frames_input(&mut self, k: usize, n: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        if conn.session.inbuf.is_empty() {
+        let mut buf = conn.session.take_input();
+        if buf.is_empty() {
             // Hot path: decode straight from the shared read buffer; keep only an unfinished tail.
             let mut scratch = std::mem::take(&mut self.scratch);
             self.decode_keeping_tail(k, &mut scratch[..n]);
             self.scratch = scratch;
             return;
         }
-        let mut buf = std::mem::take(&mut conn.session.inbuf);
         buf.extend_from_slice(&self.scratch[..n]);
         let used = self.decode_frames(k, &mut buf);
         if let Some(conn) = self.conns.get_mut(k) {
-            if conn.session.phase == Phase::Open && used < buf.len() {
-                buf.drain(..used);
-                conn.session.inbuf = buf;
-            }
+            conn.session.keep_unused(buf, used);
         }
     }
 

@@ -9,6 +9,7 @@
 
 mod accept;
 mod addresses;
+mod admission;
 mod conn;
 mod input;
 mod links;
@@ -28,6 +29,8 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 pub use conn::{Conn, Kind};
+
+use admission::Moment;
 
 use crate::app::{Application, Effects};
 use crate::config::Config;
@@ -113,13 +116,10 @@ pub struct Reactor {
     spare_fd: Option<std::fs::File>,
     last_accept_warning: Option<Instant>,
     shutdown_deadline: Option<Instant>,
-    /// Sockets held per port, each against its own budget.
-    ws_sockets: usize,
-    web_sockets: usize,
-    /// WebSocket-port sockets per client address: unfinished handshakes and open connections.
-    ws_addresses: addresses::AddressCounts,
-    /// Web-port sockets per client address: requests unanswered or answers still being written.
-    web_addresses: addresses::AddressCounts,
+    /// Sockets per port, each port's sockets per client address, open WebSockets: what tickets count.
+    admission: admission::Admission,
+    /// Unsent bytes queued for all clients.
+    queued: output::OutputGauge,
     /// Reads of connections still in their TLS handshake this loop turn ([`input::TLS_HANDSHAKE_READS_PER_TURN`]).
     tls_handshake_reads: usize,
     /// The application's link sockets (a cluster's Redis connections), by link.
@@ -194,10 +194,8 @@ impl Reactor {
             spare_fd: std::fs::File::open("/dev/null").ok(),
             last_accept_warning: None,
             shutdown_deadline: None,
-            ws_sockets: 0,
-            web_sockets: 0,
-            ws_addresses: Default::default(),
-            web_addresses: Default::default(),
+            admission: Default::default(),
+            queued: Default::default(),
             tls_handshake_reads: 0,
             link_sockets: Default::default(),
             link_requests: Vec::new(),
@@ -330,14 +328,14 @@ impl Reactor {
 
     /// Sends a close frame (when the connection is open) and begins the closing phase.
     fn close(&mut self, k: usize, code: u16, reason: &str) {
-        if self.conns.get(k).is_none_or(|c| c.session.phase != Phase::Open) {
+        if self.conns.get(k).is_none_or(|c| !c.session.is_open()) {
             return;
         }
         // What the application still holds for this connection (its room's broadcasts of this turn) goes
         // out before the close frame.
         self.with_app(|app, out| app.flush_for(k, out));
         let Some(conn) = self.conns.get(k) else { return };
-        if conn.session.phase != Phase::Open {
+        if !conn.session.is_open() {
             return;
         }
         let close = close_frame(code, reason);
@@ -353,16 +351,8 @@ impl Reactor {
     fn finish_with(&mut self, k: usize, last: impl Into<Reply>) {
         let last = last.into();
         let Some(conn) = self.conns.get_mut(k) else { return };
-        if std::mem::take(&mut conn.counted_open) {
-            self.metrics.connections -= 1;
-        }
-        if conn.kind == Kind::WebSocket {
-            // A web answer counts against its address until it is written; a WebSocket's share ends here.
-            self.uncount(k);
-        }
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        self.metrics.output_queued_bytes += last.head.len() as u64;
-        conn.session.finish(last);
+        self.admission.passed(&mut conn.ticket, Moment::Closing);
+        self.queued.track(&mut conn.session, |s| s.finish(last));
         self.mark_dirty(k);
         self.arm_timer(k, self.now + LINGER);
     }
@@ -378,32 +368,13 @@ impl Reactor {
             self.process_leaving();
         }
         self.app.on_gone(k);
-        self.uncount(k);
         let mut conn = self.conns.remove(k);
-        if conn.counted_open {
-            self.metrics.connections -= 1;
-        }
-        self.metrics.output_queued_bytes =
-            self.metrics.output_queued_bytes.saturating_sub(conn.session.outbox.queued_bytes() as u64);
-        match conn.kind {
-            Kind::WebSocket => self.ws_sockets -= 1,
-            Kind::Http => self.web_sockets -= 1,
-        }
+        self.admission.close(conn.ticket);
+        self.queued.forget(&conn.session);
         if let Err(e) = self.poll.registry().deregister(conn.transport.socket()) {
             debug!("{}: deregister failed: {e}", conn.peer);
         }
         debug!("{}: connection #{k} closed", conn.peer);
-    }
-
-    /// Gives back what connection `k` counts as against its client's address.
-    fn uncount(&mut self, k: usize) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        if let Some(counted) = conn.counted.take() {
-            match conn.kind {
-                Kind::WebSocket => self.ws_addresses.release(counted),
-                Kind::Http => self.web_addresses.release(counted),
-            }
-        }
     }
 
     // ----- timers -----
@@ -428,10 +399,10 @@ impl Reactor {
 
     fn on_deadline(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        if conn.session.phase == Phase::Closing && !conn.session.outbox.is_empty() {
+        if let Some(written) = conn.session.writing_last_answer() {
             // A last answer still being written (a large file of --web-root to a slow reader) lingers as long
             // as the peer keeps taking bytes: more of what was written has left the kernel since the last look.
-            let taken = conn.transport.peer_taken(conn.session.outbox.written_total());
+            let taken = conn.transport.peer_taken(written);
             if let Some(taken) = taken.filter(|&t| t > conn.linger_taken) {
                 conn.linger_taken = taken;
                 self.arm_timer(k, self.now + LINGER);
@@ -445,7 +416,7 @@ impl Reactor {
                     if let Some(tls) = self.metrics.tls.as_mut() {
                         tls.count_failure("timeout");
                     }
-                } else if conn.session.phase == Phase::Handshake {
+                } else if conn.session.phase() == Phase::Handshake {
                     debug!("{}: no complete request in time; closing", conn.peer);
                 }
                 self.remove(k);
@@ -473,7 +444,7 @@ impl Reactor {
         if self.shutdown_deadline.is_some() {
             return;
         }
-        info!("signal {stop} received: closing {} connection(s)", self.metrics.connections);
+        info!("signal {stop} received: closing {} connection(s)", self.admission.open());
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
         crate::systemd::notify(crate::systemd::State::Stopping);
         self.app.shutdown();
@@ -485,7 +456,7 @@ impl Reactor {
         for k in keys {
             // A request already accepted is still answered (a web request as usual, an upgrade with 503), so
             // that a restart under socket activation leaves no attempt unanswered; it has until the grace ends.
-            if let Some(Phase::Open) = self.conns.get(k).map(|c| c.session.phase) {
+            if self.conns.get(k).is_some_and(|c| c.session.is_open()) {
                 self.close(k, close_code::GOING_AWAY, "server shutting down");
             }
         }

@@ -7,9 +7,10 @@
 
 use log::{debug, info, warn};
 
+use super::admission::Moment;
 use super::{trace, Kind, Reactor};
 use crate::outbox::Flushed;
-use crate::session::{AfterWrite, Phase};
+use crate::session::{AfterWrite, Session};
 use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{close_code, frame, OpCode};
 
@@ -18,41 +19,58 @@ use crate::ws::frame::{close_code, frame, OpCode};
 /// keeps its latency. Readers whose sockets had to drain first get their chunk at their writable edge.
 const BODY_CHUNKS_PER_TURN: usize = 4;
 
+/// Unsent bytes queued for all clients (`wschat_output_queued_bytes`, held against `--max-output-bytes`):
+/// the sum of every connection's queue, kept so by moving it only around what changes a queue.
+#[derive(Debug, Default)]
+pub(super) struct OutputGauge(u64);
+
+impl OutputGauge {
+    /// Bytes queued for all clients.
+    pub(super) fn bytes(&self) -> u64 {
+        self.0
+    }
+
+    /// Runs `f` — whatever queues, writes or drops a connection's output — on its session, and moves the
+    /// gauge by what that changed in the queue (a write that failed half-way included).
+    pub(super) fn track<R>(&mut self, session: &mut Session, f: impl FnOnce(&mut Session) -> R) -> R {
+        let before = session.queued_bytes() as u64;
+        let result = f(session);
+        self.0 = (self.0 + session.queued_bytes() as u64).saturating_sub(before);
+        result
+    }
+
+    /// A dropped connection's queue leaves the gauge.
+    pub(super) fn forget(&mut self, session: &Session) {
+        self.0 = self.0.saturating_sub(session.queued_bytes() as u64);
+    }
+}
+
 impl Reactor {
     /// Queues data frames (`messages` of them) for an open connection. The send-buffer limit is judged
     /// after the next write attempt, on what stays unsent ([`Reactor::flush`]).
     pub(super) fn deliver(&mut self, k: usize, frame: SharedBytes, messages: u32, welcome: bool) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        if conn.session.phase != Phase::Open {
+        if !conn.session.is_open() {
             return;
         }
         self.metrics.deliveries_total += u64::from(messages);
         if self.cfg.trace_frames {
             trace::outgoing(conn.peer, k, &frame);
         }
-        self.metrics.output_queued_bytes += frame.len() as u64;
-        if welcome {
-            conn.session.outbox.push_welcome(frame);
-        } else {
-            conn.session.outbox.push(frame);
-        }
+        self.queued.track(&mut conn.session, |s| s.queue(frame, welcome));
         self.mark_dirty(k);
     }
 
     /// Queues a ping, or the pong for a ping's payload (replacing a pong still waiting to go out).
     pub(super) fn send_control(&mut self, k: usize, op: OpCode, payload: &[u8]) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        if conn.session.phase != Phase::Open {
+        if !conn.session.is_open() {
             return;
         }
-        if op == OpCode::Pong {
-            let delta = conn.session.outbox.push_pong(payload);
-            self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_add_signed(delta as i64);
-        } else {
-            let f: SharedBytes = SharedBytes::from(frame(op, payload));
-            self.metrics.output_queued_bytes += f.len() as u64;
-            conn.session.outbox.push(f);
-        }
+        self.queued.track(&mut conn.session, |s| match op {
+            OpCode::Pong => s.queue_pong(payload),
+            _ => s.queue(SharedBytes::from(frame(op, payload)), false),
+        });
         self.mark_dirty(k);
     }
 
@@ -64,7 +82,7 @@ impl Reactor {
         info!(
             "{}: slow consumer: {} bytes unsent after a write, limit {}; disconnecting",
             conn.peer,
-            conn.session.outbox.held_bytes(),
+            conn.session.held_bytes(),
             self.cfg.send_buffer_limit
         );
         self.discard_output(k);
@@ -74,39 +92,34 @@ impl Reactor {
     /// Drops what a connection has queued and not started to write.
     fn discard_output(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
-        let dropped = conn.session.outbox.discard_unstarted();
-        self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(dropped as u64);
+        self.queued.track(&mut conn.session, |s| s.discard_unstarted());
     }
 
     /// When the output queued for all clients together passes `--max-output-bytes`, cuts the clients with
     /// the largest backlogs first until it is back under the budget.
     pub(super) fn enforce_output_budget(&mut self) {
         let budget = self.cfg.max_output_bytes as u64;
-        if self.metrics.output_queued_bytes <= budget {
+        if self.queued.bytes() <= budget {
             return;
         }
         let mut backlogs: Vec<(usize, usize)> = self
             .conns
             .iter()
-            .filter(|(_, c)| !c.session.outbox.is_empty())
-            .map(|(k, c)| (c.session.outbox.queued_bytes(), k))
+            .filter(|(_, c)| c.session.owes_output())
+            .map(|(k, c)| (c.session.queued_bytes(), k))
             .collect();
         backlogs.sort_unstable_by(|a, b| b.cmp(a));
         warn!(
             "output budget exceeded: {} bytes queued, budget {budget}; cutting the largest backlogs",
-            self.metrics.output_queued_bytes
+            self.queued.bytes()
         );
         for (_, k) in backlogs {
-            if self.metrics.output_queued_bytes <= budget {
+            if self.queued.bytes() <= budget {
                 break;
             }
             self.metrics.output_budget_disconnects_total += 1;
-            if let Some(conn) = self.conns.get(k).filter(|c| c.session.phase == Phase::Open) {
-                debug!(
-                    "{}: cut at the output budget with {} bytes queued",
-                    conn.peer,
-                    conn.session.outbox.queued_bytes()
-                );
+            if let Some(conn) = self.conns.get(k).filter(|c| c.session.is_open()) {
+                debug!("{}: cut at the output budget with {} bytes queued", conn.peer, conn.session.queued_bytes());
                 self.discard_output(k);
                 self.close(k, close_code::POLICY_VIOLATION, "server output budget exceeded");
             } else {
@@ -158,13 +171,11 @@ impl Reactor {
     pub(super) fn flush(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         conn.dirty = false;
-        let result = if !conn.session.outbox.is_empty() {
+        let result = if conn.session.owes_output() {
             // Drained only when the transport holds nothing either (TLS records the socket did not take).
             let transport = &mut conn.transport;
-            conn.session
-                .outbox
-                .flush(transport)
-                .map(|d| Flushed { drained: d.drained && !transport.wants_write(), ..d })
+            let flushed = self.queued.track(&mut conn.session, |s| s.write_to(transport));
+            flushed.map(|d| Flushed { drained: d.drained && !transport.wants_write(), ..d })
         } else if conn.transport.wants_write() {
             conn.transport.push_held().map(|drained| Flushed { drained, ..Flushed::default() })
         } else {
@@ -178,8 +189,6 @@ impl Reactor {
                 return;
             }
         };
-        self.metrics.output_queued_bytes += done.loaded as u64;
-        self.metrics.output_queued_bytes = self.metrics.output_queued_bytes.saturating_sub(done.written as u64);
         if done.again && !self.write_again.contains(&k) {
             self.write_again.push(k);
         }
@@ -193,10 +202,7 @@ impl Reactor {
                 // Half-close: the peer sees our last bytes and EOF; we keep reading until it closes so unread
                 // input never turns our close into a reset.
                 let shut = conn.transport.shutdown_write();
-                if conn.kind == Kind::Http {
-                    // The answer is written: it no longer counts against its address.
-                    self.uncount(k);
-                }
+                self.admission.passed(&mut conn.ticket, Moment::Written);
                 if let Err(e) = shut {
                     let Some(conn) = self.conns.get(k) else { return };
                     debug!("{}: shutdown failed: {e}", conn.peer);
@@ -208,5 +214,30 @@ impl Reactor {
             }
             AfterWrite::Remove => self.remove(k),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn the_gauge_follows_what_is_queued_written_and_dropped() {
+        let (mut gauge, mut a, mut b) =
+            (OutputGauge::default(), Session::new(Instant::now(), 1024, 0), Session::new(Instant::now(), 1024, 0));
+        gauge.track(&mut a, |s| s.open(SharedBytes::from(vec![1; 100]), 0));
+        gauge.track(&mut b, |s| s.open(SharedBytes::from(vec![2; 40]), 0));
+        gauge.track(&mut a, |s| s.queue_pong(b"ping"));
+        gauge.track(&mut a, |s| s.queue(SharedBytes::from(vec![3; 60]), false));
+        assert_eq!(gauge.bytes(), 100 + 40 + 6 + 60);
+        let mut wire = Vec::new();
+        let written = gauge.track(&mut b, |s| s.write_to(&mut wire)).map(|f| f.written).ok();
+        assert_eq!((written, gauge.bytes()), (Some(40), 166));
+        let dropped = gauge.track(&mut a, |s| s.discard_unstarted());
+        assert_eq!((dropped, gauge.bytes()), (166, 0));
+        gauge.track(&mut b, |s| s.finish(SharedBytes::from(vec![4; 8])));
+        gauge.forget(&b);
+        assert_eq!(gauge.bytes(), 0);
     }
 }
