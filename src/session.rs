@@ -265,8 +265,7 @@ impl Session {
         self.outbox.push_pong(payload);
     }
 
-    /// Drops the output not started yet (before a last close frame to a client that is cut); returns the
-    /// bytes dropped.
+    /// Drops the output not started yet (before a last close frame to a client that is cut).
     pub fn discard_unstarted(&mut self) -> usize {
         self.outbox.discard_unstarted()
     }
@@ -291,8 +290,7 @@ impl Session {
         self.outbox.held_bytes()
     }
 
-    /// While a last answer is still being written: the bytes written so far, to see whether the peer keeps
-    /// taking them.
+    /// While a last answer is being written, the bytes written so far (does the peer keep taking them?).
     pub fn writing_last_answer(&self) -> Option<u64> {
         (self.phase == Phase::Closing && !self.outbox.is_empty()).then(|| self.outbox.written_total())
     }
@@ -415,7 +413,7 @@ impl Session {
     }
 
     /// Gives back buffers an idle connection does not need.
-    pub fn release_idle_buffers(&mut self) {
+    fn release_idle_buffers(&mut self) {
         if self.inbuf.is_empty() {
             self.inbuf = Vec::new();
         }
