@@ -91,7 +91,8 @@ pub trait Application {
     /// The end of a loop turn: hand over what was batched during it.
     fn end_turn(&mut self, out: &mut Effects);
 
-    /// Fills in the application's figures (users, history) for /metrics.
+    /// Fills in the application's figures for /metrics: the daemon's fields it knows (users, history) and
+    /// series of its own ([`Metrics::app`]).
     fn fill_metrics(&self, metrics: &mut Metrics);
 
     /// The outside connections the application keeps (a cluster's Redis links), for the reactor to drive;

@@ -360,9 +360,7 @@ mod tests {
     use crate::daemon::CommandLine as Cli;
 
     fn parse(args: &[&str]) -> Result<Config, ConfigError> {
-        let mut all = vec!["wschat"];
-        all.extend_from_slice(args);
-        Cli::try_parse_from(all).expect("clap accepts").daemon.into_config()
+        Cli::of(args).daemon.into_config()
     }
 
     #[test]

@@ -58,6 +58,12 @@ impl CommandLine {
         };
         Ok(Daemon { config, app })
     }
+
+    /// `wschat` with `args`, which clap must accept.
+    #[cfg(test)]
+    pub(crate) fn of(args: &[&str]) -> CommandLine {
+        CommandLine::try_parse_from(std::iter::once("wschat").chain(args.iter().copied())).expect("clap accepts")
+    }
 }
 
 impl Daemon {
@@ -83,24 +89,18 @@ mod tests {
     use super::*;
     use crate::app::Effects;
 
-    fn daemon(args: &[&str]) -> Result<Daemon, ConfigError> {
-        let mut all = vec!["wschat"];
-        all.extend_from_slice(args);
-        CommandLine::try_parse_from(all).expect("clap accepts").into_daemon()
-    }
-
     #[test]
     fn one_command_line_holds_every_subsystems_flags() {
         CommandLine::command().debug_assert();
-        let e = daemon(&["--cluster", "redis://127.0.0.1:6390", "--echo"]).err().map(|e| e.to_string());
-        assert_eq!(e.as_deref(), Some("--cluster: cannot be used with --echo"));
+        let e = CommandLine::of(&["--cluster", "redis://127.0.0.1:6390", "--echo"]).into_daemon().err();
+        assert_eq!(e.map(|e| e.to_string()).as_deref(), Some("--cluster: cannot be used with --echo"));
         let mut out = Effects::default();
-        daemon(&["--echo"]).unwrap().app.on_text(1, "hi", &mut out);
+        CommandLine::of(&["--echo"]).into_daemon().unwrap().app.on_text(1, "hi", &mut out);
         assert_eq!(&out.sends[0].bytes[..], b"\x81\x02hi", "the echo sends it back");
-        let mut chat = daemon(&[]).unwrap().app;
+        let mut chat = CommandLine::of(&[]).into_daemon().unwrap().app;
         chat.on_text(1, r#"{"type":"login","name":"a","room_id":"1"}"#, &mut out);
         assert!(chat.is_member(1), "the chat logs in");
-        let mut node = daemon(&["--cluster", "redis://127.0.0.1:6390"]).unwrap().app;
+        let mut node = CommandLine::of(&["--cluster", "redis://127.0.0.1:6390"]).into_daemon().unwrap().app;
         assert!(node.links().is_some(), "a node of a cluster keeps its Redis links");
     }
 }

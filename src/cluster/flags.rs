@@ -65,15 +65,11 @@ impl ClusterArgs {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
     use crate::daemon::CommandLine;
 
     fn parse(args: &[&str]) -> Result<Option<NodeConfig>, ConfigError> {
-        let mut all = vec!["wschat"];
-        all.extend_from_slice(args);
-        let cli = CommandLine::try_parse_from(all).expect("clap accepts");
+        let cli = CommandLine::of(args);
         cli.cluster.into_node(&cli.daemon.into_config().expect("the daemon's flags are valid"), 7)
     }
 
