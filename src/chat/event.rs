@@ -154,8 +154,8 @@ pub enum Event<'a> {
     UserList {
         /// The room.
         room: &'a str,
-        /// Its users, as presence has them.
-        users: Users<'a>,
+        /// Its users, in the roster's order.
+        users: &'a RoomRoster,
         /// Whom the list is for (a dialect whose user list is the newcomer's own login names it).
         newcomer: Newcomer<'a>,
     },
@@ -264,40 +264,6 @@ impl Said {
         let (time, rest) = self.text.split_at(self.time_len as usize);
         let (from_name, content) = rest.split_at(self.name_len as usize);
         Event::Say { from_uid: self.from_uid, from_name, to_uid: None, echo_to: None, content, time }
-    }
-}
-
-/// The users of one room in the roster's order, as `(uid, name)`: a view of the roster, read only by whoever
-/// needs them (a room whose user list is already encoded reads only what was added since).
-#[derive(Debug, Clone, Copy)]
-pub struct Users<'a>(Option<&'a RoomRoster>);
-
-impl<'a> Users<'a> {
-    /// The users of `room` (nobody for `None`).
-    pub fn new(room: Option<&'a RoomRoster>) -> Users<'a> {
-        Users(room)
-    }
-
-    /// Calls `f` with every user in order.
-    pub fn for_each(&self, f: impl FnMut(u64, &str)) {
-        self.each_from(0, f);
-    }
-
-    /// Calls `f` with every user from the roster's place `from` on, in order.
-    pub fn each_from(&self, from: usize, f: impl FnMut(u64, &str)) {
-        if let Some(room) = self.0 {
-            room.each_from(from, f);
-        }
-    }
-
-    /// The roster's places so far ([`RoomRoster::end`]).
-    pub fn end(&self) -> usize {
-        self.0.map_or(0, RoomRoster::end)
-    }
-
-    /// The roster's version of the room ([`RoomRoster::version`]).
-    pub fn version(&self) -> u64 {
-        self.0.map_or(0, RoomRoster::version)
     }
 }
 

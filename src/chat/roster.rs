@@ -60,16 +60,6 @@ impl RoomRoster {
         &self.name
     }
 
-    /// Users in the room.
-    pub fn len(&self) -> usize {
-        self.live
-    }
-
-    /// Whether nobody is in the room.
-    pub fn is_empty(&self) -> bool {
-        self.live == 0
-    }
-
     /// The connections of this process in the room, in no particular order.
     pub fn locals(&self) -> &[ConnId] {
         &self.locals
@@ -218,7 +208,7 @@ impl Roster {
 
     /// Users in `room`.
     pub fn count(&self, room: &str) -> usize {
-        self.rooms.get(room).map_or(0, RoomRoster::len)
+        self.rooms.get(room).map_or(0, |r| r.live)
     }
 
     /// Rooms someone is in.

@@ -79,7 +79,7 @@ impl Dialect {
         match event {
             Event::History(past) => self.history(past, usize::MAX, scratch),
             Event::UserList { users, newcomer, .. } => {
-                users.for_each(|uid, name| self.write_list_entry(uid, name, scratch));
+                users.each_from(0, |uid, name| self.write_list_entry(uid, name, scratch));
                 (self.user_list_frame(scratch, newcomer), 1)
             }
             _ if self.write_json(event, scratch) => (text_frame(scratch), 1),
@@ -196,7 +196,7 @@ fn concat_with(first: &[u8], parts: &[&[u8]]) -> SharedBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::event::{Said, Users};
+    use crate::chat::event::Said;
     use std::collections::VecDeque;
 
     #[test]
@@ -224,7 +224,7 @@ mod tests {
         assert_eq!((none.len(), n), (0, 0));
 
         let roster = crate::chat::roster::Roster::with_users("1", &[(1, "猪猪"), (2, "mynick")]);
-        let users = Users::new(roster.room("1"));
+        let Some(users) = roster.room("1") else { panic!("the test room") };
         let (fresh, n) = d.frames(&Event::UserList { room: "1", users, newcomer }, &mut scratch);
         let json = r#"{"type":"user_list","user_list":[{"uid":1,"name":"猪猪"},{"uid":2,"name":"mynick"}]}"#;
         assert_eq!((&fresh[..], n), (&text_frame(json.as_bytes())[..], 1));

@@ -170,7 +170,6 @@ pub const PING: &[u8] = br#"{"type":"ping"}"#;
 mod tests {
     use super::*;
     use crate::chat::dialect::Dialect;
-    use crate::chat::event::Users;
 
     const T: &str = "2026-12-02 10:00:00";
 
@@ -219,7 +218,7 @@ mod tests {
     #[test]
     fn the_welcome_is_the_login_with_the_client_list() {
         let roster = crate::chat::roster::Roster::with_users("1", &[(1, "a\"b"), (5, "me")]);
-        let users = Users::new(roster.room("1"));
+        let Some(users) = roster.room("1") else { panic!("the test room") };
         let newcomer = Newcomer { uid: 5, name: "me", time: T };
         let mut scratch = Vec::new();
         let d = Dialect::Workerman;

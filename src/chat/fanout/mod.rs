@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::dialect::{write_text_frame, Dialect};
-use super::event::{Event, History, HistoryStamp, Newcomer, Sink, To, Users};
+use super::event::{Event, History, HistoryStamp, Newcomer, Sink, To};
 use super::roster::{RoomRoster, Roster};
 use crate::app::{ConnId, Effects};
 use crate::shared_bytes::SharedBytes;
@@ -391,7 +391,7 @@ impl Fanout {
 
     /// The `user_list` frame for `newcomer` of `room` in dialect `d`, from the room's encoded list, extended
     /// with the users added at the end since, or made again from `users` when the room's version changed.
-    fn user_list(&mut self, room: &str, d: Dialect, users: Users<'_>, newcomer: &Newcomer<'_>) -> SharedBytes {
+    fn user_list(&mut self, room: &str, d: Dialect, users: &RoomRoster, newcomer: &Newcomer<'_>) -> SharedBytes {
         let newcomer = *newcomer;
         let Some(r) = self.rooms.get_mut(room) else {
             return d.frames(&Event::UserList { room, users, newcomer }, &mut self.scratch).0;

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use self::history::History;
-use super::event::{ClientMessage, ErrorCode, Event, Newcomer, Recipient, RoomEvent, Said, Sink, To, Users};
+use super::event::{ClientMessage, ErrorCode, Event, Newcomer, Recipient, RoomEvent, Said, Sink, To};
 use super::name::valid_name;
 use super::presence::{LocalPresence, Presence};
 use super::roster::{Home, Roster};
@@ -274,7 +274,7 @@ impl<P: Presence> Hub<P> {
         // hears of the login.
         let Some(members) = self.roster.room(&room) else { return Ok(()) };
         let newcomer = Newcomer { uid, name, time };
-        sink.send(To::Welcome(conn), Event::UserList { room: &room, users: Users::new(Some(members)), newcomer });
+        sink.send(To::Welcome(conn), Event::UserList { room: &room, users: members, newcomer });
         if let Some(past) = self.history.of(&room) {
             sink.send(To::Welcome(conn), Event::History(past));
         }
