@@ -22,6 +22,18 @@ pub struct CloseRequest {
     pub reason: &'static str,
 }
 
+/// How a connection's messages ended: what decides whether its user leaves or may come back
+/// ([`crate::chat::resume`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Departure {
+    /// The peer said goodbye: its close frame carried 1000 (or no code).
+    Goodbye,
+    /// Anything else: a FIN or reset without a close frame, another close code, a timeout, a cut.
+    Lost,
+    /// The daemon is stopping: everyone leaves and nobody is told.
+    Shutdown,
+}
+
 /// Bytes for one connection: one frame or a batch of whole frames.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -41,12 +53,15 @@ pub struct Delivery {
 pub struct Effects {
     /// Deliveries to queue, in delivery order per connection.
     pub sends: Vec<Delivery>,
+    /// Connections to close once their deliveries are queued.
+    pub closes: Vec<(ConnId, CloseRequest)>,
 }
 
 impl Effects {
-    /// Empties the list, keeping its capacity.
+    /// Empties the lists, keeping their capacity.
     pub fn clear(&mut self) {
         self.sends.clear();
+        self.closes.clear();
     }
 
     /// Queues `messages` whole frames for one connection.
@@ -78,9 +93,8 @@ pub trait Application {
     /// the application still holds for it, so the order is kept.
     fn flush_for(&mut self, conn: ConnId, out: &mut Effects);
 
-    /// `conn`'s messages are over (close, end of stream, error). With `announce` false (shutdown: everyone is
-    /// leaving) the others are not told.
-    fn on_leave(&mut self, conn: ConnId, announce: bool, out: &mut Effects);
+    /// `conn`'s messages are over (close, end of stream, error), as `departure` says.
+    fn on_leave(&mut self, conn: ConnId, departure: Departure, out: &mut Effects);
 
     /// Whether `conn` holds state that [`Application::on_leave`] must clear (a logged-in user).
     fn is_member(&self, conn: ConnId) -> bool;
@@ -88,8 +102,26 @@ pub trait Application {
     /// `conn` is gone; its id may be given to a new connection.
     fn on_gone(&mut self, conn: ConnId);
 
-    /// The end of a loop turn: hand over what was batched during it.
+    /// The end of a loop turn: hand over what was batched during it, and what came due by the turn's time.
     fn end_turn(&mut self, out: &mut Effects);
+
+    /// Bytes the application holds for connections beyond their queues (resume's say logs): they count
+    /// against the daemon's output budget.
+    fn held_output(&self) -> usize {
+        0
+    }
+
+    /// The output budget is exceeded: drop at least `bytes` of what [`Application::held_output`] counts, the
+    /// oldest first, if it can; returns what was dropped.
+    fn shed_output(&mut self, _bytes: usize) -> usize {
+        0
+    }
+
+    /// When the application next has something to do without input (a detached user's grace running out):
+    /// the loop wakes by then.
+    fn wakeup(&self) -> Option<Instant> {
+        None
+    }
 
     /// Fills in the application's figures for /metrics: the daemon's fields it knows (users, history) and
     /// series of its own ([`Metrics::app`]).

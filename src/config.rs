@@ -63,6 +63,14 @@ pub struct Args {
     /// Logins a connection may make in a burst; after it, one a second (0: no limit); excess: rate_limited
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub join_burst: u32,
+    /// How long a user whose connection dropped stays present, its session waiting to be resumed (login with
+    /// "resume":true); 0 turns resume off
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub resume_grace_secs: u64,
+    /// Bytes of says a room keeps for its sessions to resume with (counted against --max-output-bytes); past
+    /// it the oldest go and a resume reports recovered:false
+    #[arg(long, value_name = "BYTES", default_value_t = crate::chat::resume::DEFAULT_BUFFER)]
+    pub resume_buffer: usize,
     /// Connections the web port serves at once; beyond it new ones get 503
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_web_connections: usize,
@@ -138,6 +146,10 @@ pub struct Config {
     pub max_room_users: usize,
     /// Logins per connection in a burst (refilled at one a second); 0 for no limit.
     pub join_burst: u32,
+    /// How long a detached user stays (`--resume-grace-secs`); zero: resume is off.
+    pub resume_grace: Duration,
+    /// Bytes of says a room keeps for its sessions (`--resume-buffer`).
+    pub resume_buffer: usize,
     /// Web-port connections served at once.
     pub max_web_connections: usize,
     /// Unfinished web requests per client address.
@@ -296,6 +308,8 @@ impl Args {
         let max_output_bytes = self.max_output_bytes.unwrap_or_else(default_output_budget);
         in_range(max_output_bytes >= send_buffer_limit, "--max-output-bytes", "at least --send-buffer-limit")?;
         in_range(self.max_room_users > 0, "--max-room-users", "at least 1")?;
+        in_range(self.resume_grace_secs <= 86_400, "--resume-grace-secs", "between 0 and 86400")?;
+        in_range(self.resume_buffer >= 1024, "--resume-buffer", "at least 1024")?;
         in_range(self.max_web_connections > 0, "--max-web-connections", "at least 1")?;
         in_range(self.max_web_pending_per_ip > 0, "--max-web-pending-per-ip", "at least 1")?;
         in_range((1..=86_400).contains(&self.app_ping_secs), "--app-ping-secs", "between 1 and 86400")?;
@@ -335,6 +349,8 @@ impl Args {
             history_welcome_bytes: self.history_welcome_bytes,
             max_room_users: self.max_room_users,
             join_burst: self.join_burst,
+            resume_grace: Duration::from_secs(self.resume_grace_secs),
+            resume_buffer: self.resume_buffer,
             max_web_connections: self.max_web_connections,
             max_web_pending_per_ip: self.max_web_pending_per_ip,
             reuse_port: self.reuse_port,

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use crate::app::{Application, CloseRequest, ConnId, Effects};
+use crate::app::{Application, CloseRequest, ConnId, Departure, Effects};
 use crate::metrics::Metrics;
 use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::{frame, OpCode};
@@ -34,7 +34,7 @@ impl Application for EchoApp {
 
     fn flush_for(&mut self, _conn: ConnId, _out: &mut Effects) {}
 
-    fn on_leave(&mut self, _conn: ConnId, _announce: bool, _out: &mut Effects) {}
+    fn on_leave(&mut self, _conn: ConnId, _departure: Departure, _out: &mut Effects) {}
 
     fn is_member(&self, _conn: ConnId) -> bool {
         false

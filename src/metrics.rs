@@ -143,8 +143,16 @@ impl Series {
     }
 
     /// Appends a series of one sample told apart by a label: `name{label="value"} n`.
-    pub fn labeled(&mut self, (name, kind, help): (&str, &str, &str), (label, value): (&str, &str), n: u64) {
-        let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{{label}=\"{value}\"}} {n}\n");
+    pub fn labeled(&mut self, head: (&str, &str, &str), (label, value): (&str, &str), n: u64) {
+        self.samples(head, label, &[(value, n)]);
+    }
+
+    /// Appends a series of samples told apart by one label: `name{label="value"} n` for each `(value, n)`.
+    pub fn samples(&mut self, (name, kind, help): (&str, &str, &str), label: &str, samples: &[(&str, u64)]) {
+        let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (value, n) in samples {
+            let _ = writeln!(self.text, "{name}{{{label}=\"{value}\"}} {n}");
+        }
     }
 }
 

@@ -436,9 +436,22 @@ mod tests {
             to_uid: crate::chat::dialect::seed::ToUidOut::All("all"),
             content: &content,
             time: "2024-01-01 00:00:00",
+            mid: None,
         };
         let mut json = Vec::new();
         relay.write_json(&mut json);
+        assert_eq!(say_stamp(&json), Some(stamp));
+        // A session's say carries its mid last.
+        let with_mid = crate::chat::dialect::seed::ServerMessage::Say {
+            from_uid: 3,
+            to_uid: crate::chat::dialect::seed::ToUidOut::All("all"),
+            content: &content,
+            time: "2024-01-01 00:00:00",
+            mid: Some(crate::chat::dialect::seed::Mid(12)),
+        };
+        json.clear();
+        with_mid.write_json(&mut json);
+        assert!(json.ends_with(br#","mid":"12"}"#));
         assert_eq!(say_stamp(&json), Some(stamp));
         // Content first, time missing, or a longer time: the scan finds it.
         let other = format!(r#"{{"content":"{content}","type":"say"}}"#);

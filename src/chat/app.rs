@@ -10,7 +10,7 @@ use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits};
 use super::presence::{LocalPresence, Presence};
-use crate::app::{Application, CloseRequest, ConnId, Effects, LinkHost};
+use crate::app::{Application, CloseRequest, ConnId, Departure, Effects, LinkHost};
 use crate::metrics::Metrics;
 use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::close_code;
@@ -184,6 +184,17 @@ impl<P: Presence> Application for ChatApp<P> {
         }
         let limit = self.limits.max_message_bytes;
         let parsed = dialect.parse(text).and_then(|m| within_limit(dialect, m, limit));
+        if let Ok(ClientMessage::Login { resume, .. }) = parsed {
+            // A client holding a session gets mids on its says; a login decides, before the hub seats it.
+            if self.hub.uid_of(conn).is_none() && dialect.resumes() {
+                let mids = resume && self.hub.sessions().enabled();
+                self.fanout.set_dialect(conn, dialect.with_mids(mids));
+            }
+        } else if let Ok(ClientMessage::Resume { .. }) = parsed {
+            if self.hub.uid_of(conn).is_none() && dialect.resumes() {
+                self.fanout.set_dialect(conn, dialect.with_mids(true));
+            }
+        }
         let sink = &mut self.fanout.sink(out);
         match parsed {
             Ok(m) => self.hub.handle(conn, m, time, sink),
@@ -206,13 +217,13 @@ impl<P: Presence> Application for ChatApp<P> {
         self.fanout.serve(conn, out);
     }
 
-    fn on_leave(&mut self, conn: ConnId, announce: bool, out: &mut Effects) {
+    fn on_leave(&mut self, conn: ConnId, departure: Departure, out: &mut Effects) {
         let time = self.time.refresh();
-        if announce {
-            self.hub.leave(conn, time, &mut self.fanout.sink(out));
-        } else {
+        if departure == Departure::Shutdown {
             // Nobody here is told; a cluster still tells the other nodes (with the time stamp).
-            self.hub.leave(conn, time, &mut self.fanout.sink(&mut Effects::default()));
+            self.hub.leave(conn, departure, time, &mut self.fanout.sink(&mut Effects::default()));
+        } else {
+            self.hub.leave(conn, departure, time, &mut self.fanout.sink(out));
         }
     }
 
@@ -228,12 +239,29 @@ impl<P: Presence> Application for ChatApp<P> {
 
     fn end_turn(&mut self, out: &mut Effects) {
         self.ping_idle(out);
+        if self.hub.wakeup().is_some() {
+            let time = self.time.refresh();
+            self.hub.expire_sessions(time, &mut self.fanout.sink(out));
+        }
         self.fanout.seal(self.hub.roster(), out);
         self.hub.end_turn();
     }
 
+    fn wakeup(&self) -> Option<Instant> {
+        self.hub.wakeup()
+    }
+
+    fn held_output(&self) -> usize {
+        self.hub.sessions().log_bytes()
+    }
+
+    fn shed_output(&mut self, bytes: usize) -> usize {
+        self.hub.shed_logs(bytes)
+    }
+
     fn fill_metrics(&self, m: &mut Metrics) {
         m.users = self.hub.user_count() as u64;
+        self.hub.sessions().stats().write(&mut m.app);
         let hub = self.hub.stats();
         m.history_bytes = hub.history_bytes;
         m.history_evicted_total = hub.history_evicted_total;
@@ -335,5 +363,191 @@ mod tests {
         let mut m = Metrics::default();
         app.fill_metrics(&mut m);
         assert_eq!(m.users, 1);
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+    use crate::chat::resume::ResumeLimits;
+    use serde_json::{json, Value};
+
+    const T0: u64 = 0;
+
+    /// What each connection got, and the closes asked.
+    type Turn = (Vec<(ConnId, Value)>, Vec<(ConnId, u16)>);
+
+    struct Run {
+        app: ChatApp,
+        t0: Instant,
+    }
+
+    impl Run {
+        fn new() -> Run {
+            let mut app = ChatApp::new(HubLimits::unlimited(10).into());
+            let t0 = Instant::now();
+            app.set_now(t0);
+            Run { app, t0 }
+        }
+
+        fn at(&mut self, secs: u64) {
+            self.app.set_now(self.t0 + Duration::from_secs(secs));
+        }
+
+        /// `text` from `conn`, the turn sealed: what each connection got, and the closes asked.
+        fn send(&mut self, conn: ConnId, text: &str) -> Turn {
+            let mut out = Effects::default();
+            self.app.on_text(conn, text, &mut out);
+            self.app.end_turn(&mut out);
+            let closes = out.closes.iter().map(|(c, r)| (*c, r.code)).collect();
+            (crate::chat::testing::frames(&out), closes)
+        }
+
+        fn leave(&mut self, conn: ConnId, departure: Departure) -> Vec<(ConnId, Value)> {
+            let mut out = Effects::default();
+            self.app.on_leave(conn, departure, &mut out);
+            self.app.on_gone(conn);
+            self.app.end_turn(&mut out);
+            crate::chat::testing::frames(&out)
+        }
+
+        fn tick(&mut self) -> Vec<(ConnId, Value)> {
+            let mut out = Effects::default();
+            self.app.end_turn(&mut out);
+            crate::chat::testing::frames(&out)
+        }
+    }
+
+    fn strip_time(mut v: Value) -> Value {
+        if let Some(o) = v.as_object_mut() {
+            o.remove("time");
+        }
+        v
+    }
+
+    #[test]
+    fn a_lost_connection_resumes_with_what_it_missed_and_nobody_sees_it_go() {
+        let mut r = Run::new();
+        let (got, _) = r.send(1, r#"{"type":"login","name":"a","resume":true}"#);
+        let session = got[0].1["session"].as_str().unwrap().to_string();
+        assert_eq!(got[0].1["user_list"], json!([{"uid":1,"name":"a"}]));
+        assert_eq!(session.len(), 32);
+        let (got, _) = r.send(2, r#"{"type":"login","name":"b"}"#);
+        assert!(got.iter().all(|(_, v)| v.get("session").is_none()), "only who asks gets a session");
+        let (got, _) = r.send(2, r#"{"type":"say","to_uid":"all","content":"one"}"#);
+        let mine: Vec<&Value> = got.iter().filter(|(c, _)| *c == 1).map(|(_, v)| v).collect();
+        assert_eq!(mine[0]["mid"].as_str().map(str::len).map(|n| n > 0), Some(true));
+        let theirs: Vec<&Value> = got.iter().filter(|(c, _)| *c == 2).map(|(_, v)| v).collect();
+        assert!(theirs[0].get("mid").is_none(), "a client without a session gets today's bytes");
+        let last_mid = mine[0]["mid"].as_str().unwrap().to_string();
+        // The connection drops: nobody is told.
+        assert_eq!(r.leave(1, Departure::Lost), []);
+        r.send(2, r#"{"type":"say","to_uid":"all","content":"two"}"#);
+        r.send(2, r#"{"type":"say","to_uid":1,"content":"psst"}"#);
+        assert_eq!(r.app.hub.sessions().stats().detached, 1);
+        let resume = json!({"type":"resume","session":session,"last_mid":last_mid}).to_string();
+        let (got, closes) = r.send(3, &resume);
+        assert!(closes.is_empty());
+        let got: Vec<Value> = got.into_iter().map(|(c, v)| (assert_eq!(c, 3), strip_time(v)).1).collect();
+        assert_eq!(
+            got[0],
+            json!({"type":"user_list","user_list":[{"uid":1,"name":"a"},{"uid":2,"name":"b"}],"session":session})
+        );
+        assert_eq!(got[1]["content"], "two");
+        assert_eq!((got[2]["content"].as_str(), got[2]["to_uid"].as_u64()), (Some("psst"), Some(1)));
+        assert_eq!(got[3], json!({"type":"resumed","uid":1,"recovered":true,"missed":2}));
+        assert_eq!(got.len(), 4);
+        // Back in the room: it hears the next say, with its mid.
+        let (got, _) = r.send(2, r#"{"type":"say","to_uid":"all","content":"three"}"#);
+        assert!(got.iter().any(|(c, v)| *c == 3 && v["content"] == "three" && v["mid"].is_string()));
+        assert_eq!((r.app.hub.sessions().stats().detached, r.app.hub.sessions().stats().recovered), (0, 1));
+    }
+
+    #[test]
+    fn a_resume_while_the_old_connection_is_open_closes_it_with_4001() {
+        let mut r = Run::new();
+        let (got, _) = r.send(1, r#"{"type":"login","name":"a","resume":true}"#);
+        let session = got[0].1["session"].as_str().unwrap().to_string();
+        let (got, closes) = r.send(2, &json!({"type":"resume","session":session,"last_mid":null}).to_string());
+        assert_eq!(closes, [(1, 4001)]);
+        assert!(got.iter().all(|(c, _)| *c == 2));
+        assert_eq!(got.last().map(|(_, v)| v["type"].clone()), Some(json!("resumed")));
+        // The old connection's end changes nothing.
+        assert_eq!(r.leave(1, Departure::Goodbye), []);
+        assert_eq!(r.app.hub.uid_of(2), Some(1));
+        // A second resume of the same session works as well.
+        let (_, closes) = r.send(3, &json!({"type":"resume","session":session}).to_string());
+        assert_eq!(closes, [(2, 4001)]);
+    }
+
+    #[test]
+    fn the_grace_running_out_is_one_logout_and_the_session_is_gone() {
+        let mut r = Run::new();
+        let (got, _) = r.send(1, r#"{"type":"login","name":"a","resume":true}"#);
+        let session = got[0].1["session"].as_str().unwrap().to_string();
+        r.send(2, r#"{"type":"login","name":"b"}"#);
+        r.at(T0 + 10);
+        assert_eq!(r.leave(1, Departure::Lost), []);
+        assert_eq!(r.app.wakeup(), Some(r.t0 + Duration::from_secs(40)));
+        r.at(39);
+        assert_eq!(r.tick(), []);
+        r.at(41);
+        let got = r.tick();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].0, got[0].1["type"].as_str(), got[0].1["uid"].as_u64()), (2, Some("logout"), Some(1)));
+        assert_eq!(r.tick(), [], "exactly one");
+        let (got, _) = r.send(3, &json!({"type":"resume","session":session,"last_mid":null}).to_string());
+        assert_eq!(got[0].1["code"], "session_expired");
+        assert_eq!(r.app.hub.sessions().stats().expired, 1);
+    }
+
+    #[test]
+    fn a_goodbye_or_a_logout_ends_the_session_at_once_and_other_ends_do_not() {
+        let mut r = Run::new();
+        r.send(9, r#"{"type":"login","name":"w"}"#);
+        for (conn, how) in [(1, "close 1000"), (2, "logout")] {
+            let (got, _) = r.send(conn, r#"{"type":"login","name":"a","resume":true}"#);
+            let session = got[0].1["session"].as_str().unwrap().to_string();
+            let seen = match how {
+                "logout" => r.send(conn, r#"{"type":"logout"}"#).0,
+                _ => r.leave(conn, Departure::Goodbye),
+            };
+            assert!(seen.iter().any(|(c, v)| *c == 9 && v["type"] == "logout"), "{how}: the room is told");
+            let (got, _) = r.send(5, &json!({"type":"resume","session":session}).to_string());
+            assert_eq!(got[0].1["code"], "session_expired", "{how}");
+        }
+        // A login without resume leaves as before, whatever the end.
+        r.send(3, r#"{"type":"login","name":"c"}"#);
+        assert!(r.leave(3, Departure::Lost).iter().any(|(_, v)| v["type"] == "logout"));
+        // Resume on a logged-in connection, and malformed or unknown sessions.
+        let (got, _) = r.send(9, r#"{"type":"resume","session":"x"}"#);
+        assert_eq!(got[0].1["code"], "already_logged_in");
+        let (got, _) = r.send(6, r#"{"type":"resume"}"#);
+        assert_eq!(got[0].1["code"], "bad_json");
+        let (got, _) = r.send(6, r#"{"type":"resume","session":"00000000000000000000000000000000"}"#);
+        assert_eq!(got[0].1["code"], "session_expired");
+        // The connection stays usable for a login, without mids.
+        let (got, _) = r.send(6, r#"{"type":"login","name":"d"}"#);
+        assert!(got[0].1.get("session").is_none());
+        let (got, _) = r.send(6, r#"{"type":"say","content":"x"}"#);
+        assert!(got.iter().all(|(_, v)| v.get("mid").is_none()));
+    }
+
+    #[test]
+    fn resume_off_ignores_the_request() {
+        let limits = HubLimits {
+            resume: ResumeLimits { grace: Duration::ZERO, ..ResumeLimits::default() },
+            ..HubLimits::unlimited(0)
+        };
+        let mut app = ChatApp::new(limits.into());
+        app.set_now(Instant::now());
+        let mut out = Effects::default();
+        app.on_text(1, r#"{"type":"login","name":"a","resume":true}"#, &mut out);
+        app.on_text(1, r#"{"type":"say","content":"x"}"#, &mut out);
+        app.end_turn(&mut out);
+        let got = crate::chat::testing::frames(&out);
+        assert!(got.iter().all(|(_, v)| v.get("session").is_none() && v.get("mid").is_none()), "{got:?}");
+        app.on_leave(1, Departure::Lost, &mut out);
+        assert_eq!(app.hub.user_count(), 0);
     }
 }

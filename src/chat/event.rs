@@ -19,6 +19,15 @@ pub enum ClientMessage<'a> {
         name: Cow<'a, str>,
         /// The room to join (the dialect's default room when the client named none).
         room: Cow<'a, str>,
+        /// The client asks for a session it can resume after a dropped connection.
+        resume: bool,
+    },
+    /// Become the user of session `session` again, owed the says after `last_mid`.
+    Resume {
+        /// The session's id, as the login's user list gave it.
+        session: Cow<'a, str>,
+        /// The mid of the last say the client received; `None` when it received none.
+        last_mid: Option<Cow<'a, str>>,
     },
     /// Say something to the room or to one user.
     Say {
@@ -77,6 +86,8 @@ pub enum ErrorCode {
     /// users say more than Redis takes): the say was refused. The same code as [`ErrorCode::ClusterUnavailable`]
     /// (try again later), with its own explanation.
     ClusterBusy,
+    /// A resume named a session that is unknown, ended or expired; the connection may log in.
+    SessionExpired,
 }
 
 impl ErrorCode {
@@ -94,6 +105,7 @@ impl ErrorCode {
             ErrorCode::RoomFull => "room_full",
             ErrorCode::MessageTooBig => "message_too_big",
             ErrorCode::ClusterUnavailable | ErrorCode::ClusterBusy => "cluster_unavailable",
+            ErrorCode::SessionExpired => "session_expired",
         }
     }
 
@@ -101,7 +113,7 @@ impl ErrorCode {
     pub fn message(self) -> &'static str {
         match self {
             ErrorCode::BadJson => "expected a JSON object with fields of the right types",
-            ErrorCode::UnknownType => "type must be one of login, say, logout, pong",
+            ErrorCode::UnknownType => "type must be one of login, say, logout, pong, resume",
             ErrorCode::NotLoggedIn => "log in first",
             ErrorCode::BadName => {
                 "name must be 1 to 32 visible characters: no control, bidi, zero-width or other invisible characters"
@@ -121,6 +133,7 @@ impl ErrorCode {
                 "this node has more messages waiting for Redis than it may hold (Redis is up but behind); nothing \
                  was delivered, try again"
             }
+            ErrorCode::SessionExpired => "that session is unknown, ended or expired; log in again",
         }
     }
 }
@@ -185,6 +198,8 @@ pub enum Event<'a> {
         content: &'a str,
         /// Local time, "YYYY-MM-DD HH:MM:SS".
         time: &'a str,
+        /// Its mid, for the connections of a session (see [`super::resume`]); `None` where nobody resumes.
+        mid: Option<u64>,
     },
     /// Someone left.
     Logout {
@@ -197,6 +212,15 @@ pub enum Event<'a> {
     },
     /// A request was refused; the connection stays open.
     Error(ErrorCode),
+    /// A resume is complete: the missed says were sent.
+    Resumed {
+        /// The session's user.
+        uid: u64,
+        /// Whether every missed say was still kept.
+        recovered: bool,
+        /// How many missed says were sent.
+        missed: usize,
+    },
 }
 
 /// The user a welcome is for.
@@ -208,6 +232,8 @@ pub struct Newcomer<'a> {
     pub name: &'a str,
     /// The login's local time.
     pub time: &'a str,
+    /// The session it holds, for a client that asked for one.
+    pub session: Option<&'a str>,
 }
 
 /// A room's history, oldest first, with the stamp of this version of it.
@@ -261,9 +287,19 @@ impl Said {
 
     /// The say it was.
     pub fn event(&self) -> Event<'_> {
+        self.event_to(None, None)
+    }
+
+    /// The say it was, to `to_uid` (`None`: the room) under `mid`.
+    pub fn event_to(&self, to_uid: Option<u64>, mid: Option<u64>) -> Event<'_> {
         let (time, rest) = self.text.split_at(self.time_len as usize);
         let (from_name, content) = rest.split_at(self.name_len as usize);
-        Event::Say { from_uid: self.from_uid, from_name, to_uid: None, echo_to: None, content, time }
+        Event::Say { from_uid: self.from_uid, from_name, to_uid, echo_to: None, content, time, mid }
+    }
+
+    /// The sender's uid.
+    pub fn from_uid(&self) -> u64 {
+        self.from_uid
     }
 }
 
@@ -280,6 +316,9 @@ pub trait Sink {
 
     /// `event` for `to`.
     fn send(&mut self, to: To<'_>, event: Event<'_>);
+
+    /// Closes `conn` after what was sent to it (a session's old connection, taken over by a new one).
+    fn close(&mut self, conn: ConnId, request: crate::app::CloseRequest);
 }
 
 /// A change in a room that every process sharing the chat applies alike: the hub makes it for its own
@@ -386,7 +425,7 @@ mod tests {
     fn said_keeps_time_and_content_apart() {
         let said = Said::new(7, "猪猪", "2026-11-25 12:00:00", "hi, all");
         match said.event() {
-            Event::Say { from_uid, from_name, to_uid, echo_to, content, time } => {
+            Event::Say { from_uid, from_name, to_uid, echo_to, content, time, mid: None } => {
                 assert_eq!((from_uid, from_name, to_uid, echo_to), (7, "猪猪", None, None));
                 assert_eq!((content, time), ("hi, all", "2026-11-25 12:00:00"));
             }

@@ -16,6 +16,7 @@ pub mod fanout;
 pub mod hub;
 pub mod name;
 pub mod presence;
+pub mod resume;
 pub mod roster;
 #[cfg(test)]
 mod testing;

@@ -20,6 +20,16 @@ pub enum Home {
     Here(ConnId),
     /// A connection of another process: the cluster node with this id.
     Node(u64),
+    /// This process's user whose connection dropped: detached, its session to be resumed
+    /// ([`super::resume`]).
+    Away,
+}
+
+impl Home {
+    /// Whether the user is this process's (connected or detached).
+    pub fn is_here(self) -> bool {
+        matches!(self, Home::Here(_) | Home::Away)
+    }
 }
 
 /// Where a user is.
@@ -103,6 +113,8 @@ pub struct Roster {
     rooms: HashMap<Rc<str>, RoomRoster>,
     seats: HashMap<u64, Seat>,
     locals: HashMap<ConnId, Local>,
+    /// This process's detached users.
+    away: usize,
     /// The last version handed out (over all rooms, so a room made again never repeats one).
     versions: u64,
 }
@@ -147,17 +159,47 @@ impl Roster {
         }
         r.entries.insert(at, Entry { order, uid, name: name.clone(), live: true });
         r.live += 1;
-        if let Home::Here(conn) = home {
-            self.locals.insert(conn, Local { uid, slot: r.locals.len() });
-            r.locals.push(conn);
-        }
-        self.seats.insert(uid, Seat { room: key, name, order, home });
+        // Seated as elsewhere (counted nowhere), then given its home.
+        self.seats.insert(uid, Seat { room: key, name, order, home: Home::Node(0) });
+        self.rehome(uid, home);
         true
+    }
+
+    /// Moves `uid`'s seat to `home` (a session detached or resumed) without changing the room's list.
+    pub fn rehome(&mut self, uid: u64, home: Home) {
+        let Some(seat) = self.seats.get_mut(&uid) else { return };
+        let Some(r) = self.rooms.get_mut(&seat.room) else { return };
+        match seat.home {
+            Home::Here(conn) => {
+                if let Some(local) = self.locals.remove(&conn) {
+                    r.locals.swap_remove(local.slot);
+                    if let Some(moved) = r.locals.get(local.slot).and_then(|c| self.locals.get_mut(c)) {
+                        moved.slot = local.slot;
+                    }
+                }
+            }
+            Home::Away => self.away -= 1,
+            Home::Node(_) => {}
+        }
+        match home {
+            Home::Here(conn) => {
+                self.locals.insert(conn, Local { uid, slot: r.locals.len() });
+                r.locals.push(conn);
+            }
+            Home::Away => self.away += 1,
+            Home::Node(_) => {}
+        }
+        seat.home = home;
     }
 
     /// Takes `uid` out of its room; returns where it was. A room goes with its last user.
     pub fn leave(&mut self, uid: u64) -> Option<Seat> {
-        let seat = self.seats.remove(&uid)?;
+        // Off its home first (a process elsewhere is counted nowhere), so the room's connections and the
+        // detached count are right.
+        let home = self.seats.get(&uid)?.home;
+        self.rehome(uid, Home::Node(0));
+        let mut seat = self.seats.remove(&uid)?;
+        seat.home = home;
         let Some(r) = self.rooms.get_mut(&seat.room) else { return Some(seat) };
         let at = r.position(seat.order, uid);
         if let Some(e) = r.entries.get_mut(at).filter(|e| e.uid == uid && e.live) {
@@ -165,14 +207,6 @@ impl Roster {
             r.live -= 1;
             self.versions += 1;
             r.version = self.versions;
-        }
-        if let Home::Here(conn) = seat.home {
-            if let Some(local) = self.locals.remove(&conn) {
-                r.locals.swap_remove(local.slot);
-                if let Some(moved) = r.locals.get(local.slot).and_then(|c| self.locals.get_mut(c)) {
-                    moved.slot = local.slot;
-                }
-            }
         }
         if r.live == 0 {
             self.rooms.remove(&seat.room);
@@ -217,9 +251,9 @@ impl Roster {
         self.rooms.len()
     }
 
-    /// Users logged in on this process's connections.
+    /// This process's users: on its connections, and detached.
     pub fn local_count(&self) -> usize {
-        self.locals.len()
+        self.locals.len() + self.away
     }
 
     /// The uids whose home is node `node`, sorted.
@@ -230,11 +264,14 @@ impl Roster {
         uids
     }
 
-    /// Calls `f` with every user on this process's connections — room, uid, name, order — grouped by room,
-    /// each room in order.
+    /// Calls `f` with every user of this process (connected or detached) — room, uid, name, order — grouped
+    /// by room, each room in order.
     pub fn for_each_here(&self, f: &mut dyn FnMut(&str, u64, &str, u64)) {
         let mut here: Vec<(&Seat, u64)> =
             self.locals.values().filter_map(|l| Some((self.seats.get(&l.uid)?, l.uid))).collect();
+        if self.away > 0 {
+            here.extend(self.seats.iter().filter(|(_, s)| s.home == Home::Away).map(|(&uid, s)| (s, uid)));
+        }
         here.sort_unstable_by(|a, b| (&a.0.room, a.0.order, a.1).cmp(&(&b.0.room, b.0.order, b.1)));
         for (seat, uid) in here {
             f(&seat.room, uid, &seat.name, seat.order);
@@ -294,6 +331,30 @@ mod tests {
         r.for_each_here(&mut |room, uid, _, order| here.push((room.to_string(), uid, order)));
         assert_eq!(here, [("a".to_string(), 9, 5), ("b".to_string(), 8, 4)]);
         assert_eq!(r.seat_of(1).map(|(uid, s)| (uid, &*s.name)), Some((9, "v")));
+    }
+
+    #[test]
+    fn a_detached_user_keeps_its_place_and_comes_back_on_another_connection() {
+        let mut r = Roster::new();
+        r.join("r", 1, "a", 1, Home::Here(10));
+        r.join("r", 2, "b", 2, Home::Here(11));
+        r.join("r", 3, "c", 3, Home::Node(5));
+        let v = r.room("r").map(RoomRoster::version);
+        r.rehome(1, Home::Away);
+        assert_eq!(
+            (r.uid_of(10), r.local_count(), r.room("r").map(|m| m.locals().to_vec())),
+            (None, 2, Some(vec![11]))
+        );
+        assert_eq!((users(&r, "r").len(), r.room("r").map(RoomRoster::version)), (3, v), "the list is unchanged");
+        let mut here = Vec::new();
+        r.for_each_here(&mut |_, uid, _, _| here.push(uid));
+        assert_eq!(here, [1, 2], "a detached user is still this process's");
+        r.rehome(1, Home::Here(12));
+        assert_eq!((r.uid_of(12), r.local_count()), (Some(1), 2));
+        r.rehome(2, Home::Away);
+        assert_eq!(r.leave(2).map(|s| s.home), Some(Home::Away));
+        assert_eq!((r.local_count(), r.count("r")), (1, 2));
+        assert!(Home::Away.is_here() && Home::Here(1).is_here() && !Home::Node(1).is_here());
     }
 
     #[test]

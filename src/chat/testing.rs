@@ -11,7 +11,7 @@ use super::dialect::text_frame;
 use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
 use super::hub::{Hub, HubLimits, HubStats};
-use crate::app::{ConnId, Effects};
+use crate::app::{ConnId, Departure, Effects};
 use crate::ws::frame::FrameHeader;
 
 /// The time stamp the tests put on messages.
@@ -43,8 +43,9 @@ impl Chat {
         self.hub.error(conn, code, &mut self.fanout.sink(out));
     }
 
+    /// `conn` went away without a goodbye.
     pub fn leave(&mut self, conn: ConnId, time: &str, out: &mut Effects) {
-        self.hub.leave(conn, time, &mut self.fanout.sink(out));
+        self.hub.leave(conn, Departure::Lost, time, &mut self.fanout.sink(out));
     }
 
     pub fn seal(&mut self, out: &mut Effects) {

@@ -12,11 +12,12 @@ use log::debug;
 use super::accept::origin_allowed;
 use super::admission::Moment;
 use super::{trace, Kind, Reactor};
+use crate::app::Departure;
 use crate::metrics::Metrics;
 use crate::proxy;
 use crate::session::{Data, Eof, Phase, Stop, LINGER};
 use crate::shared_bytes::SharedBytes;
-use crate::ws::frame::OpCode;
+use crate::ws::frame::{close_code, OpCode};
 use crate::ws::handshake;
 use crate::ws::handshake::error_response;
 
@@ -106,7 +107,7 @@ impl Reactor {
                 if was_open {
                     // No close frame: the peer never sent one, and it will not answer ours.
                     self.admission.passed(&mut conn.ticket, Moment::Closing);
-                    self.leaving.push(k);
+                    self.leaving.push((k, Departure::Lost));
                     self.arm_timer(k, self.now + LINGER);
                 }
                 self.mark_dirty(k);
@@ -323,7 +324,8 @@ impl Reactor {
                 Stop::Pong => {}
                 Stop::PeerClose(code) => {
                     debug!("{peer}: peer sent close {code}");
-                    self.close(k, code, "");
+                    let departure = if code == close_code::NORMAL { Departure::Goodbye } else { Departure::Lost };
+                    self.close_as(k, code, "", departure);
                     return buf.len();
                 }
                 Stop::Violation { code, reason } => {

@@ -32,7 +32,7 @@ pub use conn::{Conn, Kind};
 
 use admission::Moment;
 
-use crate::app::{Application, Effects};
+use crate::app::{Application, Departure, Effects};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::Reply;
@@ -106,8 +106,8 @@ pub struct Reactor {
     read_again: Vec<usize>,
     /// Connections that wrote one chunk of a file body and must be written again next turn.
     write_again: Vec<usize>,
-    /// Connections whose messages are over; the application lets them go at a safe point.
-    leaving: Vec<usize>,
+    /// Connections whose messages are over, and how; the application lets them go at a safe point.
+    leaving: Vec<(usize, Departure)>,
     scratch: Vec<u8>,
     next_serial: u64,
     now: Instant,
@@ -277,7 +277,7 @@ impl Reactor {
         let mut timeout: Option<Duration> = None;
         let wakeup = self.app.links().and_then(|host| host.wakeup());
         let mut consider = |d: Duration| timeout = Some(timeout.map_or(d, |t| t.min(d)));
-        if let Some(at) = wakeup {
+        for at in [wakeup, self.app.wakeup()].into_iter().flatten() {
             consider(at.saturating_duration_since(now));
         }
         if !self.wheel.is_empty() {
@@ -294,10 +294,13 @@ impl Reactor {
 
     // ----- the application -----
 
-    /// Queues every delivery the application made.
+    /// Queues every delivery the application made, then closes the connections it asked to close.
     fn apply(&mut self, effects: &mut Effects) {
         for d in effects.sends.drain(..) {
             self.deliver(d.conn, d.bytes, d.messages, d.welcome);
+        }
+        for (k, request) in effects.closes.drain(..) {
+            self.close(k, request.code, request.reason);
         }
     }
 
@@ -317,17 +320,23 @@ impl Reactor {
     /// Lets connections whose messages are over leave the application; their goodbyes (logout broadcasts)
     /// may cut off further slow consumers, which are handled in the same loop.
     fn process_leaving(&mut self) {
-        while let Some(k) = self.leaving.pop() {
+        while let Some((k, departure)) = self.leaving.pop() {
             // At shutdown everyone is leaving: no logout storm.
-            let announce = self.shutdown_deadline.is_none();
-            self.with_app(|app, out| app.on_leave(k, announce, out));
+            let departure = if self.shutdown_deadline.is_some() { Departure::Shutdown } else { departure };
+            self.with_app(|app, out| app.on_leave(k, departure, out));
         }
     }
 
     // ----- closing -----
 
-    /// Sends a close frame (when the connection is open) and begins the closing phase.
+    /// Sends a close frame (when the connection is open) and begins the closing phase; the connection's
+    /// messages end as [`Departure::Lost`].
     fn close(&mut self, k: usize, code: u16, reason: &str) {
+        self.close_as(k, code, reason, Departure::Lost);
+    }
+
+    /// Sends a close frame and begins the closing phase; the connection's messages end as `departure`.
+    fn close_as(&mut self, k: usize, code: u16, reason: &str, departure: Departure) {
         if self.conns.get(k).is_none_or(|c| !c.session.is_open()) {
             return;
         }
@@ -342,7 +351,7 @@ impl Reactor {
         if self.cfg.trace_frames {
             trace::outgoing(conn.peer, k, &close);
         }
-        self.leaving.push(k);
+        self.leaving.push((k, departure));
         self.finish_with(k, close);
     }
 
@@ -364,7 +373,7 @@ impl Reactor {
         }
         // The application must forget this slab key before the slab can hand it to a new connection.
         if self.app.is_member(k) {
-            self.leaving.push(k);
+            self.leaving.push((k, Departure::Lost));
             self.process_leaving();
         }
         self.app.on_gone(k);

@@ -98,8 +98,15 @@ impl Reactor {
     /// When the output queued for all clients together passes `--max-output-bytes`, cuts the clients with
     /// the largest backlogs first until it is back under the budget.
     pub(super) fn enforce_output_budget(&mut self) {
-        let budget = self.cfg.max_output_bytes as u64;
-        if self.queued.bytes() <= budget {
+        let mut budget = self.cfg.max_output_bytes as u64;
+        let (queued, held) = (self.queued.bytes(), self.app.held_output() as u64);
+        if queued + held <= budget {
+            return;
+        }
+        // What the application holds for later (resume's say logs) gives way before anyone is cut.
+        let freed = self.app.shed_output(usize::try_from(queued + held - budget).unwrap_or(usize::MAX)) as u64;
+        budget = budget.saturating_sub(held.saturating_sub(freed));
+        if queued <= budget {
             return;
         }
         let mut backlogs: Vec<(usize, usize)> = self

@@ -37,11 +37,17 @@ pub enum Dialect {
     SeedHtml,
     /// workerman-chat's current protocol: `client_name`, `client_id`, `client_list` ([`workerman`]).
     Workerman,
+    /// [`Dialect::Seed`] for a client holding a session: every say carries its `mid`
+    /// ([`crate::chat::resume`]).
+    SeedMids,
+    /// [`Dialect::SeedHtml`] for a client holding a session.
+    SeedHtmlMids,
 }
 
 impl Dialect {
     /// Every dialect, in [`Dialect::index`] order.
-    pub const ALL: [Dialect; 3] = [Dialect::Seed, Dialect::SeedHtml, Dialect::Workerman];
+    pub const ALL: [Dialect; 5] =
+        [Dialect::Seed, Dialect::SeedHtml, Dialect::Workerman, Dialect::SeedMids, Dialect::SeedHtmlMids];
     /// How many dialects there are: the size of per-dialect tables.
     pub const COUNT: usize = Dialect::ALL.len();
 
@@ -57,19 +63,36 @@ impl Dialect {
         (text.contains("\"client_name\"") && workerman::is_login(text)).then_some(Dialect::Workerman)
     }
 
+    /// This dialect for a client holding a session (`mids`) or not; a dialect without sessions (workerman's)
+    /// stays itself.
+    pub fn with_mids(self, mids: bool) -> Dialect {
+        match (self, mids) {
+            (Dialect::Seed | Dialect::SeedMids, true) => Dialect::SeedMids,
+            (Dialect::SeedHtml | Dialect::SeedHtmlMids, true) => Dialect::SeedHtmlMids,
+            (Dialect::SeedMids, false) => Dialect::Seed,
+            (Dialect::SeedHtmlMids, false) => Dialect::SeedHtml,
+            (d, _) => d,
+        }
+    }
+
+    /// Whether a client of this dialect can hold a session.
+    pub fn resumes(self) -> bool {
+        self != Dialect::Workerman
+    }
+
     /// Parses one text message from a client of this dialect.
     pub fn parse(self, text: &str) -> Result<ClientMessage<'_>, ErrorCode> {
         match self {
-            Dialect::Seed | Dialect::SeedHtml => seed::parse_client_message(text),
             Dialect::Workerman => workerman::parse_client_message(text),
+            _ => seed::parse_client_message(text),
         }
     }
 
     /// Appends the JSON text of one message; false (and nothing appended) for a user list or a history.
     pub fn write_json(self, event: &Event<'_>, out: &mut Vec<u8>) -> bool {
         match self {
-            Dialect::Seed | Dialect::SeedHtml => seed::write_json(event, self.escapes(), out),
             Dialect::Workerman => workerman::write_json(event, out),
+            _ => seed::write_json(event, self.escapes(), self.with_mids(false) != self, out),
         }
     }
 
@@ -115,8 +138,8 @@ impl Dialect {
     /// Whether this dialect HTML-escapes content (the size a say goes out with is then its escaped size).
     pub fn escapes(self) -> bool {
         match self {
-            Dialect::Seed => false,
-            Dialect::SeedHtml | Dialect::Workerman => true,
+            Dialect::Seed | Dialect::SeedMids => false,
+            Dialect::SeedHtml | Dialect::SeedHtmlMids | Dialect::Workerman => true,
         }
     }
 
@@ -124,8 +147,8 @@ impl Dialect {
     /// separator ([`Dialect::user_list_frame`] cuts the last one off).
     pub fn write_list_entry(self, uid: u64, name: &str, out: &mut Vec<u8>) {
         match self {
-            Dialect::Seed | Dialect::SeedHtml => seed::write_list_entry(uid, name, self.escapes(), out),
             Dialect::Workerman => workerman::write_list_entry(uid, name, out),
+            _ => seed::write_list_entry(uid, name, self.escapes(), out),
         }
         out.push(LIST_SEPARATOR);
     }
@@ -134,13 +157,15 @@ impl Dialect {
     /// copied once.
     pub fn user_list_frame(self, entries: &[u8], newcomer: &Newcomer<'_>) -> SharedBytes {
         let entries = &entries[..entries.len().saturating_sub(1)];
-        match self {
-            Dialect::Seed | Dialect::SeedHtml => frame_of_parts(&[seed::LIST_PREFIX, entries, seed::LIST_SUFFIX]),
-            Dialect::Workerman => {
+        match (self, newcomer.session) {
+            (Dialect::Workerman, _) => {
                 let mut prefix = Vec::with_capacity(64);
                 workerman::write_list_prefix(newcomer, &mut prefix);
                 frame_of_parts(&[&prefix, entries, workerman::LIST_SUFFIX])
             }
+            // A session id is ASCII hex: nothing in it needs escaping.
+            (_, Some(id)) => frame_of_parts(&[seed::LIST_PREFIX, entries, seed::SESSION_FIELD, id.as_bytes(), b"\"}"]),
+            (_, None) => frame_of_parts(&[seed::LIST_PREFIX, entries, seed::LIST_SUFFIX]),
         }
     }
 
@@ -204,7 +229,7 @@ mod tests {
         let d = Dialect::Seed;
         let mut scratch = Vec::new();
         let (frame, n) = d.frames(&Event::Login { uid: 1, name: "a", time: "t" }, &mut scratch);
-        let newcomer = Newcomer { uid: 2, name: "mynick", time: "t" };
+        let newcomer = Newcomer { uid: 2, name: "mynick", time: "t", session: None };
         assert_eq!(n, 1);
         assert_eq!(&frame[..], &text_frame(br#"{"type":"login","uid":1,"name":"a","time":"t"}"#)[..]);
 

@@ -85,7 +85,7 @@ pub fn parse_client_message(text_in: &str) -> Result<ClientMessage<'_>, ErrorCod
                 Some(Value::String(_)) => DEFAULT_ROOM.to_string(),
                 Some(_) => return Err(ErrorCode::BadJson),
             };
-            Ok(ClientMessage::Login { name: Cow::Owned(name), room: Cow::Owned(room) })
+            Ok(ClientMessage::Login { name: Cow::Owned(name), room: Cow::Owned(room), resume: false })
         }
         Some("say") => {
             let to = match m.get("to_client_id") {
@@ -113,7 +113,7 @@ pub fn write_json(event: &Event<'_>, out: &mut Vec<u8>) -> bool {
         Event::Login { uid, name, time } => {
             write(out, &Login { kind: "login", client_id: id(uid), client_name: &escape::html(name), time })
         }
-        Event::Say { from_uid, from_name, to_uid, echo_to, content, time } => {
+        Event::Say { from_uid, from_name, to_uid, echo_to, content, time, .. } => {
             let body = escape::content(content);
             let content: Cow<'_, str> = match (to_uid, echo_to) {
                 (None, _) => body,
@@ -136,8 +136,9 @@ pub fn write_json(event: &Event<'_>, out: &mut Vec<u8>) -> bool {
             write(out, &Logout { kind: "logout", from_client_id: id(uid), from_client_name: &escape::html(name), time })
         }
         // Errors are wschat's own message, the same in every dialect.
-        Event::Error(_) => return seed::write_json(event, false, out),
-        Event::UserList { .. } | Event::History(_) => return false,
+        Event::Error(_) => return seed::write_json(event, false, false, out),
+        // Its clients hold no sessions.
+        Event::UserList { .. } | Event::History(_) | Event::Resumed { .. } => return false,
     }
     true
 }
@@ -192,6 +193,7 @@ mod tests {
             echo_to,
             content: "a\n<i>",
             time: T,
+            mid: None,
         };
         assert_eq!(
             json(say(None, None)),
@@ -219,7 +221,7 @@ mod tests {
     fn the_welcome_is_the_login_with_the_client_list() {
         let roster = crate::chat::roster::Roster::with_users("1", &[(1, "a\"b"), (5, "me")]);
         let Some(users) = roster.room("1") else { panic!("the test room") };
-        let newcomer = Newcomer { uid: 5, name: "me", time: T };
+        let newcomer = Newcomer { uid: 5, name: "me", time: T, session: None };
         let mut scratch = Vec::new();
         let d = Dialect::Workerman;
         let (frame, n) = d.frames(&Event::UserList { room: "1", users, newcomer }, &mut scratch);
@@ -237,15 +239,15 @@ mod tests {
         let login = parse_client_message;
         assert_eq!(
             login(r#"{"type":"login","client_name":"x","room_id":1}"#),
-            Ok(ClientMessage::Login { name: "x".into(), room: "1".into() })
+            Ok(ClientMessage::Login { name: "x".into(), room: "1".into(), resume: false })
         );
         assert_eq!(
             login(r#"{"type":"login","client_name":"x","room_id":"lobby"}"#),
-            Ok(ClientMessage::Login { name: "x".into(), room: "lobby".into() })
+            Ok(ClientMessage::Login { name: "x".into(), room: "lobby".into(), resume: false })
         );
         assert_eq!(
             login(r#"{"type":"login","client_name":"x"}"#),
-            Ok(ClientMessage::Login { name: "x".into(), room: "1".into() })
+            Ok(ClientMessage::Login { name: "x".into(), room: "1".into(), resume: false })
         );
         assert_eq!(login(r#"{"type":"login","client_name":"x","room_id":[1]}"#), Err(ErrorCode::BadJson));
         assert_eq!(login(r#"{"type":"login","client_name":5}"#), Err(ErrorCode::BadJson));

@@ -30,7 +30,7 @@ use std::rc::Rc;
 use super::dialect::{write_text_frame, Dialect};
 use super::event::{Event, History, HistoryStamp, Newcomer, Sink, To};
 use super::roster::{RoomRoster, Roster};
-use crate::app::{ConnId, Effects};
+use crate::app::{CloseRequest, ConnId, Effects};
 use crate::shared_bytes::SharedBytes;
 
 /// A room's open batch is sealed early once it holds this many bytes, which bounds its memory and the size
@@ -155,6 +155,10 @@ impl Sink for FanoutSink<'_> {
 
     fn send(&mut self, to: To<'_>, event: Event<'_>) {
         self.fanout.send(to, &event, self.out);
+    }
+
+    fn close(&mut self, conn: ConnId, request: CloseRequest) {
+        self.out.closes.push((conn, request));
     }
 }
 

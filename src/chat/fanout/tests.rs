@@ -27,7 +27,7 @@ fn list_of(hub: &Chat, room: &str) -> Vec<u8> {
         list = UserList { version: members.version(), ..UserList::default() };
     }
     members.each_from(list.end, |uid, name| Dialect::Seed.write_list_entry(uid, name, &mut list.bytes));
-    let nobody = crate::chat::event::Newcomer { uid: 0, name: "", time: "" };
+    let nobody = crate::chat::event::Newcomer { uid: 0, name: "", time: "", session: None };
     Dialect::Seed.user_list_frame(&list.bytes, &nobody).to_vec()
 }
 
@@ -334,7 +334,7 @@ fn history_is_encoded_once_per_room_and_dialect_and_shared_by_newcomers() {
     assert!(Rc::ptr_eq(&a[0].bytes, &b[0].bytes));
     assert!(!Rc::ptr_eq(&a[0].bytes, &seen[1].1));
     assert_eq!(hub.fanout.history_encodes() - encodes, 3);
-    let got = frames(&Effects { sends: vec![a[0].clone()] });
+    let got = frames(&Effects { sends: vec![a[0].clone()], closes: Vec::new() });
     assert_eq!(got[3].1["content"], "new");
     assert_eq!(got[0].1["content"], "&#039;0&#039;", "the workerman dialect's history is escaped");
 }
@@ -353,7 +353,7 @@ fn a_welcome_holds_the_newest_history_that_fits_its_bound() {
         let past = welcome_histories(&out);
         assert!(past[0].bytes.len() <= limit, "{d:?}: {} bytes", past[0].bytes.len());
         assert_eq!(past[0].messages, fit, "{d:?}");
-        let got = frames(&Effects { sends: vec![past[0].clone()] });
+        let got = frames(&Effects { sends: vec![past[0].clone()], closes: Vec::new() });
         let tags: Vec<String> =
             got.iter().map(|(_, v)| v["content"].as_str().unwrap().rsplit('#').next().unwrap().to_string()).collect();
         let want: Vec<String> = (100 - fit as usize..100).map(|i| format!("{i:03}")).collect();

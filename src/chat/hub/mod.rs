@@ -12,6 +12,10 @@
 //! (`--history`) and over all rooms together (`--history-budget`, the globally oldest messages go first); a
 //! room holds at most `--max-room-users` users; a connection may log in `--join-burst` times in a row, then
 //! once a second.
+//!
+//! Resume ([`super::resume`]): a login may ask for a session. Its user is detached instead of removed when its
+//! connection is lost, stays in the roster (nobody sees a logout) and is taken back by a connection that names
+//! the session, which gets its user list, the says it missed, and `resumed`. The grace running out is the logout.
 
 mod history;
 mod remote;
@@ -26,8 +30,12 @@ use self::history::History;
 use super::event::{ClientMessage, ErrorCode, Event, Newcomer, Recipient, RoomEvent, Said, Sink, To};
 use super::name::valid_name;
 use super::presence::{LocalPresence, Presence};
+use super::resume::{self, ResumeLimits, Sessions};
 use super::roster::{Home, Roster};
-use crate::app::ConnId;
+use crate::app::{CloseRequest, ConnId, Departure};
+
+/// The close a session's old connection gets when a new one takes the session over.
+pub const RESUMED_ELSEWHERE: CloseRequest = CloseRequest { code: 4001, reason: "resumed elsewhere" };
 
 /// What a hub enforces ([`HubLimits::unlimited`]: only the per-room history count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +50,23 @@ pub struct HubLimits {
     /// Logins a connection may make in a row (`--join-burst`), refilled at one a second; 0: no limit.
     /// Further logins get error `rate_limited`.
     pub join_burst: u32,
+    /// Sessions: the grace and the say log of a room (`--resume-grace-secs`, `--resume-buffer`).
+    pub resume: ResumeLimits,
+    /// Bytes all rooms' say logs may hold together (`--max-output-bytes`: they count against it).
+    pub resume_total: usize,
 }
 
 impl HubLimits {
     /// `history` messages per room and no other limit.
     pub fn unlimited(history: usize) -> HubLimits {
-        HubLimits { history, history_budget: usize::MAX, max_room_users: usize::MAX, join_burst: 0 }
+        HubLimits {
+            history,
+            history_budget: usize::MAX,
+            max_room_users: usize::MAX,
+            join_burst: 0,
+            resume: ResumeLimits::default(),
+            resume_total: usize::MAX,
+        }
     }
 }
 
@@ -58,6 +77,8 @@ impl From<&crate::config::Config> for HubLimits {
             history_budget: cfg.history_budget,
             max_room_users: cfg.max_room_users,
             join_burst: cfg.join_burst,
+            resume: ResumeLimits { grace: cfg.resume_grace, buffer: cfg.resume_buffer },
+            resume_total: cfg.max_output_bytes,
         }
     }
 }
@@ -112,6 +133,8 @@ pub struct Hub<P: Presence = LocalPresence> {
     /// Who is in which room: this process's users and, in a cluster, everyone else's.
     roster: Roster,
     history: History,
+    /// Sessions that outlive their connections, and the says owed to them.
+    sessions: Sessions,
     /// Logins refused because the room was full.
     room_full_total: u64,
     /// Logins refused by the join burst.
@@ -144,6 +167,7 @@ impl<P: Presence> Hub<P> {
             presence,
             roster: Roster::new(),
             history: History::new(limits.history, limits.history_budget),
+            sessions: Sessions::new(limits.resume, limits.resume_total),
             room_full_total: 0,
             rate_limited_total: 0,
             joins: HashMap::new(),
@@ -198,6 +222,35 @@ impl<P: Presence> Hub<P> {
         self.joins.remove(&conn);
     }
 
+    /// Sessions and their say logs.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+
+    /// Drops at least `bytes` of the say logs, the oldest first (the output budget is exceeded).
+    pub fn shed_logs(&mut self, bytes: usize) -> usize {
+        self.sessions.shed(bytes)
+    }
+
+    /// When the next detached user's grace runs out.
+    pub fn wakeup(&self) -> Option<Instant> {
+        self.sessions.next_expiry()
+    }
+
+    /// Logs out the detached users whose grace ran out by the time last set.
+    pub fn expire_sessions(&mut self, time: &str, sink: &mut impl Sink) {
+        let Some(now) = self.now else { return };
+        if self.sessions.next_expiry().is_none_or(|t| t > now) {
+            return;
+        }
+        for uid in self.sessions.expire(now) {
+            if let Some(seat) = self.roster.leave(uid) {
+                log::debug!("uid {uid}: detached past the grace; logged out");
+                self.depart(uid, &seat.room, &seat.name, time, sink);
+            }
+        }
+    }
+
     /// The hub's figures for /metrics.
     pub fn stats(&self) -> HubStats {
         HubStats {
@@ -221,11 +274,12 @@ impl<P: Presence> Hub<P> {
     /// Handles one command from `conn`; `time` is the local time stamp to put on what it causes.
     pub fn handle(&mut self, conn: ConnId, msg: ClientMessage<'_>, time: &str, sink: &mut impl Sink) {
         let result = match msg {
-            ClientMessage::Login { name, room } => self.login(conn, &name, room, time, sink),
+            ClientMessage::Login { name, room, resume } => self.login(conn, &name, room, resume, time, sink),
+            ClientMessage::Resume { session, last_mid } => self.resume(conn, &session, last_mid.as_deref(), time, sink),
             ClientMessage::Say { to, content } => self.say(conn, to, &content, time, sink),
             ClientMessage::Logout => match self.roster.uid_of(conn).is_some() {
                 true => {
-                    self.leave(conn, time, sink);
+                    self.leave(conn, Departure::Goodbye, time, sink);
                     Ok(())
                 }
                 false => Err(ErrorCode::NotLoggedIn),
@@ -247,6 +301,7 @@ impl<P: Presence> Hub<P> {
         conn: ConnId,
         name: &str,
         room: Cow<'_, str>,
+        resume: bool,
         time: &str,
         sink: &mut impl Sink,
     ) -> Result<(), ErrorCode> {
@@ -270,15 +325,62 @@ impl<P: Presence> Hub<P> {
         self.roster.join(&room, uid, name, order, Home::Here(conn));
         self.presence.replicate(&RoomEvent::Login { room: &room, uid, name, order, time });
         sink.joined(&room, conn);
+        let session = match resume && self.sessions.enabled() {
+            true => resume::new_session_id().map(|id| self.sessions.open(&id, uid, &room, conn)),
+            false => None,
+        };
         // The welcome: the user list, then what the room said before; then the room (the newcomer included)
         // hears of the login.
         let Some(members) = self.roster.room(&room) else { return Ok(()) };
-        let newcomer = Newcomer { uid, name, time };
+        let newcomer = Newcomer { uid, name, time, session: session.as_deref() };
         sink.send(To::Welcome(conn), Event::UserList { room: &room, users: members, newcomer });
         if let Some(past) = self.history.of(&room) {
             sink.send(To::Welcome(conn), Event::History(past));
         }
         sink.send(To::Room(members), Event::Login { uid, name, time });
+        Ok(())
+    }
+
+    /// `conn` becomes the user of session `id`: its seat moves here (a connection still holding it is closed
+    /// with 4001), and it gets the room's user list, every say it missed after `last_mid`, and `resumed`.
+    fn resume(
+        &mut self,
+        conn: ConnId,
+        id: &str,
+        last_mid: Option<&str>,
+        time: &str,
+        sink: &mut impl Sink,
+    ) -> Result<(), ErrorCode> {
+        if self.roster.uid_of(conn).is_some() {
+            return Err(ErrorCode::AlreadyLoggedIn);
+        }
+        if !self.take_join(conn) {
+            self.rate_limited_total += 1;
+            return Err(ErrorCode::RateLimited);
+        }
+        let Some(takeover) = self.sessions.take_over(id, conn) else {
+            log::debug!("resume of unknown session {}…", resume::redacted(id));
+            return Err(ErrorCode::SessionExpired);
+        };
+        let uid = takeover.uid;
+        if let Some(old) = takeover.old {
+            sink.left(old);
+            sink.close(old, RESUMED_ELSEWHERE);
+        }
+        self.roster.rehome(uid, Home::Here(conn));
+        let Some(seat) = self.roster.seat(uid) else { return Ok(()) };
+        let (room, name) = (seat.room.clone(), seat.name.clone());
+        sink.joined(&room, conn);
+        let Some(members) = self.roster.room(&room) else { return Ok(()) };
+        let newcomer = Newcomer { uid, name: &name, time, session: Some(id) };
+        sink.send(To::Welcome(conn), Event::UserList { room: &room, users: members, newcomer });
+        let missed = self.sessions.missed(uid, last_mid);
+        for event in missed.events() {
+            sink.send(To::Welcome(conn), event);
+        }
+        let (recovered, missed) = (missed.recovered, missed.len());
+        log::debug!("uid {uid}: resumed session {}… ({missed} missed, recovered {recovered})", resume::redacted(id));
+        sink.send(To::Conn(conn), Event::Resumed { uid, recovered, missed });
         Ok(())
     }
 
@@ -314,7 +416,8 @@ impl<P: Presence> Hub<P> {
         match to {
             Recipient::All => {
                 self.presence.accepts_say()?;
-                let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time };
+                let mid = self.log_say(&room, None, from_uid, from_name, content, time);
+                let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time, mid };
                 if let Some(members) = self.roster.room(&room) {
                     sink.send(To::Room(members), event);
                 }
@@ -331,10 +434,10 @@ impl<P: Presence> Hub<P> {
                 }
             }
             Recipient::User(uid) => {
-                let event = Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time };
                 let target = self.roster.seat(uid).filter(|s| s.room == room).map(|s| (s.home, s.name.clone()));
                 let (local, target_name) = match target {
                     Some((Home::Here(target), name)) => (Some(target), name),
+                    Some((Home::Away, name)) => (None, name),
                     Some((Home::Node(_), name)) => {
                         // The target is on another process: it gets the say from there; the sender's echo is
                         // here.
@@ -352,12 +455,15 @@ impl<P: Presence> Hub<P> {
                     }
                     None => return Err(ErrorCode::NoSuchUser),
                 };
+                let mid = self.log_say(&room, Some(uid), from_uid, from_name, content, time);
                 // The target's copy, then the sender's (once, when they are the same).
                 if let Some(target) = local.filter(|&t| t != conn) {
-                    sink.send(To::Conns(&[target]), event.clone());
+                    let event =
+                        Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time, mid };
+                    sink.send(To::Conns(&[target]), event);
                 }
-                let echo =
-                    Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: Some(&target_name), content, time };
+                let echo_to = Some(&*target_name);
+                let echo = Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to, content, time, mid };
                 sink.send(To::Conns(&[conn]), echo);
             }
             Recipient::Nobody => return Err(ErrorCode::NoSuchUser),
@@ -365,19 +471,50 @@ impl<P: Presence> Hub<P> {
         Ok(())
     }
 
-    /// Removes the user on `conn` (if any) and tells the rest of its room. Call when a connection goes away.
-    pub fn leave(&mut self, conn: ConnId, time: &str, sink: &mut impl Sink) {
+    /// Keeps a say in its room's log when a session is in the room; its mid.
+    fn log_say(
+        &mut self,
+        room: &str,
+        to_uid: Option<u64>,
+        from_uid: u64,
+        from_name: &str,
+        content: &str,
+        time: &str,
+    ) -> Option<u64> {
+        match self.sessions.logs(room) {
+            true => self.sessions.log_say(room, to_uid, Said::new(from_uid, from_name, time, content)),
+            false => None,
+        }
+    }
+
+    /// The user on `conn` (if any) is done with it, as `departure` says. A user with a session whose
+    /// connection was lost is detached: it stays, and nobody is told. Anyone else is removed and the rest of
+    /// its room told (at shutdown nobody is: the caller's sink drops it).
+    pub fn leave(&mut self, conn: ConnId, departure: Departure, time: &str, sink: &mut impl Sink) {
         let Some(uid) = self.roster.uid_of(conn) else { return };
+        if departure == Departure::Lost {
+            if let Some(now) = self.now.filter(|_| self.sessions.has(uid)) {
+                self.sessions.detach(uid, now);
+                self.roster.rehome(uid, Home::Away);
+                sink.left(conn);
+                return;
+            }
+        }
+        self.sessions.end(uid);
         let Some(seat) = self.roster.leave(uid) else { return };
-        let (room, name) = (&*seat.room, &*seat.name);
-        self.presence.replicate(&RoomEvent::Logout { room, uid, name, time });
         // What the room said while the user was in it is still the user's (a client logout keeps the
         // connection open).
         sink.left(conn);
+        self.depart(uid, &seat.room, &seat.name, time, sink);
+    }
+
+    /// `uid`, named `name`, has left `room`: the other processes and the room are told.
+    fn depart(&mut self, uid: u64, room: &str, name: &str, time: &str, sink: &mut impl Sink) {
+        self.presence.replicate(&RoomEvent::Logout { room, uid, name, time });
         match self.roster.room(room) {
             Some(members) => sink.send(To::Room(members), Event::Logout { uid, name, time }),
             // Room names come from clients: keeping empty rooms would let them grow memory without bound.
-            None if !self.presence.keeps_empty_rooms() => self.history.drop_room(&seat.room),
+            None if !self.presence.keeps_empty_rooms() => self.history.drop_room(room),
             None => {}
         }
     }

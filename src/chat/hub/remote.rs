@@ -37,7 +37,8 @@ impl<P: Presence> Hub<P> {
             Remote::Room {
                 event: RoomEvent::Say { room, from_uid, from_name, to_uid: None, content, time }, ..
             } => {
-                let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time };
+                let mid = self.log_say(room, None, from_uid, from_name, content, time);
+                let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time, mid };
                 if let Some(members) = self.roster.room(room) {
                     sink.send(To::Room(members), event);
                 }
@@ -50,9 +51,14 @@ impl<P: Presence> Hub<P> {
                 event: RoomEvent::Say { room, from_uid, from_name, to_uid: Some(uid), content, time },
                 ..
             } => {
-                if let Some(Home::Here(conn)) = self.roster.seat(uid).filter(|s| &*s.room == room).map(|s| s.home) {
-                    let event = Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time };
-                    sink.send(To::Conns(&[conn]), event);
+                let home = self.roster.seat(uid).filter(|s| &*s.room == room).map(|s| s.home);
+                if home.is_some_and(Home::is_here) {
+                    let mid = self.log_say(room, Some(uid), from_uid, from_name, content, time);
+                    if let Some(Home::Here(conn)) = home {
+                        let event =
+                            Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time, mid };
+                        sink.send(To::Conns(&[conn]), event);
+                    }
                 }
             }
             Remote::Room { event: RoomEvent::Logout { uid, time, .. }, .. } => self.remote_leave(uid, time, sink),
@@ -87,7 +93,7 @@ impl<P: Presence> Hub<P> {
         sink: &mut impl Sink,
     ) {
         let moved = match self.roster.seat(uid) {
-            Some(seat) if matches!(seat.home, Home::Here(_)) => {
+            Some(seat) if seat.home.is_here() => {
                 // Only a uid counter that was lost can hand one uid out twice; this process's user keeps it.
                 warn!("cluster: node {origin:016x} announced uid {uid}, which is a user of this node; ignored");
                 return;
@@ -106,7 +112,7 @@ impl<P: Presence> Hub<P> {
     }
 
     fn remote_leave(&mut self, uid: u64, time: &str, sink: &mut impl Sink) {
-        if self.roster.seat(uid).is_none_or(|s| matches!(s.home, Home::Here(_))) {
+        if self.roster.seat(uid).is_none_or(|s| s.home.is_here()) {
             return; // Nobody, or this process's own user: only this process says when it leaves.
         }
         let Some(seat) = self.roster.leave(uid) else { return };

@@ -136,7 +136,8 @@ fn history_goes_to_newcomers_after_the_user_list() {
 
 /// A hub with the given limits; the clock starts at `base`.
 fn limited(history: usize, history_budget: usize, max_room_users: usize, join_burst: u32) -> (Chat, Instant) {
-    let mut hub = Chat::with_limits(HubLimits { history, history_budget, max_room_users, join_burst });
+    let mut hub =
+        Chat::with_limits(HubLimits { history, history_budget, max_room_users, join_burst, ..HubLimits::unlimited(0) });
     let base = Instant::now();
     hub.set_now(base);
     (hub, base)

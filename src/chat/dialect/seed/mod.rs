@@ -21,6 +21,19 @@ pub const LIST_PREFIX: &[u8] = br#"{"type":"user_list","user_list":["#;
 /// What a user list's JSON has after its entries.
 pub const LIST_SUFFIX: &[u8] = b"]}";
 
+/// What a session's user list has after its entries, before the session id and `"}`.
+pub const SESSION_FIELD: &[u8] = br#"],"session":""#;
+
+/// A say's mid: a decimal number written as a JSON string (opaque to clients).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mid(pub u64);
+
+impl Serialize for Mid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 /// One entry of a user list.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct UserEntry<'a> {
@@ -68,6 +81,9 @@ pub enum ServerMessage<'a> {
         content: &'a str,
         /// Local time, "YYYY-MM-DD HH:MM:SS".
         time: &'a str,
+        /// Its mid, for a client holding a session.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        mid: Option<Mid>,
     },
     /// Someone left.
     Logout {
@@ -84,6 +100,15 @@ pub enum ServerMessage<'a> {
         code: &'a str,
         /// A human-readable explanation.
         message: &'a str,
+    },
+    /// A resume is complete.
+    Resumed {
+        /// The session's uid.
+        uid: u64,
+        /// Whether every missed say was sent.
+        recovered: bool,
+        /// How many were.
+        missed: usize,
     },
 }
 
@@ -106,22 +131,25 @@ fn name(name: &str, escape_html: bool) -> Cow<'_, str> {
     }
 }
 
-/// Appends the JSON text of one message (a login, say, logout or error) and returns true; for the events that
-/// are no single message (a user list, a history) appends nothing and returns false.
-pub fn write_json(event: &Event<'_>, escape_html: bool, out: &mut Vec<u8>) -> bool {
+/// Appends the JSON text of one message (a login, say, logout, error or resumed; a say with its mid when
+/// `mids`) and returns true; for the events that are no single message (a user list, a history) appends
+/// nothing and returns false.
+pub fn write_json(event: &Event<'_>, escape_html: bool, mids: bool, out: &mut Vec<u8>) -> bool {
     match *event {
         Event::Login { uid, name: who, time } => {
             ServerMessage::Login { uid, name: &name(who, escape_html), time }.write_json(out)
         }
-        Event::Say { from_uid, to_uid, content, time, .. } => {
+        Event::Say { from_uid, to_uid, content, time, mid, .. } => {
             let to_uid = to_uid.map_or(ToUidOut::All("all"), ToUidOut::User);
             let content = if escape_html { escape::content(content) } else { Cow::Borrowed(content) };
-            ServerMessage::Say { from_uid, to_uid, content: &content, time }.write_json(out)
+            let mid = mid.filter(|_| mids).map(Mid);
+            ServerMessage::Say { from_uid, to_uid, content: &content, time, mid }.write_json(out)
         }
         Event::Logout { uid, name: who, time } => {
             ServerMessage::Logout { uid, name: &name(who, escape_html), time }.write_json(out)
         }
         Event::Error(code) => ServerMessage::Error { code: code.as_str(), message: code.message() }.write_json(out),
+        Event::Resumed { uid, recovered, missed } => ServerMessage::Resumed { uid, recovered, missed }.write_json(out),
         Event::UserList { .. } | Event::History(_) => return false,
     }
     true
@@ -143,7 +171,7 @@ mod tests {
 
     fn json_in(escape_html: bool, event: Event<'_>) -> String {
         let mut out = Vec::new();
-        assert!(write_json(&event, escape_html, &mut out));
+        assert!(write_json(&event, escape_html, false, &mut out));
         String::from_utf8(out).unwrap()
     }
 
@@ -152,7 +180,7 @@ mod tests {
     }
 
     fn say<'a>(content: &'a str) -> Event<'a> {
-        Event::Say { from_uid: 2, from_name: "x", to_uid: None, echo_to: None, content, time: "t" }
+        Event::Say { from_uid: 2, from_name: "x", to_uid: None, echo_to: None, content, time: "t", mid: None }
     }
 
     #[test]
@@ -188,7 +216,8 @@ mod tests {
                 to_uid: None,
                 echo_to: None,
                 content: "hi,  all !",
-                time: "2014-08-12 17:51:02"
+                time: "2014-08-12 17:51:02",
+                mid: None,
             }),
             r#"{"type":"say","from_uid":2,"to_uid":"all","content":"hi,  all !","time":"2014-08-12 17:51:02"}"#
         );
@@ -199,7 +228,8 @@ mod tests {
                 to_uid: Some(1),
                 echo_to: Some("y"),
                 content: "<b>",
-                time: "t"
+                time: "t",
+                mid: None,
             }),
             r#"{"type":"say","from_uid":2,"to_uid":1,"content":"<b>","time":"t"}"#
         );

@@ -20,6 +20,11 @@ struct Incoming<'a> {
     to_uid: Option<ToUid>,
     #[serde(borrow)]
     content: Option<Text<'a>>,
+    resume: Option<bool>,
+    #[serde(borrow)]
+    session: Option<Text<'a>>,
+    #[serde(borrow)]
+    last_mid: Option<Text<'a>>,
 }
 
 /// A JSON string borrowed from the input when it has no escapes. (`Option<Cow<str>>` would always copy:
@@ -107,7 +112,8 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ErrorCode> 
                 Some(r) if !r.trim().is_empty() => r,
                 _ => Cow::Borrowed(DEFAULT_ROOM),
             };
-            Ok(ClientMessage::Login { name: msg.name.map(|n| n.0).unwrap_or_default(), room })
+            let resume = msg.resume.unwrap_or(false);
+            Ok(ClientMessage::Login { name: msg.name.map(|n| n.0).unwrap_or_default(), room, resume })
         }
         Some("say") => {
             let to = match msg.to_uid {
@@ -120,6 +126,10 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ErrorCode> 
         }
         Some("logout") => Ok(ClientMessage::Logout),
         Some("pong") => Ok(ClientMessage::Pong),
+        Some("resume") => {
+            let session = msg.session.ok_or(ErrorCode::BadJson)?.0;
+            Ok(ClientMessage::Resume { session, last_mid: msg.last_mid.map(|m| m.0) })
+        }
         _ => Err(ErrorCode::UnknownType),
     }
 }
@@ -132,8 +142,28 @@ mod tests {
     fn seed_messages_parse() {
         assert_eq!(
             parse_client_message(r#"{"type":"login","name":"mynick"}"#),
-            Ok(ClientMessage::Login { name: "mynick".into(), room: DEFAULT_ROOM.into() })
+            Ok(ClientMessage::Login { name: "mynick".into(), room: DEFAULT_ROOM.into(), resume: false })
         );
+        assert_eq!(
+            parse_client_message(r#"{"type":"login","name":"a","room_id":"r","resume":true}"#),
+            Ok(ClientMessage::Login { name: "a".into(), room: "r".into(), resume: true })
+        );
+        assert_eq!(parse_client_message(r#"{"type":"login","name":"a","resume":1}"#), Err(ErrorCode::BadJson));
+        assert_eq!(
+            parse_client_message(r#"{"type":"resume","session":"ab","last_mid":"17"}"#),
+            Ok(ClientMessage::Resume { session: "ab".into(), last_mid: Some("17".into()) })
+        );
+        assert_eq!(
+            parse_client_message(r#"{"type":"resume","session":"ab","last_mid":null}"#),
+            Ok(ClientMessage::Resume { session: "ab".into(), last_mid: None })
+        );
+        for bad in [
+            r#"{"type":"resume"}"#,
+            r#"{"type":"resume","session":1}"#,
+            r#"{"type":"resume","session":"a","last_mid":5}"#,
+        ] {
+            assert_eq!(parse_client_message(bad), Err(ErrorCode::BadJson), "{bad}");
+        }
         assert_eq!(
             parse_client_message(r#"{"type":"say","to_uid":"all","content":"hi,  all !"}"#),
             Ok(ClientMessage::Say { to: Recipient::All, content: "hi,  all !".into() })
@@ -188,7 +218,7 @@ mod tests {
     fn rooms() {
         assert_eq!(
             parse_client_message(r#"{"type":"login","name":"a","room_id":"lobby"}"#),
-            Ok(ClientMessage::Login { name: "a".into(), room: "lobby".into() })
+            Ok(ClientMessage::Login { name: "a".into(), room: "lobby".into(), resume: false })
         );
         let long = format!(r#"{{"type":"login","name":"a","room_id":"{}"}}"#, "r".repeat(65));
         assert_eq!(parse_client_message(&long), Err(ErrorCode::BadJson));
@@ -213,7 +243,7 @@ mod tests {
     fn escaped_strings_are_decoded() {
         assert_eq!(
             parse_client_message(r#"{"type":"login","name":"\u732a\u732a"}"#),
-            Ok(ClientMessage::Login { name: "猪猪".into(), room: DEFAULT_ROOM.into() })
+            Ok(ClientMessage::Login { name: "猪猪".into(), room: DEFAULT_ROOM.into(), resume: false })
         );
     }
 }

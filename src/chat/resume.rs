@@ -1,0 +1,506 @@
+//! Resume: sessions that outlive their connections. A login that asks for it gets a session, an unguessable id
+//! its client keeps. When the connection ends without a goodbye (a FIN or reset without a close frame, a close
+//! other than 1000, a timeout, a cut), the user stays in its room, detached, for the grace; a new connection
+//! naming the session becomes that user again and is owed every say addressed to it after the last one its
+//! client received (named by its mid). The grace running out is the user's logout.
+//!
+//! The say log: a room with a session in it keeps its says (to all and private) under sequence numbers, the
+//! mids, up to `--resume-buffer` bytes, and all rooms together up to what the output budget leaves; past
+//! either the oldest go, and a resume that needed one of them reports `recovered: false` — never a silent gap.
+//! A room without a session keeps nothing, so a chat nobody resumes in pays nothing. Sans-IO: time comes in.
+
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::event::{Event, Said};
+use crate::app::ConnId;
+use crate::metrics::Series;
+
+/// Default `--resume-grace-secs`.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
+/// Default `--resume-buffer`.
+pub const DEFAULT_BUFFER: usize = 256 * 1024;
+
+/// Bytes of a session id: 128 random bits.
+const ID_BYTES: usize = 16;
+
+/// Characters of a session id shown in logs.
+const LOGGED_ID_CHARS: usize = 6;
+
+/// What resume may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumeLimits {
+    /// How long a detached user stays (`--resume-grace-secs`); zero turns resume off.
+    pub grace: Duration,
+    /// Bytes of says one room keeps for its sessions (`--resume-buffer`).
+    pub buffer: usize,
+}
+
+impl Default for ResumeLimits {
+    fn default() -> ResumeLimits {
+        ResumeLimits { grace: DEFAULT_GRACE, buffer: DEFAULT_BUFFER }
+    }
+}
+
+impl ResumeLimits {
+    /// Whether logins may ask for a session.
+    pub fn enabled(&self) -> bool {
+        !self.grace.is_zero()
+    }
+}
+
+/// A fresh session id: 128 bits from the operating system's random source, as 32 hex digits; `None` when the
+/// source fails (the login then goes on without a session).
+pub fn new_session_id() -> Option<String> {
+    let mut bytes = [0u8; ID_BYTES];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The first characters of a session id, for logs: an id is never logged whole.
+pub fn redacted(id: &str) -> &str {
+    id.get(..LOGGED_ID_CHARS).unwrap_or("?")
+}
+
+/// The resume figures for /metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ResumeStats {
+    /// Sessions whose user is away: `wschat_sessions_detached`.
+    pub detached: u64,
+    /// Resumes that delivered every missed say: `wschat_resumes_total{recovered="true"}`.
+    pub recovered: u64,
+    /// Resumes that could not: `wschat_resumes_total{recovered="false"}`.
+    pub not_recovered: u64,
+    /// Sessions whose grace ran out: `wschat_sessions_expired_total`.
+    pub expired: u64,
+    /// Bytes the say logs hold: `wschat_resume_buffer_bytes`.
+    pub log_bytes: u64,
+}
+
+impl ResumeStats {
+    /// Appends the resume series.
+    pub fn write(&self, out: &mut Series) {
+        out.rows(&[
+            ("wschat_sessions_detached", "gauge", "Sessions whose user is away, within the grace.", self.detached),
+            (
+                "wschat_sessions_expired_total",
+                "counter",
+                "Sessions whose grace ran out (each one logout).",
+                self.expired,
+            ),
+            (
+                "wschat_resume_buffer_bytes",
+                "gauge",
+                "Bytes of says the rooms keep for their sessions (counted against --max-output-bytes).",
+                self.log_bytes,
+            ),
+        ]);
+        out.samples(
+            ("wschat_resumes_total", "counter", "Sessions resumed, by whether every missed say was delivered."),
+            "recovered",
+            &[("true", self.recovered), ("false", self.not_recovered)],
+        );
+    }
+}
+
+/// One session: its user's room and connection.
+#[derive(Debug)]
+struct Session {
+    id: Rc<str>,
+    room: Rc<str>,
+    /// The connection holding it; `None` while detached.
+    conn: Option<ConnId>,
+    /// The first mid it can be owed (the next one when it was opened).
+    since: u64,
+    /// Counts its detachments, so a stale expiry entry (the user came back and left again) is told apart.
+    detachments: u64,
+}
+
+/// A say as the log keeps it.
+#[derive(Debug)]
+struct Logged {
+    mid: u64,
+    to_uid: Option<u64>,
+    said: Said,
+}
+
+impl Logged {
+    /// Whether `uid` received it: a say to all, or a private one it sent or was sent.
+    fn is_for(&self, uid: u64) -> bool {
+        self.to_uid.is_none_or(|to| to == uid) || self.said.from_uid() == uid
+    }
+
+    fn cost(&self) -> usize {
+        self.said.cost() + std::mem::size_of::<Logged>() - std::mem::size_of::<Said>()
+    }
+}
+
+/// One room's says, kept while a session is in the room.
+#[derive(Debug, Default)]
+struct SayLog {
+    entries: VecDeque<Logged>,
+    bytes: usize,
+    /// Sessions in the room.
+    sessions: usize,
+    /// The newest mid dropped to stay within the bounds (0: none).
+    dropped_through: u64,
+}
+
+/// What a resume finds: the says its client missed and whether they are all there.
+#[derive(Debug)]
+pub struct Missed<'a> {
+    said: Vec<&'a Logged>,
+    /// False when says after the client's last mid are no longer kept.
+    pub recovered: bool,
+}
+
+impl<'a> Missed<'a> {
+    /// How many says are owed.
+    pub fn len(&self) -> usize {
+        self.said.len()
+    }
+
+    /// Whether none is owed.
+    pub fn is_empty(&self) -> bool {
+        self.said.is_empty()
+    }
+
+    /// The says, oldest first, each with its mid.
+    pub fn events(&self) -> impl Iterator<Item = Event<'a>> + '_ {
+        self.said.iter().map(|l| l.said.event_to(l.to_uid, Some(l.mid)))
+    }
+}
+
+/// A session taken over by a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Takeover {
+    /// Its user.
+    pub uid: u64,
+    /// The connection that held it, still open (to be closed), if any.
+    pub old: Option<ConnId>,
+}
+
+/// Every session of this process, and the say logs of their rooms.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    limits: ResumeLimits,
+    /// The bytes all logs together may hold (what the output budget leaves).
+    total: usize,
+    by_id: HashMap<Rc<str>, u64>,
+    by_uid: HashMap<u64, Session>,
+    logs: HashMap<Rc<str>, SayLog>,
+    log_bytes: usize,
+    /// The last mid handed out.
+    last_mid: u64,
+    /// Detached users by deadline (the grace is one length, so detaching order is deadline order).
+    expiring: VecDeque<(Instant, u64, u64)>,
+    stats: ResumeStats,
+}
+
+impl Sessions {
+    /// No sessions; resume as `limits` say, the logs of all rooms together within `total` bytes.
+    pub fn new(limits: ResumeLimits, total: usize) -> Sessions {
+        Sessions { limits, total, ..Sessions::default() }
+    }
+
+    /// Whether logins may ask for a session.
+    pub fn enabled(&self) -> bool {
+        self.limits.enabled()
+    }
+
+    /// The resume figures for /metrics.
+    pub fn stats(&self) -> ResumeStats {
+        ResumeStats { log_bytes: self.log_bytes as u64, ..self.stats }
+    }
+
+    /// Opens a session with id `id` for `uid` in `room` on `conn`.
+    pub fn open(&mut self, id: &str, uid: u64, room: &str, conn: ConnId) -> Rc<str> {
+        self.end(uid);
+        let id: Rc<str> = Rc::from(id);
+        let log = self.logs.entry(Rc::from(room)).or_default();
+        log.sessions += 1;
+        let room = self.logs.get_key_value(room).map_or_else(|| Rc::from(room), |(k, _)| k.clone());
+        self.by_id.insert(id.clone(), uid);
+        let session = Session { id: id.clone(), room, conn: Some(conn), since: self.last_mid + 1, detachments: 0 };
+        self.by_uid.insert(uid, session);
+        id
+    }
+
+    /// Whether `uid` has a session.
+    pub fn has(&self, uid: u64) -> bool {
+        self.by_uid.contains_key(&uid)
+    }
+
+    /// Whether `room` keeps its says (a session is in it).
+    pub fn logs(&self, room: &str) -> bool {
+        self.logs.contains_key(room)
+    }
+
+    /// Keeps a say of `room` (when a session is in it) and returns its mid.
+    pub fn log_say(&mut self, room: &str, to_uid: Option<u64>, said: Said) -> Option<u64> {
+        let log = self.logs.get_mut(room)?;
+        self.last_mid += 1;
+        let logged = Logged { mid: self.last_mid, to_uid, said };
+        let cost = logged.cost();
+        log.entries.push_back(logged);
+        log.bytes += cost;
+        self.log_bytes += cost;
+        while log.bytes > self.limits.buffer {
+            let Some(old) = log.entries.pop_front() else { break };
+            log.bytes -= old.cost();
+            self.log_bytes -= old.cost();
+            log.dropped_through = old.mid;
+        }
+        if self.log_bytes > self.total {
+            self.shed(self.log_bytes - self.total);
+        }
+        Some(self.last_mid)
+    }
+
+    /// Drops the oldest says of the rooms until `bytes` are freed (or nothing is left); returns what was freed.
+    /// Each round takes the oldest say of the log holding most, so no one room loses everything first.
+    pub fn shed(&mut self, bytes: usize) -> usize {
+        let mut freed = 0;
+        while freed < bytes {
+            let Some(log) = self.logs.values_mut().filter(|l| !l.entries.is_empty()).max_by_key(|l| l.bytes) else {
+                break;
+            };
+            while let Some(old) = log.entries.pop_front() {
+                let cost = old.cost();
+                (log.bytes, log.dropped_through) = (log.bytes - cost, old.mid);
+                freed += cost;
+                if freed >= bytes || log.entries.is_empty() {
+                    break;
+                }
+            }
+        }
+        self.log_bytes -= freed;
+        freed
+    }
+
+    /// The bytes the say logs hold.
+    pub fn log_bytes(&self) -> usize {
+        self.log_bytes
+    }
+
+    /// The connection holding `uid`'s session went away without a goodbye: the user is detached until `now`
+    /// plus the grace. False when it has no session (it leaves as before).
+    pub fn detach(&mut self, uid: u64, now: Instant) -> bool {
+        let Some(s) = self.by_uid.get_mut(&uid) else { return false };
+        if s.conn.take().is_some() {
+            s.detachments += 1;
+            self.stats.detached += 1;
+            self.expiring.push_back((now + self.limits.grace, uid, s.detachments));
+        }
+        true
+    }
+
+    /// Ends `uid`'s session, if it has one.
+    pub fn end(&mut self, uid: u64) {
+        let Some(s) = self.by_uid.remove(&uid) else { return };
+        self.by_id.remove(&s.id);
+        if s.conn.is_none() {
+            self.stats.detached -= 1;
+        }
+        if let Some(log) = self.logs.get_mut(&s.room) {
+            log.sessions -= 1;
+            if log.sessions == 0 {
+                self.log_bytes -= log.bytes;
+                self.logs.remove(&s.room);
+            }
+        }
+    }
+
+    /// The session `id` moves to `conn`; `None` when no such session is alive.
+    pub fn take_over(&mut self, id: &str, conn: ConnId) -> Option<Takeover> {
+        let uid = *self.by_id.get(id)?;
+        let s = self.by_uid.get_mut(&uid)?;
+        let old = s.conn.replace(conn);
+        if old.is_none() {
+            self.stats.detached -= 1;
+        }
+        Some(Takeover { uid, old })
+    }
+
+    /// The id of `uid`'s session.
+    pub fn id_of(&self, uid: u64) -> Option<&str> {
+        self.by_uid.get(&uid).map(|s| &*s.id)
+    }
+
+    /// The says `uid`'s client missed after `last_mid` (its last say received, or none since the session
+    /// began), at most `--resume-buffer` bytes of them (the newest), and whether that is all of them; counted
+    /// in the figures.
+    pub fn missed(&mut self, uid: u64, last_mid: Option<&str>) -> Missed<'_> {
+        let Some(s) = self.by_uid.get(&uid) else { return Missed { said: Vec::new(), recovered: false } };
+        // A mid this process did not hand out (or none) means: everything since the session began, and no
+        // promise that it is all.
+        let (after, known) = match last_mid.map(str::parse::<u64>) {
+            None => (s.since - 1, true),
+            Some(Ok(m)) => (m.max(s.since - 1), true),
+            Some(Err(_)) => (s.since - 1, false),
+        };
+        let Some(log) = self.logs.get(&s.room) else { return Missed { said: Vec::new(), recovered: false } };
+        let mut said: Vec<&Logged> = log.entries.iter().filter(|l| l.mid > after && l.is_for(uid)).collect();
+        let mut recovered = known && log.dropped_through <= after;
+        let mut bytes = 0;
+        if let Some(keep) = said.iter().rev().position(|l| {
+            bytes += l.cost();
+            bytes > self.limits.buffer
+        }) {
+            said.drain(..said.len() - keep);
+            recovered = false;
+        }
+        if recovered {
+            self.stats.recovered += 1;
+        } else {
+            self.stats.not_recovered += 1;
+        }
+        Missed { said, recovered }
+    }
+
+    /// Ends the sessions whose grace ran out by `now` and returns their users, each of whom is to log out.
+    pub fn expire(&mut self, now: Instant) -> Vec<u64> {
+        let mut gone = Vec::new();
+        while let Some(&(deadline, uid, detachment)) = self.expiring.front() {
+            if deadline > now {
+                break;
+            }
+            self.expiring.pop_front();
+            let still_away = self.by_uid.get(&uid).is_some_and(|s| s.conn.is_none() && s.detachments == detachment);
+            if still_away {
+                self.end(uid);
+                self.stats.expired += 1;
+                gone.push(uid);
+            }
+        }
+        gone
+    }
+
+    /// When the next detached user's grace runs out.
+    pub fn next_expiry(&self) -> Option<Instant> {
+        self.expiring.front().map(|e| e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn say(from: u64, content: &str) -> Said {
+        Said::new(from, "n", "t", content)
+    }
+
+    fn mids(m: &Missed<'_>) -> Vec<(u64, Option<u64>, String)> {
+        m.events()
+            .map(|e| match e {
+                Event::Say { from_uid, to_uid, content, mid: Some(mid), .. } => {
+                    assert!(mid > 0);
+                    (from_uid, to_uid, content.to_string())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn limits(buffer: usize) -> ResumeLimits {
+        ResumeLimits { grace: Duration::from_secs(30), buffer }
+    }
+
+    #[test]
+    fn ids_are_128_random_bits_and_logged_in_part() {
+        let (a, b) = (new_session_id().unwrap(), new_session_id().unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+        assert_eq!(redacted(&a).len(), 6);
+        assert_eq!(redacted("ab"), "?");
+    }
+
+    #[test]
+    fn a_room_with_a_session_keeps_its_says_and_the_resume_gets_those_after_the_last_mid() {
+        let mut s = Sessions::new(limits(1 << 20), 1 << 20);
+        assert_eq!(s.log_say("r", None, say(1, "before")), None, "no session, no log");
+        s.open("id", 7, "r", 3);
+        let m1 = s.log_say("r", None, say(1, "a"));
+        let m2 = s.log_say("r", Some(7), say(1, "to me"));
+        s.log_say("r", Some(2), say(1, "not mine"));
+        s.log_say("r", Some(1), say(7, "from me"));
+        assert!(m1 < m2);
+        assert_eq!(s.take_over("nope", 4), None);
+        let t = s.take_over("id", 4);
+        assert_eq!(t, Some(Takeover { uid: 7, old: Some(3) }));
+        let missed = s.missed(7, None);
+        assert!(missed.recovered);
+        assert_eq!(
+            mids(&missed),
+            [(1, None, "a".into()), (1, Some(7), "to me".into()), (7, Some(1), "from me".into())]
+        );
+        let after = m1.unwrap().to_string();
+        let missed = s.missed(7, Some(&after));
+        assert_eq!(missed.len(), 2);
+        let missed = s.missed(7, Some("garbage"));
+        assert_eq!((missed.len(), missed.recovered), (3, false), "an unknown mid: everything, no promise");
+        assert_eq!((s.stats().recovered, s.stats().not_recovered), (2, 1));
+    }
+
+    #[test]
+    fn the_oldest_go_past_the_buffer_and_the_resume_says_so() {
+        let one = Logged { mid: 0, to_uid: None, said: say(1, "xxxxxxxxxx") }.cost();
+        let mut s = Sessions::new(limits(3 * one), 1 << 20);
+        s.open("id", 7, "r", 3);
+        let first = s.log_say("r", None, say(1, "xxxxxxxxxx"));
+        for _ in 0..4 {
+            s.log_say("r", None, say(1, "xxxxxxxxxx"));
+        }
+        assert_eq!(s.log_bytes(), 3 * one);
+        let missed = s.missed(7, None);
+        assert_eq!((missed.len(), missed.recovered), (3, false));
+        let missed = s.missed(7, Some(&(first.unwrap() + 1).to_string()));
+        assert_eq!((missed.len(), missed.recovered), (3, true), "the dropped ones were received");
+    }
+
+    #[test]
+    fn all_rooms_share_the_total_and_a_room_without_sessions_keeps_nothing() {
+        let one = Logged { mid: 0, to_uid: None, said: say(1, "xxxxxxxxxx") }.cost();
+        let mut s = Sessions::new(limits(1 << 20), 4 * one);
+        s.open("a", 1, "r1", 1);
+        s.open("b", 2, "r2", 2);
+        for _ in 0..4 {
+            s.log_say("r1", None, say(1, "xxxxxxxxxx"));
+        }
+        for _ in 0..2 {
+            s.log_say("r2", None, say(1, "xxxxxxxxxx"));
+        }
+        assert_eq!(s.log_bytes(), 4 * one, "the fullest room gave way");
+        assert!(!s.missed(1, None).recovered);
+        assert!(s.missed(2, None).recovered);
+        s.end(1);
+        assert_eq!((s.logs("r1"), s.log_bytes()), (false, 2 * one));
+        assert_eq!(s.shed(usize::MAX), 2 * one);
+    }
+
+    #[test]
+    fn a_detached_session_expires_after_the_grace_unless_taken_over() {
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(30);
+        let mut s = Sessions::new(limits(1 << 20), 1 << 20);
+        s.open("a", 1, "r", 1);
+        s.open("b", 2, "r", 2);
+        assert!(s.detach(1, t0));
+        assert!(s.detach(2, t0 + Duration::from_secs(1)));
+        assert!(!s.detach(3, t0), "no session");
+        assert_eq!((s.stats().detached, s.next_expiry()), (2, Some(t0 + grace)));
+        assert_eq!(s.take_over("b", 5), Some(Takeover { uid: 2, old: None }));
+        assert_eq!(s.stats().detached, 1);
+        assert!(s.expire(t0 + grace - Duration::from_millis(1)).is_empty());
+        assert_eq!(s.expire(t0 + grace + Duration::from_secs(5)), [1]);
+        assert_eq!((s.stats().expired, s.stats().detached, s.has(1), s.has(2)), (1, 0, false, true));
+        // Detached again later: the new deadline counts, not the old one.
+        s.detach(2, t0 + Duration::from_secs(40));
+        assert!(s.expire(t0 + Duration::from_secs(60)).is_empty());
+        assert_eq!(s.expire(t0 + Duration::from_secs(70)), [2]);
+        assert!(!s.logs("r"));
+    }
+}
