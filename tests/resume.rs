@@ -193,7 +193,7 @@ fn resume_twice_and_while_the_old_connection_is_open() {
     a.read_json();
     w.read_json();
     // The old connection still open: it gets 4001.
-    let (mut a2, _, resumed) = resume(d.ws, &session, None);
+    let (a2, _, resumed) = resume(d.ws, &session, None);
     assert_eq!(resumed["recovered"], true);
     assert_eq!(a.expect_close(), 4001);
     // And again, after a reset this time.
