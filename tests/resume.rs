@@ -381,3 +381,41 @@ fn opening_sessions_and_dropping_them_cannot_grow_memory_past_the_bounds() {
     let (_oldest, _, resumed) = resume(d.ws, &sessions[0], None);
     assert_eq!(resumed["recovered"], false);
 }
+
+#[test]
+fn a_ping_timeout_detaches_rather_than_logs_out() {
+    let d = Daemon::start(&["--ping-interval-secs", "1"]);
+    let (mut w, _) = login(d.ws, "w", "r", false);
+    let (mut a, list) = login(d.ws, "a", "r", true);
+    let session = list["session"].as_str().unwrap().to_string();
+    // a never answers a ping: the server closes it after two intervals (1001). w stays heard from (a pong
+    // every 300 ms) and watches.
+    let watcher = std::thread::spawn(move || {
+        w.set_read_timeout(Duration::from_millis(300)).expect("timeout");
+        let mut got = Vec::new();
+        for _ in 0..12 {
+            w.send(&client_frame(true, 0, 10, b""));
+            while let Some(f) = w.try_read_frame() {
+                if f.opcode == 1 {
+                    got.push(serde_json::from_slice::<Value>(&f.payload).expect("JSON"));
+                }
+            }
+        }
+        (w, got)
+    });
+    let mut closed = false;
+    while let Some(f) = a.read_frame() {
+        if f.opcode == 8 {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "the silent client was closed");
+    let (mut w, seen) = watcher.join().expect("watcher");
+    send(&mut w, json!({"type":"say","content":"still here"}));
+    assert_eq!(says(&mut w, 1)[0]["content"], "still here", "the watcher was kept");
+    assert!(seen.iter().all(|v| v["type"] != "logout"), "{seen:?}");
+    assert_eq!(metric(d.http, "wschat_sessions_detached"), 1);
+    let (_back, _, resumed) = resume(d.ws, &session, None);
+    assert_eq!(resumed["uid"], 2);
+}
