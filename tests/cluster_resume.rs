@@ -165,3 +165,30 @@ fn the_users_of_a_killed_node_resume_elsewhere_and_only_the_others_log_out() {
     let (said, _) = until(&mut watch, "say");
     assert_eq!(said["from_uid"], back_uid);
 }
+
+#[test]
+fn redis_restarted_empty_while_a_session_is_detached() {
+    let Some(mut redis) = redis("redis_restarted_empty_while_a_session_is_detached") else { return };
+    let (a, b) = (node(&redis, &[]), node(&redis, &[]));
+    let (mut watch, _, _) = login(b.ws, "watch", false);
+    let (gone, uid, session) = login(a.ws, "gone", true);
+    let session = session.expect("session");
+    until(&mut watch, "login");
+    drop(gone);
+    send(&mut watch, json!({"type":"say","to_uid":"all","content":"before the restart"}));
+    std::thread::sleep(Duration::from_millis(300));
+    redis.restart();
+    // Both nodes come back (healthz 200) with their memory: the session, the seat and what it missed.
+    for d in [&a, &b] {
+        let joined = common::probe::eventually(Duration::from_secs(15), || common::cluster::health(d.http).0 == 200);
+        assert!(joined, "node did not rejoin");
+    }
+    send(&mut watch, json!({"type":"say","to_uid":"all","content":"after the restart"}));
+    std::thread::sleep(Duration::from_millis(500));
+    let (_back, before, resumed) = resume(a.ws, &session);
+    let contents: Vec<&str> = before[1..].iter().filter_map(|v| v["content"].as_str()).collect();
+    assert_eq!(contents, ["before the restart", "after the restart"]);
+    assert_eq!((resumed["uid"].as_u64(), resumed["recovered"].as_bool()), (Some(uid), Some(true)));
+    let seen = within(&mut watch, Duration::from_millis(500));
+    assert!(seen.iter().all(|v| v["type"] != "logout" && v["type"] != "login"), "{seen:?}");
+}
