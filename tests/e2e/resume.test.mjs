@@ -26,7 +26,7 @@ const RESUME_WAIT = 15000; // ms: the page retries after 0.25 s, 0.5 s, 1 s, …
  * sockets; 'reset' sends an RST, 'fin' a FIN; no close frame either way) and refuses new ones until `heal()`.
  */
 function startProxy(targetPort) {
-  const pairs = new Set();
+  const sockets = new Set(); // both sides of every connection, until closed
   let refusing = false;
   const stats = { accepted: 0, refused: 0 };
   const server = net.createServer((client) => {
@@ -37,14 +37,13 @@ function startProxy(targetPort) {
     }
     stats.accepted++;
     const upstream = net.connect(targetPort, '127.0.0.1');
-    const pair = [client, upstream];
-    pairs.add(pair);
     client.pipe(upstream);
     upstream.pipe(client);
     // An orderly end passes through (a close frame before it arrives whole); an error takes both down.
     for (const [a, b] of [[client, upstream], [upstream, client]]) {
+      sockets.add(a);
       a.on('error', () => { a.destroy(); b.destroy(); });
-      a.on('close', () => { pairs.delete(pair); b.end(); });
+      a.on('close', () => { sockets.delete(a); b.end(); });
     }
   });
   return new Promise((resolve, reject) => {
@@ -54,8 +53,8 @@ function startProxy(targetPort) {
       stats,
       cut(how = 'fin') {
         refusing = true;
-        for (const pair of pairs) for (const s of pair) if (how === 'reset') s.resetAndDestroy(); else s.destroy();
-        pairs.clear();
+        for (const s of sockets) if (how === 'reset') s.resetAndDestroy(); else s.destroy();
+        sockets.clear();
       },
       heal() { refusing = false; },
       close() {
