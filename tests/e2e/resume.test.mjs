@@ -242,6 +242,9 @@ suite('resume on the chat page in Chromium', { timeout: 120000 }, () => {
     for (let i = 0; i < 100 && proxy.stats.refused < refusedBefore + 2; i++) await new Promise((r) => setTimeout(r, 50));
     assert.ok(proxy.stats.refused >= 2, `the page retried ${proxy.stats.refused} times during the cut`);
     await zhu.screenshot({ path: path.join(ARTIFACTS, 'resume-reconnecting.png') });
+    await zhu.setViewportSize({ width: 390, height: 760 });
+    await zhu.screenshot({ path: path.join(ARTIFACTS, 'resume-reconnecting-phone.png') });
+    await zhu.setViewportSize({ width: 960, height: 640 });
     proxy.heal();
     await waitReconnecting(zhu, false, RESUME_WAIT);
     await waitSays(zhu, ['before the cut', ...missed, 'missed, private to 猪猪']);
