@@ -77,6 +77,28 @@ fn the_cli_resumes_through_the_other_url_after_a_pause_and_exits_zero_when_clean
 }
 
 #[test]
+fn says_the_server_could_not_keep_are_reported_lost_and_the_exit_status_says_so() {
+    // A room keeps at most 1024 bytes of says for its sessions: a client away 300 ms at 500 says/s misses
+    // more than that, the resume says recovered:false and the audit finds the gap.
+    let daemon = Daemon::start(&["--resume-buffer", "1024"]);
+    let url = daemon.ws_url();
+    let out = Command::new(env!("CARGO_BIN_EXE_wschat-bench"))
+        .args(["churn", "--url", &url, "-c", "10", "-s", "2", "-r", "500", "-d", "0.6", "-w", "0.1"])
+        .args(["--cuts-per-sec", "5", "--away-ms", "300", "--drain-timeout", "2", "--json"])
+        .output()
+        .expect("run wschat-bench");
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("churn not clean"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &v["churn"];
+    assert_eq!(c["clean"], false, "{v}");
+    assert!(c["not_recovered"].as_u64().unwrap() >= 1, "{v}");
+    assert!(v["lost"].as_u64().unwrap() > 0, "{v}");
+    assert!(c["problems"][0].as_str().unwrap().ends_with("deliveries lost"), "{v}");
+    assert_eq!((v["duplicated"].as_u64(), c["logouts_seen"].as_u64()), (Some(0), Some(0)), "{v}");
+}
+
+#[test]
 fn a_server_without_resume_is_refused_before_any_cut() {
     let daemon = Daemon::start(&["--resume-grace-secs", "0"]);
     let mut cfg = config(&daemon);

@@ -379,6 +379,70 @@ mod tests {
         assert!(s.counters.first_server_error.as_deref().unwrap().contains("bad_json"));
     }
 
+    /// `relay` with a mid last, as a session's connection gets it.
+    fn relay_mid(content: &[u8], mid: u64) -> Vec<u8> {
+        let mut json = relay(content);
+        json.pop();
+        json.extend_from_slice(format!(r#","mid":"{mid}"}}"#).as_bytes());
+        json
+    }
+
+    #[test]
+    fn a_resume_replays_then_says_resumed() {
+        let (mut c, mut s) = (conn(Proto::Chat), sink(Proto::Chat, 1));
+        s.sessions = Some(Sessions::new());
+        c.login = Some(br#"{"type":"resume","session":"ab","last_mid":"7"}"#.to_vec().into_boxed_slice());
+        c.resuming = true;
+        feed(&mut c, &mut s, &switching_protocols(KEY), 0).unwrap();
+        assert_eq!(c.phase, Phase::Resuming);
+        assert_eq!(
+            sent_frames(&c.out),
+            vec![(OpCode::Text, br#"{"type":"resume","session":"ab","last_mid":"7"}"#.to_vec())]
+        );
+        // Says 0 and 1 came before the cut; the replay has 1 again (a duplicate) and 2.
+        s.audit.record(0, 0, 0);
+        s.audit.record(0, 0, 1);
+        s.sessions.as_mut().unwrap().away(0, 100);
+        let mut bytes = Vec::new();
+        write_frame(
+            &mut bytes,
+            OpCode::Text,
+            br#"{"type":"user_list","user_list":[{"uid":1,"name":"b0"}],"session":"ab"}"#,
+        );
+        write_frame(&mut bytes, OpCode::Text, &relay_mid(&stamped(0, 1, 10), 8));
+        write_frame(&mut bytes, OpCode::Text, &relay_mid(&stamped(0, 2, 10), 9));
+        feed(&mut c, &mut s, &bytes, 1_000).unwrap();
+        assert_eq!((c.phase, s.ready), (Phase::Resuming, 0), "the list is not the end of a resume");
+        assert_eq!(s.hist.len(), 0, "replayed says are not timed");
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"resumed","uid":1,"recovered":true,"missed":2}"#);
+        write_frame(&mut bytes, OpCode::Text, &relay_mid(&stamped(0, 3, 1_500), 10));
+        feed(&mut c, &mut s, &bytes, 2_000).unwrap();
+        assert_eq!((c.phase, s.ready), (Phase::Ready, 1));
+        assert_eq!(s.hist.len(), 1, "live says are");
+        let sessions = s.sessions.as_ref().unwrap();
+        let r = sessions.counters;
+        assert_eq!((r.resumes, r.missed, r.replayed, r.replay_duplicates, r.not_recovered), (1, 2, 2, 1, 0));
+        assert_eq!(sessions.last_mid(0), b"10");
+        assert!(sessions.has_session(0));
+        assert_eq!(sessions.hist.len(), 1);
+        assert_eq!(s.audit.totals().duplicated, 1);
+    }
+
+    #[test]
+    fn a_refused_resume_is_counted_and_the_connection_never_gets_ready() {
+        let (mut c, mut s) = (conn(Proto::Chat), sink(Proto::Chat, 1));
+        s.sessions = Some(Sessions::new());
+        c.resuming = true;
+        feed(&mut c, &mut s, &switching_protocols(KEY), 0).unwrap();
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"error","code":"session_expired","message":"m"}"#);
+        feed(&mut c, &mut s, &bytes, 0).unwrap();
+        assert_eq!(c.phase, Phase::Resuming);
+        let r = s.sessions.as_ref().unwrap().counters;
+        assert_eq!((r.refused, r.resumes, s.counters.server_errors, s.ready), (1, 0, 1, 0));
+    }
+
     #[test]
     fn a_big_user_list_is_passed_over_wherever_reads_cut_it() {
         let mut list = br#"{"type":"user_list","user_list":["#.to_vec();
