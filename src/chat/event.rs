@@ -364,13 +364,34 @@ pub enum RoomEvent<'a> {
         /// Local time, "YYYY-MM-DD HH:MM:SS".
         time: &'a str,
     },
+    /// `uid` of `room` holds session `session` ([`super::resume`]): told after its login, and in snapshots.
+    Session {
+        /// The room.
+        room: &'a str,
+        /// The session's user.
+        uid: u64,
+        /// The session's id.
+        session: &'a str,
+    },
+    /// The process telling it took `uid`'s session over: the user's connection is there now (nobody left,
+    /// nobody came).
+    Handover {
+        /// The room.
+        room: &'a str,
+        /// The session's user.
+        uid: u64,
+    },
 }
 
 impl<'a> RoomEvent<'a> {
     /// The room it happened in.
     pub fn room(&self) -> &'a str {
         match *self {
-            RoomEvent::Login { room, .. } | RoomEvent::Say { room, .. } | RoomEvent::Logout { room, .. } => room,
+            RoomEvent::Login { room, .. }
+            | RoomEvent::Say { room, .. }
+            | RoomEvent::Logout { room, .. }
+            | RoomEvent::Session { room, .. }
+            | RoomEvent::Handover { room, .. } => room,
         }
     }
 }

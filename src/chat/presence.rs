@@ -7,6 +7,7 @@ use std::convert::Infallible;
 use std::time::Instant;
 
 use super::event::{ErrorCode, Remote, RoomEvent};
+use super::resume::Sessions;
 use super::roster::Roster;
 use crate::app::LinkHost;
 use crate::metrics::Metrics;
@@ -62,8 +63,9 @@ pub trait Presence {
         None
     }
 
-    /// The end of a loop turn: send what this turn recorded; `roster` is who is where now.
-    fn end_turn(&mut self, _roster: &Roster) {}
+    /// The end of a loop turn: send what this turn recorded; `roster` is who is where now, `sessions` which
+    /// of them hold a session.
+    fn end_turn(&mut self, _roster: &Roster, _sessions: &Sessions) {}
 
     /// Why the presence cannot fully serve right now, if it cannot.
     fn health(&self) -> Result<(), String> {

@@ -9,7 +9,7 @@
 //! either the oldest go, and a resume that needed one of them reports `recovered: false` — never a silent gap.
 //! A room without a session keeps nothing, so a chat nobody resumes in pays nothing. Sans-IO: time comes in.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -105,13 +105,25 @@ impl ResumeStats {
     }
 }
 
-/// One session: its user's room and connection.
+/// Where a session's user is, as this process knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// On this process's connection.
+    At(ConnId),
+    /// This process's user, detached: its connection was lost.
+    Away,
+    /// On another process (a cluster node), which told of the session.
+    Elsewhere,
+    /// Its process is gone: away until someone resumes it anywhere or the grace runs out.
+    Orphaned,
+}
+
+/// One session: its user's room and where it is held.
 #[derive(Debug)]
 struct Session {
     id: Rc<str>,
     room: Rc<str>,
-    /// The connection holding it; `None` while detached.
-    conn: Option<ConnId>,
+    held: Held,
     /// The first mid it can be owed (the next one when it was opened).
     since: u64,
     /// Counts its detachments, so a stale expiry entry (the user came back and left again) is told apart.
@@ -180,6 +192,19 @@ pub struct Takeover {
     pub uid: u64,
     /// The connection that held it, still open (to be closed), if any.
     pub old: Option<ConnId>,
+    /// It was held by another process: the client's mids are that process's, and the says it missed
+    /// there are not known here.
+    pub from_elsewhere: bool,
+}
+
+/// A session whose grace ran out: its user is to log out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    /// The user.
+    pub uid: u64,
+    /// This process's own user (it tells the others); else the user of a process gone (each process
+    /// removes it on its own).
+    pub here: bool,
 }
 
 /// Every session of this process, and the say logs of their rooms.
@@ -191,6 +216,8 @@ pub struct Sessions {
     by_id: HashMap<Rc<str>, u64>,
     by_uid: HashMap<u64, Session>,
     logs: HashMap<Rc<str>, SayLog>,
+    /// The mid of each non-empty log's oldest say, and its room: the globally oldest first.
+    fronts: BTreeMap<u64, Rc<str>>,
     log_bytes: usize,
     /// The last mid handed out.
     last_mid: u64,
@@ -217,15 +244,47 @@ impl Sessions {
 
     /// Opens a session with id `id` for `uid` in `room` on `conn`.
     pub fn open(&mut self, id: &str, uid: u64, room: &str, conn: ConnId) -> Rc<str> {
+        self.insert(id, uid, room, Held::At(conn))
+    }
+
+    /// Another process told that its user `uid` of `room` holds session `id`.
+    pub fn open_elsewhere(&mut self, id: &str, uid: u64, room: &str) {
+        let known = self.by_uid.get(&uid).is_some_and(|s| &*s.id == id && &*s.room == room);
+        if !known {
+            self.insert(id, uid, room, Held::Elsewhere);
+        }
+    }
+
+    fn insert(&mut self, id: &str, uid: u64, room: &str, held: Held) -> Rc<str> {
         self.end(uid);
         let id: Rc<str> = Rc::from(id);
+        let room = self.logged_room(room, held);
+        self.by_id.insert(id.clone(), uid);
+        self.by_uid.insert(uid, Session { id: id.clone(), room, held, since: self.last_mid + 1, detachments: 0 });
+        id
+    }
+
+    /// `room` as a shared name; its say log counts one more session when `held` is this process's.
+    fn logged_room(&mut self, room: &str, held: Held) -> Rc<str> {
+        if !matches!(held, Held::At(_) | Held::Away) {
+            return self.logs.get_key_value(room).map_or_else(|| Rc::from(room), |(k, _)| k.clone());
+        }
         let log = self.logs.entry(Rc::from(room)).or_default();
         log.sessions += 1;
-        let room = self.logs.get_key_value(room).map_or_else(|| Rc::from(room), |(k, _)| k.clone());
-        self.by_id.insert(id.clone(), uid);
-        let session = Session { id: id.clone(), room, conn: Some(conn), since: self.last_mid + 1, detachments: 0 };
-        self.by_uid.insert(uid, session);
-        id
+        self.logs.get_key_value(room).map_or_else(|| Rc::from(room), |(k, _)| k.clone())
+    }
+
+    /// `room`'s say log counts one session less; it goes with its last.
+    fn unlog_room(&mut self, room: &Rc<str>) {
+        let Some(log) = self.logs.get_mut(room) else { return };
+        log.sessions -= 1;
+        if log.sessions == 0 {
+            self.log_bytes -= log.bytes;
+            if let Some(front) = log.entries.front() {
+                self.fronts.remove(&front.mid);
+            }
+            self.logs.remove(room);
+        }
     }
 
     /// Whether `uid` has a session.
@@ -240,44 +299,52 @@ impl Sessions {
 
     /// Keeps a say of `room` (when a session is in it) and returns its mid.
     pub fn log_say(&mut self, room: &str, to_uid: Option<u64>, said: Said) -> Option<u64> {
-        let log = self.logs.get_mut(room)?;
+        let (key, log) = self.logs.get_key_value(room)?;
+        let (key, was_empty) = (key.clone(), log.entries.is_empty());
         self.last_mid += 1;
-        let logged = Logged { mid: self.last_mid, to_uid, said };
+        let mid = self.last_mid;
+        let logged = Logged { mid, to_uid, said };
         let cost = logged.cost();
-        log.entries.push_back(logged);
-        log.bytes += cost;
+        if was_empty {
+            self.fronts.insert(mid, key.clone());
+        }
+        if let Some(log) = self.logs.get_mut(&key) {
+            log.entries.push_back(logged);
+            log.bytes += cost;
+        }
         self.log_bytes += cost;
-        while log.bytes > self.limits.buffer {
-            let Some(old) = log.entries.pop_front() else { break };
-            log.bytes -= old.cost();
-            self.log_bytes -= old.cost();
-            log.dropped_through = old.mid;
+        while self.logs.get(&key).is_some_and(|l| l.bytes > self.limits.buffer) {
+            self.drop_oldest(&key);
         }
         if self.log_bytes > self.total {
             self.shed(self.log_bytes - self.total);
         }
-        Some(self.last_mid)
+        Some(mid)
     }
 
-    /// Drops the oldest says of the rooms until `bytes` are freed (or nothing is left); returns what was freed.
-    /// Each round takes the oldest say of the log holding most, so no one room loses everything first.
+    /// Drops the oldest says of all rooms together until `bytes` are freed (or nothing is left); returns what
+    /// was freed.
     pub fn shed(&mut self, bytes: usize) -> usize {
         let mut freed = 0;
         while freed < bytes {
-            let Some(log) = self.logs.values_mut().filter(|l| !l.entries.is_empty()).max_by_key(|l| l.bytes) else {
-                break;
-            };
-            while let Some(old) = log.entries.pop_front() {
-                let cost = old.cost();
-                (log.bytes, log.dropped_through) = (log.bytes - cost, old.mid);
-                freed += cost;
-                if freed >= bytes || log.entries.is_empty() {
-                    break;
-                }
-            }
+            let Some(room) = self.fronts.first_key_value().map(|(_, room)| room.clone()) else { break };
+            freed += self.drop_oldest(&room);
         }
-        self.log_bytes -= freed;
         freed
+    }
+
+    /// Drops the oldest say of `room`'s log; returns its bytes.
+    fn drop_oldest(&mut self, room: &Rc<str>) -> usize {
+        let Some(log) = self.logs.get_mut(room) else { return 0 };
+        let Some(old) = log.entries.pop_front() else { return 0 };
+        let cost = old.cost();
+        (log.bytes, log.dropped_through) = (log.bytes - cost, old.mid);
+        self.log_bytes -= cost;
+        self.fronts.remove(&old.mid);
+        if let Some(next) = log.entries.front() {
+            self.fronts.insert(next.mid, room.clone());
+        }
+        cost
     }
 
     /// The bytes the say logs hold.
@@ -289,27 +356,46 @@ impl Sessions {
     /// plus the grace. False when it has no session (it leaves as before).
     pub fn detach(&mut self, uid: u64, now: Instant) -> bool {
         let Some(s) = self.by_uid.get_mut(&uid) else { return false };
-        if s.conn.take().is_some() {
-            s.detachments += 1;
-            self.stats.detached += 1;
-            self.expiring.push_back((now + self.limits.grace, uid, s.detachments));
+        if matches!(s.held, Held::At(_)) {
+            s.held = Held::Away;
+            self.away(uid, now);
         }
         true
+    }
+
+    /// `uid`'s process is gone: its session waits for the grace, to be resumed on any process. False when it
+    /// has none (the user leaves as before).
+    pub fn orphan(&mut self, uid: u64, now: Instant) -> bool {
+        let Some(s) = self.by_uid.get_mut(&uid) else { return false };
+        if s.held == Held::Elsewhere {
+            s.held = Held::Orphaned;
+            self.away(uid, now);
+        }
+        true
+    }
+
+    /// Counts `uid`'s session away and due at `now` plus the grace.
+    fn away(&mut self, uid: u64, now: Instant) {
+        let Some(s) = self.by_uid.get_mut(&uid) else { return };
+        s.detachments += 1;
+        self.stats.detached += 1;
+        self.expiring.push_back((now + self.limits.grace, uid, s.detachments));
     }
 
     /// Ends `uid`'s session, if it has one.
     pub fn end(&mut self, uid: u64) {
         let Some(s) = self.by_uid.remove(&uid) else { return };
         self.by_id.remove(&s.id);
-        if s.conn.is_none() {
+        self.release(&s.room, s.held);
+    }
+
+    /// What a session held as `held` counted is given back.
+    fn release(&mut self, room: &Rc<str>, held: Held) {
+        if matches!(held, Held::Away | Held::Orphaned) {
             self.stats.detached -= 1;
         }
-        if let Some(log) = self.logs.get_mut(&s.room) {
-            log.sessions -= 1;
-            if log.sessions == 0 {
-                self.log_bytes -= log.bytes;
-                self.logs.remove(&s.room);
-            }
+        if matches!(held, Held::At(_) | Held::Away) {
+            self.unlog_room(room);
         }
     }
 
@@ -317,11 +403,33 @@ impl Sessions {
     pub fn take_over(&mut self, id: &str, conn: ConnId) -> Option<Takeover> {
         let uid = *self.by_id.get(id)?;
         let s = self.by_uid.get_mut(&uid)?;
-        let old = s.conn.replace(conn);
-        if old.is_none() {
+        let (held, room) = (s.held, s.room.clone());
+        s.held = Held::At(conn);
+        let from_elsewhere = matches!(held, Held::Elsewhere | Held::Orphaned);
+        if from_elsewhere {
+            s.since = self.last_mid + 1;
+            self.release(&room, held);
+            self.logged_room(&room, Held::At(conn));
+        } else if held == Held::Away {
             self.stats.detached -= 1;
         }
-        Some(Takeover { uid, old })
+        let old = match held {
+            Held::At(old) => Some(old),
+            _ => None,
+        };
+        Some(Takeover { uid, old, from_elsewhere })
+    }
+
+    /// Another process took `uid`'s session over; returns the connection here that held it, if any.
+    pub fn moved_elsewhere(&mut self, uid: u64) -> Option<ConnId> {
+        let s = self.by_uid.get_mut(&uid)?;
+        let (held, room) = (s.held, s.room.clone());
+        s.held = Held::Elsewhere;
+        self.release(&room, held);
+        match held {
+            Held::At(conn) => Some(conn),
+            _ => None,
+        }
     }
 
     /// The id of `uid`'s session.
@@ -331,9 +439,13 @@ impl Sessions {
 
     /// The says `uid`'s client missed after `last_mid` (its last say received, or none since the session
     /// began), at most `--resume-buffer` bytes of them (the newest), and whether that is all of them; counted
-    /// in the figures.
-    pub fn missed(&mut self, uid: u64, last_mid: Option<&str>) -> Missed<'_> {
-        let Some(s) = self.by_uid.get(&uid) else { return Missed { said: Vec::new(), recovered: false } };
+    /// in the figures. With `known` false (the session was held by another process) none is known here.
+    pub fn missed(&mut self, uid: u64, last_mid: Option<&str>, known: bool) -> Missed<'_> {
+        let s = self.by_uid.get(&uid).filter(|_| known);
+        let Some(s) = s else {
+            self.stats.not_recovered += 1;
+            return Missed { said: Vec::new(), recovered: false };
+        };
         // A mid this process did not hand out (or none) means: everything since the session began, and no
         // promise that it is all.
         let (after, known) = match last_mid.map(str::parse::<u64>) {
@@ -361,19 +473,22 @@ impl Sessions {
     }
 
     /// Ends the sessions whose grace ran out by `now` and returns their users, each of whom is to log out.
-    pub fn expire(&mut self, now: Instant) -> Vec<u64> {
+    pub fn expire(&mut self, now: Instant) -> Vec<Expired> {
         let mut gone = Vec::new();
         while let Some(&(deadline, uid, detachment)) = self.expiring.front() {
             if deadline > now {
                 break;
             }
             self.expiring.pop_front();
-            let still_away = self.by_uid.get(&uid).is_some_and(|s| s.conn.is_none() && s.detachments == detachment);
-            if still_away {
-                self.end(uid);
-                self.stats.expired += 1;
-                gone.push(uid);
-            }
+            let Some(s) = self.by_uid.get(&uid).filter(|s| s.detachments == detachment) else { continue };
+            let here = match s.held {
+                Held::Away => true,
+                Held::Orphaned => false,
+                Held::At(_) | Held::Elsewhere => continue,
+            };
+            self.end(uid);
+            self.stats.expired += 1;
+            gone.push(Expired { uid, here });
         }
         gone
     }
@@ -430,17 +545,17 @@ mod tests {
         assert!(m1 < m2);
         assert_eq!(s.take_over("nope", 4), None);
         let t = s.take_over("id", 4);
-        assert_eq!(t, Some(Takeover { uid: 7, old: Some(3) }));
-        let missed = s.missed(7, None);
+        assert_eq!(t, Some(Takeover { uid: 7, old: Some(3), from_elsewhere: false }));
+        let missed = s.missed(7, None, true);
         assert!(missed.recovered);
         assert_eq!(
             mids(&missed),
             [(1, None, "a".into()), (1, Some(7), "to me".into()), (7, Some(1), "from me".into())]
         );
         let after = m1.unwrap().to_string();
-        let missed = s.missed(7, Some(&after));
+        let missed = s.missed(7, Some(&after), true);
         assert_eq!(missed.len(), 2);
-        let missed = s.missed(7, Some("garbage"));
+        let missed = s.missed(7, Some("garbage"), true);
         assert_eq!((missed.len(), missed.recovered), (3, false), "an unknown mid: everything, no promise");
         assert_eq!((s.stats().recovered, s.stats().not_recovered), (2, 1));
     }
@@ -455,9 +570,9 @@ mod tests {
             s.log_say("r", None, say(1, "xxxxxxxxxx"));
         }
         assert_eq!(s.log_bytes(), 3 * one);
-        let missed = s.missed(7, None);
+        let missed = s.missed(7, None, true);
         assert_eq!((missed.len(), missed.recovered), (3, false));
-        let missed = s.missed(7, Some(&(first.unwrap() + 1).to_string()));
+        let missed = s.missed(7, Some(&(first.unwrap() + 1).to_string()), true);
         assert_eq!((missed.len(), missed.recovered), (3, true), "the dropped ones were received");
     }
 
@@ -473,9 +588,9 @@ mod tests {
         for _ in 0..2 {
             s.log_say("r2", None, say(1, "xxxxxxxxxx"));
         }
-        assert_eq!(s.log_bytes(), 4 * one, "the fullest room gave way");
-        assert!(!s.missed(1, None).recovered);
-        assert!(s.missed(2, None).recovered);
+        assert_eq!(s.log_bytes(), 4 * one, "the oldest says gave way, wherever they were");
+        assert_eq!((s.missed(1, None, true).len(), s.missed(1, None, true).recovered), (2, false));
+        assert!(s.missed(2, None, true).recovered);
         s.end(1);
         assert_eq!((s.logs("r1"), s.log_bytes()), (false, 2 * one));
         assert_eq!(s.shed(usize::MAX), 2 * one);
@@ -492,15 +607,15 @@ mod tests {
         assert!(s.detach(2, t0 + Duration::from_secs(1)));
         assert!(!s.detach(3, t0), "no session");
         assert_eq!((s.stats().detached, s.next_expiry()), (2, Some(t0 + grace)));
-        assert_eq!(s.take_over("b", 5), Some(Takeover { uid: 2, old: None }));
+        assert_eq!(s.take_over("b", 5), Some(Takeover { uid: 2, old: None, from_elsewhere: false }));
         assert_eq!(s.stats().detached, 1);
         assert!(s.expire(t0 + grace - Duration::from_millis(1)).is_empty());
-        assert_eq!(s.expire(t0 + grace + Duration::from_secs(5)), [1]);
+        assert_eq!(s.expire(t0 + grace + Duration::from_secs(5)), [Expired { uid: 1, here: true }]);
         assert_eq!((s.stats().expired, s.stats().detached, s.has(1), s.has(2)), (1, 0, false, true));
         // Detached again later: the new deadline counts, not the old one.
         s.detach(2, t0 + Duration::from_secs(40));
         assert!(s.expire(t0 + Duration::from_secs(60)).is_empty());
-        assert_eq!(s.expire(t0 + Duration::from_secs(70)), [2]);
+        assert_eq!(s.expire(t0 + Duration::from_secs(70)), [Expired { uid: 2, here: true }]);
         assert!(!s.logs("r"));
     }
 }

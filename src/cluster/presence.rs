@@ -12,6 +12,7 @@ use super::wire::{read_history_entry, Message, Record};
 use crate::app::LinkHost;
 use crate::chat::event::{ErrorCode, Remote, RoomEvent, Said};
 use crate::chat::presence::Presence;
+use crate::chat::resume::Sessions;
 use crate::chat::roster::Roster;
 use crate::metrics::Metrics;
 
@@ -146,9 +147,11 @@ impl Presence for ClusterPresence {
         Some(&mut self.node)
     }
 
-    fn end_turn(&mut self, roster: &Roster) {
+    fn end_turn(&mut self, roster: &Roster, sessions: &Sessions) {
         if self.node.snapshot_due() {
-            self.node.publish_snapshot(|f| roster.for_each_here(f));
+            self.node.publish_snapshot(|f| {
+                roster.for_each_here(&mut |room, uid, name, order| f(room, uid, name, order, sessions.id_of(uid)))
+            });
         } else {
             self.node.end_turn();
         }

@@ -193,7 +193,7 @@ impl<P: Presence> Hub<P> {
 
     /// The end of a loop turn: a shared presence sends what the turn recorded.
     pub fn end_turn(&mut self) {
-        self.presence.end_turn(&self.roster);
+        self.presence.end_turn(&self.roster, &self.sessions);
     }
 
     /// Sets the current time, for the join allowances. The reactor calls this once per loop turn; the hub
@@ -243,8 +243,12 @@ impl<P: Presence> Hub<P> {
         if self.sessions.next_expiry().is_none_or(|t| t > now) {
             return;
         }
-        for uid in self.sessions.expire(now) {
-            if let Some(seat) = self.roster.leave(uid) {
+        for expired in self.sessions.expire(now) {
+            let uid = expired.uid;
+            if !expired.here {
+                // The user of a process gone: every process removes it on its own.
+                self.remote_leave(uid, time, sink);
+            } else if let Some(seat) = self.roster.leave(uid) {
                 log::debug!("uid {uid}: detached past the grace; logged out");
                 self.depart(uid, &seat.room, &seat.name, time, sink);
             }
@@ -329,6 +333,9 @@ impl<P: Presence> Hub<P> {
             true => resume::new_session_id().map(|id| self.sessions.open(&id, uid, &room, conn)),
             false => None,
         };
+        if let Some(session) = session.as_deref() {
+            self.presence.replicate(&RoomEvent::Session { room: &room, uid, session });
+        }
         // The welcome: the user list, then what the room said before; then the room (the newcomer included)
         // hears of the login.
         let Some(members) = self.roster.room(&room) else { return Ok(()) };
@@ -370,11 +377,15 @@ impl<P: Presence> Hub<P> {
         self.roster.rehome(uid, Home::Here(conn));
         let Some(seat) = self.roster.seat(uid) else { return Ok(()) };
         let (room, name) = (seat.room.clone(), seat.name.clone());
+        if takeover.from_elsewhere {
+            // The other processes move the seat here; the one that held it lets its connection go.
+            self.presence.replicate(&RoomEvent::Handover { room: &room, uid });
+        }
         sink.joined(&room, conn);
         let Some(members) = self.roster.room(&room) else { return Ok(()) };
         let newcomer = Newcomer { uid, name: &name, time, session: Some(id) };
         sink.send(To::Welcome(conn), Event::UserList { room: &room, users: members, newcomer });
-        let missed = self.sessions.missed(uid, last_mid);
+        let missed = self.sessions.missed(uid, last_mid, !takeover.from_elsewhere);
         for event in missed.events() {
             sink.send(To::Welcome(conn), event);
         }
@@ -500,11 +511,17 @@ impl<P: Presence> Hub<P> {
                 return;
             }
         }
+        let had_session = self.sessions.has(uid);
         self.sessions.end(uid);
         let Some(seat) = self.roster.leave(uid) else { return };
         // What the room said while the user was in it is still the user's (a client logout keeps the
         // connection open).
         sink.left(conn);
+        if departure == Departure::Shutdown && had_session {
+            // Not a logout: the other processes keep a user with a session for the grace when this one is
+            // gone, to be resumed there.
+            return;
+        }
         self.depart(uid, &seat.room, &seat.name, time, sink);
     }
 

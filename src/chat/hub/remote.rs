@@ -62,6 +62,22 @@ impl<P: Presence> Hub<P> {
                 }
             }
             Remote::Room { event: RoomEvent::Logout { uid, time, .. }, .. } => self.remote_leave(uid, time, sink),
+            Remote::Room { event: RoomEvent::Session { room, uid, session }, .. } => {
+                if self.roster.seat(uid).is_some_and(|s| !s.home.is_here() && &*s.room == room) {
+                    self.sessions.open_elsewhere(session, uid, room);
+                }
+            }
+            Remote::Room { origin, event: RoomEvent::Handover { room, uid } } => {
+                if self.roster.seat(uid).is_none_or(|s| &*s.room != room) {
+                    return;
+                }
+                // The user resumed on `origin`: a connection here that still held it is closed, nobody is told.
+                if let Some(old) = self.sessions.moved_elsewhere(uid) {
+                    sink.left(old);
+                    sink.close(old, super::RESUMED_ELSEWHERE);
+                }
+                self.roster.rehome(uid, Home::Node(origin));
+            }
             Remote::Snapshot { origin, present } => {
                 for uid in self.roster.uids_of_node(origin) {
                     if present.binary_search(&uid).is_err() {
@@ -71,7 +87,11 @@ impl<P: Presence> Hub<P> {
             }
             Remote::Gone(node) => {
                 for uid in self.roster.uids_of_node(node) {
-                    self.remote_leave(uid, time, sink);
+                    // A user with a session may resume on any process within the grace.
+                    let orphaned = self.now.is_some_and(|now| self.sessions.orphan(uid, now));
+                    if !orphaned {
+                        self.remote_leave(uid, time, sink);
+                    }
                 }
             }
             Remote::History { room, said } => {
@@ -111,10 +131,11 @@ impl<P: Presence> Hub<P> {
         }
     }
 
-    fn remote_leave(&mut self, uid: u64, time: &str, sink: &mut impl Sink) {
+    pub(super) fn remote_leave(&mut self, uid: u64, time: &str, sink: &mut impl Sink) {
         if self.roster.seat(uid).is_none_or(|s| s.home.is_here()) {
             return; // Nobody, or this process's own user: only this process says when it leaves.
         }
+        self.sessions.end(uid);
         let Some(seat) = self.roster.leave(uid) else { return };
         if let Some(members) = self.roster.room(&seat.room) {
             sink.send(To::Room(members), Event::Logout { uid, name: &seat.name, time });

@@ -134,18 +134,21 @@ impl Node {
 
     /// Publishes this node's users as a snapshot, after the turn's message: `each` calls its argument with
     /// every local user (room, uid, name, order), grouped by room.
-    pub fn publish_snapshot(&mut self, each: impl FnOnce(&mut dyn FnMut(&str, u64, &str, u64))) {
+    pub fn publish_snapshot(&mut self, each: impl FnOnce(&mut dyn FnMut(&str, u64, &str, u64, Option<&str>))) {
         self.end_turn();
         self.snapshot_due = false;
         let mut section = Section::new();
         section.snapshot();
         let mut current: Option<String> = None;
-        each(&mut |room, uid, name, order| {
+        each(&mut |room, uid, name, order, session| {
             if current.as_deref() != Some(room) {
                 section.room(room);
                 current = Some(room.to_string());
             }
             section.present(uid, name, order);
+            if let Some(session) = session {
+                section.event(&RoomEvent::Session { room, uid, session });
+            }
         });
         self.seq += 1;
         let mut bytes = Vec::with_capacity(section.bytes.len() + 16);

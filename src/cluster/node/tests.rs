@@ -325,7 +325,7 @@ fn a_node_taken_for_dead_registers_its_users_again() {
     commands(&mut node, COMMANDS);
     node.input(COMMANDS, &beat(1, &[], &[ME, OTHER]));
     assert!(node.snapshot_due());
-    node.publish_snapshot(|f| f("r", 5, "x", 10));
+    node.publish_snapshot(|f| f("r", 5, "x", 10, None));
     let cmds = commands(&mut node, COMMANDS);
     let snap = Message::decode(&cmds[1].raw[2]).unwrap();
     assert_eq!(

@@ -23,6 +23,8 @@ const HELLO: u8 = 5;
 const SNAPSHOT: u8 = 6;
 const PRESENT: u8 = 7;
 const GONE: u8 = 8;
+const SESSION: u8 = 9;
+const HANDOVER: u8 = 10;
 
 /// One record of a message, with the room it belongs to filled in. Uids are positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +185,15 @@ impl Section {
                 put_str(&mut self.bytes, name);
                 self.time(time);
             }
+            RoomEvent::Session { uid, session, .. } => {
+                self.bytes.push(SESSION);
+                put_varint(&mut self.bytes, uid);
+                put_str(&mut self.bytes, session);
+            }
+            RoomEvent::Handover { uid, .. } => {
+                self.bytes.push(HANDOVER);
+                put_varint(&mut self.bytes, uid);
+            }
         }
     }
 
@@ -340,6 +351,17 @@ impl<'a> Records<'a> {
                 let name = self.r.str()?;
                 let time = self.time()?;
                 Record::Room(RoomEvent::Logout { room, uid, name, time })
+            }
+            SESSION => {
+                let room = self.room(at)?;
+                let uid = self.r.positive()?;
+                let session = self.r.str()?;
+                Record::Room(RoomEvent::Session { room, uid, session })
+            }
+            HANDOVER => {
+                let room = self.room(at)?;
+                let uid = self.r.positive()?;
+                Record::Room(RoomEvent::Handover { room, uid })
             }
             HELLO => Record::Hello,
             SNAPSHOT => Record::Snapshot,

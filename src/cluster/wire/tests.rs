@@ -130,7 +130,9 @@ fn snapshots_and_history_entries() {
     head.snapshot();
     let mut r = Section::new();
     r.present(5, "a", 10);
+    r.event(&RoomEvent::Session { room: "", uid: 5, session: "0123abcd" });
     r.present(6, "b", 11);
+    r.event(&RoomEvent::Handover { room: "", uid: 6 });
     let bytes = message(1, 1, &head, &[("r", &r)]);
     let got: Vec<Record<'_>> = Message::decode(&bytes).unwrap().records().collect();
     assert_eq!(
@@ -138,7 +140,9 @@ fn snapshots_and_history_entries() {
         [
             Record::Snapshot,
             Record::Present { room: "r", uid: 5, name: "a", order: 10 },
-            Record::Present { room: "r", uid: 6, name: "b", order: 11 }
+            Record::Room(RoomEvent::Session { room: "r", uid: 5, session: "0123abcd" }),
+            Record::Present { room: "r", uid: 6, name: "b", order: 11 },
+            Record::Room(RoomEvent::Handover { room: "r", uid: 6 }),
         ]
     );
     let entry = history_entry(9, "x", "hi", T1);

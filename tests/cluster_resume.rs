@@ -1,0 +1,194 @@
+//! Resume on a cluster (a real redis-server per test, persistence off, stopped by its PID): a session
+//! resumed on the node that holds it is invisible to the other nodes — its user stays in their lists, says
+//! from other nodes reach it on resume — and a session whose grace ran out is one logout on every node. A
+//! session resumes on another node too (the seat moves, the old connection gets 4001, nobody sees a logout
+//! or a login; the says missed on the old node are not known there: `recovered:false`), also after its node
+//! was killed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::cluster::{node, redis, send};
+use common::Raw;
+use serde_json::{json, Value};
+
+/// Reads until a message of `kind`, returning it and what came before.
+fn until(raw: &mut Raw, kind: &str) -> (Value, Vec<Value>) {
+    let mut seen = Vec::new();
+    loop {
+        let v = raw.read_json();
+        if v["type"] == kind {
+            return (v, seen);
+        }
+        seen.push(v);
+    }
+}
+
+/// Messages arriving on `raw` within `wait`.
+fn within(raw: &mut Raw, wait: Duration) -> Vec<Value> {
+    raw.set_read_timeout(wait).expect("timeout");
+    let mut got = Vec::new();
+    while let Some(f) = raw.try_read_frame() {
+        if f.opcode == 1 {
+            got.push(serde_json::from_slice(&f.payload).expect("JSON"));
+        }
+    }
+    raw.set_read_timeout(Duration::from_secs(5)).expect("timeout");
+    got
+}
+
+#[test]
+fn a_session_resumes_on_its_node_and_the_other_nodes_see_nothing() {
+    let Some(redis) = redis("a_session_resumes_on_its_node_and_the_other_nodes_see_nothing") else { return };
+    let (a, b) = (node(&redis, &["--resume-grace-secs", "2"]), node(&redis, &[]));
+    let mut far = Raw::open(b.ws);
+    send(&mut far, json!({"type":"login","name":"far","room_id":"r"}));
+    until(&mut far, "login");
+    let mut near = Raw::open(a.ws);
+    send(&mut near, json!({"type":"login","name":"near","room_id":"r","resume":true}));
+    let (list, _) = until(&mut near, "user_list");
+    let session = list["session"].as_str().expect("session").to_string();
+    let (login, _) = until(&mut far, "login");
+    let uid = login["uid"].as_u64().expect("uid");
+    // near drops; far keeps talking from the other node, publicly and privately.
+    drop(near);
+    send(&mut far, json!({"type":"say","to_uid":"all","content":"one"}));
+    send(&mut far, json!({"type":"say","to_uid":uid,"content":"two"}));
+    let seen = within(&mut far, Duration::from_millis(700));
+    assert!(seen.iter().all(|v| v["type"] == "say"), "no logout on the other node: {seen:?}");
+    // Its own node does: both says, in order, then resumed.
+    let mut back = Raw::open(a.ws);
+    send(&mut back, json!({"type":"resume","session":session,"last_mid":null}));
+    let (resumed, before) = until(&mut back, "resumed");
+    let contents: Vec<&str> = before[1..].iter().filter_map(|v| v["content"].as_str()).collect();
+    assert_eq!(contents, ["one", "two"]);
+    assert_eq!((resumed["recovered"].as_bool(), resumed["missed"].as_u64()), (Some(true), Some(2)));
+    // A newcomer on the other node lists the user all along.
+    let mut late = Raw::open(b.ws);
+    send(&mut late, json!({"type":"login","name":"late","room_id":"r"}));
+    let (list, _) = until(&mut late, "user_list");
+    assert!(list["user_list"].as_array().expect("list").iter().any(|u| u["uid"] == uid), "{list}");
+    // Dropped again, past the grace: exactly one logout on the other node.
+    drop(back);
+    let seen = within(&mut far, Duration::from_secs(4));
+    let logouts: Vec<&Value> = seen.iter().filter(|v| v["type"] == "logout").collect();
+    assert_eq!(logouts.len(), 1, "{seen:?}");
+    assert_eq!(logouts[0]["uid"], uid);
+}
+
+/// Logs in on `ws` in room "r"; returns the connection, its uid, and its session when `resume`.
+fn login(ws: std::net::SocketAddr, name: &str, resume: bool) -> (Raw, u64, Option<String>) {
+    let mut raw = Raw::open(ws);
+    send(&mut raw, json!({"type":"login","name":name,"room_id":"r","resume":resume}));
+    let (list, _) = until(&mut raw, "user_list");
+    let session = list["session"].as_str().map(str::to_string);
+    loop {
+        let v = raw.read_json();
+        if v["type"] == "login" && v["name"] == name {
+            return (raw, v["uid"].as_u64().expect("uid"), session);
+        }
+    }
+}
+
+/// Resumes `session` on `ws`: the connection, what came before `resumed`, and it.
+fn resume(ws: std::net::SocketAddr, session: &str) -> (Raw, Vec<Value>, Value) {
+    let mut raw = Raw::open(ws);
+    send(&mut raw, json!({"type":"resume","session":session,"last_mid":null}));
+    let (resumed, before) = until(&mut raw, "resumed");
+    (raw, before, resumed)
+}
+
+#[test]
+fn a_session_resumes_on_another_node_and_nobody_sees_it_move() {
+    let Some(redis) = redis("a_session_resumes_on_another_node_and_nobody_sees_it_move") else { return };
+    let (a, b, c) = (node(&redis, &[]), node(&redis, &[]), node(&redis, &[]));
+    let (mut watch, _, _) = login(c.ws, "watch", false);
+    let (mut old, uid, session) = login(a.ws, "mover", true);
+    let session = session.expect("session");
+    until(&mut watch, "login");
+    std::thread::sleep(Duration::from_millis(300));
+    // Resumed on b while the connection on a is still open: a closes it with 4001.
+    let (mut moved, before, resumed) = resume(b.ws, &session);
+    assert_eq!(before[0]["type"], "user_list");
+    assert_eq!(before[0]["session"], session.as_str());
+    assert_eq!(resumed, json!({"type":"resumed","uid":uid,"recovered":false,"missed":0}));
+    assert_eq!(old.expect_close(), 4001);
+    // The user is on b now: the room's says and a private say from c reach it there.
+    send(&mut watch, json!({"type":"say","to_uid":"all","content":"to all"}));
+    send(&mut watch, json!({"type":"say","to_uid":uid,"content":"to you"}));
+    let (first, _) = until(&mut moved, "say");
+    let (second, _) = until(&mut moved, "say");
+    assert_eq!((first["content"].as_str(), second["content"].as_str()), (Some("to all"), Some("to you")));
+    assert!(second["mid"].is_string());
+    send(&mut moved, json!({"type":"say","to_uid":"all","content":"from b"}));
+    let seen = within(&mut watch, Duration::from_millis(800));
+    assert!(seen.iter().any(|v| v["content"] == "from b" && v["from_uid"] == uid), "{seen:?}");
+    assert!(seen.iter().all(|v| v["type"] == "say"), "no logout or login anywhere: {seen:?}");
+    // And back to a: the seat moves again.
+    let (_back, _, resumed) = resume(a.ws, &session);
+    assert_eq!(resumed["uid"], uid);
+    assert_eq!(moved.expect_close(), 4001);
+}
+
+#[test]
+fn the_users_of_a_killed_node_resume_elsewhere_and_only_the_others_log_out() {
+    let Some(redis) = redis("the_users_of_a_killed_node_resume_elsewhere_and_only_the_others_log_out") else { return };
+    let mut a = node(&redis, &["--resume-grace-secs", "6"]);
+    let b = node(&redis, &["--resume-grace-secs", "6"]);
+    let (mut watch, _, _) = login(b.ws, "watch", false);
+    let (_plain, plain_uid, _) = login(a.ws, "plain", false);
+    let (_comes_back, back_uid, back_session) = login(a.ws, "back", true);
+    let (_stays_away, away_uid, _) = login(a.ws, "away", true);
+    for _ in 0..3 {
+        until(&mut watch, "login");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    // The node is reaped within about a second (heartbeat 200 ms): the user without a session logs out.
+    let seen = within(&mut watch, Duration::from_secs(3));
+    let logouts: Vec<u64> = seen.iter().filter(|v| v["type"] == "logout").filter_map(|v| v["uid"].as_u64()).collect();
+    assert_eq!(logouts, [plain_uid], "{seen:?}");
+    // One of the others resumes on b: nobody sees it come back.
+    let (mut back, before, resumed) = resume(b.ws, &back_session.expect("session"));
+    assert_eq!((resumed["uid"].as_u64(), resumed["recovered"].as_bool()), (Some(back_uid), Some(false)));
+    let listed: Vec<u64> =
+        before[0]["user_list"].as_array().expect("list").iter().filter_map(|u| u["uid"].as_u64()).collect();
+    assert!(listed.contains(&away_uid) && listed.contains(&back_uid) && !listed.contains(&plain_uid), "{listed:?}");
+    // The one that stays away is logged out once, at the end of its grace.
+    let seen = within(&mut watch, Duration::from_secs(6));
+    let logouts: Vec<u64> = seen.iter().filter(|v| v["type"] == "logout").filter_map(|v| v["uid"].as_u64()).collect();
+    assert_eq!(logouts, [away_uid], "{seen:?}");
+    assert!(seen.iter().all(|v| v["type"] != "login"), "{seen:?}");
+    send(&mut back, json!({"type":"say","content":"still here"}));
+    let (said, _) = until(&mut watch, "say");
+    assert_eq!(said["from_uid"], back_uid);
+}
+
+#[test]
+fn redis_restarted_empty_while_a_session_is_detached() {
+    let Some(mut redis) = redis("redis_restarted_empty_while_a_session_is_detached") else { return };
+    let (a, b) = (node(&redis, &[]), node(&redis, &[]));
+    let (mut watch, _, _) = login(b.ws, "watch", false);
+    let (gone, uid, session) = login(a.ws, "gone", true);
+    let session = session.expect("session");
+    until(&mut watch, "login");
+    drop(gone);
+    send(&mut watch, json!({"type":"say","to_uid":"all","content":"before the restart"}));
+    std::thread::sleep(Duration::from_millis(300));
+    redis.restart();
+    // Both nodes come back (healthz 200) with their memory: the session, the seat and what it missed.
+    for d in [&a, &b] {
+        let joined = common::probe::eventually(Duration::from_secs(15), || common::cluster::health(d.http).0 == 200);
+        assert!(joined, "node did not rejoin");
+    }
+    send(&mut watch, json!({"type":"say","to_uid":"all","content":"after the restart"}));
+    std::thread::sleep(Duration::from_millis(500));
+    let (_back, before, resumed) = resume(a.ws, &session);
+    let contents: Vec<&str> = before[1..].iter().filter_map(|v| v["content"].as_str()).collect();
+    assert_eq!(contents, ["before the restart", "after the restart"]);
+    assert_eq!((resumed["uid"].as_u64(), resumed["recovered"].as_bool()), (Some(uid), Some(true)));
+    let seen = within(&mut watch, Duration::from_millis(500));
+    assert!(seen.iter().all(|v| v["type"] != "logout" && v["type"] != "login"), "{seen:?}");
+}
