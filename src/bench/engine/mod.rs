@@ -6,7 +6,9 @@
 //! frame of a read with `ws::message` in place. A connection keeps only the few bytes of a frame header cut by a
 //! read boundary, so idle connections stay small. Each delivery is classified, audited and timed without
 //! allocating. A wss:// connection has a TLS layer (`tls`) between its socket and that path, driven by the
-//! same loop: the plain path pays one `Option` check for it.
+//! same loop: the plain path pays one `Option` check for it. With resume (churn) a client outlives its
+//! connections: one cut without a close frame is replaced by a new one that resumes its session (`churn`),
+//! under the same index, so the audit follows the client.
 
 mod churn;
 mod conn;
@@ -117,20 +119,18 @@ impl Engine {
         Ok(idx)
     }
 
-    /// A new connection for client `idx` to target `target`, sending `login` (a login or, when `resuming`, a
-    /// resume) after the handshake.
+    /// A new connection for client `idx` to target `target_idx`, sending `login` (a login or, when `resuming`,
+    /// a resume) after the handshake.
     fn connect(
         &mut self,
         idx: usize,
-        target: usize,
+        target_idx: usize,
         login: Option<Box<[u8]>>,
         resuming: bool,
     ) -> Result<Conn, EngineError> {
-        let Some(target_cfg) = self.config.targets.get(target) else {
+        let Some(target) = self.config.targets.get(target_idx) else {
             return Err(EngineError::Connect(io::Error::new(io::ErrorKind::InvalidInput, "no target")));
         };
-        let target_idx = target;
-        let target = target_cfg;
         let tls = match &target.tls {
             None => None,
             Some(name) => {
