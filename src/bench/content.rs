@@ -460,7 +460,7 @@ mod tests {
             to_uid: crate::chat::dialect::seed::ToUidOut::All("all"),
             content: &content,
             time: "2024-01-01 00:00:00",
-            mid: Some(crate::chat::dialect::seed::Mid(12)),
+            mid: Some("12"),
         };
         json.clear();
         with_mid.write_json(&mut json);

@@ -62,7 +62,9 @@ suite('wschat chat page in Chromium', { timeout: 60000 }, () => {
   }
 
   before(async () => {
-    daemon = await startDaemon();
+    // A closed tab is a lost connection (close 1001): its user stays for the resume grace, then leaves. A 1 s
+    // grace keeps the leave step short; resume.test.mjs runs at the default.
+    daemon = await startDaemon('127.0.0.1:0', '127.0.0.1:0', 'daemon', ['--resume-grace-secs', '1']);
     userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'wschat-e2e-chromium-'));
     context = await chromium.launchPersistentContext(userDir, {
       executablePath: CHROMIUM,
@@ -205,7 +207,7 @@ suite('wschat chat page in Chromium', { timeout: 60000 }, () => {
     assert.deepEqual(dialogs, [], 'a dialog was opened');
   });
 
-  step('when bob closes his page alice sees him leave', async () => {
+  step('when bob closes his page alice sees him leave once the grace ran out', async () => {
     await pages.bob.close();
     await waitText(pages.alice, '#messages', 'bob left');
     await waitUsers(pages.alice, ['alice', 'carol']);

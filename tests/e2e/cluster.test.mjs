@@ -61,7 +61,8 @@ clusterSuite('two nodes of a cluster in Chromium', { timeout: 60000 }, () => {
     redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
       { stdio: 'ignore' });
     await until('redis-server listening', () => connectable(port));
-    const args = ['--cluster', `redis://127.0.0.1:${port}`, '--cluster-heartbeat-ms', '200'];
+    // A closed tab is a lost connection: a 1 s resume grace keeps the leave step short.
+    const args = ['--cluster', `redis://127.0.0.1:${port}`, '--cluster-heartbeat-ms', '200', '--resume-grace-secs', '1'];
     for (const tag of ['node-a', 'node-b']) {
       const node = await startDaemon('127.0.0.1:0', '127.0.0.1:0', tag, args);
       await until(`${tag} joined the cluster`, async () => (await fetch(`http://127.0.0.1:${node.httpPort}/healthz`)).ok);
