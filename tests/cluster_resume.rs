@@ -2,8 +2,8 @@
 //! resumed on the node that holds it is invisible to the other nodes — its user stays in their lists, says
 //! from other nodes reach it on resume — and a session whose grace ran out is one logout on every node. A
 //! session resumes on another node too (the seat moves, the old connection gets 4001, nobody sees a logout
-//! or a login; the says missed on the old node are not known there: `recovered:false`), also after its node
-//! was killed.
+//! or a login, and the says the client missed come from the new node's own log, exactly), also after its
+//! node was killed.
 
 mod common;
 
@@ -77,6 +77,11 @@ fn a_session_resumes_on_its_node_and_the_other_nodes_see_nothing() {
     assert_eq!(logouts[0]["uid"], uid);
 }
 
+/// Resumes `session` on `ws` as a client that received no say.
+fn resume(ws: std::net::SocketAddr, session: &str) -> (Raw, Vec<Value>, Value) {
+    resume_after(ws, session, None)
+}
+
 /// Logs in on `ws` in room "r"; returns the connection, its uid, and its session when `resume`.
 fn login(ws: std::net::SocketAddr, name: &str, resume: bool) -> (Raw, u64, Option<String>) {
     let mut raw = Raw::open(ws);
@@ -91,10 +96,10 @@ fn login(ws: std::net::SocketAddr, name: &str, resume: bool) -> (Raw, u64, Optio
     }
 }
 
-/// Resumes `session` on `ws`: the connection, what came before `resumed`, and it.
-fn resume(ws: std::net::SocketAddr, session: &str) -> (Raw, Vec<Value>, Value) {
+/// Resumes `session` on `ws` after `last_mid`: the connection, what came before `resumed`, and it.
+fn resume_after(ws: std::net::SocketAddr, session: &str, last_mid: Option<&str>) -> (Raw, Vec<Value>, Value) {
     let mut raw = Raw::open(ws);
-    send(&mut raw, json!({"type":"resume","session":session,"last_mid":null}));
+    send(&mut raw, json!({"type":"resume","session":session,"last_mid":last_mid}));
     let (resumed, before) = until(&mut raw, "resumed");
     (raw, before, resumed)
 }
@@ -108,11 +113,22 @@ fn a_session_resumes_on_another_node_and_nobody_sees_it_move() {
     let session = session.expect("session");
     until(&mut watch, "login");
     std::thread::sleep(Duration::from_millis(300));
-    // Resumed on b while the connection on a is still open: a closes it with 4001.
-    let (mut moved, before, resumed) = resume(b.ws, &session);
+    // Says from c reach the user on a; the network loses the last two.
+    send(&mut watch, json!({"type":"say","to_uid":"all","content":"x1"}));
+    send(&mut watch, json!({"type":"say","to_uid":uid,"content":"x2"}));
+    send(&mut watch, json!({"type":"say","to_uid":"all","content":"x3"}));
+    let (x1, _) = until(&mut old, "say");
+    let last_mid = x1["mid"].as_str().expect("mid").to_string();
+    until(&mut old, "say");
+    until(&mut old, "say");
+    // Resumed on b while the connection on a is still open: a closes it with 4001, b replays what the
+    // client lost, exactly.
+    let (mut moved, before, resumed) = resume_after(b.ws, &session, Some(&last_mid));
     assert_eq!(before[0]["type"], "user_list");
     assert_eq!(before[0]["session"], session.as_str());
-    assert_eq!(resumed, json!({"type":"resumed","uid":uid,"recovered":false,"missed":0}));
+    let replayed: Vec<&str> = before[1..].iter().filter_map(|v| v["content"].as_str()).collect();
+    assert_eq!(replayed, ["x2", "x3"]);
+    assert_eq!(resumed, json!({"type":"resumed","uid":uid,"recovered":true,"missed":2}));
     assert_eq!(old.expect_close(), 4001);
     // The user is on b now: the room's says and a private say from c reach it there.
     send(&mut watch, json!({"type":"say","to_uid":"all","content":"to all"}));
@@ -138,21 +154,29 @@ fn the_users_of_a_killed_node_resume_elsewhere_and_only_the_others_log_out() {
     let b = node(&redis, &["--resume-grace-secs", "6"]);
     let (mut watch, _, _) = login(b.ws, "watch", false);
     let (_plain, plain_uid, _) = login(a.ws, "plain", false);
-    let (_comes_back, back_uid, back_session) = login(a.ws, "back", true);
+    let (mut comes_back, back_uid, back_session) = login(a.ws, "back", true);
     let (_stays_away, away_uid, _) = login(a.ws, "away", true);
     for _ in 0..3 {
         until(&mut watch, "login");
     }
     std::thread::sleep(Duration::from_millis(300));
+    send(&mut watch, json!({"type":"say","to_uid":"all","content":"k1"}));
+    let (k1, _) = until(&mut comes_back, "say");
+    let last_mid = k1["mid"].as_str().expect("mid").to_string();
     let _ = a.child.kill();
     let _ = a.child.wait();
+    // Said while the node is dead, before and after it is reaped.
+    send(&mut watch, json!({"type":"say","to_uid":back_uid,"content":"k2"}));
     // The node is reaped within about a second (heartbeat 200 ms): the user without a session logs out.
     let seen = within(&mut watch, Duration::from_secs(3));
     let logouts: Vec<u64> = seen.iter().filter(|v| v["type"] == "logout").filter_map(|v| v["uid"].as_u64()).collect();
     assert_eq!(logouts, [plain_uid], "{seen:?}");
-    // One of the others resumes on b: nobody sees it come back.
-    let (mut back, before, resumed) = resume(b.ws, &back_session.expect("session"));
-    assert_eq!((resumed["uid"].as_u64(), resumed["recovered"].as_bool()), (Some(back_uid), Some(false)));
+    send(&mut watch, json!({"type":"say","to_uid":"all","content":"k3"}));
+    // One of the others resumes on b: nobody sees it come back, and it gets what it missed.
+    let (mut back, before, resumed) = resume_after(b.ws, &back_session.expect("session"), Some(&last_mid));
+    assert_eq!((resumed["uid"].as_u64(), resumed["recovered"].as_bool()), (Some(back_uid), Some(true)));
+    let replayed: Vec<&str> = before[1..].iter().filter_map(|v| v["content"].as_str()).collect();
+    assert_eq!(replayed, ["k2", "k3"]);
     let listed: Vec<u64> =
         before[0]["user_list"].as_array().expect("list").iter().filter_map(|u| u["uid"].as_u64()).collect();
     assert!(listed.contains(&away_uid) && listed.contains(&back_uid) && !listed.contains(&plain_uid), "{listed:?}");

@@ -100,6 +100,15 @@ impl Audit {
         self.totals
     }
 
+    /// The number after the newest `receiver` has from `sender` (0: none yet, or a pair outside the audit):
+    /// a sender that has every say it sent back from the server has this equal to its count of says.
+    pub fn next(&self, receiver: usize, sender: usize) -> u32 {
+        if receiver >= self.receivers || sender >= self.senders {
+            return 0;
+        }
+        self.cells[receiver * self.senders + sender].next
+    }
+
     /// How many of the first `sent` messages of `sender` `receiver` has not received (yet).
     #[cfg(test)]
     pub fn missing(&self, receiver: usize, sender: usize, sent: u32) -> u32 {
@@ -149,6 +158,7 @@ mod tests {
         assert_eq!(a.record(0, 0, 3), Verdict::InOrder);
         assert_eq!(a.totals(), AuditTotals { unique: 4, out_of_order: 1, duplicated: 0, foreign: 0 });
         assert_eq!(a.missing(0, 0, 4), 0);
+        assert_eq!((a.next(0, 0), a.next(1, 0), a.next(0, 1)), (4, 0, 0));
     }
 
     #[test]

@@ -100,11 +100,13 @@ pub fn say_request(out: &mut Vec<u8>, content: &[u8]) {
     out.extend_from_slice(br#""}"#);
 }
 
-/// The chat login request for `name`, in `room` when given. Names and rooms must need no JSON escaping.
-pub fn login_request(name: &str, room: Option<&str>) -> Vec<u8> {
+/// The chat login request for `name`, in `room` when given, asking for a session when `resume`. Names and
+/// rooms must need no JSON escaping.
+pub fn login_request(name: &str, room: Option<&str>, resume: bool) -> Vec<u8> {
+    let resume = if resume { r#","resume":true"# } else { "" };
     match room {
-        Some(room) => format!(r#"{{"type":"login","name":"{name}","room_id":"{room}"}}"#).into_bytes(),
-        None => format!(r#"{{"type":"login","name":"{name}"}}"#).into_bytes(),
+        Some(room) => format!(r#"{{"type":"login","name":"{name}","room_id":"{room}"{resume}}}"#).into_bytes(),
+        None => format!(r#"{{"type":"login","name":"{name}"{resume}}}"#).into_bytes(),
     }
 }
 
@@ -242,9 +244,11 @@ pub fn json_str_start<'a>(json: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
 /// stamp ends the content just before it. Otherwise the `content` field is looked up by a scan.
 #[inline]
 pub fn say_stamp(json: &[u8]) -> Option<Stamp> {
-    if let Some(stamp_end) = json.len().checked_sub(TIME_TAIL_LEN) {
-        if json[stamp_end..].starts_with(TIME_TAIL_START) && stamp_end >= STAMP_LEN {
-            if let Some(stamp) = parse(&json[..stamp_end]) {
+    // A session's say has its mid after the time: the same view without it.
+    let fields = crate::bench::resume::say_fields(json);
+    if let Some(stamp_end) = fields.len().checked_sub(TIME_TAIL_LEN) {
+        if fields[stamp_end..].starts_with(TIME_TAIL_START) && stamp_end >= STAMP_LEN {
+            if let Some(stamp) = parse(&fields[..stamp_end]) {
                 return Some(stamp);
             }
         }
@@ -254,8 +258,8 @@ pub fn say_stamp(json: &[u8]) -> Option<Stamp> {
 
 /// What follows the content in a relay written in the contract's field order.
 const TIME_TAIL_START: &[u8] = br#"","time":""#;
-/// Length of that tail: the field's start, a `YYYY-MM-DD HH:MM:SS` time, the closing `"}`.
-const TIME_TAIL_LEN: usize = TIME_TAIL_START.len() + 19 + 2;
+/// Length of that tail: the field's start, a `YYYY-MM-DD HH:MM:SS` time, its closing quote.
+const TIME_TAIL_LEN: usize = TIME_TAIL_START.len() + 19 + 1;
 
 /// How a `say` relay starts when its fields come in the contract's order.
 const SAY_PREFIX: &[u8] = br#"{"type":"say","#;
@@ -288,6 +292,8 @@ pub enum ChatKind {
     Logout,
     /// An `error`.
     Error,
+    /// The `resumed` that ends the answer to a resume.
+    Resumed,
     /// Anything else, or no `type` at all.
     Other,
 }
@@ -311,6 +317,7 @@ pub fn chat_kind(json: &[u8]) -> ChatKind {
                 b'l' => (br#"{"type":"logout","#, ChatKind::Logout),
                 b'u' => (USER_LIST_PREFIX, ChatKind::UserList),
                 b'e' => (br#"{"type":"error","#, ChatKind::Error),
+                b'r' => (br#"{"type":"resumed","#, ChatKind::Resumed),
                 _ => (b"", ChatKind::Other),
             };
             if !prefix.is_empty() && json.starts_with(prefix) {
@@ -324,6 +331,7 @@ pub fn chat_kind(json: &[u8]) -> ChatKind {
         Some(b"user_list") => ChatKind::UserList,
         Some(b"logout") => ChatKind::Logout,
         Some(b"error") => ChatKind::Error,
+        Some(b"resumed") => ChatKind::Resumed,
         _ => ChatKind::Other,
     }
 }
@@ -402,11 +410,16 @@ mod tests {
         assert_eq!(v["type"], "say");
         assert_eq!(v["to_uid"], "all");
         assert_eq!(v["content"].as_str().unwrap().as_bytes(), &content[..]);
-        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", Some("r2"))).unwrap();
+        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", Some("r2"), false)).unwrap();
         assert_eq!(login["name"], "b7");
         assert_eq!(login["room_id"], "r2");
-        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", None)).unwrap();
+        assert!(login.get("resume").is_none());
+        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", None, false)).unwrap();
         assert!(login.get("room_id").is_none());
+        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", Some("r2"), true)).unwrap();
+        assert_eq!((login["room_id"].as_str(), login["resume"].as_bool()), (Some("r2"), Some(true)));
+        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", None, true)).unwrap();
+        assert_eq!(login, serde_json::json!({"type":"login","name":"b7","resume":true}));
     }
 
     #[test]
@@ -447,7 +460,7 @@ mod tests {
             to_uid: crate::chat::dialect::seed::ToUidOut::All("all"),
             content: &content,
             time: "2024-01-01 00:00:00",
-            mid: Some(crate::chat::dialect::seed::Mid(12)),
+            mid: Some("12"),
         };
         json.clear();
         with_mid.write_json(&mut json);
@@ -469,6 +482,9 @@ mod tests {
         assert_eq!(chat_kind(br#"{"type":"logout","uid":1}"#), ChatKind::Logout);
         assert_eq!(chat_kind(br#"{"type":"error","code":"bad_json","message":"m"}"#), ChatKind::Error);
         assert_eq!(chat_kind(br#"{"type":"ping"}"#), ChatKind::Other);
+        assert_eq!(chat_kind(br#"{"type":"resumed","uid":1,"recovered":true,"missed":0}"#), ChatKind::Resumed);
+        assert_eq!(chat_kind(br#"{"uid":1,"type":"resumed"}"#), ChatKind::Resumed);
+        assert_eq!(chat_kind(br#"{"type":"resume","uid":1}"#), ChatKind::Other);
         assert_eq!(chat_kind(b"not json"), ChatKind::Other);
         // Other field orders and spacing are still classified by the scan.
         assert_eq!(chat_kind(br#"{"uid":1, "type": "login"}"#), ChatKind::Login);

@@ -1,5 +1,5 @@
 //! The load client behind `wschat-bench`: a single-threaded mio client engine that reuses the crate's frame
-//! codec and the client side of its handshake, the fanout, saturate and connect scenarios, the delivery
+//! codec and the client side of its handshake, the fanout, saturate, connect and churn scenarios, the delivery
 //! audit (loss, duplicates, reordering per sender), latency histograms and the report. The clients may be
 //! spread over several URLs, the nodes of one cluster (client i on URL i mod n), all ws:// or all wss:// (TLS,
 //! driven sans-IO by the same loop).
@@ -8,6 +8,7 @@ pub mod audit;
 pub mod content;
 pub mod engine;
 pub mod report;
+pub mod resume;
 pub mod scenario;
 pub mod sys;
 pub mod target;

@@ -78,6 +78,52 @@ pub struct UrlShare {
     pub clients: usize,
 }
 
+/// What a churn run adds: its cuts, the resumes, and whether anyone saw a client leave.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ChurnReport {
+    /// Cuts per second asked for.
+    pub cuts_per_s_offered: f64,
+    /// Share of cuts asked to be resets (the others FINs).
+    pub reset_share: f64,
+    /// How long a cut client stayed away before reconnecting, ms.
+    pub away_ms: f64,
+    /// Connections cut in the measured window.
+    pub cuts: u64,
+    /// Of those, with a reset.
+    pub cuts_reset: u64,
+    /// Of those, with a FIN.
+    pub cuts_fin: u64,
+    /// Cuts due that found no ready client to cut.
+    pub cuts_skipped: u64,
+    /// Resumes completed (`resumed` received).
+    pub resumes: u64,
+    /// Resumes completed per second of the measured window.
+    pub resumes_per_s: f64,
+    /// From the cut (or, after a pause away, the reconnect) to `resumed`.
+    pub resume_latency: Latency,
+    /// Resumes that said `recovered: false`.
+    pub not_recovered: u64,
+    /// Says the resumes said they replayed (`missed`, summed).
+    pub missed: u64,
+    /// Bench messages received in the replays.
+    pub replayed: u64,
+    /// Of those, says the client had received before its cut.
+    pub replay_duplicates: u64,
+    /// Resumes the server refused (an error instead of `resumed`).
+    pub refused: u64,
+    /// Clients not ready again when the run ended.
+    pub unresumed: usize,
+    /// `logout` messages any client received in the whole run (must be 0: nobody left).
+    pub logouts_seen: u64,
+    /// `login` messages any client received from the measured window on (must be 0: nobody came).
+    pub logins_seen: u64,
+    /// True when nothing was lost, duplicated or reordered, nobody was seen leaving or coming, and every
+    /// client came back.
+    pub clean: bool,
+    /// What was not, in words.
+    pub problems: Vec<String>,
+}
+
 /// Everything a run reports. Keys follow CONTRACT.md; fields a scenario does not measure stay zero or null.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -175,6 +221,8 @@ pub struct Report {
     pub writes: u64,
     /// The saturate run's steps.
     pub steps: Vec<Step>,
+    /// The churn run's cuts and resumes.
+    pub churn: Option<ChurnReport>,
 }
 
 /// A number in engineering style: 1234567 → "1.23 M".
@@ -282,6 +330,9 @@ impl Report {
         if let Some(e) = &self.first_error {
             let _ = writeln!(s, "  first error    {e} ({} chat errors)", self.server_errors);
         }
+        if let Some(c) = &self.churn {
+            c.table(&mut s);
+        }
         if !self.steps.is_empty() {
             let _ = writeln!(s, "  steps:    msg/s   offered/s  delivered/s   p99 µs  client  server  verdict");
             for st in &self.steps {
@@ -299,6 +350,43 @@ impl Report {
             }
         }
         s
+    }
+}
+
+impl ChurnReport {
+    /// Its lines of the human table.
+    fn table(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "  churn          {} cuts ({} resets, {} FINs; {}/s asked, {} skipped), away {:.0} ms",
+            self.cuts,
+            self.cuts_reset,
+            self.cuts_fin,
+            si(self.cuts_per_s_offered),
+            self.cuts_skipped,
+            self.away_ms
+        );
+        let _ = writeln!(
+            s,
+            "  resumes        {} ({}/s), {} not recovered, {} refused, {} not back; {} missed, {} replayed, {} again",
+            self.resumes,
+            si(self.resumes_per_s),
+            self.not_recovered,
+            self.refused,
+            self.unresumed,
+            self.missed,
+            self.replayed,
+            self.replay_duplicates
+        );
+        let l = &self.resume_latency;
+        let _ = writeln!(
+            s,
+            "  resume µs      p50 {:.0}  p99 {:.0}  max {:.0}  ({} samples)",
+            l.p50_us, l.p99_us, l.max_us, l.samples
+        );
+        let _ = writeln!(s, "  presence       {} logouts seen, {} logins seen", self.logouts_seen, self.logins_seen);
+        let verdict = if self.clean { "clean".to_string() } else { format!("NOT CLEAN: {}", self.problems.join(", ")) };
+        let _ = writeln!(s, "  verdict        {verdict}");
     }
 }
 
@@ -363,6 +451,33 @@ mod tests {
         assert!(t.contains("against 2 URLs\n"), "{t}");
         assert!(t.contains("\n  urls           ws://127.0.0.1:1/ (3 clients), ws://127.0.0.1:2/ (2 clients)\n"), "{t}");
         assert!(t.contains("4 clients had not seen every other member"), "{t}");
+    }
+
+    #[test]
+    fn a_churn_run_reports_its_resumes_and_verdict() {
+        let churn = ChurnReport {
+            cuts: 12,
+            cuts_reset: 5,
+            cuts_fin: 7,
+            resumes: 12,
+            resumes_per_s: 100.0,
+            logouts_seen: 1,
+            problems: vec!["1 logouts seen".into()],
+            ..ChurnReport::default()
+        };
+        let r = Report { scenario: "churn".into(), churn: Some(churn), ..Report::default() };
+        let t = r.to_table();
+        assert!(t.contains("\n  churn          12 cuts (5 resets, 7 FINs;"), "{t}");
+        assert!(t.contains("\n  resumes        12 (100/s)"), "{t}");
+        assert!(t.contains("\n  presence       1 logouts seen, 0 logins seen\n"), "{t}");
+        assert!(t.contains("\n  verdict        NOT CLEAN: 1 logouts seen\n"), "{t}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["churn"]["resumes"], 12);
+        assert_eq!(v["churn"]["clean"], false);
+        assert!(v["churn"]["resume_latency"]["p99_us"].is_number());
+        let none: serde_json::Value = serde_json::from_str(&Report::default().to_json()).unwrap();
+        assert!(none["churn"].is_null());
+        assert!(!Report::default().to_table().contains("verdict"));
     }
 
     #[test]

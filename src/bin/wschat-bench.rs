@@ -16,6 +16,9 @@ enum ScenarioArg {
     Saturate,
     /// Opens C connections, handshakes and logs in, holds them idle; handshakes/s and server RSS per connection.
     Connect,
+    /// A fanout whose clients log in with resume and are cut at random (reset or FIN, no close frame), then
+    /// resume on a new connection (to the next URL); audited over all their connections. Exits 1 unless clean.
+    Churn,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -104,6 +107,15 @@ struct Args {
     /// wss://: accept any server certificate (the handshake's signature is still verified).
     #[arg(long)]
     insecure: bool,
+    /// Churn: connections cut per second, all clients together, during the measured time.
+    #[arg(long, default_value_t = 10.0)]
+    cuts_per_sec: f64,
+    /// Churn: the share of cuts that are resets (SO_LINGER 0, then close); the others are FINs (shutdown).
+    #[arg(long, default_value_t = 0.5)]
+    reset_share: f64,
+    /// Churn: milliseconds a cut client stays away before it reconnects and resumes.
+    #[arg(long, default_value_t = 0.0)]
+    away_ms: f64,
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration, String> {
@@ -116,6 +128,7 @@ fn config(args: &Args) -> Result<BenchConfig, String> {
         ScenarioArg::Fanout => Scenario::Fanout,
         ScenarioArg::Saturate => Scenario::Saturate,
         ScenarioArg::Connect => Scenario::Connect,
+        ScenarioArg::Churn => Scenario::Churn,
     };
     let wss = targets.iter().any(|t| t.tls.is_some());
     let trust = match (&args.ca, args.insecure) {
@@ -148,6 +161,9 @@ fn config(args: &Args) -> Result<BenchConfig, String> {
     cfg.max_steps = args.max_steps;
     cfg.setup_timeout = secs("setup-timeout", args.setup_timeout)?;
     cfg.drain_timeout = secs("drain-timeout", args.drain_timeout)?;
+    cfg.cuts_per_sec = args.cuts_per_sec;
+    cfg.reset_share = args.reset_share;
+    cfg.away = secs("away-ms", args.away_ms / 1000.0)?;
     Ok(cfg)
 }
 
@@ -172,6 +188,10 @@ fn main() -> ExitCode {
                 eprintln!("wschat-bench: no connection succeeded ({} failed)", report.failed);
                 return ExitCode::FAILURE;
             }
+            if let Some(churn) = report.churn.as_ref().filter(|c| !c.clean) {
+                eprintln!("wschat-bench: churn not clean: {}", churn.problems.join(", "));
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -187,6 +207,17 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<Args, clap::Error> {
         Args::try_parse_from(std::iter::once("wschat-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn churn_takes_its_rate_mix_and_pause() {
+        let cfg = config(&parse(&["churn"]).unwrap()).unwrap();
+        assert_eq!(cfg.scenario, Scenario::Churn);
+        assert_eq!((cfg.cuts_per_sec, cfg.reset_share, cfg.away), (10.0, 0.5, Duration::ZERO));
+        let args = parse(&["churn", "--cuts-per-sec", "100", "--reset-share", "0.25", "--away-ms", "50"]).unwrap();
+        let cfg = config(&args).unwrap();
+        assert_eq!((cfg.cuts_per_sec, cfg.reset_share, cfg.away), (100.0, 0.25, Duration::from_millis(50)));
+        assert!(config(&parse(&["churn", "--away-ms=-1"]).unwrap()).is_err());
     }
 
     #[test]

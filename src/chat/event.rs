@@ -199,7 +199,7 @@ pub enum Event<'a> {
         /// Local time, "YYYY-MM-DD HH:MM:SS".
         time: &'a str,
         /// Its mid, for the connections of a session (see [`super::resume`]); `None` where nobody resumes.
-        mid: Option<u64>,
+        mid: Option<&'a str>,
     },
     /// Someone left.
     Logout {
@@ -291,7 +291,7 @@ impl Said {
     }
 
     /// The say it was, to `to_uid` (`None`: the room) under `mid`.
-    pub fn event_to(&self, to_uid: Option<u64>, mid: Option<u64>) -> Event<'_> {
+    pub fn event_to<'a>(&'a self, to_uid: Option<u64>, mid: Option<&'a str>) -> Event<'a> {
         let (time, rest) = self.text.split_at(self.time_len as usize);
         let (from_name, content) = rest.split_at(self.name_len as usize);
         Event::Say { from_uid: self.from_uid, from_name, to_uid, echo_to: None, content, time, mid }
@@ -396,6 +396,19 @@ impl<'a> RoomEvent<'a> {
     }
 }
 
+/// Where a say stands in its origin's order, the same on every process: the process that took it, the
+/// number of the message it went out in (on one process alone, a count of its says) and its place among that
+/// message's says of its room. Positions of one origin are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    /// The process that took the say (0 on a process alone).
+    pub origin: u64,
+    /// The origin's message it went out in.
+    pub seq: u64,
+    /// Its place among the message's says of its room.
+    pub index: u32,
+}
+
 /// What other processes sharing the chat tell this one, in the order it is to be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remote<'a> {
@@ -405,6 +418,8 @@ pub enum Remote<'a> {
         origin: u64,
         /// What happened.
         event: RoomEvent<'a>,
+        /// A say's place in the origin's order.
+        at: Option<Position>,
     },
     /// One user process `origin` holds (part of a snapshot of its users).
     Present {
@@ -418,6 +433,8 @@ pub enum Remote<'a> {
         name: &'a str,
         /// Their place in the room's order.
         order: u64,
+        /// The session they hold, if any.
+        session: Option<&'a str>,
     },
     /// Process `origin` holds exactly the users `present` (sorted): any other user it was known to hold
     /// has left.

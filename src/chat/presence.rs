@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Instant;
 
-use super::event::{ErrorCode, Remote, RoomEvent};
+use super::event::{ErrorCode, Position, Remote, RoomEvent};
 use super::resume::Sessions;
 use super::roster::Roster;
 use crate::app::LinkHost;
@@ -38,8 +38,8 @@ pub trait Presence {
     }
 
     /// `event` happened on this process, after the roster changed for it: a shared presence tells the
-    /// others.
-    fn replicate(&mut self, _event: &RoomEvent<'_>) {}
+    /// others. A say's place in this process's order is returned.
+    fn replicate(&mut self, event: &RoomEvent<'_>) -> Option<Position>;
 
     /// Whether a room's history outlives its last user (a cluster keeps it for every node).
     fn keeps_empty_rooms(&self) -> bool {
@@ -84,11 +84,13 @@ pub trait Presence {
 pub struct LocalPresence {
     next_uid: u64,
     next_order: u64,
+    /// Says taken so far: each say's position.
+    says: u64,
 }
 
 impl Default for LocalPresence {
     fn default() -> LocalPresence {
-        LocalPresence { next_uid: 1, next_order: 1 }
+        LocalPresence { next_uid: 1, next_order: 1, says: 0 }
     }
 }
 
@@ -112,6 +114,12 @@ impl Presence for LocalPresence {
         let order = self.next_order;
         self.next_order += 1;
         order
+    }
+
+    fn replicate(&mut self, event: &RoomEvent<'_>) -> Option<Position> {
+        let RoomEvent::Say { .. } = event else { return None };
+        self.says += 1;
+        Some(Position { origin: 0, seq: self.says, index: 0 })
     }
 }
 

@@ -10,7 +10,7 @@ use log::warn;
 use super::node::{Inbound, Node, NodeConfig, SayRefusal};
 use super::wire::{read_history_entry, Message, Record};
 use crate::app::LinkHost;
-use crate::chat::event::{ErrorCode, Remote, RoomEvent, Said};
+use crate::chat::event::{ErrorCode, Position, Remote, RoomEvent, Said};
 use crate::chat::presence::Presence;
 use crate::chat::resume::Sessions;
 use crate::chat::roster::Roster;
@@ -42,13 +42,33 @@ impl ClusterPresence {
         };
         let origin = msg.origin;
         let mut snapshot: Option<Vec<u64>> = None;
+        // A say's place among its room's says in this message: a room's records are one run.
+        let mut says: (&str, u32) = ("", 0);
         for record in msg.records() {
             match record {
-                Record::Room(event) => {
-                    if let RoomEvent::Login { uid, .. } = event {
-                        self.node.saw_uid(uid);
+                Record::Room(RoomEvent::Session { uid, session, .. }) if matches!(out.last(), Some(Remote::Present { uid: u, .. }) if *u == uid) =>
+                {
+                    // A snapshot's user and its session: one thing.
+                    if let Some(Remote::Present { session: s, .. }) = out.last_mut() {
+                        *s = Some(session);
                     }
-                    out.push(Remote::Room { origin, event });
+                }
+                Record::Room(event) => {
+                    if says.0 != event.room() {
+                        says = (event.room(), 0);
+                    }
+                    let at = match event {
+                        RoomEvent::Login { uid, .. } => {
+                            self.node.saw_uid(uid);
+                            None
+                        }
+                        RoomEvent::Say { .. } => {
+                            says.1 += 1;
+                            Some(Position { origin, seq: msg.seq, index: says.1 - 1 })
+                        }
+                        _ => None,
+                    };
+                    out.push(Remote::Room { origin, event, at });
                 }
                 Record::Hello => self.node.on_hello(origin),
                 Record::Snapshot => snapshot = Some(Vec::new()),
@@ -57,7 +77,7 @@ impl ClusterPresence {
                         seen.push(uid);
                     }
                     self.node.saw_uid(uid);
-                    out.push(Remote::Present { origin, room, uid, name, order });
+                    out.push(Remote::Present { origin, room, uid, name, order, session: None });
                 }
                 Record::Gone { node } => self.gone(node, out),
             }
@@ -104,8 +124,8 @@ impl Presence for ClusterPresence {
         })
     }
 
-    fn replicate(&mut self, event: &RoomEvent<'_>) {
-        self.node.record(event);
+    fn replicate(&mut self, event: &RoomEvent<'_>) -> Option<Position> {
+        self.node.record(event)
     }
 
     fn keeps_empty_rooms(&self) -> bool {

@@ -18,8 +18,14 @@ pub(super) struct Conn {
     pub(super) phase: Phase,
     /// The handshake key, while handshaking.
     pub(super) key: Option<Box<str>>,
-    /// The login request to send after the handshake (chat protocol).
+    /// The request to send after the handshake (chat protocol): a login, or a resume when `resuming`.
     pub(super) login: Option<Box<[u8]>>,
+    /// The request after the handshake resumes a session: the answer ends with `resumed`, not the user list.
+    pub(super) resuming: bool,
+    /// Sends nothing more (a sender waiting for its says to come back before it is cut).
+    pub(super) held: bool,
+    /// Which target it connects to.
+    pub(super) target: usize,
     /// Unconsumed input: a handshake head or a frame header cut by a read boundary.
     pub(super) pending: Vec<u8>,
     pub(super) out: Vec<u8>,

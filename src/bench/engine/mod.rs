@@ -6,14 +6,19 @@
 //! frame of a read with `ws::message` in place. A connection keeps only the few bytes of a frame header cut by a
 //! read boundary, so idle connections stay small. Each delivery is classified, audited and timed without
 //! allocating. A wss:// connection has a TLS layer (`tls`) between its socket and that path, driven by the
-//! same loop: the plain path pays one `Option` check for it.
+//! same loop: the plain path pays one `Option` check for it. With resume (churn) a client outlives its
+//! connections: one cut without a close frame is replaced by a new one that resumes its session (`churn`),
+//! under the same index, so the audit follows the client.
 
+mod churn;
 mod conn;
 mod members;
 mod read;
+mod sessions;
 mod tls;
 mod types;
 
+pub use sessions::ResumeCounters;
 pub use tls::TlsFailure;
 pub use types::{ConnFailure, Counters, EngineConfig, EngineError, Phase, Proto};
 
@@ -55,6 +60,8 @@ pub struct Engine {
     body: Vec<u8>,
     /// wss://: what one socket read brought, before TLS turns it into plaintext in `scratch` (empty for ws://).
     tls_in: Vec<u8>,
+    /// Connections cut with a FIN, read and dropped until the server closes them (churn).
+    zombies: Vec<churn::Zombie>,
 }
 
 impl fmt::Debug for Engine {
@@ -70,10 +77,15 @@ impl Engine {
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         let seed = since_epoch.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32);
         let tls_in = if config.targets.iter().any(|t| t.tls.is_some()) { vec![0; READ_CHUNK] } else { Vec::new() };
+        let mut sink = Sink::new(config.proto);
+        if config.resume && config.proto == Proto::Chat {
+            sink.sessions = Some(sessions::Sessions::new());
+        }
         Ok(Engine {
             tls_in,
             scratch: vec![0; READ_CHUNK + config.max_message_bytes.min(1 << 20)],
-            sink: Sink::new(config.proto),
+            sink,
+            zombies: Vec::new(),
             config,
             poll,
             events: Events::with_capacity(1024),
@@ -97,7 +109,26 @@ impl Engine {
     /// receiver index in the audit.
     pub fn open(&mut self, name: &str, room: Option<&str>) -> Result<usize, EngineError> {
         let idx = self.conns.len();
-        let Some(target) = self.config.targets.get(target_of(idx, self.config.targets.len())) else {
+        let login = match self.config.proto {
+            Proto::Chat => Some(content::login_request(name, room, self.config.resume).into_boxed_slice()),
+            Proto::Raw => None,
+        };
+        let conn = self.connect(idx, target_of(idx, self.config.targets.len()), login, false)?;
+        self.conns.push(conn);
+        self.try_request(idx);
+        Ok(idx)
+    }
+
+    /// A new connection for client `idx` to target `target_idx`, sending `login` (a login or, when `resuming`,
+    /// a resume) after the handshake.
+    fn connect(
+        &mut self,
+        idx: usize,
+        target_idx: usize,
+        login: Option<Box<[u8]>>,
+        resuming: bool,
+    ) -> Result<Conn, EngineError> {
+        let Some(target) = self.config.targets.get(target_idx) else {
             return Err(EngineError::Connect(io::Error::new(io::ErrorKind::InvalidInput, "no target")));
         };
         let tls = match &target.tls {
@@ -118,15 +149,14 @@ impl Engine {
         nonce[8..].copy_from_slice(&self.rng.next_u64().to_le_bytes());
         let key = client_key(nonce);
         let out = client_request(&target.host, &target.path, &key);
-        let login = match self.config.proto {
-            Proto::Chat => Some(content::login_request(name, room).into_boxed_slice()),
-            Proto::Raw => None,
-        };
-        self.conns.push(Conn {
+        Ok(Conn {
             stream: Some(stream),
             phase: Phase::Connecting,
             key: Some(key.into_boxed_str()),
             login,
+            resuming,
+            held: false,
+            target: target_idx,
             pending: Vec::new(),
             out,
             out_pos: 0,
@@ -135,9 +165,7 @@ impl Engine {
             skip: 0,
             scan: NameScan::default(),
             tls,
-        });
-        self.try_request(idx);
-        Ok(idx)
+        })
     }
 
     /// Number of connections opened.
@@ -232,7 +260,7 @@ impl Engine {
     pub fn send(&mut self, sender: usize) -> bool {
         let Some(seq) = self.seq.get(sender).copied() else { return false };
         let Some(conn) = self.conns.get(sender) else { return false };
-        if conn.phase != Phase::Ready {
+        if conn.phase != Phase::Ready || conn.held {
             return false;
         }
         if conn.out.len() - conn.out_pos > self.config.max_unsent_bytes {
@@ -280,6 +308,9 @@ impl Engine {
             self.events = events;
             return if e.kind() == io::ErrorKind::Interrupted { Ok(()) } else { Err(EngineError::Poll(e)) };
         }
+        if !self.zombies.is_empty() {
+            self.drain_zombies();
+        }
         for event in events.iter() {
             let idx = event.token().0;
             if idx >= self.conns.len() {
@@ -303,6 +334,7 @@ impl Engine {
                 self.close(idx, None);
             }
         }
+        self.drop_zombies();
     }
 
     fn close(&mut self, idx: usize, why: Option<ConnFailure>) {

@@ -5,9 +5,11 @@ use hdrhistogram::Histogram;
 
 use super::conn::{write_now, Conn, Rng};
 use super::members::Members;
+use super::sessions::Sessions;
 use super::types::{ConnFailure, Counters, Phase, Proto};
-use crate::bench::audit::Audit;
+use crate::bench::audit::{Audit, Verdict};
 use crate::bench::content::{self, ChatKind, NameScan, Stamp};
+use crate::bench::resume;
 use crate::ws::frame::{write_masked_frame, FrameHeader, OpCode};
 use crate::ws::handshake::{parse_response, ClientHandshakeError, MAX_HEAD_BYTES};
 use crate::ws::message::Message;
@@ -25,6 +27,8 @@ pub(super) struct Sink {
     pub(super) ready: usize,
     /// While clients log in (chat): who has seen whom.
     pub(super) members: Option<Members>,
+    /// Chat with resume: every client's session.
+    pub(super) sessions: Option<Sessions>,
 }
 
 /// Longest latency the histogram holds, in nanoseconds (longer ones are clamped).
@@ -58,7 +62,7 @@ pub(super) fn process(
                     Some(login) => {
                         let key = rng.next_u64() as u32;
                         write_masked_frame(&mut conn.out, OpCode::Text, &login, key.to_le_bytes());
-                        conn.phase = Phase::LoggingIn;
+                        conn.phase = if conn.resuming { Phase::Resuming } else { Phase::LoggingIn };
                     }
                     None => {
                         conn.phase = Phase::Ready;
@@ -74,6 +78,9 @@ pub(super) fn process(
             let n = conn.skip.min((buf.len() - pos) as u64);
             if let Some(members) = sink.members.as_mut() {
                 conn.scan.feed(&buf[pos..pos + n as usize], |member| members.saw(idx, member));
+            }
+            if let Some(sessions) = sink.sessions.as_mut() {
+                sessions.list_piece(idx, &buf[pos..pos + n as usize]);
             }
             conn.skip -= n;
             pos += n as usize;
@@ -143,6 +150,7 @@ impl Sink {
             record_from: u64::MAX,
             ready: 0,
             members: None,
+            sessions: None,
         }
     }
 
@@ -151,14 +159,22 @@ impl Sink {
         match self.proto {
             Proto::Raw => self.on_content(receiver, text, now),
             Proto::Chat => match content::chat_kind(text) {
-                ChatKind::Say => match content::say_stamp(text) {
-                    Some(stamp) => self.on_stamp(receiver, stamp, now),
-                    None => self.counters.other_messages += 1,
-                },
+                ChatKind::Say => {
+                    match content::say_stamp(text) {
+                        Some(stamp) => self.on_stamp(receiver, stamp, now, *phase == Phase::Resuming),
+                        None => self.counters.other_messages += 1,
+                    }
+                    if let Some(sessions) = self.sessions.as_mut() {
+                        sessions.said(receiver, text);
+                    }
+                }
                 ChatKind::UserList => {
                     if *phase == Phase::LoggingIn {
                         *phase = Phase::Ready;
                         self.ready += 1;
+                    }
+                    if let Some(sessions) = self.sessions.as_mut() {
+                        sessions.list_start(receiver, text);
                     }
                     // All of a list or its start (the rest then comes through the skip, same scan).
                     if let Some(members) = self.members.as_mut() {
@@ -175,7 +191,18 @@ impl Sink {
                     }
                 }
                 ChatKind::Logout => self.counters.logouts_seen += 1,
+                ChatKind::Resumed => match (self.sessions.as_mut(), resume::resumed(text)) {
+                    (Some(sessions), Some(r)) if *phase == Phase::Resuming => {
+                        sessions.resumed(receiver, now, r);
+                        *phase = Phase::Ready;
+                        self.ready += 1;
+                    }
+                    _ => self.counters.other_messages += 1,
+                },
                 ChatKind::Error => {
+                    if let Some(sessions) = self.sessions.as_mut().filter(|_| *phase == Phase::Resuming) {
+                        sessions.counters.refused += 1;
+                    }
                     self.counters.server_errors += 1;
                     if self.counters.first_server_error.is_none() {
                         self.counters.first_server_error = Some(String::from_utf8_lossy(text).into_owned());
@@ -189,19 +216,28 @@ impl Sink {
     #[inline]
     fn on_content(&mut self, receiver: usize, content: &[u8], now: u64) {
         match content::parse(content) {
-            Some(stamp) => self.on_stamp(receiver, stamp, now),
+            Some(stamp) => self.on_stamp(receiver, stamp, now, false),
             None => self.counters.other_messages += 1,
         }
     }
 
+    /// One bench message; `replayed` when it comes in the answer to a resume: audited, not timed (it waited
+    /// for its receiver to come back).
     #[inline]
-    fn on_stamp(&mut self, receiver: usize, stamp: Stamp, now: u64) {
+    fn on_stamp(&mut self, receiver: usize, stamp: Stamp, now: u64, replayed: bool) {
         self.counters.deliveries += 1;
         if self.measuring {
             self.counters.window_deliveries += 1;
         }
-        self.audit.record(receiver, stamp.sender as usize, stamp.seq);
-        if stamp.nanos >= self.record_from {
+        let verdict = self.audit.record(receiver, stamp.sender as usize, stamp.seq);
+        if replayed {
+            if let Some(sessions) = self.sessions.as_mut() {
+                sessions.counters.replayed += 1;
+                if verdict == Verdict::Duplicate {
+                    sessions.counters.replay_duplicates += 1;
+                }
+            }
+        } else if stamp.nanos >= self.record_from {
             self.hist.saturating_record(now.saturating_sub(stamp.nanos).max(1));
         }
     }
@@ -222,7 +258,10 @@ mod tests {
             stream: None,
             phase: Phase::Handshaking,
             key: Some(KEY.into()),
-            login: (proto == Proto::Chat).then(|| content::login_request("b0", None).into_boxed_slice()),
+            login: (proto == Proto::Chat).then(|| content::login_request("b0", None, false).into_boxed_slice()),
+            resuming: false,
+            held: false,
+            target: 0,
             pending: Vec::new(),
             out: Vec::new(),
             out_pos: 0,
@@ -338,6 +377,70 @@ mod tests {
         assert_eq!(s.audit.totals().duplicated, 1);
         assert_eq!(s.counters.server_errors, 1);
         assert!(s.counters.first_server_error.as_deref().unwrap().contains("bad_json"));
+    }
+
+    /// `relay` with a mid last, as a session's connection gets it.
+    fn relay_mid(content: &[u8], mid: u64) -> Vec<u8> {
+        let mut json = relay(content);
+        json.pop();
+        json.extend_from_slice(format!(r#","mid":"{mid}"}}"#).as_bytes());
+        json
+    }
+
+    #[test]
+    fn a_resume_replays_then_says_resumed() {
+        let (mut c, mut s) = (conn(Proto::Chat), sink(Proto::Chat, 1));
+        s.sessions = Some(Sessions::new());
+        c.login = Some(br#"{"type":"resume","session":"ab","last_mid":"7"}"#.to_vec().into_boxed_slice());
+        c.resuming = true;
+        feed(&mut c, &mut s, &switching_protocols(KEY), 0).unwrap();
+        assert_eq!(c.phase, Phase::Resuming);
+        assert_eq!(
+            sent_frames(&c.out),
+            vec![(OpCode::Text, br#"{"type":"resume","session":"ab","last_mid":"7"}"#.to_vec())]
+        );
+        // Says 0 and 1 came before the cut; the replay has 1 again (a duplicate) and 2.
+        s.audit.record(0, 0, 0);
+        s.audit.record(0, 0, 1);
+        s.sessions.as_mut().unwrap().away(0, 100);
+        let mut bytes = Vec::new();
+        write_frame(
+            &mut bytes,
+            OpCode::Text,
+            br#"{"type":"user_list","user_list":[{"uid":1,"name":"b0"}],"session":"ab"}"#,
+        );
+        write_frame(&mut bytes, OpCode::Text, &relay_mid(&stamped(0, 1, 10), 8));
+        write_frame(&mut bytes, OpCode::Text, &relay_mid(&stamped(0, 2, 10), 9));
+        feed(&mut c, &mut s, &bytes, 1_000).unwrap();
+        assert_eq!((c.phase, s.ready), (Phase::Resuming, 0), "the list is not the end of a resume");
+        assert_eq!(s.hist.len(), 0, "replayed says are not timed");
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"resumed","uid":1,"recovered":true,"missed":2}"#);
+        write_frame(&mut bytes, OpCode::Text, &relay_mid(&stamped(0, 3, 1_500), 10));
+        feed(&mut c, &mut s, &bytes, 2_000).unwrap();
+        assert_eq!((c.phase, s.ready), (Phase::Ready, 1));
+        assert_eq!(s.hist.len(), 1, "live says are");
+        let sessions = s.sessions.as_ref().unwrap();
+        let r = sessions.counters;
+        assert_eq!((r.resumes, r.missed, r.replayed, r.replay_duplicates, r.not_recovered), (1, 2, 2, 1, 0));
+        assert_eq!(sessions.last_mid(0), b"10");
+        assert!(sessions.has_session(0));
+        assert_eq!(sessions.hist.len(), 1);
+        assert_eq!(s.audit.totals().duplicated, 1);
+    }
+
+    #[test]
+    fn a_refused_resume_is_counted_and_the_connection_never_gets_ready() {
+        let (mut c, mut s) = (conn(Proto::Chat), sink(Proto::Chat, 1));
+        s.sessions = Some(Sessions::new());
+        c.resuming = true;
+        feed(&mut c, &mut s, &switching_protocols(KEY), 0).unwrap();
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"error","code":"session_expired","message":"m"}"#);
+        feed(&mut c, &mut s, &bytes, 0).unwrap();
+        assert_eq!(c.phase, Phase::Resuming);
+        let r = s.sessions.as_ref().unwrap().counters;
+        assert_eq!((r.refused, r.resumes, s.counters.server_errors, s.ready), (1, 0, 1, 0));
     }
 
     #[test]

@@ -39,6 +39,10 @@ pub enum Phase {
     LoggingIn,
     /// Ready to send and receive.
     Ready,
+    /// Cut by the bench without a close frame (churn), its session to be resumed.
+    Away,
+    /// Resume sent, the missed says coming until `resumed` (chat, churn).
+    Resuming,
     /// Closed, by either side or on an error.
     Closed,
 }
@@ -118,6 +122,9 @@ pub struct EngineConfig {
     pub max_unsent_bytes: usize,
     /// The TLS client configuration, needed when the targets are wss://.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Chat: log in with `"resume":true` and follow each client's session and last mid, so that a cut
+    /// connection can resume.
+    pub resume: bool,
 }
 
 /// Counters of everything the engine saw.

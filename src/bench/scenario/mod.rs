@@ -1,10 +1,12 @@
-//! The three scenarios of the contract on top of the engine: `fanout` (paced senders, latency and audit),
-//! `saturate` (rate steps up, then bisects, to the highest sustained delivery rate) and `connect`
-//! (handshakes and logins per second, server memory per idle connection). Every phase has a deadline, so
+//! The scenarios on top of the engine: `fanout` (paced senders, latency and audit), `saturate` (rate steps
+//! up, then bisects, to the highest sustained delivery rate), `connect` (handshakes and logins per second,
+//! server memory per idle connection) and `churn` (a fanout whose clients are cut and resume their
+//! sessions, audited over their connections). Every phase has a deadline, so
 //! every run ends in bounded time whatever the server does. The clients may be spread over several targets,
 //! the nodes of one cluster: client i connects to target i mod n, and the audit follows every (receiver,
 //! sender) pair whatever nodes they are on.
 
+mod churn;
 mod connect;
 mod cpu;
 mod fanout;
@@ -33,6 +35,8 @@ pub enum Scenario {
     Saturate,
     /// Many connections, handshakes and logins per second, memory per idle connection.
     Connect,
+    /// A fanout whose clients (logged in with resume) are cut at random without a close frame and resume.
+    Churn,
 }
 
 impl fmt::Display for Scenario {
@@ -41,6 +45,7 @@ impl fmt::Display for Scenario {
             Scenario::Fanout => "fanout",
             Scenario::Saturate => "saturate",
             Scenario::Connect => "connect",
+            Scenario::Churn => "churn",
         })
     }
 }
@@ -85,6 +90,12 @@ pub struct BenchConfig {
     /// The TLS client configuration (what is trusted), needed when the targets are wss://
     /// ([`crate::bench::tls::client_config`]).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Churn: connections cut per second, all clients together.
+    pub cuts_per_sec: f64,
+    /// Churn: the share of cuts that are resets (the others are FINs).
+    pub reset_share: f64,
+    /// Churn: how long a cut client stays away before it reconnects.
+    pub away: Duration,
 }
 
 impl BenchConfig {
@@ -114,6 +125,9 @@ impl BenchConfig {
             setup_timeout: Duration::from_secs(60),
             drain_timeout: Duration::from_secs(2),
             tls: None,
+            cuts_per_sec: 10.0,
+            reset_share: 0.5,
+            away: Duration::ZERO,
         }
     }
 }
@@ -182,6 +196,9 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         return Err(BenchError::Config("wss:// needs --ca FILE or --insecure".into()));
     }
     let distinct = cfg.targets.iter().filter(|t| t.addr != cfg.targets[0].addr).count();
+    if cfg.scenario == Scenario::Churn {
+        churn::check(cfg)?;
+    }
     if cfg.proto == Proto::Raw && cfg.scenario != Scenario::Connect && distinct > 0 {
         return Err(BenchError::Config(
             "the raw protocol relays nothing between servers: fanout and saturate take one --url".into(),
@@ -195,6 +212,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         max_message_bytes: 1 << 20,
         max_unsent_bytes: 4 << 20,
         tls: if wss { cfg.tls.clone() } else { None },
+        resume: cfg.scenario == Scenario::Churn,
     })?;
     let mut report = Report {
         scenario: cfg.scenario.to_string(),
@@ -218,8 +236,10 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         Scenario::Fanout => run.fanout(&mut report)?,
         Scenario::Saturate => run.saturate(&mut report)?,
         Scenario::Connect => run.connect(&mut report)?,
+        Scenario::Churn => run.churn(&mut report)?,
     }
     run.finish(&mut report);
+    churn::judge(&mut report);
     run.engine.close_all();
     Ok(report)
 }

@@ -91,6 +91,18 @@ impl Run<'_> {
         dur: Duration,
         rr: &mut usize,
     ) -> Result<u64, BenchError> {
+        self.paced_with(senders, rate, dur, rr, |_, _| {})
+    }
+
+    /// [`Run::paced`], calling `between(engine, elapsed)` at every step, before the engine's turn.
+    pub(super) fn paced_with(
+        &mut self,
+        senders: usize,
+        rate: f64,
+        dur: Duration,
+        rr: &mut usize,
+        mut between: impl FnMut(&mut Engine, Duration),
+    ) -> Result<u64, BenchError> {
         let start = Instant::now();
         let mut done: u64 = 0;
         // At most 2 ms worth of messages (and at least one round of senders) in one burst.
@@ -113,6 +125,7 @@ impl Run<'_> {
                 }
             }
             self.engine.flush();
+            between(&mut self.engine, elapsed);
             let next = Duration::from_secs_f64((done + 1) as f64 / rate);
             let wait = next.saturating_sub(start.elapsed()).min(Duration::from_millis(1)).min(dur - elapsed.min(dur));
             self.engine.turn(Some(wait))?;

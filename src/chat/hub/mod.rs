@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use self::history::History;
-use super::event::{ClientMessage, ErrorCode, Event, Newcomer, Recipient, RoomEvent, Said, Sink, To};
+use super::event::{ClientMessage, ErrorCode, Event, Newcomer, Position, Recipient, RoomEvent, Said, Sink, To};
 use super::name::valid_name;
 use super::presence::{LocalPresence, Presence};
 use super::resume::{self, ResumeLimits, Sessions};
@@ -385,7 +385,7 @@ impl<P: Presence> Hub<P> {
         let Some(members) = self.roster.room(&room) else { return Ok(()) };
         let newcomer = Newcomer { uid, name: &name, time, session: Some(id) };
         sink.send(To::Welcome(conn), Event::UserList { room: &room, users: members, newcomer });
-        let missed = self.sessions.missed(uid, last_mid, !takeover.from_elsewhere);
+        let missed = self.sessions.missed(uid, last_mid);
         for event in missed.events() {
             sink.send(To::Welcome(conn), event);
         }
@@ -427,51 +427,38 @@ impl<P: Presence> Hub<P> {
         match to {
             Recipient::All => {
                 self.presence.accepts_say()?;
-                let mid = self.log_say(&room, None, from_uid, from_name, content, time);
+                let say = RoomEvent::Say { room: &room, from_uid, from_name, to_uid: None, content, time };
+                let at = self.presence.replicate(&say);
+                let mid = self.log_say(&room, at, None, from_uid, from_name, content, time);
+                let mid = mid.as_deref();
                 let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time, mid };
                 if let Some(members) = self.roster.room(&room) {
                     sink.send(To::Room(members), event);
                 }
-                self.presence.replicate(&RoomEvent::Say {
-                    room: &room,
-                    from_uid,
-                    from_name,
-                    to_uid: None,
-                    content,
-                    time,
-                });
                 if self.limits.history > 0 {
                     self.history.keep(&room, Said::new(from_uid, from_name, time, content));
                 }
             }
             Recipient::User(uid) => {
                 let target = self.roster.seat(uid).filter(|s| s.room == room).map(|s| (s.home, s.name.clone()));
-                let (local, target_name) = match target {
-                    Some((Home::Here(target), name)) => (Some(target), name),
-                    Some((Home::Away, name)) => (None, name),
-                    Some((Home::Node(_), name)) => {
-                        // The target is on another process: it gets the say from there; the sender's echo is
-                        // here.
-                        self.presence.accepts_say()?;
-                        let to_uid = Some(uid);
-                        self.presence.replicate(&RoomEvent::Say {
-                            room: &room,
-                            from_uid,
-                            from_name,
-                            to_uid,
-                            content,
-                            time,
-                        });
-                        (None, name)
-                    }
-                    None => return Err(ErrorCode::NoSuchUser),
-                };
-                let mid = self.log_say(&room, Some(uid), from_uid, from_name, content, time);
+                let Some((home, target_name)) = target else { return Err(ErrorCode::NoSuchUser) };
+                // A target on another process gets the say from there (the sender's echo is here); in a room
+                // with a session every process keeps the say, to be resumed anywhere.
+                let mut at = None;
+                if matches!(home, Home::Node(_)) || self.sessions.logs(&room) {
+                    self.presence.accepts_say()?;
+                    let say = RoomEvent::Say { room: &room, from_uid, from_name, to_uid: Some(uid), content, time };
+                    at = self.presence.replicate(&say);
+                }
+                let mid = self.log_say(&room, at, Some(uid), from_uid, from_name, content, time);
+                let mid = mid.as_deref();
                 // The target's copy, then the sender's (once, when they are the same).
-                if let Some(target) = local.filter(|&t| t != conn) {
-                    let event =
-                        Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time, mid };
-                    sink.send(To::Conns(&[target]), event);
+                if let Some(target) = Some(home).and_then(|h| if let Home::Here(t) = h { Some(t) } else { None }) {
+                    if target != conn {
+                        let to_uid = Some(uid);
+                        let event = Event::Say { from_uid, from_name, to_uid, echo_to: None, content, time, mid };
+                        sink.send(To::Conns(&[target]), event);
+                    }
                 }
                 let echo_to = Some(&*target_name);
                 let echo = Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to, content, time, mid };
@@ -482,19 +469,21 @@ impl<P: Presence> Hub<P> {
         Ok(())
     }
 
-    /// Keeps a say in its room's log when a session is in the room; its mid.
+    /// Keeps a say at `at` in its room's log when a session is in the room; its mid.
+    #[allow(clippy::too_many_arguments)]
     fn log_say(
         &mut self,
         room: &str,
+        at: Option<Position>,
         to_uid: Option<u64>,
         from_uid: u64,
         from_name: &str,
         content: &str,
         time: &str,
-    ) -> Option<u64> {
-        match self.sessions.logs(room) {
-            true => self.sessions.log_say(room, to_uid, Said::new(from_uid, from_name, time, content)),
-            false => None,
+    ) -> Option<String> {
+        match (self.sessions.logs(room), at) {
+            (true, Some(at)) => self.sessions.log_say(room, at, to_uid, Said::new(from_uid, from_name, time, content)),
+            _ => None,
         }
     }
 

@@ -28,16 +28,23 @@ impl<P: Presence> Hub<P> {
     /// Applies one thing another process told.
     pub fn apply_remote(&mut self, remote: Remote<'_>, time: &str, sink: &mut impl Sink) {
         match remote {
-            Remote::Room { origin, event: RoomEvent::Login { room, uid, name, order, time } } => {
+            Remote::Room { origin, event: RoomEvent::Login { room, uid, name, order, time }, .. } => {
                 self.remote_join(origin, room, uid, name, order, time, sink)
             }
-            Remote::Present { origin, room, uid, name, order } => {
-                self.remote_join(origin, room, uid, name, order, time, sink)
+            Remote::Present { origin, room, uid, name, order, session } => {
+                self.remote_join(origin, room, uid, name, order, time, sink);
+                if let Some(session) = session.filter(|_| self.roster.seat(uid).is_some_and(|s| !s.home.is_here())) {
+                    // Learned from a snapshot: this process did not log what the session was owed before.
+                    self.sessions.open_elsewhere(session, uid, room, false);
+                }
             }
             Remote::Room {
-                event: RoomEvent::Say { room, from_uid, from_name, to_uid: None, content, time }, ..
+                event: RoomEvent::Say { room, from_uid, from_name, to_uid: None, content, time },
+                at,
+                ..
             } => {
-                let mid = self.log_say(room, None, from_uid, from_name, content, time);
+                let mid = self.log_say(room, at, None, from_uid, from_name, content, time);
+                let mid = mid.as_deref();
                 let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time, mid };
                 if let Some(members) = self.roster.room(room) {
                     sink.send(To::Room(members), event);
@@ -49,11 +56,13 @@ impl<P: Presence> Hub<P> {
             }
             Remote::Room {
                 event: RoomEvent::Say { room, from_uid, from_name, to_uid: Some(uid), content, time },
+                at,
                 ..
             } => {
                 let home = self.roster.seat(uid).filter(|s| &*s.room == room).map(|s| s.home);
-                if home.is_some_and(Home::is_here) {
-                    let mid = self.log_say(room, Some(uid), from_uid, from_name, content, time);
+                let mid = self.log_say(room, at, Some(uid), from_uid, from_name, content, time);
+                let mid = mid.as_deref();
+                if home.is_some() {
                     if let Some(Home::Here(conn)) = home {
                         let event =
                             Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time, mid };
@@ -64,10 +73,10 @@ impl<P: Presence> Hub<P> {
             Remote::Room { event: RoomEvent::Logout { uid, time, .. }, .. } => self.remote_leave(uid, time, sink),
             Remote::Room { event: RoomEvent::Session { room, uid, session }, .. } => {
                 if self.roster.seat(uid).is_some_and(|s| !s.home.is_here() && &*s.room == room) {
-                    self.sessions.open_elsewhere(session, uid, room);
+                    self.sessions.open_elsewhere(session, uid, room, true);
                 }
             }
-            Remote::Room { origin, event: RoomEvent::Handover { room, uid } } => {
+            Remote::Room { origin, event: RoomEvent::Handover { room, uid }, .. } => {
                 if self.roster.seat(uid).is_none_or(|s| &*s.room != room) {
                     return;
                 }

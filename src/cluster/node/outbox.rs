@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::refusals::SayRefusal;
 use super::{Node, Purpose, STREAM_ENTRY_OVERHEAD, STREAM_LEN};
-use crate::chat::event::RoomEvent;
+use crate::chat::event::{Position, RoomEvent};
 use crate::cluster::wire::{history_entry, write_header, Section};
 
 /// Confirmed messages are kept this long to be written again after a reconnect: longer than a message
@@ -114,10 +114,17 @@ impl Node {
         Err(why)
     }
 
-    /// A local login, say or logout; a say to all is also kept in its room's history (`--history`).
-    pub fn record(&mut self, event: &RoomEvent<'_>) {
+    /// A local room event; a say to all is also kept in its room's history (`--history`). A say's place in
+    /// this node's order (the message this turn becomes, its place among the room's says in it) is returned.
+    pub fn record(&mut self, event: &RoomEvent<'_>) -> Option<Position> {
         let (i, section) = self.turn.room(event.room());
+        let index = section.says();
         section.event(event);
+        let at = matches!(event, RoomEvent::Say { .. }).then_some(Position {
+            origin: self.cfg.id,
+            seq: self.seq + 1,
+            index,
+        });
         match *event {
             RoomEvent::Login { uid, .. } => self.saw_uid(uid),
             RoomEvent::Say { from_uid, from_name, to_uid: None, content, time, .. } if self.cfg.history > 0 => {
@@ -125,6 +132,7 @@ impl Node {
             }
             _ => {}
         }
+        at
     }
 
     /// Whether a snapshot of this node's users is due (see [`Node::publish_snapshot`]).

@@ -134,6 +134,8 @@ pub struct Section {
     pub bytes: Vec<u8>,
     /// The time stamp last written, so the next equal one is a single zero byte.
     last_time: String,
+    /// Says written: the next one's place among them.
+    says: u32,
 }
 
 impl Section {
@@ -151,6 +153,12 @@ impl Section {
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.last_time.clear();
+        self.says = 0;
+    }
+
+    /// Says written so far (the index of the next one among them).
+    pub fn says(&self) -> u32 {
+        self.says
     }
 
     /// Starts the records of `room` (the ones that follow belong to it).
@@ -172,6 +180,7 @@ impl Section {
                 self.time(time);
             }
             RoomEvent::Say { from_uid, from_name, to_uid, content, time, .. } => {
+                self.says += 1;
                 self.bytes.push(SAY);
                 put_varint(&mut self.bytes, from_uid);
                 put_str(&mut self.bytes, from_name);

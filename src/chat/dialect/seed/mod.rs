@@ -24,16 +24,6 @@ pub const LIST_SUFFIX: &[u8] = b"]}";
 /// What a session's user list has after its entries, before the session id and `"}`.
 pub const SESSION_FIELD: &[u8] = br#"],"session":""#;
 
-/// A say's mid: a decimal number written as a JSON string (opaque to clients).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mid(pub u64);
-
-impl Serialize for Mid {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
-    }
-}
-
 /// One entry of a user list.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct UserEntry<'a> {
@@ -83,7 +73,7 @@ pub enum ServerMessage<'a> {
         time: &'a str,
         /// Its mid, for a client holding a session.
         #[serde(skip_serializing_if = "Option::is_none")]
-        mid: Option<Mid>,
+        mid: Option<&'a str>,
     },
     /// Someone left.
     Logout {
@@ -142,7 +132,7 @@ pub fn write_json(event: &Event<'_>, escape_html: bool, mids: bool, out: &mut Ve
         Event::Say { from_uid, to_uid, content, time, mid, .. } => {
             let to_uid = to_uid.map_or(ToUidOut::All("all"), ToUidOut::User);
             let content = if escape_html { escape::content(content) } else { Cow::Borrowed(content) };
-            let mid = mid.filter(|_| mids).map(Mid);
+            let mid = mid.filter(|_| mids);
             ServerMessage::Say { from_uid, to_uid, content: &content, time, mid }.write_json(out)
         }
         Event::Logout { uid, name: who, time } => {

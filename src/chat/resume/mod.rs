@@ -4,16 +4,23 @@
 //! naming the session becomes that user again and is owed every say addressed to it after the last one its
 //! client received (named by its mid). The grace running out is the user's logout.
 //!
-//! The say log: a room with a session in it keeps its says (to all and private) under sequence numbers, the
-//! mids, up to `--resume-buffer` bytes, and all rooms together up to what the output budget leaves; past
-//! either the oldest go, and a resume that needed one of them reports `recovered: false` — never a silent gap.
-//! A room without a session keeps nothing, so a chat nobody resumes in pays nothing. Sans-IO: time comes in.
+//! The say log: a room with a session in it (on any process) keeps its says (to all and private), each with
+//! its [`Position`] in its origin's order and its mid (the room's [`Frontier`] just after it), up to
+//! `--resume-buffer` bytes, and all rooms together up to what the output budget leaves; past either the
+//! oldest go, and a resume that needed one of them reports `recovered: false` — never a silent gap. A room
+//! without a session keeps nothing, so a chat nobody resumes in pays nothing. Since every process of a
+//! cluster sees every say, each keeps the same logs, and a session resumes on any of them. Sans-IO: time
+//! comes in.
+
+mod frontier;
+
+pub use frontier::Frontier;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::event::{Event, Said};
+use super::event::{Event, Position, Said};
 use crate::app::ConnId;
 use crate::metrics::Series;
 
@@ -124,8 +131,11 @@ struct Session {
     id: Rc<str>,
     room: Rc<str>,
     held: Held,
-    /// The first mid it can be owed (the next one when it was opened).
-    since: u64,
+    /// Its room's frontier when this process learned of it: what it is not owed.
+    since: Frontier,
+    /// This process has logged its room's says since the session began (it did not learn of it late, from
+    /// a snapshot).
+    complete: bool,
     /// Counts its detachments, so a stale expiry entry (the user came back and left again) is told apart.
     detachments: u64,
 }
@@ -133,7 +143,10 @@ struct Session {
 /// A say as the log keeps it.
 #[derive(Debug)]
 struct Logged {
-    mid: u64,
+    /// Its place in the order the logs were filled here (which say of all rooms is oldest).
+    order: u64,
+    at: Position,
+    mid: Box<str>,
     to_uid: Option<u64>,
     said: Said,
 }
@@ -145,7 +158,7 @@ impl Logged {
     }
 
     fn cost(&self) -> usize {
-        self.said.cost() + std::mem::size_of::<Logged>() - std::mem::size_of::<Said>()
+        self.said.cost() + self.mid.len() + std::mem::size_of::<Logged>() - std::mem::size_of::<Said>()
     }
 }
 
@@ -156,8 +169,10 @@ struct SayLog {
     bytes: usize,
     /// Sessions in the room.
     sessions: usize,
-    /// The newest mid dropped to stay within the bounds (0: none).
-    dropped_through: u64,
+    /// The room's frontier: the mid of the next say is this after it.
+    frontier: Frontier,
+    /// The newest position of each origin dropped to stay within the bounds.
+    dropped: Frontier,
 }
 
 /// What a resume finds: the says its client missed and whether they are all there.
@@ -181,7 +196,7 @@ impl<'a> Missed<'a> {
 
     /// The says, oldest first, each with its mid.
     pub fn events(&self) -> impl Iterator<Item = Event<'a>> + '_ {
-        self.said.iter().map(|l| l.said.event_to(l.to_uid, Some(l.mid)))
+        self.said.iter().map(|l| l.said.event_to(l.to_uid, Some(&l.mid)))
     }
 }
 
@@ -192,8 +207,7 @@ pub struct Takeover {
     pub uid: u64,
     /// The connection that held it, still open (to be closed), if any.
     pub old: Option<ConnId>,
-    /// It was held by another process: the client's mids are that process's, and the says it missed
-    /// there are not known here.
+    /// It was held by another process (which is to let it go).
     pub from_elsewhere: bool,
 }
 
@@ -216,11 +230,12 @@ pub struct Sessions {
     by_id: HashMap<Rc<str>, u64>,
     by_uid: HashMap<u64, Session>,
     logs: HashMap<Rc<str>, SayLog>,
-    /// The mid of each non-empty log's oldest say, and its room: the globally oldest first.
+    /// Each non-empty log's oldest say, by the order it was logged in, and its room: the globally oldest
+    /// first.
     fronts: BTreeMap<u64, Rc<str>>,
     log_bytes: usize,
-    /// The last mid handed out.
-    last_mid: u64,
+    /// Says logged so far: the order of the logs' entries here.
+    logged: u64,
     /// Detached users by deadline (the grace is one length, so detaching order is deadline order).
     expiring: VecDeque<(Instant, u64, u64)>,
     stats: ResumeStats,
@@ -244,34 +259,29 @@ impl Sessions {
 
     /// Opens a session with id `id` for `uid` in `room` on `conn`.
     pub fn open(&mut self, id: &str, uid: u64, room: &str, conn: ConnId) -> Rc<str> {
-        self.insert(id, uid, room, Held::At(conn))
+        self.insert(id, uid, room, Held::At(conn), true)
     }
 
-    /// Another process told that its user `uid` of `room` holds session `id`.
-    pub fn open_elsewhere(&mut self, id: &str, uid: u64, room: &str) {
+    /// Another process told that its user `uid` of `room` holds session `id`; `complete` when it told at
+    /// the login (not in a snapshot to a process that joined later): this process then logs all the
+    /// session is owed.
+    pub fn open_elsewhere(&mut self, id: &str, uid: u64, room: &str, complete: bool) {
         let known = self.by_uid.get(&uid).is_some_and(|s| &*s.id == id && &*s.room == room);
         if !known {
-            self.insert(id, uid, room, Held::Elsewhere);
+            self.insert(id, uid, room, Held::Elsewhere, complete);
         }
     }
 
-    fn insert(&mut self, id: &str, uid: u64, room: &str, held: Held) -> Rc<str> {
+    fn insert(&mut self, id: &str, uid: u64, room: &str, held: Held, complete: bool) -> Rc<str> {
         self.end(uid);
         let id: Rc<str> = Rc::from(id);
-        let room = self.logged_room(room, held);
-        self.by_id.insert(id.clone(), uid);
-        self.by_uid.insert(uid, Session { id: id.clone(), room, held, since: self.last_mid + 1, detachments: 0 });
-        id
-    }
-
-    /// `room` as a shared name; its say log counts one more session when `held` is this process's.
-    fn logged_room(&mut self, room: &str, held: Held) -> Rc<str> {
-        if !matches!(held, Held::At(_) | Held::Away) {
-            return self.logs.get_key_value(room).map_or_else(|| Rc::from(room), |(k, _)| k.clone());
-        }
         let log = self.logs.entry(Rc::from(room)).or_default();
         log.sessions += 1;
-        self.logs.get_key_value(room).map_or_else(|| Rc::from(room), |(k, _)| k.clone())
+        let since = log.frontier.clone();
+        let room = self.logs.get_key_value(room).map_or_else(|| Rc::from(room), |(k, _)| k.clone());
+        self.by_id.insert(id.clone(), uid);
+        self.by_uid.insert(uid, Session { id: id.clone(), room, held, since, complete, detachments: 0 });
+        id
     }
 
     /// `room`'s say log counts one session less; it goes with its last.
@@ -281,7 +291,7 @@ impl Sessions {
         if log.sessions == 0 {
             self.log_bytes -= log.bytes;
             if let Some(front) = log.entries.front() {
-                self.fronts.remove(&front.mid);
+                self.fronts.remove(&front.order);
             }
             self.logs.remove(room);
         }
@@ -297,18 +307,23 @@ impl Sessions {
         self.logs.contains_key(room)
     }
 
-    /// Keeps a say of `room` (when a session is in it) and returns its mid.
-    pub fn log_say(&mut self, room: &str, to_uid: Option<u64>, said: Said) -> Option<u64> {
+    /// Keeps a say of `room` at `at` in its origin's order (when a session is in the room) and returns its
+    /// mid.
+    pub fn log_say(&mut self, room: &str, at: Position, to_uid: Option<u64>, said: Said) -> Option<String> {
         let (key, log) = self.logs.get_key_value(room)?;
         let (key, was_empty) = (key.clone(), log.entries.is_empty());
-        self.last_mid += 1;
-        let mid = self.last_mid;
-        let logged = Logged { mid, to_uid, said };
-        let cost = logged.cost();
+        self.logged += 1;
+        let order = self.logged;
         if was_empty {
-            self.fronts.insert(mid, key.clone());
+            self.fronts.insert(order, key.clone());
         }
+        let mut mid = String::new();
+        let mut cost = 0;
         if let Some(log) = self.logs.get_mut(&key) {
+            log.frontier.advance(at);
+            log.frontier.write_mid(&mut mid);
+            let logged = Logged { order, at, mid: mid.as_str().into(), to_uid, said };
+            cost = logged.cost();
             log.entries.push_back(logged);
             log.bytes += cost;
         }
@@ -338,11 +353,12 @@ impl Sessions {
         let Some(log) = self.logs.get_mut(room) else { return 0 };
         let Some(old) = log.entries.pop_front() else { return 0 };
         let cost = old.cost();
-        (log.bytes, log.dropped_through) = (log.bytes - cost, old.mid);
+        log.bytes -= cost;
+        log.dropped.advance(old.at);
         self.log_bytes -= cost;
-        self.fronts.remove(&old.mid);
+        self.fronts.remove(&old.order);
         if let Some(next) = log.entries.front() {
-            self.fronts.insert(next.mid, room.clone());
+            self.fronts.insert(next.order, room.clone());
         }
         cost
     }
@@ -386,46 +402,34 @@ impl Sessions {
     pub fn end(&mut self, uid: u64) {
         let Some(s) = self.by_uid.remove(&uid) else { return };
         self.by_id.remove(&s.id);
-        self.release(&s.room, s.held);
-    }
-
-    /// What a session held as `held` counted is given back.
-    fn release(&mut self, room: &Rc<str>, held: Held) {
-        if matches!(held, Held::Away | Held::Orphaned) {
+        if matches!(s.held, Held::Away | Held::Orphaned) {
             self.stats.detached -= 1;
         }
-        if matches!(held, Held::At(_) | Held::Away) {
-            self.unlog_room(room);
-        }
+        self.unlog_room(&s.room);
     }
 
     /// The session `id` moves to `conn`; `None` when no such session is alive.
     pub fn take_over(&mut self, id: &str, conn: ConnId) -> Option<Takeover> {
         let uid = *self.by_id.get(id)?;
         let s = self.by_uid.get_mut(&uid)?;
-        let (held, room) = (s.held, s.room.clone());
-        s.held = Held::At(conn);
-        let from_elsewhere = matches!(held, Held::Elsewhere | Held::Orphaned);
-        if from_elsewhere {
-            s.since = self.last_mid + 1;
-            self.release(&room, held);
-            self.logged_room(&room, Held::At(conn));
-        } else if held == Held::Away {
+        let held = std::mem::replace(&mut s.held, Held::At(conn));
+        if matches!(held, Held::Away | Held::Orphaned) {
             self.stats.detached -= 1;
         }
         let old = match held {
             Held::At(old) => Some(old),
             _ => None,
         };
-        Some(Takeover { uid, old, from_elsewhere })
+        Some(Takeover { uid, old, from_elsewhere: matches!(held, Held::Elsewhere | Held::Orphaned) })
     }
 
     /// Another process took `uid`'s session over; returns the connection here that held it, if any.
     pub fn moved_elsewhere(&mut self, uid: u64) -> Option<ConnId> {
         let s = self.by_uid.get_mut(&uid)?;
-        let (held, room) = (s.held, s.room.clone());
-        s.held = Held::Elsewhere;
-        self.release(&room, held);
+        let held = std::mem::replace(&mut s.held, Held::Elsewhere);
+        if matches!(held, Held::Away | Held::Orphaned) {
+            self.stats.detached -= 1;
+        }
         match held {
             Held::At(conn) => Some(conn),
             _ => None,
@@ -437,25 +441,23 @@ impl Sessions {
         self.by_uid.get(&uid).map(|s| &*s.id)
     }
 
-    /// The says `uid`'s client missed after `last_mid` (its last say received, or none since the session
-    /// began), at most `--resume-buffer` bytes of them (the newest), and whether that is all of them; counted
-    /// in the figures. With `known` false (the session was held by another process) none is known here.
-    pub fn missed(&mut self, uid: u64, last_mid: Option<&str>, known: bool) -> Missed<'_> {
-        let s = self.by_uid.get(&uid).filter(|_| known);
-        let Some(s) = s else {
-            self.stats.not_recovered += 1;
-            return Missed { said: Vec::new(), recovered: false };
+    /// The says `uid`'s client missed after `last_mid` (the mid of its last say received on any process, or
+    /// none since the session began): those of each origin past the frontier it names, at most
+    /// `--resume-buffer` bytes of them (the newest), and whether that is all of them; counted in the figures.
+    pub fn missed(&mut self, uid: u64, last_mid: Option<&str>) -> Missed<'_> {
+        let Some(s) = self.by_uid.get(&uid) else { return Missed { said: Vec::new(), recovered: false } };
+        // A mid no process handed out means: everything since the session began, and no promise.
+        let (had, readable) = match last_mid.map(Frontier::parse) {
+            None => (Frontier::new(), true),
+            Some(Some(f)) => (f, true),
+            Some(None) => (Frontier::new(), false),
         };
-        // A mid this process did not hand out (or none) means: everything since the session began, and no
-        // promise that it is all.
-        let (after, known) = match last_mid.map(str::parse::<u64>) {
-            None => (s.since - 1, true),
-            Some(Ok(m)) => (m.max(s.since - 1), true),
-            Some(Err(_)) => (s.since - 1, false),
-        };
+        let owed = |at: Position| !had.covers(at) && !s.since.covers(at);
         let Some(log) = self.logs.get(&s.room) else { return Missed { said: Vec::new(), recovered: false } };
-        let mut said: Vec<&Logged> = log.entries.iter().filter(|l| l.mid > after && l.is_for(uid)).collect();
-        let mut recovered = known && log.dropped_through <= after;
+        let mut said: Vec<&Logged> = log.entries.iter().filter(|l| owed(l.at) && l.is_for(uid)).collect();
+        // Something the client may have been owed was dropped: an origin's newest dropped say it had not.
+        let lost = log.dropped.marks().any(|(origin, seq, index)| owed(Position { origin, seq, index }));
+        let mut recovered = readable && s.complete && !lost;
         let mut bytes = 0;
         if let Some(keep) = said.iter().rev().position(|l| {
             bytes += l.cost();
@@ -507,13 +509,15 @@ mod tests {
         Said::new(from, "n", "t", content)
     }
 
-    fn mids(m: &Missed<'_>) -> Vec<(u64, Option<u64>, String)> {
+    /// The n-th say of origin 0 (a process alone numbers its says).
+    fn at(n: u64) -> Position {
+        Position { origin: 0, seq: n, index: 0 }
+    }
+
+    fn contents(m: &Missed<'_>) -> Vec<(u64, Option<u64>, String)> {
         m.events()
             .map(|e| match e {
-                Event::Say { from_uid, to_uid, content, mid: Some(mid), .. } => {
-                    assert!(mid > 0);
-                    (from_uid, to_uid, content.to_string())
-                }
+                Event::Say { from_uid, to_uid, content, mid: Some(_), .. } => (from_uid, to_uid, content.to_string()),
                 other => panic!("{other:?}"),
             })
             .collect()
@@ -521,6 +525,13 @@ mod tests {
 
     fn limits(buffer: usize) -> ResumeLimits {
         ResumeLimits { grace: Duration::from_secs(30), buffer }
+    }
+
+    fn cost_of_one() -> usize {
+        let mut s = Sessions::new(limits(1 << 20), 1 << 20);
+        s.open("id", 7, "r", 3);
+        s.log_say("r", at(1), None, say(1, "xxxxxxxxxx"));
+        s.log_bytes()
     }
 
     #[test]
@@ -536,61 +547,82 @@ mod tests {
     #[test]
     fn a_room_with_a_session_keeps_its_says_and_the_resume_gets_those_after_the_last_mid() {
         let mut s = Sessions::new(limits(1 << 20), 1 << 20);
-        assert_eq!(s.log_say("r", None, say(1, "before")), None, "no session, no log");
+        assert_eq!(s.log_say("r", at(1), None, say(1, "before")), None, "no session, no log");
         s.open("id", 7, "r", 3);
-        let m1 = s.log_say("r", None, say(1, "a"));
-        let m2 = s.log_say("r", Some(7), say(1, "to me"));
-        s.log_say("r", Some(2), say(1, "not mine"));
-        s.log_say("r", Some(1), say(7, "from me"));
-        assert!(m1 < m2);
+        let m1 = s.log_say("r", at(2), None, say(1, "a")).unwrap();
+        s.log_say("r", at(3), Some(7), say(1, "to me"));
+        s.log_say("r", at(4), Some(2), say(1, "not mine"));
+        s.log_say("r", at(5), Some(1), say(7, "from me"));
+        assert_eq!(m1, "0.2");
         assert_eq!(s.take_over("nope", 4), None);
         let t = s.take_over("id", 4);
         assert_eq!(t, Some(Takeover { uid: 7, old: Some(3), from_elsewhere: false }));
-        let missed = s.missed(7, None, true);
+        let missed = s.missed(7, None);
         assert!(missed.recovered);
         assert_eq!(
-            mids(&missed),
+            contents(&missed),
             [(1, None, "a".into()), (1, Some(7), "to me".into()), (7, Some(1), "from me".into())]
         );
-        let after = m1.unwrap().to_string();
-        let missed = s.missed(7, Some(&after), true);
+        let missed = s.missed(7, Some(&m1));
         assert_eq!(missed.len(), 2);
-        let missed = s.missed(7, Some("garbage"), true);
+        let missed = s.missed(7, Some("garbage"));
         assert_eq!((missed.len(), missed.recovered), (3, false), "an unknown mid: everything, no promise");
         assert_eq!((s.stats().recovered, s.stats().not_recovered), (2, 1));
     }
 
     #[test]
+    fn says_of_several_origins_are_owed_past_each_origins_mark_whatever_their_order_here() {
+        let mut s = Sessions::new(limits(1 << 20), 1 << 20);
+        s.open_elsewhere("id", 7, "r", true);
+        let (a, b) =
+            (|n, i| Position { origin: 0xa, seq: n, index: i }, |n| Position { origin: 0xb, seq: n, index: 0 });
+        // Another process delivered a1.0, b1, a1.1 and then b2 and named the frontier after a1.1 ("a.1.1~b.1");
+        // here they arrived as a1.0, a1.1, b1, b2, a2.0.
+        for (p, c) in [(a(1, 0), "a10"), (a(1, 1), "a11"), (b(1), "b1"), (b(2), "b2"), (a(2, 0), "a20")] {
+            s.log_say("r", p, None, say(1, c));
+        }
+        assert_eq!(s.take_over("id", 9), Some(Takeover { uid: 7, old: None, from_elsewhere: true }));
+        let missed = s.missed(7, Some("a.1.1~b.1"));
+        let got: Vec<String> = contents(&missed).into_iter().map(|c| c.2).collect();
+        assert_eq!((got, missed.recovered), (vec!["b2".to_string(), "a20".to_string()], true));
+        // Learned late (a snapshot): no promise.
+        let mut late = Sessions::new(limits(1 << 20), 1 << 20);
+        late.open_elsewhere("id", 7, "r", false);
+        late.take_over("id", 1);
+        assert!(!late.missed(7, None).recovered);
+    }
+
+    #[test]
     fn the_oldest_go_past_the_buffer_and_the_resume_says_so() {
-        let one = Logged { mid: 0, to_uid: None, said: say(1, "xxxxxxxxxx") }.cost();
+        let one = cost_of_one();
         let mut s = Sessions::new(limits(3 * one), 1 << 20);
         s.open("id", 7, "r", 3);
-        let first = s.log_say("r", None, say(1, "xxxxxxxxxx"));
-        for _ in 0..4 {
-            s.log_say("r", None, say(1, "xxxxxxxxxx"));
+        let mut mids = Vec::new();
+        for n in 1..=5 {
+            mids.push(s.log_say("r", at(n), None, say(1, "xxxxxxxxxx")).unwrap());
         }
         assert_eq!(s.log_bytes(), 3 * one);
-        let missed = s.missed(7, None, true);
+        let missed = s.missed(7, None);
         assert_eq!((missed.len(), missed.recovered), (3, false));
-        let missed = s.missed(7, Some(&(first.unwrap() + 1).to_string()), true);
+        let missed = s.missed(7, Some(&mids[1]));
         assert_eq!((missed.len(), missed.recovered), (3, true), "the dropped ones were received");
     }
 
     #[test]
     fn all_rooms_share_the_total_and_a_room_without_sessions_keeps_nothing() {
-        let one = Logged { mid: 0, to_uid: None, said: say(1, "xxxxxxxxxx") }.cost();
+        let one = cost_of_one();
         let mut s = Sessions::new(limits(1 << 20), 4 * one);
         s.open("a", 1, "r1", 1);
         s.open("b", 2, "r2", 2);
-        for _ in 0..4 {
-            s.log_say("r1", None, say(1, "xxxxxxxxxx"));
+        for n in 1..=4 {
+            s.log_say("r1", at(n), None, say(1, "xxxxxxxxxx"));
         }
-        for _ in 0..2 {
-            s.log_say("r2", None, say(1, "xxxxxxxxxx"));
+        for n in 5..=6 {
+            s.log_say("r2", at(n), None, say(1, "xxxxxxxxxx"));
         }
         assert_eq!(s.log_bytes(), 4 * one, "the oldest says gave way, wherever they were");
-        assert_eq!((s.missed(1, None, true).len(), s.missed(1, None, true).recovered), (2, false));
-        assert!(s.missed(2, None, true).recovered);
+        assert_eq!((s.missed(1, None).len(), s.missed(1, None).recovered), (2, false));
+        assert!(s.missed(2, None).recovered);
         s.end(1);
         assert_eq!((s.logs("r1"), s.log_bytes()), (false, 2 * one));
         assert_eq!(s.shed(usize::MAX), 2 * one);
@@ -617,5 +649,20 @@ mod tests {
         assert!(s.expire(t0 + Duration::from_secs(60)).is_empty());
         assert_eq!(s.expire(t0 + Duration::from_secs(70)), [Expired { uid: 2, here: true }]);
         assert!(!s.logs("r"));
+    }
+
+    #[test]
+    fn a_session_of_a_process_gone_waits_for_the_grace_and_moves_on_a_handover() {
+        let t0 = Instant::now();
+        let mut s = Sessions::new(limits(1 << 20), 1 << 20);
+        s.open_elsewhere("x", 5, "r", true);
+        s.open_elsewhere("y", 6, "r", true);
+        s.open("z", 7, "r", 1);
+        assert!(s.orphan(5, t0) && s.orphan(6, t0) && !s.orphan(8, t0));
+        assert_eq!(s.stats().detached, 2);
+        assert_eq!(s.moved_elsewhere(6), None, "resumed on a third process");
+        assert_eq!(s.moved_elsewhere(7), Some(1), "this process's connection is let go");
+        assert_eq!(s.expire(t0 + Duration::from_secs(31)), [Expired { uid: 5, here: false }]);
+        assert_eq!((s.stats().detached, s.has(6), s.has(7)), (0, true, true));
     }
 }
