@@ -224,7 +224,7 @@ suite('resume on the chat page in Chromium', { timeout: 120000 }, () => {
     const s = await stored(page);
     assert.match(s?.session ?? '', /^[0-9a-f]{32}$/, 'the session in sessionStorage');
     assert.equal(s.name, NAME);
-    assert.match(s.lastMid ?? '', /^\d+$/, 'the last mid in sessionStorage');
+    assert.ok(typeof s.lastMid === 'string' && s.lastMid.length > 0, 'the last mid in sessionStorage'); // opaque
     zhu = page;
   });
 
