@@ -119,7 +119,7 @@ pub enum Cut {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chat::dialect::seed::{Mid, ServerMessage, ToUidOut, UserEntry};
+    use crate::chat::dialect::seed::{ServerMessage, ToUidOut, UserEntry};
 
     #[test]
     fn the_resume_request_is_json_the_server_reads() {
@@ -144,8 +144,8 @@ mod tests {
                 .write_json(&mut json);
             json
         };
-        let with = say(Some(Mid(12345)));
-        assert_eq!(say_mid(&with), Some(&b"12345"[..]));
+        let with = say(Some("a1.12345.2~b2.7"));
+        assert_eq!(say_mid(&with), Some(&b"a1.12345.2~b2.7"[..]));
         let without = say(None);
         assert_eq!(say_mid(&without), None);
         assert_eq!(say_fields(&with), &without[..without.len() - 1]);

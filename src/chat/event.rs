@@ -151,6 +151,8 @@ impl std::error::Error for ErrorCode {}
 pub enum To<'a> {
     /// Every member of the room (a login, a say to all, a logout), as the roster has them.
     Room(&'a RoomRoster),
+    /// Every member of the room but these connections (resumed ones whose clients had the say already).
+    RoomBut(&'a RoomRoster, &'a [ConnId]),
     /// One connection (an error).
     Conn(ConnId),
     /// Each of these connections once, in order (a private say: its target, then its sender).

@@ -288,6 +288,19 @@ impl Fanout {
     fn send(&mut self, to: To<'_>, event: &Event<'_>, out: &mut Effects) {
         match to {
             To::Room(room) => self.broadcast(room, event, out),
+            To::RoomBut(room, but) => {
+                // Each of `but` is given its share so far and starts anew after the event: it skips it.
+                for &conn in but {
+                    self.serve(conn, out);
+                }
+                self.broadcast(room, event, out);
+                for &conn in but {
+                    let Some(share) = self.shares.get_mut(conn) else { continue };
+                    if let Some(r) = share.room.as_ref().and_then(|k| self.rooms.get(k)) {
+                        r.skip_share(share);
+                    }
+                }
+            }
             To::Conn(conn) => self.send_each(&[conn], event, out),
             To::Conns(conns) => self.send_each(conns, event, out),
             To::Welcome(conn) => self.welcome(conn, event, out),

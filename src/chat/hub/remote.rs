@@ -45,9 +45,13 @@ impl<P: Presence> Hub<P> {
             } => {
                 let mid = self.log_say(room, at, None, from_uid, from_name, content, time);
                 let mid = mid.as_deref();
+                let mut had = Vec::new();
+                if let Some(at) = at {
+                    self.sessions.already_had(room, at, &mut had);
+                }
                 let event = Event::Say { from_uid, from_name, to_uid: None, echo_to: None, content, time, mid };
                 if let Some(members) = self.roster.room(room) {
-                    sink.send(To::Room(members), event);
+                    sink.send(if had.is_empty() { To::Room(members) } else { To::RoomBut(members, &had) }, event);
                 }
                 if self.limits.history > 0 {
                     let room: Rc<str> = Rc::from(room);
@@ -62,8 +66,12 @@ impl<P: Presence> Hub<P> {
                 let home = self.roster.seat(uid).filter(|s| &*s.room == room).map(|s| s.home);
                 let mid = self.log_say(room, at, Some(uid), from_uid, from_name, content, time);
                 let mid = mid.as_deref();
+                let mut had = Vec::new();
+                if let Some(at) = at {
+                    self.sessions.already_had(room, at, &mut had);
+                }
                 if home.is_some() {
-                    if let Some(Home::Here(conn)) = home {
+                    if let Some(Home::Here(conn)) = home.filter(|h| !matches!(h, Home::Here(c) if had.contains(c))) {
                         let event =
                             Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time, mid };
                         sink.send(To::Conns(&[conn]), event);

@@ -238,7 +238,19 @@ pub struct Sessions {
     logged: u64,
     /// Detached users by deadline (the grace is one length, so detaching order is deadline order).
     expiring: VecDeque<(Instant, u64, u64)>,
+    /// Connections resumed with a mid past their room's log here (their client got says on another process
+    /// that have not arrived here yet): those says, when they arrive, are not for them again.
+    ahead: Vec<Ahead>,
     stats: ResumeStats,
+}
+
+/// A resumed connection whose client had says this process has not logged yet.
+#[derive(Debug)]
+struct Ahead {
+    uid: u64,
+    conn: ConnId,
+    room: Rc<str>,
+    had: Frontier,
 }
 
 impl Sessions {
@@ -335,6 +347,29 @@ impl Sessions {
             self.shed(self.log_bytes - self.total);
         }
         Some(mid)
+    }
+
+    /// The connections in `room` whose clients already had the say at `at` (they resumed here with a mid
+    /// past this process's log, the say arriving after), into `out`; a connection's watch ends once this
+    /// process's log has caught up with its mid.
+    pub fn already_had(&mut self, room: &str, at: Position, out: &mut Vec<ConnId>) {
+        if self.ahead.is_empty() {
+            return;
+        }
+        let (logs, by_uid) = (&self.logs, &self.by_uid);
+        let held = |a: &Ahead| by_uid.get(&a.uid).is_some_and(|s| s.held == Held::At(a.conn));
+        self.ahead.retain(|a| {
+            if &*a.room != room {
+                return true;
+            }
+            if a.had.covers(at) {
+                out.push(a.conn);
+            }
+            let caught_up = logs.get(room).is_none_or(|l| {
+                a.had.marks().all(|(origin, seq, index)| l.frontier.covers(Position { origin, seq, index }))
+            });
+            !caught_up && held(a)
+        });
     }
 
     /// Drops the oldest says of all rooms together until `bytes` are freed (or nothing is left); returns what
@@ -455,6 +490,11 @@ impl Sessions {
         let owed = |at: Position| !had.covers(at) && !s.since.covers(at);
         let Some(log) = self.logs.get(&s.room) else { return Missed { said: Vec::new(), recovered: false } };
         let mut said: Vec<&Logged> = log.entries.iter().filter(|l| owed(l.at) && l.is_for(uid)).collect();
+        if let Held::At(conn) = s.held {
+            if !had.marks().all(|(origin, seq, index)| log.frontier.covers(Position { origin, seq, index })) {
+                self.ahead.push(Ahead { uid, conn, room: s.room.clone(), had: had.clone() });
+            }
+        }
         // Something the client may have been owed was dropped: an origin's newest dropped say it had not.
         let lost = log.dropped.marks().any(|(origin, seq, index)| owed(Position { origin, seq, index }));
         let mut recovered = readable && s.complete && !lost;
@@ -590,6 +630,26 @@ mod tests {
         late.open_elsewhere("id", 7, "r", false);
         late.take_over("id", 1);
         assert!(!late.missed(7, None).recovered);
+    }
+
+    #[test]
+    fn says_a_resumed_client_had_elsewhere_are_not_for_it_again_when_they_arrive_late() {
+        let mut s = Sessions::new(limits(1 << 20), 1 << 20);
+        s.open_elsewhere("id", 7, "r", true);
+        let a = |n| Position { origin: 0xa, seq: n, index: 0 };
+        s.log_say("r", a(1), None, say(1, "a1"));
+        s.take_over("id", 9);
+        // The client had a2 already (from the process it was on); here a2 has not arrived yet.
+        let missed = s.missed(7, Some("a.2"));
+        assert_eq!((missed.len(), missed.recovered), (0, true));
+        let mut had = Vec::new();
+        s.log_say("r", a(2), None, say(1, "a2"));
+        s.already_had("r", a(2), &mut had);
+        assert_eq!(had, [9], "a2 is not for it again");
+        had.clear();
+        s.log_say("r", a(3), None, say(1, "a3"));
+        s.already_had("r", a(3), &mut had);
+        assert!(had.is_empty() && s.ahead.is_empty(), "caught up: the watch ends");
     }
 
     #[test]
