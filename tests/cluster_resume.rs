@@ -10,6 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::cluster::{node, redis, send};
+use common::probe::messages_within;
 use common::Raw;
 use serde_json::{json, Value};
 
@@ -23,19 +24,6 @@ fn until(raw: &mut Raw, kind: &str) -> (Value, Vec<Value>) {
         }
         seen.push(v);
     }
-}
-
-/// Messages arriving on `raw` within `wait`.
-fn within(raw: &mut Raw, wait: Duration) -> Vec<Value> {
-    raw.set_read_timeout(wait).expect("timeout");
-    let mut got = Vec::new();
-    while let Some(f) = raw.try_read_frame() {
-        if f.opcode == 1 {
-            got.push(serde_json::from_slice(&f.payload).expect("JSON"));
-        }
-    }
-    raw.set_read_timeout(Duration::from_secs(5)).expect("timeout");
-    got
 }
 
 #[test]
@@ -55,7 +43,7 @@ fn a_session_resumes_on_its_node_and_the_other_nodes_see_nothing() {
     drop(near);
     send(&mut far, json!({"type":"say","to_uid":"all","content":"one"}));
     send(&mut far, json!({"type":"say","to_uid":uid,"content":"two"}));
-    let seen = within(&mut far, Duration::from_millis(700));
+    let seen = messages_within(&mut far, Duration::from_millis(700));
     assert!(seen.iter().all(|v| v["type"] == "say"), "no logout on the other node: {seen:?}");
     // Its own node does: both says, in order, then resumed.
     let mut back = Raw::open(a.ws);
@@ -71,7 +59,7 @@ fn a_session_resumes_on_its_node_and_the_other_nodes_see_nothing() {
     assert!(list["user_list"].as_array().expect("list").iter().any(|u| u["uid"] == uid), "{list}");
     // Dropped again, past the grace: exactly one logout on the other node.
     drop(back);
-    let seen = within(&mut far, Duration::from_secs(4));
+    let seen = messages_within(&mut far, Duration::from_secs(4));
     let logouts: Vec<&Value> = seen.iter().filter(|v| v["type"] == "logout").collect();
     assert_eq!(logouts.len(), 1, "{seen:?}");
     assert_eq!(logouts[0]["uid"], uid);
@@ -138,7 +126,7 @@ fn a_session_resumes_on_another_node_and_nobody_sees_it_move() {
     assert_eq!((first["content"].as_str(), second["content"].as_str()), (Some("to all"), Some("to you")));
     assert!(second["mid"].is_string());
     send(&mut moved, json!({"type":"say","to_uid":"all","content":"from b"}));
-    let seen = within(&mut watch, Duration::from_millis(800));
+    let seen = messages_within(&mut watch, Duration::from_millis(800));
     assert!(seen.iter().any(|v| v["content"] == "from b" && v["from_uid"] == uid), "{seen:?}");
     assert!(seen.iter().all(|v| v["type"] == "say"), "no logout or login anywhere: {seen:?}");
     // And back to a: the seat moves again.
@@ -168,7 +156,7 @@ fn the_users_of_a_killed_node_resume_elsewhere_and_only_the_others_log_out() {
     // Said while the node is dead, before and after it is reaped.
     send(&mut watch, json!({"type":"say","to_uid":back_uid,"content":"k2"}));
     // The node is reaped within about a second (heartbeat 200 ms): the user without a session logs out.
-    let seen = within(&mut watch, Duration::from_secs(3));
+    let seen = messages_within(&mut watch, Duration::from_secs(3));
     let logouts: Vec<u64> = seen.iter().filter(|v| v["type"] == "logout").filter_map(|v| v["uid"].as_u64()).collect();
     assert_eq!(logouts, [plain_uid], "{seen:?}");
     send(&mut watch, json!({"type":"say","to_uid":"all","content":"k3"}));
@@ -181,7 +169,7 @@ fn the_users_of_a_killed_node_resume_elsewhere_and_only_the_others_log_out() {
         before[0]["user_list"].as_array().expect("list").iter().filter_map(|u| u["uid"].as_u64()).collect();
     assert!(listed.contains(&away_uid) && listed.contains(&back_uid) && !listed.contains(&plain_uid), "{listed:?}");
     // The one that stays away is logged out once, at the end of its grace.
-    let seen = within(&mut watch, Duration::from_secs(6));
+    let seen = messages_within(&mut watch, Duration::from_secs(6));
     let logouts: Vec<u64> = seen.iter().filter(|v| v["type"] == "logout").filter_map(|v| v["uid"].as_u64()).collect();
     assert_eq!(logouts, [away_uid], "{seen:?}");
     assert!(seen.iter().all(|v| v["type"] != "login"), "{seen:?}");
@@ -213,6 +201,6 @@ fn redis_restarted_empty_while_a_session_is_detached() {
     let contents: Vec<&str> = before[1..].iter().filter_map(|v| v["content"].as_str()).collect();
     assert_eq!(contents, ["before the restart", "after the restart"]);
     assert_eq!((resumed["uid"].as_u64(), resumed["recovered"].as_bool()), (Some(uid), Some(true)));
-    let seen = within(&mut watch, Duration::from_millis(500));
+    let seen = messages_within(&mut watch, Duration::from_millis(500));
     assert!(seen.iter().all(|v| v["type"] != "logout" && v["type"] != "login"), "{seen:?}");
 }

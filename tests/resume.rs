@@ -7,7 +7,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::probe::{eventually, metric, metrics};
+use common::probe::{eventually, messages_within, metric, metrics};
 use common::{client_frame, text_frame, Daemon, Raw};
 use serde_json::{json, Value};
 
@@ -75,19 +75,6 @@ fn resume(ws: SocketAddr, session: &str, last_mid: Option<&str>) -> (Raw, Vec<Va
 /// (from, to, content) of a say.
 fn key(v: &Value) -> (u64, String, String) {
     (v["from_uid"].as_u64().unwrap_or(0), v["to_uid"].to_string(), v["content"].as_str().unwrap_or("").to_string())
-}
-
-/// Whether no message comes on `raw` within `wait`.
-fn quiet(raw: &mut Raw, wait: Duration) -> Vec<Value> {
-    raw.set_read_timeout(wait).expect("timeout");
-    let mut got = Vec::new();
-    while let Some(f) = raw.try_read_frame() {
-        if f.opcode == 1 {
-            got.push(serde_json::from_slice(&f.payload).expect("JSON"));
-        }
-    }
-    raw.set_read_timeout(Duration::from_secs(5)).expect("timeout");
-    got
 }
 
 #[test]
@@ -175,7 +162,7 @@ fn the_resumed_says_are_what_an_always_connected_member_received() {
     assert_eq!(a_mids, b_mids[1..]);
     assert_eq!(resumed, json!({"type":"resumed","uid":ua,"recovered":true,"missed":want.len()}));
     // Nobody saw a logout or a login.
-    let others = quiet(&mut c, Duration::from_millis(300));
+    let others = messages_within(&mut c, Duration::from_millis(300));
     assert!(others.iter().filter(|v| v["type"] == "login").count() == 1, "c's own only: {others:?}");
     assert!(others.iter().all(|v| v["type"] != "logout"), "{others:?}");
     // The resumed connection is the user: its says reach the room, the room's reach it.
@@ -203,7 +190,7 @@ fn resume_twice_and_while_the_old_connection_is_open() {
     assert_eq!((replayed.len(), resumed["missed"].as_u64()), (2, Some(1)), "{replayed:?}");
     let (_a4, _, _) = resume(d.ws, &session, None);
     assert_eq!(a3.expect_close(), 4001);
-    let others = quiet(&mut w, Duration::from_millis(300));
+    let others = messages_within(&mut w, Duration::from_millis(300));
     assert!(others.iter().all(|v| v["type"] == "say"), "{others:?}");
     assert_eq!(metric(d.http, "wschat_sessions_detached"), 0);
 }
@@ -244,7 +231,7 @@ fn a_goodbye_ends_the_session_at_once_and_other_ends_keep_it() {
             "fin" => drop_with_fin(a),
             _ => drop_with_reset(a),
         }
-        assert!(quiet(&mut w, Duration::from_millis(500)).is_empty(), "{how}: nobody is told");
+        assert!(messages_within(&mut w, Duration::from_millis(500)).is_empty(), "{how}: nobody is told");
         assert!(eventually(Duration::from_secs(5), || metric(d.http, "wschat_sessions_detached") == 1));
         let (mut back, _, resumed) = resume(d.ws, &session, None);
         assert_eq!(resumed["recovered"], true, "{how}");
@@ -263,7 +250,7 @@ fn at_the_default_grace_a_dropped_user_stays() {
     w.read_json();
     drop_with_fin(a);
     // Well inside the default 30 s: still present, in a newcomer's list too.
-    assert!(quiet(&mut w, Duration::from_secs(3)).is_empty());
+    assert!(messages_within(&mut w, Duration::from_secs(3)).is_empty());
     let (_n, list) = login(d.ws, "n", "r", false);
     assert_eq!(list["user_list"], json!([{"uid":1,"name":"w"},{"uid":2,"name":"a"},{"uid":3,"name":"n"}]));
     assert_eq!(metric(d.http, "wschat_sessions_detached"), 1);
@@ -281,7 +268,7 @@ fn the_grace_running_out_is_exactly_one_logout() {
     w.read_json();
     drop_with_fin(a);
     // The loop wakes for the deadline by itself: nothing else happens meanwhile.
-    let seen = quiet(&mut w, Duration::from_secs(3));
+    let seen = messages_within(&mut w, Duration::from_secs(3));
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!((seen[0]["type"].as_str(), seen[0]["uid"].as_u64()), (Some("logout"), Some(2)));
     let mut late = Raw::open(d.ws);

@@ -184,16 +184,14 @@ impl<P: Presence> Application for ChatApp<P> {
         }
         let limit = self.limits.max_message_bytes;
         let parsed = dialect.parse(text).and_then(|m| within_limit(dialect, m, limit));
-        if let Ok(ClientMessage::Login { resume, .. }) = parsed {
-            // A client holding a session gets mids on its says; a login decides, before the hub seats it.
-            if self.hub.uid_of(conn).is_none() && dialect.resumes() {
-                let mids = resume && self.hub.sessions().enabled();
-                self.fanout.set_dialect(conn, dialect.with_mids(mids));
-            }
-        } else if let Ok(ClientMessage::Resume { .. }) = parsed {
-            if self.hub.uid_of(conn).is_none() && dialect.resumes() {
-                self.fanout.set_dialect(conn, dialect.with_mids(true));
-            }
+        // A client holding a session gets mids on its says: a login or a resume decides, before the hub seats it.
+        let mids = match parsed {
+            Ok(ClientMessage::Login { resume, .. }) => Some(resume && self.hub.sessions().enabled()),
+            Ok(ClientMessage::Resume { .. }) => Some(true),
+            _ => None,
+        };
+        if let Some(mids) = mids.filter(|_| self.hub.uid_of(conn).is_none() && dialect.resumes()) {
+            self.fanout.set_dialect(conn, dialect.with_mids(mids));
         }
         let sink = &mut self.fanout.sink(out);
         match parsed {

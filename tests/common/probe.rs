@@ -7,6 +7,19 @@ use std::time::{Duration, Instant};
 
 use super::{text_frame, Raw};
 
+/// The JSON text messages arriving on `raw` within `wait` (the read timeout is 5 s again after).
+pub fn messages_within(raw: &mut Raw, wait: Duration) -> Vec<serde_json::Value> {
+    raw.set_read_timeout(wait).expect("timeout");
+    let mut got = Vec::new();
+    while let Some(f) = raw.try_read_frame() {
+        if f.opcode == 1 {
+            got.push(serde_json::from_slice(&f.payload).expect("JSON"));
+        }
+    }
+    raw.set_read_timeout(Duration::from_secs(5)).expect("timeout");
+    got
+}
+
 /// The value of a metric from GET /metrics on the web port `http`.
 pub fn metric(http: SocketAddr, name: &str) -> u64 {
     metric_in(&metrics(http), name)

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::cpu::{per_cpu, CpuMeter, CLIENT_LIMIT_SHARE};
+use super::cpu::CpuMeter;
 use super::runner::Run;
 use super::{BenchConfig, BenchError};
 use crate::bench::engine::{Engine, Phase, Proto, ResumeCounters};
@@ -193,21 +193,14 @@ impl Run<'_> {
         let mut churner = Churner::new(self.cfg, senders);
         self.paced_with(senders, rate, self.cfg.duration, &mut rr, |engine, elapsed| churner.tick(engine, elapsed))?;
         self.engine.end_measure();
-        let (client, server) = meter.shares();
+        let shares = meter.shares();
         let secs = meter.wall.elapsed().as_secs_f64().max(1e-9);
         let in_window = self.engine.resume_counters();
         let offered = self.expected() - expected_before;
         churner.stop(&mut self.engine);
         self.await_resumes()?;
         self.drain()?;
-        self.engine.stop_latency();
-        report.deliveries_per_s = self.engine.counters().window_deliveries as f64 / secs;
-        report.offered_deliveries_per_s = offered as f64 / secs;
-        report.client_cpu = client;
-        report.server_cpu = server;
-        report.deliveries_per_server_cpu_s = per_cpu(report.deliveries_per_s, server);
-        report.client_limited = client >= CLIENT_LIMIT_SHARE;
-        self.latency_into(report, Latency::from_histogram(self.engine.histogram()));
+        self.window_into(report, offered, secs, shares);
         let after = self.engine.resume_counters();
         let unresumed = (0..clients).filter(|&i| self.engine.phase(i) != Some(Phase::Ready)).count();
         report.churn = Some(ChurnReport {

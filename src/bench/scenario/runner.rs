@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::cpu::{per_cpu, CLIENT_LIMIT_SHARE};
 use super::{BenchConfig, BenchError, Scenario};
 use crate::bench::content::client_name;
 use crate::bench::engine::{Engine, Proto};
@@ -174,6 +175,25 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+
+    /// A fixed-rate run's measured window, once drained, into `report`: deliveries and offered deliveries over
+    /// its `secs`, the CPU shares of its `meter`, the delivery latency (its recording stops here).
+    pub(super) fn window_into(
+        &mut self,
+        report: &mut Report,
+        offered: u64,
+        secs: f64,
+        (client, server): (f64, Option<f64>),
+    ) {
+        self.engine.stop_latency();
+        report.deliveries_per_s = self.engine.counters().window_deliveries as f64 / secs;
+        report.offered_deliveries_per_s = offered as f64 / secs;
+        report.client_cpu = client;
+        report.server_cpu = server;
+        report.deliveries_per_server_cpu_s = per_cpu(report.deliveries_per_s, server);
+        report.client_limited = client >= CLIENT_LIMIT_SHARE;
+        self.latency_into(report, Latency::from_histogram(self.engine.histogram()));
     }
 
     pub(super) fn latency_into(&self, report: &mut Report, l: Latency) {

@@ -75,6 +75,11 @@ impl Dialect {
         }
     }
 
+    /// Whether this dialect's says carry their mid (a client holding a session).
+    pub fn mids(self) -> bool {
+        matches!(self, Dialect::SeedMids | Dialect::SeedHtmlMids)
+    }
+
     /// Whether a client of this dialect can hold a session.
     pub fn resumes(self) -> bool {
         self != Dialect::Workerman
@@ -92,7 +97,7 @@ impl Dialect {
     pub fn write_json(self, event: &Event<'_>, out: &mut Vec<u8>) -> bool {
         match self {
             Dialect::Workerman => workerman::write_json(event, out),
-            _ => seed::write_json(event, self.escapes(), self.with_mids(false) != self, out),
+            _ => seed::write_json(event, self.escapes(), self.mids(), out),
         }
     }
 

@@ -453,12 +453,13 @@ impl<P: Presence> Hub<P> {
                 let mid = self.log_say(&room, at, Some(uid), from_uid, from_name, content, time);
                 let mid = mid.as_deref();
                 // The target's copy, then the sender's (once, when they are the same).
-                if let Some(target) = Some(home).and_then(|h| if let Home::Here(t) = h { Some(t) } else { None }) {
-                    if target != conn {
+                match home {
+                    Home::Here(target) if target != conn => {
                         let to_uid = Some(uid);
                         let event = Event::Say { from_uid, from_name, to_uid, echo_to: None, content, time, mid };
                         sink.send(To::Conns(&[target]), event);
                     }
+                    _ => {}
                 }
                 let echo_to = Some(&*target_name);
                 let echo = Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to, content, time, mid };

@@ -70,12 +70,13 @@ impl<P: Presence> Hub<P> {
                 if let Some(at) = at {
                     self.sessions.already_had(room, at, &mut had);
                 }
-                if home.is_some() {
-                    if let Some(Home::Here(conn)) = home.filter(|h| !matches!(h, Home::Here(c) if had.contains(c))) {
+                match home {
+                    Some(Home::Here(conn)) if !had.contains(&conn) => {
                         let event =
                             Event::Say { from_uid, from_name, to_uid: Some(uid), echo_to: None, content, time, mid };
                         sink.send(To::Conns(&[conn]), event);
                     }
+                    _ => {}
                 }
             }
             Remote::Room { event: RoomEvent::Logout { uid, time, .. }, .. } => self.remote_leave(uid, time, sink),
