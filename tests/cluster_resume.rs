@@ -204,3 +204,49 @@ fn redis_restarted_empty_while_a_session_is_detached() {
     let seen = messages_within(&mut watch, Duration::from_millis(500));
     assert!(seen.iter().all(|v| v["type"] != "logout" && v["type"] != "login"), "{seen:?}");
 }
+
+/// An audited fanout through the death of a node: `wschat-bench churn` runs across two nodes (resume at its
+/// defaults), cutting clients at random, and one node is killed with SIGKILL in the middle of it. Its clients
+/// find their connections gone, resume on the other node, and the audit over every (receiver, sender) pair
+/// and every client's connections is clean: nothing lost, duplicated or reordered, nobody seen leaving.
+#[cfg(feature = "bench")]
+#[test]
+fn an_audited_fanout_goes_through_a_killed_node() {
+    use std::process::{Command, Stdio};
+    let name = "an_audited_fanout_goes_through_a_killed_node";
+    let Some(redis) = redis(name) else { return };
+    let (mut a, b) = (node(&redis, &[]), node(&redis, &[]));
+    let (url_a, url_b) = (format!("ws://{}/", a.ws), format!("ws://{}/", b.ws));
+    let bench = Command::new(env!("CARGO_BIN_EXE_wschat-bench"))
+        .args(["churn", "--url", &url_a, "--url", &url_b, "-c", "40", "-s", "8", "-r", "400", "-d", "4"])
+        .args(["-w", "0.5", "--cuts-per-sec", "5", "--away-ms", "50", "--drain-timeout", "10", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wschat-bench");
+    // Set up and warmed up within a second and a half; the window runs until about 4.5 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = a.child.kill();
+    let _ = a.child.wait();
+    let out = bench.wait_with_output().expect("wschat-bench");
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let c = &v["churn"];
+    assert!(out.status.success(), "{v}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(c["clean"], true, "{v}");
+    // About half of the 40 clients were on the killed node.
+    assert!(c["dropped"].as_u64().expect("dropped") >= 10, "{v}");
+    for key in ["not_recovered", "refused", "unresumed", "logouts_seen", "logins_seen", "replay_duplicates"] {
+        assert_eq!(c[key], 0, "{key}: {v}");
+    }
+    for key in ["lost", "duplicated", "out_of_order", "server_errors"] {
+        assert_eq!(v[key], 0, "{key}: {v}");
+    }
+    assert_eq!(v["delivered"], v["expected"], "{v}");
+    // The node that is left resumed at least every client the killed one had, each with all it missed.
+    let m = common::probe::metrics(b.http);
+    let recovered = m.lines().find_map(|l| l.strip_prefix("wschat_resumes_total{recovered=\"true\"} "));
+    let recovered: u64 = recovered.and_then(|n| n.trim().parse().ok()).expect("wschat_resumes_total");
+    assert!(recovered >= c["dropped"].as_u64().unwrap_or(u64::MAX), "{recovered} {v}");
+    assert!(m.contains("wschat_resumes_total{recovered=\"false\"} 0"), "{m}");
+}

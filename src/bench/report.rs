@@ -111,6 +111,10 @@ pub struct ChurnReport {
     pub replay_duplicates: u64,
     /// Resumes the server refused (an error instead of `resumed`).
     pub refused: u64,
+    /// Ready connections the server ended (its node killed or shut down), resumed like cuts.
+    pub dropped: u64,
+    /// Reconnects that failed (a dead node refusing) and were tried again at the next URL.
+    pub retried: u64,
     /// Clients not ready again when the run ended.
     pub unresumed: usize,
     /// `logout` messages any client received in the whole run (must be 0: nobody left).
@@ -366,6 +370,13 @@ impl ChurnReport {
             self.cuts_skipped,
             self.away_ms
         );
+        if self.dropped + self.retried > 0 {
+            let _ = writeln!(
+                s,
+                "  dropped        {} connections ended by the server, {} reconnects tried again",
+                self.dropped, self.retried
+            );
+        }
         let _ = writeln!(
             s,
             "  resumes        {} ({}/s), {} not recovered, {} refused, {} not back; {} missed, {} replayed, {} again",

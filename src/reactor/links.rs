@@ -137,6 +137,16 @@ impl Reactor {
             }
         }
         self.link_requests = requests;
+        self.write_links();
+    }
+
+    /// Writes what the application queued for its links. Called right after the turn's end, before any
+    /// client connection is flushed: a message is on its way to Redis before a local member can have read
+    /// it, so a node killed between the two cannot leave a say its own users saw that the cluster never got.
+    pub(super) fn write_links(&mut self) {
+        if self.app.links().is_none() {
+            return;
+        }
         for link in 0..MAX_LINKS {
             self.write_link(link);
         }

@@ -160,8 +160,10 @@ impl Reactor {
 
     pub(super) fn flush_dirty(&mut self) {
         // A write error removes a connection, and its logout can open a batch and dirty others: seal and
-        // flush until nothing is left, reusing the two lists' allocations.
+        // flush until nothing is left, reusing the two lists' allocations. What the turn sends to the
+        // cluster goes out first (see `write_links`).
         self.with_app(|app, out| app.end_turn(out));
+        self.write_links();
         let mut dirty = std::mem::take(&mut self.dirty);
         while !dirty.is_empty() {
             for &k in &dirty {
@@ -169,6 +171,7 @@ impl Reactor {
             }
             dirty.clear();
             self.with_app(|app, out| app.end_turn(out));
+            self.write_links();
             std::mem::swap(&mut dirty, &mut self.dirty);
         }
         self.dirty = dirty;

@@ -1,6 +1,10 @@
 //! Cutting and resuming (chat, churn): a client's connection cut without a close frame — a reset or a FIN —
 //! and a new one for the same client, to the next target, that resumes its session after the last say it
-//! received. The client keeps its index, so the audit follows it across its connections.
+//! received. The client keeps its index, so the audit follows it across its connections. A connection the
+//! server ends — its node killed or shut down, a reset, a refused reconnect — is treated the same way: the
+//! client goes away and resumes at the next target. A sender dropped so has no way to know which of its last
+//! says the server took before it went; its resume tells it (the says to the room it sent come back to it),
+//! and it numbers its next say after the last one that came back.
 
 use std::io::{self, Read};
 use std::net::Shutdown;
@@ -9,6 +13,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 
+use super::conn::Conn;
 use super::types::{ConnFailure, Phase};
 use super::{Engine, EngineError, ResumeCounters};
 use crate::bench::resume::Cut;
@@ -18,6 +23,9 @@ const ZOMBIE_TIME: Duration = Duration::from_secs(5);
 
 /// Most connections cut with a FIN kept at once; past it the oldest is dropped (a reset then).
 const MAX_ZOMBIES: usize = 4096;
+
+/// Reconnects in a row that may fail before a client the server dropped is given up (closed).
+const MAX_RETRIES: u32 = 40;
 
 /// A connection cut with a FIN: what the server still sends is read and dropped until it closes, so that
 /// closing it does not turn the FIN into a reset (closing a socket with unread data sends one).
@@ -55,22 +63,82 @@ impl Engine {
             }
         }
         sessions.away(idx, now);
-        conn.phase = Phase::Away;
-        conn.held = false;
-        conn.out = Vec::new();
-        conn.out_pos = 0;
-        conn.pending = Vec::new();
-        conn.tls = None;
+        park(conn);
         self.sink.ready -= 1;
         true
+    }
+
+    /// A connection the server ended (`why`) whose client has a session goes away as if cut, to be brought
+    /// back by [`Engine::take_dropped`]'s caller. False (nothing done) for any other connection or end, or
+    /// when the client's reconnects kept failing: then it is closed as usual.
+    pub(super) fn drop_to_resume(&mut self, idx: usize, why: &ConnFailure) -> bool {
+        let ended_by_server = matches!(
+            why,
+            ConnFailure::Eof
+                | ConnFailure::Io(_)
+                | ConnFailure::Connect(_)
+                | ConnFailure::ClosedByServer(None | Some(1001 | 1006 | 1011 | 1012))
+        );
+        let now = self.now_nanos();
+        let Some(sessions) = self.sink.sessions.as_mut() else { return false };
+        let Some(conn) = self.conns.get_mut(idx) else { return false };
+        let phase = conn.phase;
+        let live = matches!(phase, Phase::Ready | Phase::Resuming | Phase::Away)
+            || (conn.resuming && matches!(phase, Phase::Connecting | Phase::Handshaking));
+        if !ended_by_server || !live || !sessions.has_session(idx) || !sessions.retry(idx, MAX_RETRIES) {
+            return false;
+        }
+        if let Some(mut stream) = conn.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        if phase == Phase::Ready {
+            sessions.away(idx, now);
+            sessions.counters.dropped += 1;
+            self.sink.ready -= 1;
+        } else {
+            sessions.counters.retried += 1;
+        }
+        park(conn);
+        if !self.dropped.contains(&idx) {
+            self.dropped.push(idx);
+        }
+        if !self.rewinds.contains(&idx) {
+            self.rewinds.push(idx);
+        }
+        true
+    }
+
+    /// The clients the server dropped since the last call, away now.
+    pub fn take_dropped(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Senders dropped by the server and resumed since: each numbers its next say after the last of its own
+    /// that came back to it (the others never reached the server, or went with its node).
+    pub(super) fn settle_rewinds(&mut self) {
+        let mut i = 0;
+        while i < self.rewinds.len() {
+            let idx = self.rewinds[i];
+            if self.conns.get(idx).is_some_and(|c| c.phase == Phase::Ready) {
+                let back = self.sink.audit.next(idx, idx);
+                if let Some(seq) = self.seq.get_mut(idx) {
+                    *seq = (*seq).min(back);
+                }
+                self.rewinds.swap_remove(i);
+            } else {
+                i += 1;
+            }
+        }
     }
 
     /// Opens a new connection for client `idx`, away, to the target after its last one; it resumes the
     /// client's session after the last say received. False when it could not start (counted as a failure).
     pub fn reconnect(&mut self, idx: usize) -> bool {
         let now = self.now_nanos();
-        let Some(conn) = self.conns.get(idx).filter(|c| c.phase == Phase::Away) else { return false };
+        let Some(conn) = self.conns.get_mut(idx).filter(|c| c.phase == Phase::Away) else { return false };
         let target = (conn.target + 1) % self.config.targets.len().max(1);
+        // A connect that fails at once is retried at the target after this one.
+        conn.target = target;
         let Some(sessions) = self.sink.sessions.as_mut() else { return false };
         let Some(request) = sessions.request(idx) else { return false };
         // Timed from here: after a pause away, the pause is not the resume's.
@@ -162,4 +230,14 @@ impl Engine {
     pub(super) fn drop_zombies(&mut self) {
         self.zombies.clear();
     }
+}
+
+/// A connection whose client went away: no socket, nothing queued, nothing held.
+fn park(conn: &mut Conn) {
+    conn.phase = Phase::Away;
+    conn.held = false;
+    conn.out = Vec::new();
+    conn.out_pos = 0;
+    conn.pending = Vec::new();
+    conn.tls = None;
 }

@@ -62,6 +62,10 @@ pub struct Engine {
     tls_in: Vec<u8>,
     /// Connections cut with a FIN, read and dropped until the server closes them (churn).
     zombies: Vec<churn::Zombie>,
+    /// Clients whose connection the server ended, away until the churn brings them back (churn).
+    dropped: Vec<usize>,
+    /// Senders dropped by the server whose next say number is set, once resumed, from what came back to them.
+    rewinds: Vec<usize>,
 }
 
 impl fmt::Debug for Engine {
@@ -86,6 +90,8 @@ impl Engine {
             scratch: vec![0; READ_CHUNK + config.max_message_bytes.min(1 << 20)],
             sink,
             zombies: Vec::new(),
+            dropped: Vec::new(),
+            rewinds: Vec::new(),
             config,
             poll,
             events: Events::with_capacity(1024),
@@ -258,6 +264,9 @@ impl Engine {
     /// Queues one stamped message from sender `sender` (a connection index below the audit's sender count);
     /// false when that connection cannot take it now (not ready, or too much unsent output).
     pub fn send(&mut self, sender: usize) -> bool {
+        if !self.rewinds.is_empty() {
+            self.settle_rewinds();
+        }
         let Some(seq) = self.seq.get(sender).copied() else { return false };
         let Some(conn) = self.conns.get(sender) else { return false };
         if conn.phase != Phase::Ready || conn.held {
@@ -320,7 +329,8 @@ impl Engine {
                 self.on_writable(idx);
             }
             if event.is_readable() || event.is_read_closed() {
-                self.on_readable(idx);
+                // With the server's FIN in the same event, read to the end: no further edge comes for it.
+                self.on_readable(idx, event.is_read_closed() || event.is_error());
             }
         }
         self.events = events;
@@ -338,6 +348,9 @@ impl Engine {
     }
 
     fn close(&mut self, idx: usize, why: Option<ConnFailure>) {
+        if why.as_ref().is_some_and(|why| self.drop_to_resume(idx, why)) {
+            return;
+        }
         close_conn(&self.poll, &mut self.conns[idx], &mut self.sink, why);
     }
 
@@ -398,7 +411,9 @@ impl Engine {
         conn.settle_out();
     }
 
-    fn on_readable(&mut self, idx: usize) {
+    /// Reads what connection `idx` has; `to_end`: until the socket says so (its FIN arrived), never stopping at
+    /// a short read.
+    fn on_readable(&mut self, idx: usize, to_end: bool) {
         loop {
             let conn = &mut self.conns[idx];
             if conn.phase == Phase::Connecting || conn.phase == Phase::Closed {
@@ -435,7 +450,7 @@ impl Engine {
             }
             // A read that did not fill the buffer drained the socket: epoll reports new data as a new edge,
             // so the extra read that would only say WouldBlock is skipped.
-            if n < space {
+            if n < space && !to_end {
                 return;
             }
         }

@@ -30,6 +30,10 @@ pub struct ResumeCounters {
     pub replay_duplicates: u64,
     /// Resumes refused by the server (an error, `session_expired` or other, instead of `resumed`).
     pub refused: u64,
+    /// Ready connections the server ended (a node killed or shut down, a reset): resumed like cuts.
+    pub dropped: u64,
+    /// Reconnects that failed (refused, reset) and were tried again at the next target.
+    pub retried: u64,
 }
 
 /// One client.
@@ -41,6 +45,8 @@ struct Client {
     tail: Vec<u8>,
     /// When it went away (nanoseconds of the engine's clock).
     away_since: u64,
+    /// Connections in a row the server ended before this client resumed.
+    retries: u32,
 }
 
 /// The sessions of every client of an engine.
@@ -122,8 +128,16 @@ impl Sessions {
         Some(out)
     }
 
+    /// Counts one more end of client `idx`'s connection by the server; false past `max` in a row.
+    pub(super) fn retry(&mut self, idx: usize, max: u32) -> bool {
+        let c = self.client(idx);
+        c.retries += 1;
+        c.retries <= max
+    }
+
     /// Client `idx` read its `resumed` at `now`.
     pub(super) fn resumed(&mut self, idx: usize, now: u64, r: Resumed) {
+        self.client(idx).retries = 0;
         let since = self.client(idx).away_since;
         self.hist.saturating_record(now.saturating_sub(since).max(1));
         self.counters.resumes += 1;
@@ -186,6 +200,16 @@ mod tests {
         // A resume's user list names the same session again: not a second grant.
         s.list_start(0, br#"{"type":"user_list","user_list":[],"session":"ab12"}"#);
         assert_eq!(s.counters.sessions, 1);
+    }
+
+    #[test]
+    fn a_client_the_server_keeps_dropping_is_given_up_until_it_resumes() {
+        let mut s = Sessions::new();
+        assert!((0..3).all(|_| s.retry(4, 3)), "three ends in a row are tried again");
+        assert!(!s.retry(4, 3), "the fourth is one too many");
+        assert!(s.retry(5, 3), "counted per client");
+        s.resumed(4, 10, Resumed { recovered: true, missed: 0 });
+        assert!(s.retry(4, 3), "a resume starts the count again");
     }
 
     #[test]

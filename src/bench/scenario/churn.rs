@@ -6,7 +6,9 @@
 //!
 //! A sender is cut only once every say it sent has come back to it (a say to the room comes back to its
 //! sender too): says the network takes on their way to the server were never the server's, and no promise
-//! covers them; the audit counts every say sent as owed to the whole room.
+//! covers them; the audit counts every say sent as owed to the whole room. A connection the server ends (its
+//! node killed: run this against two nodes and kill one) is resumed the same way, at the next URL; a sender
+//! dropped so numbers its next say after the last of its own that its resume brought back.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -96,6 +98,12 @@ impl Churner {
 
     /// One step of the window: the cuts due, the held senders whose says are back, the returns due.
     fn tick(&mut self, engine: &mut Engine, elapsed: Duration) {
+        self.cuts(engine, elapsed);
+        self.returns(engine);
+    }
+
+    /// The cuts due `elapsed` into the window, and the held senders whose says are back.
+    fn cuts(&mut self, engine: &mut Engine, elapsed: Duration) {
         let due = self.due_by(elapsed);
         while self.due < due {
             self.due += 1;
@@ -119,7 +127,14 @@ impl Churner {
                 i += 1;
             }
         }
+    }
+
+    /// The clients the server dropped join the returning; those whose time away is up reconnect.
+    fn returns(&mut self, engine: &mut Engine) {
         let now = Instant::now();
+        for idx in engine.take_dropped() {
+            self.returning.push_back((now + self.away, idx));
+        }
         while let Some(&(at, idx)) = self.returning.front() {
             if at > now {
                 break;
@@ -138,7 +153,8 @@ impl Churner {
         }
     }
 
-    /// No more cuts: the held senders may send again and every client away comes back now.
+    /// No more cuts: the held senders may send again and every client away comes back now (those the server
+    /// drops from now on still come back, through [`Churner::returns`]).
     fn stop(&mut self, engine: &mut Engine) {
         for (idx, _) in self.waiting.drain(..) {
             engine.release(idx);
@@ -198,7 +214,7 @@ impl Run<'_> {
         let in_window = self.engine.resume_counters();
         let offered = self.expected() - expected_before;
         churner.stop(&mut self.engine);
-        self.await_resumes()?;
+        self.await_resumes(&mut churner)?;
         self.drain()?;
         self.window_into(report, offered, secs, shares);
         let after = self.engine.resume_counters();
@@ -219,6 +235,8 @@ impl Run<'_> {
             replayed: after.replayed - before.replayed,
             replay_duplicates: after.replay_duplicates - before.replay_duplicates,
             refused: after.refused - before.refused,
+            dropped: after.dropped - before.dropped,
+            retried: after.retried - before.retried,
             unresumed,
             logouts_seen: self.engine.counters().logouts_seen,
             logins_seen: self.engine.counters().logins_seen - logins_before,
@@ -228,8 +246,9 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Waits until every client cut is back (resumed), refused, or failed, or the drain's longest wait passed.
-    fn await_resumes(&mut self) -> Result<(), BenchError> {
+    /// Waits until every client cut or dropped is back (resumed), refused, or failed, or the drain's longest
+    /// wait passed.
+    fn await_resumes(&mut self, churner: &mut Churner) -> Result<(), BenchError> {
         let deadline = Instant::now() + self.cfg.drain_timeout * 10;
         while Instant::now() < deadline {
             let ResumeCounters { refused, .. } = self.engine.resume_counters();
@@ -237,6 +256,7 @@ impl Run<'_> {
                 break;
             }
             self.engine.turn(Some(Duration::from_millis(2)))?;
+            churner.returns(&mut self.engine);
         }
         Ok(())
     }
