@@ -135,6 +135,8 @@ pub struct Report {
     pub scenario: String,
     /// `chat` or `raw`.
     pub proto: String,
+    /// Every client logged in with `"resume":true` (churn, or `--resume`).
+    pub resume: bool,
     /// The (first) target URL.
     pub url: String,
     /// Every target URL, in the order given, with the clients spread to it (client i to URL i mod n).
@@ -256,7 +258,8 @@ impl Report {
             0 | 1 => self.url.clone(),
             n => format!("{n} URLs"),
         };
-        let _ = writeln!(s, "wschat-bench {} ({} protocol) against {against}", self.scenario, self.proto);
+        let resume = if self.resume { ", every client opted in to resume" } else { "" };
+        let _ = writeln!(s, "wschat-bench {} ({} protocol{resume}) against {against}", self.scenario, self.proto);
         if !self.urls.is_empty() {
             let shares: Vec<String> = self.urls.iter().map(|u| format!("{} ({} clients)", u.url, u.clients)).collect();
             let _ = writeln!(s, "  urls           {}", shares.join(", "));

@@ -116,6 +116,9 @@ struct Args {
     /// Churn: milliseconds a cut client stays away before it reconnects and resumes.
     #[arg(long, default_value_t = 0.0)]
     away_ms: f64,
+    /// Chat: every client logs in with "resume":true (churn always does): what opting in costs the server.
+    #[arg(long)]
+    resume: bool,
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration, String> {
@@ -164,6 +167,10 @@ fn config(args: &Args) -> Result<BenchConfig, String> {
     cfg.cuts_per_sec = args.cuts_per_sec;
     cfg.reset_share = args.reset_share;
     cfg.away = secs("away-ms", args.away_ms / 1000.0)?;
+    if args.resume && cfg.proto != Proto::Chat {
+        return Err("--resume needs the chat protocol: raw servers have no sessions".into());
+    }
+    cfg.opt_in = args.resume;
     Ok(cfg)
 }
 

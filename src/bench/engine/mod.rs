@@ -116,7 +116,9 @@ impl Engine {
     pub fn open(&mut self, name: &str, room: Option<&str>) -> Result<usize, EngineError> {
         let idx = self.conns.len();
         let login = match self.config.proto {
-            Proto::Chat => Some(content::login_request(name, room, self.config.resume).into_boxed_slice()),
+            Proto::Chat => {
+                Some(content::login_request(name, room, self.config.resume || self.config.opt_in).into_boxed_slice())
+            }
             Proto::Raw => None,
         };
         let conn = self.connect(idx, target_of(idx, self.config.targets.len()), login, false)?;

@@ -125,6 +125,8 @@ pub struct EngineConfig {
     /// Chat: log in with `"resume":true` and follow each client's session and last mid, so that a cut
     /// connection can resume.
     pub resume: bool,
+    /// Chat: log in with `"resume":true` without following the sessions (what opting in costs the server).
+    pub opt_in: bool,
 }
 
 /// Counters of everything the engine saw.

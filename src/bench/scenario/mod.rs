@@ -96,6 +96,8 @@ pub struct BenchConfig {
     pub reset_share: f64,
     /// Churn: how long a cut client stays away before it reconnects.
     pub away: Duration,
+    /// Chat: every client logs in with `"resume":true` (churn always does).
+    pub opt_in: bool,
 }
 
 impl BenchConfig {
@@ -128,6 +130,7 @@ impl BenchConfig {
             cuts_per_sec: 10.0,
             reset_share: 0.5,
             away: Duration::ZERO,
+            opt_in: false,
         }
     }
 }
@@ -213,10 +216,12 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         max_unsent_bytes: 4 << 20,
         tls: if wss { cfg.tls.clone() } else { None },
         resume: cfg.scenario == Scenario::Churn,
+        opt_in: cfg.opt_in,
     })?;
     let mut report = Report {
         scenario: cfg.scenario.to_string(),
         proto: cfg.proto.to_string(),
+        resume: cfg.opt_in || cfg.scenario == Scenario::Churn,
         url: cfg.targets[0].url.clone(),
         urls: cfg
             .targets
