@@ -108,3 +108,25 @@ fn a_server_without_resume_is_refused_before_any_cut() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_fanout_with_every_client_opted_in_is_audited_like_any_other() {
+    let daemon = Daemon::start(&[]);
+    let url = daemon.ws_url();
+    let bin = env!("CARGO_BIN_EXE_wschat-bench");
+    let out = Command::new(bin)
+        .args(["fanout", "--url", &url, "-c", "10", "-r", "200", "-d", "1", "-w", "0.2", "--resume", "--json"])
+        .output()
+        .expect("run wschat-bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["resume"], true, "{v}");
+    assert!(v["sent"].as_u64().unwrap() >= 150, "{v}");
+    assert_eq!(v["delivered"], v["expected"], "every say, mid and all, audited: {v}");
+    for key in ["lost", "duplicated", "out_of_order", "server_errors"] {
+        assert_eq!(v[key], 0, "{key}: {v}");
+    }
+    let raw = Command::new(bin).args(["fanout", "--url", &url, "--proto", "raw", "--resume"]).output().unwrap();
+    assert_eq!(raw.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&raw.stderr).contains("--resume needs the chat protocol"));
+}
