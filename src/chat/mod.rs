@@ -14,6 +14,7 @@ pub mod dialect;
 pub mod event;
 pub mod fanout;
 pub mod hub;
+pub mod identity;
 pub mod name;
 pub mod presence;
 pub mod resume;
