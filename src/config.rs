@@ -107,6 +107,13 @@ pub struct Args {
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Logins must carry "token", a JWT signed with this key: a PEM public key (RSA: RS256, P-256: ES256) or
+    /// else an HS256 secret (the file's bytes); user lists and logins then name each user's user_id
+    #[arg(long, value_name = "FILE")]
+    pub auth_key: Option<std::path::PathBuf>,
+    /// With --auth-key, also admit logins without a token, as anonymous users (no user_id)
+    #[arg(long, requires = "auth_key")]
+    pub auth_optional: bool,
 }
 
 /// A validated configuration for the reactor.
@@ -170,6 +177,8 @@ pub struct Config {
     pub max_connections_per_ip: usize,
     /// Certificate chain and key files when both ports speak TLS (`--tls-cert`, `--tls-key`).
     pub tls: Option<TlsFiles>,
+    /// What logins' tokens are verified with (`--auth-key`, `--auth-optional`); `None`: no tokens.
+    pub auth: Option<crate::chat::identity::Verifier>,
 }
 
 /// Where the certificate chain and its key are read from (at start and at each SIGHUP).
@@ -321,6 +330,16 @@ impl Args {
                 reason: "needs --trust-proxy CIDR: the addresses of the proxies that send the header".to_string(),
             });
         }
+        let auth = match &self.auth_key {
+            None => None,
+            Some(path) => {
+                let key = crate::chat::identity::AuthKey::load(path).map_err(|e| ConfigError::Unusable {
+                    flag: "--auth-key",
+                    reason: format!("{}: {e}", path.display()),
+                })?;
+                Some(crate::chat::identity::Verifier::new(key, self.auth_optional))
+            }
+        };
         let web_root = match &self.web_root {
             None => None,
             Some(dir) => {
@@ -364,6 +383,7 @@ impl Args {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
                 _ => None,
             },
+            auth,
         })
     }
 }

@@ -47,13 +47,14 @@ impl CommandLine {
         let config = self.daemon.into_config()?;
         let node = self.cluster.into_node(&config, random_node_id())?;
         let dialect = if config.escape_html { Dialect::SeedHtml } else { Dialect::Seed };
-        let (limits, ping) = ((&config).into(), config.app_ping);
+        let (limits, ping, auth) = ((&config).into(), config.app_ping, config.auth.clone());
         let app: Box<dyn Application> = match node {
             _ if config.echo => Box::new(EchoApp),
-            None => Box::new(ChatApp::new(limits).with_default_dialect(dialect).with_app_ping(ping)),
+            None => Box::new(ChatApp::new(limits).with_default_dialect(dialect).with_app_ping(ping).with_auth(auth)),
             Some(node) => {
                 let presence = ClusterPresence::new(node, Instant::now());
-                Box::new(ChatApp::with_presence(limits, presence).with_default_dialect(dialect).with_app_ping(ping))
+                let chat = ChatApp::with_presence(limits, presence).with_default_dialect(dialect);
+                Box::new(chat.with_app_ping(ping).with_auth(auth))
             }
         };
         Ok(Daemon { config, app })

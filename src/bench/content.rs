@@ -509,8 +509,12 @@ mod tests {
         assert_eq!(login_client(br#"{"name": "b7","type":"login","uid":3}"#), Some(7));
         assert_eq!(login_client(br#"{"type":"login","uid":3}"#), None);
         // The daemon's own broadcast.
-        let login =
-            crate::chat::dialect::seed::ServerMessage::Login { uid: 99, name: "b5", time: "2024-01-01 00:00:00" };
+        let login = crate::chat::dialect::seed::ServerMessage::Login {
+            uid: 99,
+            name: "b5",
+            user_id: None,
+            time: "2024-01-01 00:00:00",
+        };
         let mut json = Vec::new();
         login.write_json(&mut json);
         assert_eq!(login_client(&json), Some(5));
@@ -549,7 +553,7 @@ mod tests {
         let names: Vec<String> =
             (0..300).map(|i| if i % 7 == 3 { format!("user{i}") } else { client_name(i * 3) }).collect();
         let users: Vec<UserEntry> =
-            names.iter().enumerate().map(|(i, name)| UserEntry { uid: 1000 + i as u64, name }).collect();
+            names.iter().enumerate().map(|(i, name)| UserEntry { uid: 1000 + i as u64, name, user_id: None }).collect();
         let mut json = Vec::new();
         ServerMessage::UserList { user_list: &users }.write_json(&mut json);
         let want: Vec<usize> = (0..300).filter(|i| i % 7 != 3).map(|i| i * 3).collect();

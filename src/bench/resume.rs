@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn the_session_ends_the_user_list() {
-        let users = [UserEntry { uid: 1, name: "b0" }];
+        let users = [UserEntry { uid: 1, name: "b0", user_id: None }];
         let mut json = Vec::new();
         ServerMessage::UserList { user_list: &users }.write_json(&mut json);
         assert_eq!(list_session(&json), None);

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use super::dialect::{escape, text_frame, workerman, Dialect};
 use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
-use super::hub::{Hub, HubLimits};
+use super::hub::{Hub, HubLimits, Login};
+use super::identity::{Identity, TokenRefusal, Verifier, MAX_FAILURES};
 use super::presence::{LocalPresence, Presence};
 use crate::app::{Application, CloseRequest, ConnId, Departure, Effects, LinkHost};
 use crate::metrics::Metrics;
@@ -88,6 +89,42 @@ fn within_limit(dialect: Dialect, msg: ClientMessage<'_>, limit: usize) -> Resul
     }
 }
 
+/// Logins' tokens (`--auth-key`), and each connection's failed logins in a row.
+#[derive(Debug)]
+struct Auth {
+    verifier: Verifier,
+    failures: HashMap<ConnId, u8>,
+}
+
+impl Auth {
+    /// The account a login to `room` with `token` proves; `None` for an anonymous login where those are
+    /// admitted (`--auth-optional`: no token at all; a token that is there must be good).
+    fn admit(&self, token: Option<&str>, room: &str) -> Result<Option<Identity>, ErrorCode> {
+        let Some(token) = token else {
+            return match self.verifier.optional {
+                true => Ok(None),
+                false => Err(ErrorCode::Unauthorized(TokenRefusal::Missing)),
+            };
+        };
+        let identity = self.verifier.verify(token).map_err(ErrorCode::Unauthorized)?;
+        if !identity.allows(room) {
+            return Err(ErrorCode::Forbidden);
+        }
+        Ok(Some(identity))
+    }
+
+    /// Counts a refused login of `conn`; true when it was one too many.
+    fn failed(&mut self, conn: ConnId) -> bool {
+        let n = self.failures.entry(conn).or_insert(0);
+        *n = n.saturating_add(1);
+        *n >= MAX_FAILURES
+    }
+}
+
+/// The close of a connection that failed to log in [`MAX_FAILURES`] times in a row.
+const TOO_MANY_FAILURES: CloseRequest =
+    CloseRequest { code: close_code::POLICY_VIOLATION, reason: "too many failed logins" };
+
 /// The workerman-chat application; `P` keeps who is where (this process alone, or a cluster).
 #[derive(Debug)]
 pub struct ChatApp<P: Presence = LocalPresence> {
@@ -97,6 +134,7 @@ pub struct ChatApp<P: Presence = LocalPresence> {
     time: TimeText,
     ping: AppPing,
     now: Option<Instant>,
+    auth: Option<Auth>,
 }
 
 impl ChatApp {
@@ -121,7 +159,14 @@ impl<P: Presence> ChatApp<P> {
                 frame: text_frame(workerman::PING),
             },
             now: None,
+            auth: None,
         }
+    }
+
+    /// Logins must prove who they are with a token `verifier` accepts (`--auth-key`); `None`: no tokens.
+    pub fn with_auth(mut self, verifier: Option<Verifier>) -> ChatApp<P> {
+        self.auth = verifier.map(|verifier| Auth { verifier, failures: HashMap::new() });
+        self
     }
 
     /// Connections speak `dialect` until their login says otherwise (`--escape-html`: the escaped seed one).
@@ -194,9 +239,25 @@ impl<P: Presence> Application for ChatApp<P> {
             self.fanout.set_dialect(conn, dialect.with_mids(mids));
         }
         let sink = &mut self.fanout.sink(out);
-        match parsed {
-            Ok(m) => self.hub.handle(conn, m, time, sink),
-            Err(code) => self.hub.error(conn, code, sink),
+        match (parsed, self.auth.as_mut()) {
+            (Ok(ClientMessage::Login { name, room, resume, token }), Some(auth)) if self.hub.uid_of(conn).is_none() => {
+                match auth.admit(token.as_deref(), &room) {
+                    Ok(identity) => {
+                        auth.failures.remove(&conn);
+                        let name = identity.as_ref().and_then(|i| i.name.as_deref()).unwrap_or(&name);
+                        let user_id = identity.as_ref().map(|i| i.user_id.as_str());
+                        self.hub.login_as(conn, Login { name, room, resume, user_id }, time, sink);
+                    }
+                    Err(code) => {
+                        self.hub.error(conn, code, sink);
+                        if auth.failed(conn) {
+                            out.closes.push((conn, TOO_MANY_FAILURES));
+                        }
+                    }
+                }
+            }
+            (Ok(m), _) => self.hub.handle(conn, m, time, sink),
+            (Err(code), _) => self.hub.error(conn, code, sink),
         }
     }
 
@@ -233,6 +294,9 @@ impl<P: Presence> Application for ChatApp<P> {
         self.hub.disconnect(conn);
         self.fanout.forget(conn);
         self.ping.heard.remove(&conn);
+        if let Some(auth) = self.auth.as_mut() {
+            auth.failures.remove(&conn);
+        }
     }
 
     fn end_turn(&mut self, out: &mut Effects) {
@@ -547,5 +611,122 @@ mod resume_tests {
         assert!(got.iter().all(|(_, v)| v.get("session").is_none() && v.get("mid").is_none()), "{got:?}");
         app.on_leave(1, Departure::Lost, &mut out);
         assert_eq!(app.hub.user_count(), 0);
+    }
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+    use crate::chat::identity::AuthKey;
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    use serde_json::{json, Value};
+
+    const SECRET: &[u8] = b"backend secret";
+
+    fn token(claims: Value) -> String {
+        encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET)).unwrap()
+    }
+
+    fn exp() -> u64 {
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) + 600
+    }
+
+    fn app(optional: bool) -> ChatApp {
+        let verifier = Verifier::new(AuthKey::from_bytes(SECRET).unwrap(), optional);
+        ChatApp::new(HubLimits::unlimited(10).into()).with_auth(Some(verifier))
+    }
+
+    /// `text` from `conn`, the turn sealed: what each connection got, and the closes asked.
+    type Turn = (Vec<(ConnId, Value)>, Vec<(ConnId, u16)>);
+
+    fn send(app: &mut ChatApp, conn: ConnId, text: &str) -> Turn {
+        let mut out = Effects::default();
+        app.on_text(conn, text, &mut out);
+        app.end_turn(&mut out);
+        let closes = out.closes.iter().map(|(c, r)| (*c, r.code)).collect();
+        (crate::chat::testing::frames(&out), closes)
+    }
+
+    fn login(tok: Option<&str>, name: &str, room: &str) -> String {
+        let mut v = json!({"type":"login","name":name,"room_id":room});
+        if let Some(t) = tok {
+            v["token"] = json!(t);
+        }
+        v.to_string()
+    }
+
+    #[test]
+    fn a_token_names_the_user_in_the_list_and_the_login() {
+        let mut app = app(false);
+        let t = token(json!({"sub":"acct-1","exp":exp(),"name":"Ann"}));
+        let (got, closes) = send(&mut app, 1, &login(Some(&t), "ignored", "r"));
+        assert!(closes.is_empty());
+        assert_eq!(got[0].1["user_list"], json!([{"uid":1,"name":"Ann","user_id":"acct-1"}]));
+        assert_eq!((got[1].1["type"].as_str(), got[1].1["user_id"].as_str()), (Some("login"), Some("acct-1")));
+        assert_eq!(got[1].1["name"], "Ann", "the token's name wins");
+        // The login's own name when the token has none; both listed with their accounts.
+        let t = token(json!({"sub":"acct-2","exp":exp()}));
+        let (got, _) = send(&mut app, 2, &login(Some(&t), "Bob", "r"));
+        let list = got.iter().find(|(c, v)| *c == 2 && v["type"] == "user_list").unwrap();
+        assert_eq!(
+            list.1["user_list"],
+            json!([{"uid":1,"name":"Ann","user_id":"acct-1"},{"uid":2,"name":"Bob","user_id":"acct-2"}])
+        );
+    }
+
+    #[test]
+    fn bad_logins_are_refused_and_the_fifth_in_a_row_closes_with_1008() {
+        let mut app = app(false);
+        let expired = token(json!({"sub":"a","exp":1}));
+        let only_b = token(json!({"sub":"a","exp":exp(),"rooms":["b"]}));
+        let answers = [
+            (login(None, "a", "r"), "unauthorized", "this chat needs a \"token\" with each login"),
+            (login(Some("x.y.z"), "a", "r"), "unauthorized", "the token is not a well-formed JWT"),
+            (login(Some(&expired), "a", "r"), "unauthorized", "the token has expired"),
+            (login(Some(&only_b), "a", "r"), "forbidden", "the token does not allow this room"),
+        ];
+        for (text, code, message) in &answers {
+            let (got, closes) = send(&mut app, 1, text);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!((got[0].1["code"].as_str(), got[0].1["message"].as_str()), (Some(*code), Some(*message)));
+            assert!(closes.is_empty(), "the connection stays open");
+        }
+        let (got, closes) = send(&mut app, 1, &answers[0].0);
+        assert_eq!(got[0].1["code"], "unauthorized");
+        assert_eq!(closes, [(1, close_code::POLICY_VIOLATION)]);
+    }
+
+    #[test]
+    fn a_good_login_starts_the_count_again_and_rooms_are_kept() {
+        let mut app = app(false);
+        for _ in 0..4 {
+            send(&mut app, 1, &login(None, "a", "r"));
+        }
+        let t = token(json!({"sub":"a","exp":exp(),"rooms":["b"]}));
+        let (got, closes) = send(&mut app, 1, &login(Some(&t), "a", "b"));
+        assert!(closes.is_empty() && got[0].1["type"] == "user_list", "{got:?}");
+        let (got, _) = send(&mut app, 1, r#"{"type":"logout"}"#);
+        assert!(got.iter().all(|(_, v)| v["type"] != "error"), "{got:?}");
+        for _ in 0..4 {
+            let (_, closes) = send(&mut app, 1, &login(None, "a", "r"));
+            assert!(closes.is_empty(), "four failures after a success are not five");
+        }
+    }
+
+    #[test]
+    fn anonymous_logins_where_allowed_and_a_bad_token_is_never_anonymous() {
+        let mut app = app(true);
+        let (got, _) = send(&mut app, 1, &login(None, "anon", "r"));
+        assert_eq!(got[0].1["user_list"], json!([{"uid":1,"name":"anon"}]), "no user_id for an anonymous user");
+        let (got, _) = send(&mut app, 2, &login(Some("bad"), "b", "r"));
+        assert_eq!(got[0].1["code"], "unauthorized");
+    }
+
+    #[test]
+    fn without_a_key_a_token_is_ignored_and_nothing_changes() {
+        let mut app = ChatApp::new(HubLimits::unlimited(10).into());
+        let (got, _) = send(&mut app, 1, &login(Some("anything"), "a", "r"));
+        assert_eq!(got[0].1["user_list"], json!([{"uid":1,"name":"a"}]));
+        assert!(got[1].1.get("user_id").is_none());
     }
 }

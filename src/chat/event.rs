@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use std::collections::vec_deque;
 use std::fmt;
 
+use super::identity::TokenRefusal;
 use super::roster::RoomRoster;
 use crate::app::ConnId;
 
@@ -21,6 +22,8 @@ pub enum ClientMessage<'a> {
         room: Cow<'a, str>,
         /// The client asks for a session it can resume after a dropped connection.
         resume: bool,
+        /// The JWT that proves who the client is (`--auth-key`); ignored without a key.
+        token: Option<Cow<'a, str>>,
     },
     /// Become the user of session `session` again, owed the says after `last_mid`.
     Resume {
@@ -88,6 +91,11 @@ pub enum ErrorCode {
     ClusterBusy,
     /// A resume named a session that is unknown, ended or expired; the connection may log in.
     SessionExpired,
+    /// With `--auth-key`: a login without a token that proves who it is (missing, malformed, expired, not
+    /// yet valid, badly signed, another alg, bad claims), as the refusal says.
+    Unauthorized(TokenRefusal),
+    /// With `--auth-key`: the token's `rooms` do not include the room asked for.
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -106,6 +114,8 @@ impl ErrorCode {
             ErrorCode::MessageTooBig => "message_too_big",
             ErrorCode::ClusterUnavailable | ErrorCode::ClusterBusy => "cluster_unavailable",
             ErrorCode::SessionExpired => "session_expired",
+            ErrorCode::Unauthorized(_) => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 
@@ -134,6 +144,8 @@ impl ErrorCode {
                  was delivered, try again"
             }
             ErrorCode::SessionExpired => "that session is unknown, ended or expired; log in again",
+            ErrorCode::Unauthorized(why) => why.message(),
+            ErrorCode::Forbidden => "the token does not allow this room",
         }
     }
 }
@@ -182,6 +194,8 @@ pub enum Event<'a> {
         uid: u64,
         /// Their name.
         name: &'a str,
+        /// Their account id in the application, when a token proved it (`--auth-key`).
+        user_id: Option<&'a str>,
         /// Local time, "YYYY-MM-DD HH:MM:SS".
         time: &'a str,
     },
@@ -337,6 +351,8 @@ pub enum RoomEvent<'a> {
         name: &'a str,
         /// Their place in the room's order ([`super::roster::Seat::order`]).
         order: u64,
+        /// Their account id in the application, when a token proved it (`--auth-key`).
+        user_id: Option<&'a str>,
         /// Local time, "YYYY-MM-DD HH:MM:SS".
         time: &'a str,
     },
@@ -435,6 +451,8 @@ pub enum Remote<'a> {
         name: &'a str,
         /// Their place in the room's order.
         order: u64,
+        /// Their account id in the application, if a token proved it.
+        user_id: Option<&'a str>,
         /// The session they hold, if any.
         session: Option<&'a str>,
     },

@@ -39,10 +39,27 @@ pub struct Seat {
     pub room: Rc<str>,
     /// The user's name.
     pub name: Rc<str>,
+    /// The user's account id in the application, when a token proved it (`--auth-key`).
+    pub user_id: Option<Rc<str>>,
     /// The user's place in the room's order.
     pub order: u64,
     /// Where its connection is.
     pub home: Home,
+}
+
+/// One user of this process, as [`Roster::for_each_here`] tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HereUser<'a> {
+    /// Its room.
+    pub room: &'a str,
+    /// Its uid.
+    pub uid: u64,
+    /// Its name.
+    pub name: &'a str,
+    /// Its account id, when a token proved it.
+    pub user_id: Option<&'a str>,
+    /// Its place in the room's order.
+    pub order: u64,
 }
 
 /// One place in a room's order; `live` is false for a user who left since the last compaction.
@@ -51,6 +68,7 @@ struct Entry {
     order: u64,
     uid: u64,
     name: Rc<str>,
+    user_id: Option<Rc<str>>,
     live: bool,
 }
 
@@ -86,10 +104,10 @@ impl RoomRoster {
         self.entries.len()
     }
 
-    /// Calls `f` with every user from place `from` on, in order.
-    pub fn each_from(&self, from: usize, mut f: impl FnMut(u64, &str)) {
+    /// Calls `f` with every user — uid, name, account id — from place `from` on, in order.
+    pub fn each_from(&self, from: usize, mut f: impl FnMut(u64, &str, Option<&str>)) {
         for e in self.entries.get(from..).into_iter().flatten().filter(|e| e.live) {
-            f(e.uid, &e.name);
+            f(e.uid, &e.name, e.user_id.as_deref());
         }
     }
 
@@ -135,11 +153,17 @@ impl Roster {
         r
     }
 
-    /// Seats `uid`, named `name`, in `room` at `order`, at `home`. False when it sat there already as given
-    /// (nothing changed); a user seated elsewhere is moved.
+    /// Seats `uid`, named `name`, with no account id, in `room` at `order`, at `home` (see [`Roster::join_as`]).
     pub fn join(&mut self, room: &str, uid: u64, name: &str, order: u64, home: Home) -> bool {
+        self.join_as(room, uid, name, None, order, home)
+    }
+
+    /// Seats `uid`, named `name`, of account `user_id`, in `room` at `order`, at `home`. False when it sat
+    /// there already as given (nothing changed); a user seated elsewhere is moved.
+    pub fn join_as(&mut self, room: &str, uid: u64, name: &str, user_id: Option<&str>, order: u64, home: Home) -> bool {
         if let Some(seat) = self.seats.get(&uid) {
-            if &*seat.room == room && seat.order == order && seat.home == home && &*seat.name == name {
+            let same = &*seat.room == room && seat.order == order && seat.home == home && &*seat.name == name;
+            if same && seat.user_id.as_deref() == user_id {
                 return false;
             }
             self.leave(uid);
@@ -152,15 +176,16 @@ impl Roster {
         let Some(r) = self.rooms.get_mut(room) else { return false };
         let key = r.name.clone();
         let name: Rc<str> = Rc::from(name);
+        let user_id: Option<Rc<str>> = user_id.map(Rc::from);
         let at = r.position(order, uid);
         if at < r.entries.len() {
             self.versions += 1;
             r.version = self.versions;
         }
-        r.entries.insert(at, Entry { order, uid, name: name.clone(), live: true });
+        r.entries.insert(at, Entry { order, uid, name: name.clone(), user_id: user_id.clone(), live: true });
         r.live += 1;
         // Seated as elsewhere (counted nowhere), then given its home.
-        self.seats.insert(uid, Seat { room: key, name, order, home: Home::Node(0) });
+        self.seats.insert(uid, Seat { room: key, name, user_id, order, home: Home::Node(0) });
         self.rehome(uid, home);
         true
     }
@@ -264,9 +289,9 @@ impl Roster {
         uids
     }
 
-    /// Calls `f` with every user of this process (connected or detached) — room, uid, name, order — grouped
-    /// by room, each room in order.
-    pub fn for_each_here(&self, f: &mut dyn FnMut(&str, u64, &str, u64)) {
+    /// Calls `f` with every user of this process (connected or detached), grouped by room, each room in
+    /// order.
+    pub fn for_each_here(&self, f: &mut dyn FnMut(HereUser<'_>)) {
         let mut here: Vec<(&Seat, u64)> =
             self.locals.values().filter_map(|l| Some((self.seats.get(&l.uid)?, l.uid))).collect();
         if self.away > 0 {
@@ -274,7 +299,13 @@ impl Roster {
         }
         here.sort_unstable_by(|a, b| (&a.0.room, a.0.order, a.1).cmp(&(&b.0.room, b.0.order, b.1)));
         for (seat, uid) in here {
-            f(&seat.room, uid, &seat.name, seat.order);
+            f(HereUser {
+                room: &seat.room,
+                uid,
+                name: &seat.name,
+                user_id: seat.user_id.as_deref(),
+                order: seat.order,
+            });
         }
     }
 }
@@ -286,7 +317,7 @@ mod tests {
     fn users(r: &Roster, room: &str) -> Vec<(u64, String)> {
         let mut got = Vec::new();
         if let Some(room) = r.room(room) {
-            room.each_from(0, |uid, name| got.push((uid, name.to_string())));
+            room.each_from(0, |uid, name, _| got.push((uid, name.to_string())));
         }
         got
     }
@@ -328,7 +359,7 @@ mod tests {
         assert_eq!((r.count("a"), r.count("b")), (2, 3));
         assert_eq!((r.uids_of_node(2), r.uids_of_node(1)), (vec![5, 6, 7], vec![]));
         let mut here = Vec::new();
-        r.for_each_here(&mut |room, uid, _, order| here.push((room.to_string(), uid, order)));
+        r.for_each_here(&mut |u| here.push((u.room.to_string(), u.uid, u.order)));
         assert_eq!(here, [("a".to_string(), 9, 5), ("b".to_string(), 8, 4)]);
         assert_eq!(r.seat_of(1).map(|(uid, s)| (uid, &*s.name)), Some((9, "v")));
     }
@@ -347,7 +378,7 @@ mod tests {
         );
         assert_eq!((users(&r, "r").len(), r.room("r").map(RoomRoster::version)), (3, v), "the list is unchanged");
         let mut here = Vec::new();
-        r.for_each_here(&mut |_, uid, _, _| here.push(uid));
+        r.for_each_here(&mut |u| here.push(u.uid));
         assert_eq!(here, [1, 2], "a detached user is still this process's");
         r.rehome(1, Home::Here(12));
         assert_eq!((r.uid_of(12), r.local_count()), (Some(1), 2));

@@ -121,9 +121,10 @@ pub fn error_code(v: &[(ConnId, Value)]) -> &str {
 pub fn fresh_user_list(hub: &Chat, room: &str) -> Vec<u8> {
     let mut users = Vec::new();
     if let Some(r) = hub.hub.roster().room(room) {
-        r.each_from(0, |uid, name| users.push((uid, name.to_string())));
+        r.each_from(0, |uid, name, _| users.push((uid, name.to_string())));
     }
-    let list: Vec<UserEntry<'_>> = users.iter().map(|(uid, name)| UserEntry { uid: *uid, name }).collect();
+    let list: Vec<UserEntry<'_>> =
+        users.iter().map(|(uid, name)| UserEntry { uid: *uid, name, user_id: None }).collect();
     let mut json = Vec::new();
     ServerMessage::UserList { user_list: &list }.write_json(&mut json);
     text_frame(&json).to_vec()

@@ -72,12 +72,12 @@ impl ClusterPresence {
                 }
                 Record::Hello => self.node.on_hello(origin),
                 Record::Snapshot => snapshot = Some(Vec::new()),
-                Record::Present { room, uid, name, order } => {
+                Record::Present { room, uid, name, order, user_id } => {
                     if let Some(seen) = &mut snapshot {
                         seen.push(uid);
                     }
                     self.node.saw_uid(uid);
-                    out.push(Remote::Present { origin, room, uid, name, order, session: None });
+                    out.push(Remote::Present { origin, room, uid, name, order, user_id, session: None });
                 }
                 Record::Gone { node } => self.gone(node, out),
             }
@@ -169,9 +169,7 @@ impl Presence for ClusterPresence {
 
     fn end_turn(&mut self, roster: &Roster, sessions: &Sessions) {
         if self.node.snapshot_due() {
-            self.node.publish_snapshot(|f| {
-                roster.for_each_here(&mut |room, uid, name, order| f(room, uid, name, order, sessions.id_of(uid)))
-            });
+            self.node.publish_snapshot(|f| roster.for_each_here(&mut |user| f(user, sessions.id_of(user.uid))));
         } else {
             self.node.end_turn();
         }

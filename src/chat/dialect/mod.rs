@@ -107,7 +107,7 @@ impl Dialect {
         match event {
             Event::History(past) => self.history(past, usize::MAX, scratch),
             Event::UserList { users, newcomer, .. } => {
-                users.each_from(0, |uid, name| self.write_list_entry(uid, name, scratch));
+                users.each_from(0, |uid, name, user_id| self.write_list_entry(uid, name, user_id, scratch));
                 (self.user_list_frame(scratch, newcomer), 1)
             }
             _ if self.write_json(event, scratch) => (text_frame(scratch), 1),
@@ -150,10 +150,11 @@ impl Dialect {
 
     /// Appends the user-list entry of `uid` named `name` to a room's cached entries, followed by the
     /// separator ([`Dialect::user_list_frame`] cuts the last one off).
-    pub fn write_list_entry(self, uid: u64, name: &str, out: &mut Vec<u8>) {
+    pub fn write_list_entry(self, uid: u64, name: &str, user_id: Option<&str>, out: &mut Vec<u8>) {
         match self {
+            // workerman-chat's client_list is a map of ids to names: no place for an account id.
             Dialect::Workerman => workerman::write_list_entry(uid, name, out),
-            _ => seed::write_list_entry(uid, name, self.escapes(), out),
+            _ => seed::write_list_entry(uid, name, user_id, self.escapes(), out),
         }
         out.push(LIST_SEPARATOR);
     }
@@ -233,7 +234,7 @@ mod tests {
     fn frames_of_one_message_a_history_and_a_user_list() {
         let d = Dialect::Seed;
         let mut scratch = Vec::new();
-        let (frame, n) = d.frames(&Event::Login { uid: 1, name: "a", time: "t" }, &mut scratch);
+        let (frame, n) = d.frames(&Event::Login { uid: 1, name: "a", user_id: None, time: "t" }, &mut scratch);
         let newcomer = Newcomer { uid: 2, name: "mynick", time: "t", session: None };
         assert_eq!(n, 1);
         assert_eq!(&frame[..], &text_frame(br#"{"type":"login","uid":1,"name":"a","time":"t"}"#)[..]);
@@ -260,8 +261,8 @@ mod tests {
         assert_eq!((&fresh[..], n), (&text_frame(json.as_bytes())[..], 1));
         // The same list from cached entries.
         let mut entries = Vec::new();
-        d.write_list_entry(1, "猪猪", &mut entries);
-        d.write_list_entry(2, "mynick", &mut entries);
+        d.write_list_entry(1, "猪猪", None, &mut entries);
+        d.write_list_entry(2, "mynick", None, &mut entries);
         assert_eq!(&d.user_list_frame(&entries, &newcomer)[..], &fresh[..]);
         assert_eq!(&d.user_list_frame(&[], &newcomer)[..], &text_frame(br#"{"type":"user_list","user_list":[]}"#)[..]);
     }

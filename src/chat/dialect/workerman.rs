@@ -85,7 +85,7 @@ pub fn parse_client_message(text_in: &str) -> Result<ClientMessage<'_>, ErrorCod
                 Some(Value::String(_)) => DEFAULT_ROOM.to_string(),
                 Some(_) => return Err(ErrorCode::BadJson),
             };
-            Ok(ClientMessage::Login { name: Cow::Owned(name), room: Cow::Owned(room), resume: false })
+            Ok(ClientMessage::Login { name: Cow::Owned(name), room: Cow::Owned(room), resume: false, token: None })
         }
         Some("say") => {
             let to = match m.get("to_client_id") {
@@ -110,7 +110,7 @@ pub fn parse_client_message(text_in: &str) -> Result<ClientMessage<'_>, ErrorCod
 /// are no single message (a user list, a history) appends nothing and returns false.
 pub fn write_json(event: &Event<'_>, out: &mut Vec<u8>) -> bool {
     match *event {
-        Event::Login { uid, name, time } => {
+        Event::Login { uid, name, time, .. } => {
             write(out, &Login { kind: "login", client_id: id(uid), client_name: &escape::html(name), time })
         }
         Event::Say { from_uid, from_name, to_uid, echo_to, content, time, .. } => {
@@ -183,7 +183,7 @@ mod tests {
     #[test]
     fn every_message_byte_for_byte() {
         assert_eq!(
-            json(Event::Login { uid: 5, name: "<b>x</b>", time: T }),
+            json(Event::Login { uid: 5, name: "<b>x</b>", user_id: None, time: T }),
             r#"{"type":"login","client_id":"5","client_name":"&lt;b&gt;x&lt;/b&gt;","time":"2026-12-02 10:00:00"}"#
         );
         let say = |to_uid, echo_to| Event::Say {
@@ -228,8 +228,8 @@ mod tests {
         let json = r#"{"type":"login","client_id":"5","client_name":"me","time":"2026-12-02 10:00:00","client_list":{"1":"a&quot;b","5":"me"}}"#;
         assert_eq!((&frame[..], n), (&crate::chat::dialect::text_frame(json.as_bytes())[..], 1));
         let mut entries = Vec::new();
-        d.write_list_entry(1, "a\"b", &mut entries);
-        d.write_list_entry(5, "me", &mut entries);
+        d.write_list_entry(1, "a\"b", None, &mut entries);
+        d.write_list_entry(5, "me", None, &mut entries);
         assert_eq!(&d.user_list_frame(&entries, &newcomer)[..], &frame[..]);
         assert!(d.welcome_is_login());
     }
@@ -239,15 +239,15 @@ mod tests {
         let login = parse_client_message;
         assert_eq!(
             login(r#"{"type":"login","client_name":"x","room_id":1}"#),
-            Ok(ClientMessage::Login { name: "x".into(), room: "1".into(), resume: false })
+            Ok(ClientMessage::Login { name: "x".into(), room: "1".into(), resume: false, token: None })
         );
         assert_eq!(
             login(r#"{"type":"login","client_name":"x","room_id":"lobby"}"#),
-            Ok(ClientMessage::Login { name: "x".into(), room: "lobby".into(), resume: false })
+            Ok(ClientMessage::Login { name: "x".into(), room: "lobby".into(), resume: false, token: None })
         );
         assert_eq!(
             login(r#"{"type":"login","client_name":"x"}"#),
-            Ok(ClientMessage::Login { name: "x".into(), room: "1".into(), resume: false })
+            Ok(ClientMessage::Login { name: "x".into(), room: "1".into(), resume: false, token: None })
         );
         assert_eq!(login(r#"{"type":"login","client_name":"x","room_id":[1]}"#), Err(ErrorCode::BadJson));
         assert_eq!(login(r#"{"type":"login","client_name":5}"#), Err(ErrorCode::BadJson));

@@ -418,7 +418,7 @@ impl Fanout {
             list.bytes.clear();
             (list.version, list.end) = (users.version(), 0);
         }
-        users.each_from(list.end, |uid, name| d.write_list_entry(uid, name, &mut list.bytes));
+        users.each_from(list.end, |uid, name, user_id| d.write_list_entry(uid, name, user_id, &mut list.bytes));
         list.end = users.end();
         if list.bytes.capacity() > 2 * list.bytes.len() + 4096 {
             list.bytes.shrink_to(list.bytes.len() + list.bytes.len() / 2);

@@ -26,7 +26,8 @@ fn list_of(hub: &Chat, room: &str) -> Vec<u8> {
     if list.version != members.version() {
         list = UserList { version: members.version(), ..UserList::default() };
     }
-    members.each_from(list.end, |uid, name| Dialect::Seed.write_list_entry(uid, name, &mut list.bytes));
+    members
+        .each_from(list.end, |uid, name, user_id| Dialect::Seed.write_list_entry(uid, name, user_id, &mut list.bytes));
     let nobody = crate::chat::event::Newcomer { uid: 0, name: "", time: "", session: None };
     Dialect::Seed.user_list_frame(&list.bytes, &nobody).to_vec()
 }

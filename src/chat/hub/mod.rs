@@ -83,6 +83,19 @@ impl From<&crate::config::Config> for HubLimits {
     }
 }
 
+/// A login as the hub takes it: what the client asked for, and the account a token proved.
+#[derive(Debug, Clone)]
+pub struct Login<'a> {
+    /// The name to show (the token's, when it names one).
+    pub name: &'a str,
+    /// The room to join.
+    pub room: Cow<'a, str>,
+    /// The client asks for a session.
+    pub resume: bool,
+    /// The account id a token proved (`--auth-key`); `None` for an anonymous user.
+    pub user_id: Option<&'a str>,
+}
+
 /// The hub's figures for /metrics.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct HubStats {
@@ -278,7 +291,9 @@ impl<P: Presence> Hub<P> {
     /// Handles one command from `conn`; `time` is the local time stamp to put on what it causes.
     pub fn handle(&mut self, conn: ConnId, msg: ClientMessage<'_>, time: &str, sink: &mut impl Sink) {
         let result = match msg {
-            ClientMessage::Login { name, room, resume } => self.login(conn, &name, room, resume, time, sink),
+            ClientMessage::Login { name, room, resume, .. } => {
+                self.login(conn, Login { name: &name, room, resume, user_id: None }, time, sink)
+            }
             ClientMessage::Resume { session, last_mid } => self.resume(conn, &session, last_mid.as_deref(), time, sink),
             ClientMessage::Say { to, content } => self.say(conn, to, &content, time, sink),
             ClientMessage::Logout => match self.roster.uid_of(conn).is_some() {
@@ -300,15 +315,16 @@ impl<P: Presence> Hub<P> {
         sink.send(To::Conn(conn), Event::Error(code));
     }
 
-    fn login(
-        &mut self,
-        conn: ConnId,
-        name: &str,
-        room: Cow<'_, str>,
-        resume: bool,
-        time: &str,
-        sink: &mut impl Sink,
-    ) -> Result<(), ErrorCode> {
+    /// Logs `conn` in as `login` says, its account id proved by a token (`--auth-key`); a refusal is
+    /// answered with its error.
+    pub fn login_as(&mut self, conn: ConnId, login: Login<'_>, time: &str, sink: &mut impl Sink) {
+        if let Err(code) = self.login(conn, login, time, sink) {
+            self.error(conn, code, sink);
+        }
+    }
+
+    fn login(&mut self, conn: ConnId, login: Login<'_>, time: &str, sink: &mut impl Sink) -> Result<(), ErrorCode> {
+        let Login { name, room, resume, user_id } = login;
         if self.roster.uid_of(conn).is_some() {
             return Err(ErrorCode::AlreadyLoggedIn);
         }
@@ -326,8 +342,8 @@ impl<P: Presence> Hub<P> {
         }
         let uid = self.presence.allocate_uid().ok_or(ErrorCode::ClusterUnavailable)?;
         let order = self.presence.login_order();
-        self.roster.join(&room, uid, name, order, Home::Here(conn));
-        self.presence.replicate(&RoomEvent::Login { room: &room, uid, name, order, time });
+        self.roster.join_as(&room, uid, name, user_id, order, Home::Here(conn));
+        self.presence.replicate(&RoomEvent::Login { room: &room, uid, name, order, user_id, time });
         sink.joined(&room, conn);
         let session = match resume && self.sessions.enabled() {
             true => resume::new_session_id().map(|id| self.sessions.open(&id, uid, &room, conn)),
@@ -344,7 +360,7 @@ impl<P: Presence> Hub<P> {
         if let Some(past) = self.history.of(&room) {
             sink.send(To::Welcome(conn), Event::History(past));
         }
-        sink.send(To::Room(members), Event::Login { uid, name, time });
+        sink.send(To::Room(members), Event::Login { uid, name, user_id, time });
         Ok(())
     }
 

@@ -28,11 +28,11 @@ impl<P: Presence> Hub<P> {
     /// Applies one thing another process told.
     pub fn apply_remote(&mut self, remote: Remote<'_>, time: &str, sink: &mut impl Sink) {
         match remote {
-            Remote::Room { origin, event: RoomEvent::Login { room, uid, name, order, time }, .. } => {
-                self.remote_join(origin, room, uid, name, order, time, sink)
+            Remote::Room { origin, event: RoomEvent::Login { room, uid, name, order, user_id, time }, .. } => {
+                self.remote_join(origin, room, uid, (name, user_id), order, time, sink)
             }
-            Remote::Present { origin, room, uid, name, order, session } => {
-                self.remote_join(origin, room, uid, name, order, time, sink);
+            Remote::Present { origin, room, uid, name, order, user_id, session } => {
+                self.remote_join(origin, room, uid, (name, user_id), order, time, sink);
                 if let Some(session) = session.filter(|_| self.roster.seat(uid).is_some_and(|s| !s.home.is_here())) {
                     // Learned from a snapshot: this process did not log what the session was owed before.
                     self.sessions.open_elsewhere(session, uid, room, false);
@@ -125,7 +125,7 @@ impl<P: Presence> Hub<P> {
         origin: u64,
         room: &str,
         uid: u64,
-        name: &str,
+        (name, user_id): (&str, Option<&str>),
         order: u64,
         time: &str,
         sink: &mut impl Sink,
@@ -142,9 +142,9 @@ impl<P: Presence> Hub<P> {
         if moved {
             self.remote_leave(uid, time, sink);
         }
-        if self.roster.join(room, uid, name, order, Home::Node(origin)) {
+        if self.roster.join_as(room, uid, name, user_id, order, Home::Node(origin)) {
             if let Some(members) = self.roster.room(room) {
-                sink.send(To::Room(members), Event::Login { uid, name, time });
+                sink.send(To::Room(members), Event::Login { uid, name, user_id, time });
             }
         }
     }

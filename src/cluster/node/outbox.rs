@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::refusals::SayRefusal;
 use super::{Node, Purpose, STREAM_ENTRY_OVERHEAD, STREAM_LEN};
 use crate::chat::event::{Position, RoomEvent};
+use crate::chat::roster::HereUser;
 use crate::cluster::wire::{history_entry, write_header, Section};
 
 /// Confirmed messages are kept this long to be written again after a reconnect: longer than a message
@@ -141,19 +142,19 @@ impl Node {
     }
 
     /// Publishes this node's users as a snapshot, after the turn's message: `each` calls its argument with
-    /// every local user (room, uid, name, order), grouped by room.
-    pub fn publish_snapshot(&mut self, each: impl FnOnce(&mut dyn FnMut(&str, u64, &str, u64, Option<&str>))) {
+    /// every local user and its session, grouped by room.
+    pub fn publish_snapshot(&mut self, each: impl FnOnce(&mut dyn FnMut(HereUser<'_>, Option<&str>))) {
         self.end_turn();
         self.snapshot_due = false;
         let mut section = Section::new();
         section.snapshot();
         let mut current: Option<String> = None;
-        each(&mut |room, uid, name, order, session| {
+        each(&mut |HereUser { room, uid, name, user_id, order }, session| {
             if current.as_deref() != Some(room) {
                 section.room(room);
                 current = Some(room.to_string());
             }
-            section.present(uid, name, order);
+            section.present(uid, name, user_id, order);
             if let Some(session) = session {
                 section.event(&RoomEvent::Session { room, uid, session });
             }

@@ -8,6 +8,7 @@ use redis_protocol::resp2::types::OwnedFrame;
 
 use super::*;
 use crate::chat::event::RoomEvent;
+use crate::chat::roster::HereUser;
 use crate::cluster::wire::{write_header, Message, Record, Section};
 
 /// User 1's say to all of room "r".
@@ -325,12 +326,12 @@ fn a_node_taken_for_dead_registers_its_users_again() {
     commands(&mut node, COMMANDS);
     node.input(COMMANDS, &beat(1, &[], &[ME, OTHER]));
     assert!(node.snapshot_due());
-    node.publish_snapshot(|f| f("r", 5, "x", 10, None));
+    node.publish_snapshot(|f| f(HereUser { room: "r", uid: 5, name: "x", user_id: None, order: 10 }, None));
     let cmds = commands(&mut node, COMMANDS);
     let snap = Message::decode(&cmds[1].raw[2]).unwrap();
     assert_eq!(
         snap.records().collect::<Vec<_>>(),
-        [Record::Snapshot, Record::Present { room: "r", uid: 5, name: "x", order: 10 }]
+        [Record::Snapshot, Record::Present { room: "r", uid: 5, name: "x", order: 10, user_id: None }]
     );
 }
 

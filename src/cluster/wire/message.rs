@@ -25,6 +25,8 @@ const PRESENT: u8 = 7;
 const GONE: u8 = 8;
 const SESSION: u8 = 9;
 const HANDOVER: u8 = 10;
+/// The account id of the user of the login or present record right before it (same uid).
+const IDENTITY: u8 = 11;
 
 /// One record of a message, with the room it belongs to filled in. Uids are positive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +48,8 @@ pub enum Record<'a> {
         name: &'a str,
         /// As a login's order.
         order: u64,
+        /// Their account id, when a token proved it.
+        user_id: Option<&'a str>,
     },
     /// `node` has left the cluster (it stopped, or its lease ran out): all its users are gone.
     Gone {
@@ -98,6 +102,11 @@ pub enum WireError {
         /// Offset of the time field.
         at: usize,
     },
+    /// An account id that does not follow a login or present record of the same uid.
+    StrayIdentity {
+        /// Offset of the record.
+        at: usize,
+    },
 }
 
 impl fmt::Display for WireError {
@@ -112,6 +121,7 @@ impl fmt::Display for WireError {
             WireError::Zero { at } => write!(f, "zero sequence number or uid at offset {at}"),
             WireError::NoRoom { at } => write!(f, "a room record before any room at offset {at}"),
             WireError::NoPreviousTime { at } => write!(f, "a repeated time stamp with none before at offset {at}"),
+            WireError::StrayIdentity { at } => write!(f, "an account id for no login before it at offset {at}"),
         }
     }
 }
@@ -172,12 +182,13 @@ impl Section {
     /// is the caller's to start with [`Section::room`]).
     pub fn event(&mut self, event: &RoomEvent<'_>) {
         match *event {
-            RoomEvent::Login { uid, name, order, time, .. } => {
+            RoomEvent::Login { uid, name, order, user_id, time, .. } => {
                 self.bytes.push(LOGIN);
                 put_varint(&mut self.bytes, uid);
                 put_str(&mut self.bytes, name);
                 put_varint(&mut self.bytes, order);
                 self.time(time);
+                self.identity(uid, user_id);
             }
             RoomEvent::Say { from_uid, from_name, to_uid, content, time, .. } => {
                 self.says += 1;
@@ -217,11 +228,22 @@ impl Section {
     }
 
     /// A user the origin holds (in the current room), in a snapshot.
-    pub fn present(&mut self, uid: u64, name: &str, order: u64) {
+    pub fn present(&mut self, uid: u64, name: &str, user_id: Option<&str>, order: u64) {
         self.bytes.push(PRESENT);
         put_varint(&mut self.bytes, uid);
         put_str(&mut self.bytes, name);
         put_varint(&mut self.bytes, order);
+        self.identity(uid, user_id);
+    }
+
+    /// The account id of the login or present record just written, when it has one (a record of its own,
+    /// so that messages without account ids are byte for byte what they were).
+    fn identity(&mut self, uid: u64, user_id: Option<&str>) {
+        if let Some(user_id) = user_id {
+            self.bytes.push(IDENTITY);
+            put_varint(&mut self.bytes, uid);
+            put_str(&mut self.bytes, user_id);
+        }
     }
 
     /// `node` has left the cluster.
@@ -343,7 +365,8 @@ impl<'a> Records<'a> {
                 let name = self.r.str()?;
                 let order = self.r.varint()?;
                 let time = self.time()?;
-                Record::Room(RoomEvent::Login { room, uid, name, order, time })
+                let user_id = self.identity(uid)?;
+                Record::Room(RoomEvent::Login { room, uid, name, order, user_id, time })
             }
             SAY => {
                 let room = self.room(at)?;
@@ -379,12 +402,27 @@ impl<'a> Records<'a> {
                 let uid = self.r.positive()?;
                 let name = self.r.str()?;
                 let order = self.r.varint()?;
-                Record::Present { room, uid, name, order }
+                let user_id = self.identity(uid)?;
+                Record::Present { room, uid, name, order, user_id }
             }
+            IDENTITY => return Err(WireError::StrayIdentity { at }),
             GONE => Record::Gone { node: self.r.u64_le()? },
             tag => return Err(WireError::UnknownRecord { tag, at }),
         };
         Ok(Some(rec))
+    }
+
+    /// The account id record that may follow a login or present record of `uid`.
+    fn identity(&mut self, uid: u64) -> Result<Option<&'a str>, WireError> {
+        let at = self.r.at;
+        if self.r.bytes.get(at) != Some(&IDENTITY) {
+            return Ok(None);
+        }
+        self.r.byte()?;
+        if self.r.positive()? != uid {
+            return Err(WireError::StrayIdentity { at });
+        }
+        Ok(Some(self.r.str()?))
     }
 
     fn time(&mut self) -> Result<&'a str, WireError> {

@@ -5,7 +5,7 @@ use crate::chat::event::RoomEvent;
 
 /// A login for [`Section::event`] (whose room the section already has).
 fn login<'a>(uid: u64, name: &'a str, order: u64, time: &'a str) -> RoomEvent<'a> {
-    RoomEvent::Login { room: "", uid, name, order, time }
+    RoomEvent::Login { room: "", uid, name, order, user_id: None, time }
 }
 
 /// A say for [`Section::event`].
@@ -107,7 +107,14 @@ fn round_trip_and_compact_times() {
     assert_eq!(got[1], Record::Gone { node: 0xfeed });
     assert_eq!(
         got[2],
-        Record::Room(RoomEvent::Login { room: "room1", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 })
+        Record::Room(RoomEvent::Login {
+            room: "room1",
+            uid: 1,
+            name: "猪猪",
+            order: 1_700_000_000_000,
+            user_id: None,
+            time: T1
+        })
     );
     let say = |to_uid, content, time| {
         Record::Room(RoomEvent::Say { room: "room1", from_uid: 1, from_name: "猪猪", to_uid, content, time })
@@ -117,7 +124,14 @@ fn round_trip_and_compact_times() {
     assert_eq!(got[5], Record::Room(RoomEvent::Logout { room: "room1", uid: u64::MAX, name: "mynick", time: T2 }));
     assert_eq!(
         got[6],
-        Record::Room(RoomEvent::Login { room: "", uid: 1, name: "猪猪", order: 1_700_000_000_000, time: T1 })
+        Record::Room(RoomEvent::Login {
+            room: "",
+            uid: 1,
+            name: "猪猪",
+            order: 1_700_000_000_000,
+            user_id: None,
+            time: T1
+        })
     );
     // The repeated time stamp costs one byte: the say after the login carries none of its own.
     let once = room.bytes.windows(T1.len()).filter(|w| *w == T1.as_bytes()).count();
@@ -125,13 +139,56 @@ fn round_trip_and_compact_times() {
 }
 
 #[test]
+fn account_ids_ride_with_their_login_or_present_record_and_nowhere_else() {
+    let mut r = Section::new();
+    r.event(&RoomEvent::Login { room: "", uid: 5, name: "a", order: 10, user_id: Some("acct-5"), time: T1 });
+    r.present(6, "b", Some("acct-6"), 11);
+    r.event(&RoomEvent::Session { room: "", uid: 6, session: "00ff" });
+    r.present(7, "c", None, 12);
+    let bytes = message(1, 1, &Section::new(), &[("r", &r)]);
+    let got: Vec<Record<'_>> = Message::decode(&bytes).unwrap().records().collect();
+    assert_eq!(
+        got,
+        [
+            Record::Room(RoomEvent::Login {
+                room: "r",
+                uid: 5,
+                name: "a",
+                order: 10,
+                user_id: Some("acct-5"),
+                time: T1
+            }),
+            Record::Present { room: "r", uid: 6, name: "b", order: 11, user_id: Some("acct-6") },
+            Record::Room(RoomEvent::Session { room: "r", uid: 6, session: "00ff" }),
+            Record::Present { room: "r", uid: 7, name: "c", order: 12, user_id: None },
+        ]
+    );
+    // Without an account id a login is the bytes it always was.
+    let (mut with, mut without) = (Section::new(), Section::new());
+    with.event(&RoomEvent::Login { room: "", uid: 5, name: "a", order: 10, user_id: Some("x"), time: T1 });
+    without.event(&RoomEvent::Login { room: "", uid: 5, name: "a", order: 10, user_id: None, time: T1 });
+    assert!(with.bytes.starts_with(&without.bytes) && with.bytes.len() > without.bytes.len());
+    // An account id of another uid, or of nobody, is refused.
+    let mut stray = Section::new();
+    stray.present(6, "b", None, 11);
+    let mut wrong = stray.clone();
+    wrong.bytes.extend_from_slice(&with.bytes[without.bytes.len()..]);
+    let bytes = message(1, 1, &Section::new(), &[("r", &wrong)]);
+    assert!(matches!(Message::decode(&bytes), Err(WireError::StrayIdentity { .. })));
+    let mut alone = Section::new();
+    alone.bytes.extend_from_slice(&with.bytes[without.bytes.len()..]);
+    let bytes = message(1, 1, &Section::new(), &[("r", &alone)]);
+    assert!(matches!(Message::decode(&bytes), Err(WireError::StrayIdentity { .. })));
+}
+
+#[test]
 fn snapshots_and_history_entries() {
     let mut head = Section::new();
     head.snapshot();
     let mut r = Section::new();
-    r.present(5, "a", 10);
+    r.present(5, "a", None, 10);
     r.event(&RoomEvent::Session { room: "", uid: 5, session: "0123abcd" });
-    r.present(6, "b", 11);
+    r.present(6, "b", None, 11);
     r.event(&RoomEvent::Handover { room: "", uid: 6 });
     let bytes = message(1, 1, &head, &[("r", &r)]);
     let got: Vec<Record<'_>> = Message::decode(&bytes).unwrap().records().collect();
@@ -139,9 +196,9 @@ fn snapshots_and_history_entries() {
         got,
         [
             Record::Snapshot,
-            Record::Present { room: "r", uid: 5, name: "a", order: 10 },
+            Record::Present { room: "r", uid: 5, name: "a", order: 10, user_id: None },
             Record::Room(RoomEvent::Session { room: "r", uid: 5, session: "0123abcd" }),
-            Record::Present { room: "r", uid: 6, name: "b", order: 11 },
+            Record::Present { room: "r", uid: 6, name: "b", order: 11, user_id: None },
             Record::Room(RoomEvent::Handover { room: "r", uid: 6 }),
         ]
     );
@@ -300,7 +357,7 @@ proptest::proptest! {
         let mut want = Vec::new();
         for (kind, a, b, text, time) in &raw {
             let rec = match kind {
-                0 => { s.event(&login(*a, text, *b, time)); Record::Room(RoomEvent::Login { room: &room, uid: *a, name: text, order: *b, time }) }
+                0 => { s.event(&login(*a, text, *b, time)); Record::Room(RoomEvent::Login { room: &room, uid: *a, name: text, order: *b, user_id: None, time }) }
                 1 => {
                     let to_uid = Some(*b).filter(|&u| u != 0);
                     s.event(&say(*a, time, to_uid, text, time));
@@ -309,7 +366,7 @@ proptest::proptest! {
                 2 => { s.event(&logout(*a, text, time)); Record::Room(RoomEvent::Logout { room: &room, uid: *a, name: text, time }) }
                 3 => { s.hello(); Record::Hello }
                 4 => { s.snapshot(); Record::Snapshot }
-                5 => { s.present(*a, text, *b); Record::Present { room: &room, uid: *a, name: text, order: *b } }
+                5 => { s.present(*a, text, None, *b); Record::Present { room: &room, uid: *a, name: text, order: *b, user_id: None } }
                 _ => { s.gone(*b); Record::Gone { node: *b } }
             };
             want.push(rec);

@@ -31,6 +31,10 @@ pub struct UserEntry<'a> {
     pub uid: u64,
     /// The user's name.
     pub name: &'a str,
+    /// The user's account id, when a token proved it (absent otherwise: without `--auth-key` every byte is
+    /// as before). Data for the backend, never HTML-escaped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<&'a str>,
 }
 
 /// The `to_uid` of an outgoing say: the string "all" or a uid number.
@@ -58,6 +62,9 @@ pub enum ServerMessage<'a> {
         uid: u64,
         /// Their name.
         name: &'a str,
+        /// Their account id, when a token proved it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user_id: Option<&'a str>,
         /// Local time, "YYYY-MM-DD HH:MM:SS".
         time: &'a str,
     },
@@ -126,8 +133,8 @@ fn name(name: &str, escape_html: bool) -> Cow<'_, str> {
 /// nothing and returns false.
 pub fn write_json(event: &Event<'_>, escape_html: bool, mids: bool, out: &mut Vec<u8>) -> bool {
     match *event {
-        Event::Login { uid, name: who, time } => {
-            ServerMessage::Login { uid, name: &name(who, escape_html), time }.write_json(out)
+        Event::Login { uid, name: who, user_id, time } => {
+            ServerMessage::Login { uid, name: &name(who, escape_html), user_id, time }.write_json(out)
         }
         Event::Say { from_uid, to_uid, content, time, mid, .. } => {
             let to_uid = to_uid.map_or(ToUidOut::All("all"), ToUidOut::User);
@@ -146,9 +153,9 @@ pub fn write_json(event: &Event<'_>, escape_html: bool, mids: bool, out: &mut Ve
 }
 
 /// Appends one user's entry of a user list: the bytes [`ServerMessage::UserList`] has for it.
-pub fn write_list_entry(uid: u64, who: &str, escape_html: bool, out: &mut Vec<u8>) {
+pub fn write_list_entry(uid: u64, who: &str, user_id: Option<&str>, escape_html: bool, out: &mut Vec<u8>) {
     let start = out.len();
-    if serde_json::to_writer(&mut *out, &UserEntry { uid, name: &name(who, escape_html) }).is_err() {
+    if serde_json::to_writer(&mut *out, &UserEntry { uid, name: &name(who, escape_html), user_id }).is_err() {
         out.truncate(start);
     }
 }
@@ -181,7 +188,7 @@ mod tests {
             r#"{"type":"say","from_uid":2,"to_uid":"all","content":"&lt;img src=x onerror=alert(1)&gt;<br />\n&#039;&amp;&#039;","time":"t"}"#
         );
         assert_eq!(
-            json_in(true, Event::Login { uid: 1, name: "\"&amp;\"", time: "t" }),
+            json_in(true, Event::Login { uid: 1, name: "\"&amp;\"", user_id: None, time: "t" }),
             r#"{"type":"login","uid":1,"name":"&quot;&amp;amp;&quot;","time":"t"}"#
         );
         assert_eq!(
@@ -189,14 +196,14 @@ mod tests {
             format!(r#"{{"type":"say","from_uid":2,"to_uid":"all","content":"{xss}","time":"t"}}"#)
         );
         let mut entry = Vec::new();
-        write_list_entry(1, "猪<猪>", true, &mut entry);
+        write_list_entry(1, "猪<猪>", None, true, &mut entry);
         assert_eq!(entry, r#"{"uid":1,"name":"猪&lt;猪&gt;"}"#.as_bytes());
     }
 
     #[test]
     fn every_message_has_the_seed_bytes_and_field_order() {
         assert_eq!(
-            json(Event::Login { uid: 2, name: "mynick", time: "2014-08-12 17:50:30" }),
+            json(Event::Login { uid: 2, name: "mynick", user_id: None, time: "2014-08-12 17:50:30" }),
             r#"{"type":"login","uid":2,"name":"mynick","time":"2014-08-12 17:50:30"}"#
         );
         assert_eq!(
@@ -231,7 +238,8 @@ mod tests {
             json(Event::Error(ErrorCode::NoSuchUser)),
             r#"{"type":"error","code":"no_such_user","message":"no user with that uid in your room"}"#
         );
-        let users = [UserEntry { uid: 1, name: "猪猪" }, UserEntry { uid: 2, name: "mynick" }];
+        let users =
+            [UserEntry { uid: 1, name: "猪猪", user_id: None }, UserEntry { uid: 2, name: "mynick", user_id: None }];
         let mut list = Vec::new();
         ServerMessage::UserList { user_list: &users }.write_json(&mut list);
         assert_eq!(
@@ -239,7 +247,7 @@ mod tests {
             r#"{"type":"user_list","user_list":[{"uid":1,"name":"猪猪"},{"uid":2,"name":"mynick"}]}"#.as_bytes()
         );
         let mut entry = Vec::new();
-        write_list_entry(1, "quote\"d", false, &mut entry);
+        write_list_entry(1, "quote\"d", None, false, &mut entry);
         assert_eq!(entry, br#"{"uid":1,"name":"quote\"d"}"#);
     }
 

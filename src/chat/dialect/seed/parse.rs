@@ -25,6 +25,8 @@ struct Incoming<'a> {
     session: Option<Text<'a>>,
     #[serde(borrow)]
     last_mid: Option<Text<'a>>,
+    #[serde(borrow)]
+    token: Option<Text<'a>>,
 }
 
 /// A JSON string borrowed from the input when it has no escapes. (`Option<Cow<str>>` would always copy:
@@ -113,7 +115,8 @@ pub fn parse_client_message(text: &str) -> Result<ClientMessage<'_>, ErrorCode> 
                 _ => Cow::Borrowed(DEFAULT_ROOM),
             };
             let resume = msg.resume.unwrap_or(false);
-            Ok(ClientMessage::Login { name: msg.name.map(|n| n.0).unwrap_or_default(), room, resume })
+            let name = msg.name.map(|n| n.0).unwrap_or_default();
+            Ok(ClientMessage::Login { name, room, resume, token: msg.token.map(|t| t.0) })
         }
         Some("say") => {
             let to = match msg.to_uid {
@@ -142,11 +145,11 @@ mod tests {
     fn seed_messages_parse() {
         assert_eq!(
             parse_client_message(r#"{"type":"login","name":"mynick"}"#),
-            Ok(ClientMessage::Login { name: "mynick".into(), room: DEFAULT_ROOM.into(), resume: false })
+            Ok(ClientMessage::Login { name: "mynick".into(), room: DEFAULT_ROOM.into(), resume: false, token: None })
         );
         assert_eq!(
             parse_client_message(r#"{"type":"login","name":"a","room_id":"r","resume":true}"#),
-            Ok(ClientMessage::Login { name: "a".into(), room: "r".into(), resume: true })
+            Ok(ClientMessage::Login { name: "a".into(), room: "r".into(), resume: true, token: None })
         );
         assert_eq!(parse_client_message(r#"{"type":"login","name":"a","resume":1}"#), Err(ErrorCode::BadJson));
         assert_eq!(
@@ -218,7 +221,7 @@ mod tests {
     fn rooms() {
         assert_eq!(
             parse_client_message(r#"{"type":"login","name":"a","room_id":"lobby"}"#),
-            Ok(ClientMessage::Login { name: "a".into(), room: "lobby".into(), resume: false })
+            Ok(ClientMessage::Login { name: "a".into(), room: "lobby".into(), resume: false, token: None })
         );
         let long = format!(r#"{{"type":"login","name":"a","room_id":"{}"}}"#, "r".repeat(65));
         assert_eq!(parse_client_message(&long), Err(ErrorCode::BadJson));
@@ -243,7 +246,7 @@ mod tests {
     fn escaped_strings_are_decoded() {
         assert_eq!(
             parse_client_message(r#"{"type":"login","name":"\u732a\u732a"}"#),
-            Ok(ClientMessage::Login { name: "猪猪".into(), room: DEFAULT_ROOM.into(), resume: false })
+            Ok(ClientMessage::Login { name: "猪猪".into(), room: DEFAULT_ROOM.into(), resume: false, token: None })
         );
     }
 }
