@@ -72,7 +72,8 @@ fn refusal(v: &Value) -> (&str, &str) {
 #[test]
 fn tokens_of_each_algorithm_log_in_and_name_the_account() {
     let secret = secret_file("algorithms");
-    let cases: [(PathBuf, Box<dyn Fn(Value) -> String>); 3] = [
+    type Mint = Box<dyn Fn(Value) -> String>;
+    let cases: [(PathBuf, Mint); 3] = [
         (secret.clone(), Box::new(hs)),
         (data("es256-public.pem"), Box::new(|c| signed(Algorithm::ES256, "es256-private.pem", c))),
         (data("rs256-public.pem"), Box::new(|c| signed(Algorithm::RS256, "rs256-private.pem", c))),
