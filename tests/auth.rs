@@ -235,3 +235,31 @@ fn a_key_file_that_cannot_be_used_is_an_error_at_start() {
         assert!(err.contains(says) && err.contains("--auth-"), "{args:?}: {err}");
     }
 }
+
+#[test]
+fn the_bench_logs_in_with_a_token_per_client() {
+    let d = Daemon::start(&["--auth-key", data("es256-public.pem").to_str().expect("path")]);
+    let url = d.ws_url();
+    let bench = env!("CARGO_BIN_EXE_wschat-bench");
+    let out = Command::new(bench)
+        .args(["connect", "--url", &url, "-c", "30", "-d", "0.1", "--json"])
+        .args(["--token-key", data("es256-private.pem").to_str().expect("path")])
+        .output()
+        .expect("run wschat-bench");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (v["connected"].as_u64(), v["failed"].as_u64(), v["token_alg"].as_str()),
+        (Some(30), Some(0), Some("ES256"))
+    );
+    assert_eq!(v["server_errors"], 0, "{v}");
+    // Without a token every login is refused, and the bench says so.
+    let out = Command::new(bench)
+        .args(["connect", "--url", &url, "-c", "3", "-d", "0.1", "--setup-timeout", "2"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let out = Command::new(bench).args(["connect", "--url", &url, "--token-key", "/nonexistent/key"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--token-key /nonexistent/key: cannot read it"));
+}

@@ -100,13 +100,15 @@ pub fn say_request(out: &mut Vec<u8>, content: &[u8]) {
     out.extend_from_slice(br#""}"#);
 }
 
-/// The chat login request for `name`, in `room` when given, asking for a session when `resume`. Names and
-/// rooms must need no JSON escaping.
-pub fn login_request(name: &str, room: Option<&str>, resume: bool) -> Vec<u8> {
+/// The chat login request for `name`, in `room` when given, asking for a session when `resume`, proving who
+/// it is with `token` when given. Names, rooms and tokens must need no JSON escaping (a JWT is base64url and
+/// dots).
+pub fn login_request(name: &str, room: Option<&str>, resume: bool, token: Option<&str>) -> Vec<u8> {
     let resume = if resume { r#","resume":true"# } else { "" };
+    let token = token.map(|t| format!(r#","token":"{t}""#)).unwrap_or_default();
     match room {
-        Some(room) => format!(r#"{{"type":"login","name":"{name}","room_id":"{room}"{resume}}}"#).into_bytes(),
-        None => format!(r#"{{"type":"login","name":"{name}"{resume}}}"#).into_bytes(),
+        Some(room) => format!(r#"{{"type":"login","name":"{name}","room_id":"{room}"{resume}{token}}}"#).into_bytes(),
+        None => format!(r#"{{"type":"login","name":"{name}"{resume}{token}}}"#).into_bytes(),
     }
 }
 
@@ -410,16 +412,19 @@ mod tests {
         assert_eq!(v["type"], "say");
         assert_eq!(v["to_uid"], "all");
         assert_eq!(v["content"].as_str().unwrap().as_bytes(), &content[..]);
-        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", Some("r2"), false)).unwrap();
+        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", Some("r2"), false, None)).unwrap();
         assert_eq!(login["name"], "b7");
         assert_eq!(login["room_id"], "r2");
         assert!(login.get("resume").is_none());
-        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", None, false)).unwrap();
+        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", None, false, None)).unwrap();
         assert!(login.get("room_id").is_none());
-        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", Some("r2"), true)).unwrap();
+        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", Some("r2"), true, None)).unwrap();
         assert_eq!((login["room_id"].as_str(), login["resume"].as_bool()), (Some("r2"), Some(true)));
-        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", None, true)).unwrap();
+        let login: serde_json::Value = serde_json::from_slice(&login_request("b7", None, true, None)).unwrap();
         assert_eq!(login, serde_json::json!({"type":"login","name":"b7","resume":true}));
+        let login: serde_json::Value =
+            serde_json::from_slice(&login_request("b7", None, false, Some("a.b.c"))).unwrap();
+        assert_eq!(login, serde_json::json!({"type":"login","name":"b7","token":"a.b.c"}));
     }
 
     #[test]

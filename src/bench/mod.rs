@@ -13,6 +13,7 @@ pub mod scenario;
 pub mod sys;
 pub mod target;
 pub mod tls;
+pub mod token;
 
 pub use engine::Proto;
 pub use report::Report;

@@ -137,6 +137,8 @@ pub struct Report {
     pub proto: String,
     /// Every client logged in with `"resume":true` (churn, or `--resume`).
     pub resume: bool,
+    /// The algorithm of the tokens the clients logged in with (`--token-key`), if any.
+    pub token_alg: Option<String>,
     /// The (first) target URL.
     pub url: String,
     /// Every target URL, in the order given, with the clients spread to it (client i to URL i mod n).
@@ -259,7 +261,9 @@ impl Report {
             n => format!("{n} URLs"),
         };
         let resume = if self.resume { ", every client opted in to resume" } else { "" };
-        let _ = writeln!(s, "wschat-bench {} ({} protocol{resume}) against {against}", self.scenario, self.proto);
+        let token = self.token_alg.as_ref().map(|a| format!(", {a} tokens")).unwrap_or_default();
+        let _ =
+            writeln!(s, "wschat-bench {} ({} protocol{resume}{token}) against {against}", self.scenario, self.proto);
         if !self.urls.is_empty() {
             let shares: Vec<String> = self.urls.iter().map(|u| format!("{} ({} clients)", u.url, u.clients)).collect();
             let _ = writeln!(s, "  urls           {}", shares.join(", "));

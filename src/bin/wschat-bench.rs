@@ -119,6 +119,10 @@ struct Args {
     /// Chat: every client logs in with "resume":true (churn always does): what opting in costs the server.
     #[arg(long)]
     resume: bool,
+    /// Chat: every client logs in with a token (user_id: its login name) signed with this key — a PEM private
+    /// key (RSA: RS256, EC P-256: ES256) or else an HS256 secret, the bytes of the server's --auth-key
+    #[arg(long, value_name = "FILE")]
+    token_key: Option<PathBuf>,
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration, String> {
@@ -171,6 +175,14 @@ fn config(args: &Args) -> Result<BenchConfig, String> {
         return Err("--resume needs the chat protocol: raw servers have no sessions".into());
     }
     cfg.opt_in = args.resume;
+    if let Some(path) = &args.token_key {
+        if cfg.proto != Proto::Chat {
+            return Err("--token-key needs the chat protocol".into());
+        }
+        let key =
+            wschat::bench::token::TokenKey::load(path).map_err(|e| format!("--token-key {}: {e}", path.display()))?;
+        cfg.token_key = Some(key);
+    }
     Ok(cfg)
 }
 
@@ -190,9 +202,13 @@ fn main() -> ExitCode {
             } else {
                 print!("{}", report.to_table());
             }
-            if report.connected == 0 && report.failed > 0 {
+            if report.connected == 0 && (report.failed > 0 || report.server_errors > 0) {
                 // Nothing was measured: say so in the exit status, not only in the report.
-                eprintln!("wschat-bench: no connection succeeded ({} failed)", report.failed);
+                let why = report.first_error.as_deref().unwrap_or("no error given");
+                eprintln!(
+                    "wschat-bench: no client was ready ({} connections failed, {} errors from the server; first: {why})",
+                    report.failed, report.server_errors
+                );
                 return ExitCode::FAILURE;
             }
             if let Some(churn) = report.churn.as_ref().filter(|c| !c.clean) {

@@ -111,14 +111,13 @@ impl Engine {
     }
 
     /// Starts a connection to target `idx mod n` (round robin over the targets); with the chat protocol it
-    /// logs in as `name` (in `room` when given) after the handshake. Returns its index `idx`, which is also its
-    /// receiver index in the audit.
-    pub fn open(&mut self, name: &str, room: Option<&str>) -> Result<usize, EngineError> {
+    /// logs in as `name` (in `room` when given, with `token` when given) after the handshake. Returns its index
+    /// `idx`, which is also its receiver index in the audit.
+    pub fn open(&mut self, name: &str, room: Option<&str>, token: Option<&str>) -> Result<usize, EngineError> {
         let idx = self.conns.len();
+        let resume = self.config.resume || self.config.opt_in;
         let login = match self.config.proto {
-            Proto::Chat => {
-                Some(content::login_request(name, room, self.config.resume || self.config.opt_in).into_boxed_slice())
-            }
+            Proto::Chat => Some(content::login_request(name, room, resume, token).into_boxed_slice()),
             Proto::Raw => None,
         };
         let conn = self.connect(idx, target_of(idx, self.config.targets.len()), login, false)?;

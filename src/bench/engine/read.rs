@@ -258,7 +258,7 @@ mod tests {
             stream: None,
             phase: Phase::Handshaking,
             key: Some(KEY.into()),
-            login: (proto == Proto::Chat).then(|| content::login_request("b0", None, false).into_boxed_slice()),
+            login: (proto == Proto::Chat).then(|| content::login_request("b0", None, false, None).into_boxed_slice()),
             resuming: false,
             held: false,
             target: 0,

@@ -98,6 +98,8 @@ pub struct BenchConfig {
     pub away: Duration,
     /// Chat: every client logs in with `"resume":true` (churn always does).
     pub opt_in: bool,
+    /// Chat: every client logs in with a token signed with this key, its user_id its login name.
+    pub token_key: Option<crate::bench::token::TokenKey>,
 }
 
 impl BenchConfig {
@@ -131,6 +133,7 @@ impl BenchConfig {
             reset_share: 0.5,
             away: Duration::ZERO,
             opt_in: false,
+            token_key: None,
         }
     }
 }
@@ -222,6 +225,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         scenario: cfg.scenario.to_string(),
         proto: cfg.proto.to_string(),
         resume: cfg.opt_in || cfg.scenario == Scenario::Churn,
+        token_alg: cfg.token_key.as_ref().map(|k| format!("{:?}", k.algorithm())),
         url: cfg.targets[0].url.clone(),
         urls: cfg
             .targets

@@ -31,9 +31,15 @@ impl Run<'_> {
     /// Opens every client with bounded concurrency and waits until all are ready or the deadline passes;
     /// returns when the last one became ready.
     pub(super) fn connect_all(&mut self, deadline: Instant) -> Result<Duration, BenchError> {
+        let wanted = self.cfg.clients;
+        // Every client's token is signed before the clock starts: the server's verification is measured.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let tokens: Vec<String> = match &self.cfg.token_key {
+            Some(key) => (0..wanted).map(|i| key.mint(&client_name(i), now)).collect(),
+            None => Vec::new(),
+        };
         let start = Instant::now();
         let rooms = self.room_size();
-        let wanted = self.cfg.clients;
         let single_room = rooms >= wanted;
         while self.engine.ready() < wanted && Instant::now() < deadline {
             let settled = self.engine.ready() + self.engine.closed();
@@ -43,7 +49,7 @@ impl Run<'_> {
             while self.engine.len() < wanted && self.engine.len() - settled < self.cfg.concurrency {
                 let i = self.engine.len();
                 let room = if single_room { None } else { Some(format!("r{}", i / rooms)) };
-                self.engine.open(&client_name(i), room.as_deref())?;
+                self.engine.open(&client_name(i), room.as_deref(), tokens.get(i).map(String::as_str))?;
             }
             self.engine.turn(Some(Duration::from_millis(5)))?;
         }
