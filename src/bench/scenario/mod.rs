@@ -240,7 +240,7 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         warmup_s: cfg.warmup.as_secs_f64(),
         ..Report::default()
     };
-    let mut run = Run { cfg, engine, unsettled: 0 };
+    let mut run = Run { cfg, engine, unsettled: 0, tokens: runner::mint_tokens(cfg) };
     match cfg.scenario {
         Scenario::Fanout => run.fanout(&mut report)?,
         Scenario::Saturate => run.saturate(&mut report)?,

@@ -17,6 +17,16 @@ pub(super) struct Run<'a> {
     pub(super) engine: Engine,
     /// Clients that had not seen every other member of their room when the setup's wait ended.
     pub(super) unsettled: usize,
+    /// Each client's login token (`--token-key`), signed before any clock or CPU meter starts: the server's
+    /// verification is measured, not the bench's signing.
+    pub(super) tokens: Vec<String>,
+}
+
+/// One token per client of `cfg` (none without `--token-key`), its user_id the client's login name.
+pub(super) fn mint_tokens(cfg: &BenchConfig) -> Vec<String> {
+    let Some(key) = &cfg.token_key else { return Vec::new() };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    (0..cfg.clients).map(|i| key.mint(&client_name(i), now)).collect()
 }
 
 impl Run<'_> {
@@ -32,12 +42,6 @@ impl Run<'_> {
     /// returns when the last one became ready.
     pub(super) fn connect_all(&mut self, deadline: Instant) -> Result<Duration, BenchError> {
         let wanted = self.cfg.clients;
-        // Every client's token is signed before the clock starts: the server's verification is measured.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let tokens: Vec<String> = match &self.cfg.token_key {
-            Some(key) => (0..wanted).map(|i| key.mint(&client_name(i), now)).collect(),
-            None => Vec::new(),
-        };
         let start = Instant::now();
         let rooms = self.room_size();
         let single_room = rooms >= wanted;
@@ -49,7 +53,7 @@ impl Run<'_> {
             while self.engine.len() < wanted && self.engine.len() - settled < self.cfg.concurrency {
                 let i = self.engine.len();
                 let room = if single_room { None } else { Some(format!("r{}", i / rooms)) };
-                self.engine.open(&client_name(i), room.as_deref(), tokens.get(i).map(String::as_str))?;
+                self.engine.open(&client_name(i), room.as_deref(), self.tokens.get(i).map(String::as_str))?;
             }
             self.engine.turn(Some(Duration::from_millis(5)))?;
         }
