@@ -141,6 +141,12 @@ pub trait Application {
         Ok(())
     }
 
+    /// Answers one call of the server API (`--api`), queuing on `out` what it pushes to connections; an
+    /// application without an API answers 404.
+    fn api(&mut self, _req: &crate::api::request::Request, _out: &mut Effects) -> crate::api::ApiAnswer {
+        crate::api::ApiAnswer::error(404, "not_found", "this daemon has no API")
+    }
+
     /// The daemon is stopping: say goodbye on the links (the reactor keeps driving them until they are
     /// idle or the shutdown grace ends).
     fn shutdown(&mut self) {}

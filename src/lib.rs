@@ -4,6 +4,7 @@
 //! `bench` and `dump` (both default), so the daemon alone builds with `--no-default-features`.
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod app;
 #[cfg(feature = "bench")]
 pub mod bench;

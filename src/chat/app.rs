@@ -163,6 +163,11 @@ impl<P: Presence> ChatApp<P> {
         }
     }
 
+    /// The chat core, for reading.
+    pub fn hub(&self) -> &Hub<P> {
+        &self.hub
+    }
+
     /// Logins must prove who they are with a token `verifier` accepts (`--auth-key`); `None`: no tokens.
     pub fn with_auth(mut self, verifier: Option<Verifier>) -> ChatApp<P> {
         self.auth = verifier.map(|verifier| Auth { verifier, failures: HashMap::new() });
@@ -284,6 +289,10 @@ impl<P: Presence> Application for ChatApp<P> {
         } else {
             self.hub.leave(conn, departure, time, &mut self.fanout.sink(out));
         }
+    }
+
+    fn api(&mut self, req: &crate::api::request::Request, out: &mut Effects) -> crate::api::ApiAnswer {
+        super::api::answer(&self.hub, req, self.limits.max_message_bytes, out)
     }
 
     fn is_member(&self, conn: ConnId) -> bool {

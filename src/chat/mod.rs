@@ -9,6 +9,7 @@
 //!   workerman-chat's client_id protocol ([`dialect::workerman`]), each with its JSON.
 //! - [`app`]: all of it as the reactor's [`crate::app::Application`].
 
+pub mod api;
 pub mod app;
 pub mod dialect;
 pub mod event;

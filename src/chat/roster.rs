@@ -276,6 +276,26 @@ impl Roster {
         self.rooms.len()
     }
 
+    /// Every room someone is in, with its number of users, sorted by name.
+    pub fn rooms_sorted(&self) -> Vec<(&str, usize)> {
+        let mut rooms: Vec<(&str, usize)> = self.rooms.values().map(|r| (&*r.name, r.live)).collect();
+        rooms.sort_unstable();
+        rooms
+    }
+
+    /// The users of account `user_id` (a token's `sub`), sorted by uid.
+    pub fn seats_of_account(&self, user_id: &str) -> Vec<(u64, &Seat)> {
+        let mut seats: Vec<(u64, &Seat)> =
+            self.seats.iter().filter(|(_, s)| s.user_id.as_deref() == Some(user_id)).map(|(&u, s)| (u, s)).collect();
+        seats.sort_unstable_by_key(|&(uid, _)| uid);
+        seats
+    }
+
+    /// The connections of this process's logged-in users, in no particular order.
+    pub fn local_conns(&self) -> impl Iterator<Item = (ConnId, u64)> + '_ {
+        self.locals.iter().map(|(&conn, l)| (conn, l.uid))
+    }
+
     /// This process's users: on its connections, and detached.
     pub fn local_count(&self) -> usize {
         self.locals.len() + self.away
@@ -320,6 +340,22 @@ mod tests {
             room.each_from(0, |uid, name, _| got.push((uid, name.to_string())));
         }
         got
+    }
+
+    #[test]
+    fn rooms_accounts_and_connections_are_listed() {
+        let mut r = Roster::new();
+        r.join_as("b", 1, "x", Some("acct"), 1, Home::Here(10));
+        r.join_as("a", 2, "y", None, 2, Home::Here(11));
+        r.join_as("b", 3, "z", Some("acct"), 3, Home::Node(4));
+        r.join_as("b", 4, "w", Some("other"), 4, Home::Away);
+        assert_eq!(r.rooms_sorted(), [("a", 1), ("b", 3)]);
+        let acct: Vec<(u64, Home)> = r.seats_of_account("acct").iter().map(|(u, s)| (*u, s.home)).collect();
+        assert_eq!(acct, [(1, Home::Here(10)), (3, Home::Node(4))]);
+        assert!(r.seats_of_account("nobody").is_empty());
+        let mut conns: Vec<(ConnId, u64)> = r.local_conns().collect();
+        conns.sort_unstable();
+        assert_eq!(conns, [(10, 1), (11, 2)]);
     }
 
     #[test]
