@@ -114,6 +114,33 @@ pub struct Args {
     /// With --auth-key, also admit logins without a token, as anonymous users (no user_id)
     #[arg(long, requires = "auth_key")]
     pub auth_optional: bool,
+    /// Serve the server API (HTTP/1.1 + JSON) on this address: bind it to loopback or a private network
+    #[arg(long, value_name = "ADDR", requires = "api_key_file")]
+    pub api: Option<String>,
+    /// The API's key (the file's bytes, surrounding whitespace trimmed): requests carry Authorization: Bearer KEY
+    #[arg(long, value_name = "FILE", requires = "api")]
+    pub api_key_file: Option<std::path::PathBuf>,
+    /// Connections the API port serves at once; beyond it new ones are closed at accept
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_api_connections: usize,
+}
+
+/// The server API's port (`--api`).
+#[derive(Clone)]
+pub struct ApiPort {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The key a request's `Authorization: Bearer` must carry.
+    pub key: Vec<u8>,
+    /// Connections served at once.
+    pub max_connections: usize,
+}
+
+impl std::fmt::Debug for ApiPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key.
+        f.debug_struct("ApiPort").field("addr", &self.addr).field("max_connections", &self.max_connections).finish()
+    }
 }
 
 /// A validated configuration for the reactor.
@@ -179,6 +206,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// What logins' tokens are verified with (`--auth-key`, `--auth-optional`); `None`: no tokens.
     pub auth: Option<crate::chat::identity::Verifier>,
+    /// The server API's port (`--api`), if any.
+    pub api: Option<ApiPort>,
 }
 
 /// Where the certificate chain and its key are read from (at start and at each SIGHUP).
@@ -340,6 +369,20 @@ impl Args {
                 Some(crate::chat::identity::Verifier::new(key, self.auth_optional))
             }
         };
+        let api = match (&self.api, &self.api_key_file) {
+            (Some(addr), Some(path)) => {
+                let unusable = |reason: String| ConfigError::Unusable { flag: "--api-key-file", reason };
+                let bytes =
+                    std::fs::read(path).map_err(|e| unusable(format!("{}: cannot read it: {e}", path.display())))?;
+                let key = bytes.trim_ascii().to_vec();
+                if key.len() < 16 {
+                    return Err(unusable(format!("{}: the key must be at least 16 bytes", path.display())));
+                }
+                in_range(self.max_api_connections > 0, "--max-api-connections", "at least 1")?;
+                Some(ApiPort { addr: resolve("--api", addr)?, key, max_connections: self.max_api_connections })
+            }
+            _ => None,
+        };
         let web_root = match &self.web_root {
             None => None,
             Some(dir) => {
@@ -384,6 +427,7 @@ impl Args {
                 _ => None,
             },
             auth,
+            api,
         })
     }
 }

@@ -27,10 +27,14 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    println!("wschat listening ws={} http={}", reactor.ws_addr(), reactor.http_addr());
+    let api = reactor.api_addr().map(|a| format!(" api={a}")).unwrap_or_default();
+    println!("wschat listening ws={} http={}{api}", reactor.ws_addr(), reactor.http_addr());
     let _ = std::io::stdout().flush();
     wschat::systemd::notify(wschat::systemd::State::Ready);
     log::info!("listening: WebSocket on {}, {page} on http://{}/", reactor.ws_addr(), reactor.http_addr());
+    if let Some(api) = reactor.api_addr() {
+        log::info!("server API on http://{api}/api/");
+    }
     match reactor.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

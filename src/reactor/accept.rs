@@ -34,6 +34,7 @@ impl Reactor {
             let listener = match kind {
                 Kind::WebSocket => self.ws_listener.as_ref(),
                 Kind::Http => self.http_listener.as_ref(),
+                Kind::Api => self.api_listener.as_ref(),
             };
             let Some(listener) = listener else { return };
             match listener.accept() {
@@ -74,6 +75,7 @@ impl Reactor {
         let listener = match kind {
             Kind::WebSocket => self.ws_listener.as_ref(),
             Kind::Http => self.http_listener.as_ref(),
+            Kind::Api => self.api_listener.as_ref(),
         };
         let mut shed = 0u64;
         let tls = self.tls.is_some();
@@ -92,7 +94,7 @@ impl Reactor {
         self.metrics.accepted_total += shed;
         match kind {
             Kind::WebSocket => self.metrics.handshake_rejections_total += shed,
-            Kind::Http => self.metrics.web_rejections_total += shed,
+            Kind::Http | Kind::Api => self.metrics.web_rejections_total += shed,
         }
         self.spare_fd = std::fs::File::open("/dev/null").ok();
         // Without a spare now, report "no progress" so the caller pauses instead of looping.
@@ -104,11 +106,15 @@ impl Reactor {
             self.accept_paused_until = None;
             self.accept(Kind::WebSocket);
             self.accept(Kind::Http);
+            self.accept(Kind::Api);
         }
     }
 
     fn admit(&mut self, stream: TcpStream, peer: SocketAddr, kind: Kind) {
         self.metrics.accepted_total += 1;
+        if kind == Kind::Api {
+            return self.admit_api(stream, peer);
+        }
         let trusted = self.cfg.trusted_proxies.is_trusted(peer.ip());
         if self.cfg.proxy_protocol && !trusted {
             // Only the proxies may speak: anyone else could claim any address in a PROXY header.
@@ -165,7 +171,7 @@ impl Reactor {
         entry.insert(Conn::new(transport, peer, self.admission.admit(kind, key), serial, session));
         let timeout = match kind {
             Kind::WebSocket => self.cfg.handshake_timeout,
-            Kind::Http => HTTP_REQUEST_TIMEOUT,
+            Kind::Http | Kind::Api => HTTP_REQUEST_TIMEOUT,
         };
         self.arm_timer(k, self.now + timeout);
         debug!("{peer}: accepted on the {} port as #{k}", if kind == Kind::WebSocket { "ws" } else { "http" });
@@ -198,6 +204,8 @@ impl Reactor {
                 (tally.pending as usize >= limit)
                     .then_some(AddressRefusal::WebPending { pending: tally.pending, limit })
             }
+            // The API is for the application's backend, behind its key: its port's budget is the bound.
+            Kind::Api => None,
         }
     }
 

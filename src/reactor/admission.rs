@@ -52,6 +52,7 @@ struct Port {
 pub struct Admission {
     ws: Port,
     web: Port,
+    api: Port,
     /// Open WebSockets.
     open: u64,
 }
@@ -61,6 +62,7 @@ impl Admission {
         match port {
             Kind::WebSocket => &self.ws,
             Kind::Http => &self.web,
+            Kind::Api => &self.api,
         }
     }
 
@@ -68,6 +70,7 @@ impl Admission {
         match port {
             Kind::WebSocket => &mut self.ws,
             Kind::Http => &mut self.web,
+            Kind::Api => &mut self.api,
         }
     }
 

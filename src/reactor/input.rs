@@ -69,6 +69,7 @@ impl Reactor {
                     let drained = n < READ_CHUNK && conn.transport.short_read_drains();
                     match (phase, conn.kind) {
                         (Phase::Closing, _) => {} // Lingering: the peer's last bytes are read and dropped.
+                        (_, Kind::Api) => self.on_api_input(k, n),
                         (Phase::Open, _) => self.on_frames_input(k, n),
                         (Phase::Handshake, kind) => self.on_head_input(k, n, kind),
                     }
@@ -171,6 +172,7 @@ impl Reactor {
         match kind {
             Kind::Http => self.on_web_request(k),
             Kind::WebSocket => self.on_upgrade_request(k),
+            Kind::Api => {} // Read by `on_api_input`, never as a head.
         }
     }
 

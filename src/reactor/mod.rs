@@ -10,6 +10,7 @@
 mod accept;
 mod addresses;
 mod admission;
+mod api;
 mod conn;
 mod input;
 mod links;
@@ -44,6 +45,7 @@ use crate::ws::frame::{close_code, OpCode};
 const WS_LISTENER: Token = Token(usize::MAX - 1);
 const HTTP_LISTENER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
+const API_LISTENER: Token = Token(usize::MAX - 4);
 
 /// Time allowed to send an HTTP request head.
 const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,6 +92,9 @@ pub struct Reactor {
     poll: Poll,
     ws_listener: Option<TcpListener>,
     http_listener: Option<TcpListener>,
+    /// The server API's listener (`--api`).
+    api_listener: Option<TcpListener>,
+    api_addr: Option<SocketAddr>,
     signals: Signals,
     ws_addr: SocketAddr,
     http_addr: SocketAddr,
@@ -165,6 +170,21 @@ impl Reactor {
         registry.register(&mut ws_listener, WS_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
         registry.register(&mut http_listener, HTTP_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
         registry.register(&mut signals, SIGNALS, Interest::READABLE).map_err(StartError::Setup)?;
+        let mut api_listener = match &cfg.api {
+            None => None,
+            Some(api) => Some(accept::listen(api.addr, cfg.reuse_port).map_err(|source| StartError::Bind {
+                what: "API",
+                addr: api.addr,
+                source,
+            })?),
+        };
+        let api_addr = match api_listener.as_mut() {
+            None => None,
+            Some(l) => {
+                registry.register(l, API_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
+                Some(l.local_addr().map_err(StartError::Setup)?)
+            }
+        };
         let site = Site::with_root(ws_addr.port(), cfg.web_root.clone()).escaped(ws_addr.port(), cfg.escape_html);
         let now = Instant::now();
         let metrics = Metrics { tls: tls.as_ref().map(|_| Default::default()), ..Default::default() };
@@ -173,6 +193,8 @@ impl Reactor {
             poll,
             ws_listener: Some(ws_listener),
             http_listener: Some(http_listener),
+            api_listener,
+            api_addr,
             signals,
             ws_addr,
             http_addr,
@@ -214,6 +236,11 @@ impl Reactor {
         self.http_addr
     }
 
+    /// The bound address of the server API (`--api`), if it serves one.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
     /// Runs until SIGINT or SIGTERM, then closes every client with 1001 and returns.
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
@@ -231,6 +258,7 @@ impl Reactor {
                 match event.token() {
                     WS_LISTENER => self.accept(Kind::WebSocket),
                     HTTP_LISTENER => self.accept(Kind::Http),
+                    API_LISTENER => self.accept(Kind::Api),
                     SIGNALS => self.on_signal(),
                     t if links::link_of(t).is_some() => {
                         let link = links::link_of(t).unwrap_or(0);
@@ -457,7 +485,8 @@ impl Reactor {
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
         crate::systemd::notify(crate::systemd::State::Stopping);
         self.app.shutdown();
-        for listener in [self.ws_listener.take(), self.http_listener.take()].into_iter().flatten() {
+        let listeners = [self.ws_listener.take(), self.http_listener.take(), self.api_listener.take()];
+        for listener in listeners.into_iter().flatten() {
             let mut listener = listener;
             let _ = self.poll.registry().deregister(&mut listener);
         }

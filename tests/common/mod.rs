@@ -21,6 +21,8 @@ pub struct Daemon {
     pub ws: SocketAddr,
     /// The bound HTTP address.
     pub http: SocketAddr,
+    /// The bound API address (`--api`).
+    pub api: Option<SocketAddr>,
     /// The rest of its stdout.
     pub stdout: BufReader<ChildStdout>,
 }
@@ -50,8 +52,9 @@ impl Daemon {
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
         let mut line = String::new();
         stdout.read_line(&mut line).expect("read the listening line");
-        let (ws, http) = parse_listening_line(&line).unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
-        Daemon { child, ws, http, stdout }
+        let parsed = parse_listening_line_api(&line);
+        let (ws, http, api) = parsed.unwrap_or_else(|| panic!("unexpected first line: {line:?}"));
+        Daemon { child, ws, http, api, stdout }
     }
 
     /// As [`Daemon::start`], with the daemon's file-descriptor limit (soft and hard) set to `fd_limit`. It logs
@@ -107,17 +110,23 @@ impl Drop for Daemon {
 
 /// Parses `wschat listening ws=ADDR http=ADDR`.
 pub fn parse_listening_line(line: &str) -> Option<(SocketAddr, SocketAddr)> {
+    parse_listening_line_api(line).map(|(ws, http, _)| (ws, http))
+}
+
+/// As [`parse_listening_line`], with the API's address when the daemon serves one (`api=`).
+pub fn parse_listening_line_api(line: &str) -> Option<(SocketAddr, SocketAddr, Option<SocketAddr>)> {
     let rest = line.trim().strip_prefix("wschat listening ")?;
-    let mut ws = None;
-    let mut http = None;
+    let (mut ws, mut http, mut api) = (None, None, None);
     for part in rest.split_whitespace() {
         if let Some(a) = part.strip_prefix("ws=") {
             ws = a.parse().ok();
         } else if let Some(a) = part.strip_prefix("http=") {
             http = a.parse().ok();
+        } else if let Some(a) = part.strip_prefix("api=") {
+            api = a.parse().ok();
         }
     }
-    Some((ws?, http?))
+    Some((ws?, http?, api))
 }
 
 /// A raw TCP client for malformed input: writes exactly the bytes given and reads server frames with its own
@@ -341,6 +350,13 @@ impl Raw {
                 None => return true,
             }
         }
+    }
+
+    /// Reads the next text frame as text.
+    pub fn read_text(&mut self) -> String {
+        let f = self.read_frame().expect("a frame");
+        assert_eq!(f.opcode, 1, "expected text, got {f:?}");
+        String::from_utf8(f.payload).expect("UTF-8")
     }
 
     /// Reads the next text frame as JSON.
