@@ -210,3 +210,29 @@ fn the_flags_are_checked_at_start() {
         );
     }
 }
+
+#[test]
+fn a_rooms_history_as_say_objects() {
+    let (d, api) = daemon("history", &["--history", "5"]);
+    let mut a = login(d.ws, "a", "lobby");
+    a.read_json();
+    for said in ["hi,  all !", "second", "third"] {
+        a.send(&text_frame(&json!({"type":"say","to_uid":"all","content":said}).to_string()));
+        a.read_json();
+    }
+    let mut http = Client::open(api);
+    http.send(&request("GET", "/api/rooms/lobby/history?limit=2", None, true));
+    let (_, _, body) = http.response();
+    let says = body["history"].as_array().expect("history");
+    assert_eq!(says.len(), 2, "{body}");
+    assert_eq!((says[0]["content"].as_str(), says[1]["content"].as_str()), (Some("second"), Some("third")));
+    assert_eq!(
+        (says[1]["type"].as_str(), says[1]["from_uid"].as_u64(), says[1]["to_uid"].as_str()),
+        (Some("say"), Some(1), Some("all"))
+    );
+    // Percent-decoded path segments: a room with a space.
+    let mut b = login(d.ws, "b", "the lounge");
+    b.read_json();
+    http.send(&request("GET", "/api/rooms/the%20lounge/users", None, true));
+    assert_eq!(http.response().2, json!({"ok":true,"room":"the lounge","users":[{"uid":2,"name":"b"}]}));
+}

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::dialect::text_frame;
+use super::event::{Event, Said};
 use super::hub::Hub;
 use super::presence::Presence;
 use super::roster::Home;
@@ -21,8 +22,9 @@ pub fn answer<P: Presence>(hub: &Hub<P>, req: &Request, max_message_bytes: usize
         (Method::Get, ["api", "rooms"]) => rooms(hub),
         (Method::Get, ["api", "rooms", room, "users"]) => room_users(hub, room),
         (Method::Get, ["api", "users", user_id]) => user(hub, user_id),
+        (Method::Get, ["api", "rooms", room, "history"]) => history(hub, room, &req.query),
         (Method::Post, ["api", "send"]) => send(hub, &req.body, max_message_bytes, out),
-        (_, ["api", "rooms"] | ["api", "rooms", _, "users"] | ["api", "users", _]) => {
+        (_, ["api", "rooms"] | ["api", "rooms", _, "users" | "history"] | ["api", "users", _]) => {
             ApiAnswer::method_not_allowed("GET")
         }
         (_, ["api", "send"]) => ApiAnswer::method_not_allowed("POST"),
@@ -64,6 +66,29 @@ fn user<P: Presence>(hub: &Hub<P>, user_id: &str) -> ApiAnswer {
         .map(|(uid, seat)| json!({"uid": uid, "room": &*seat.room}))
         .collect();
     ApiAnswer::ok(json!({"ok": true, "user_id": user_id, "online": !sessions.is_empty(), "sessions": sessions}))
+}
+
+/// `GET /api/rooms/{R}/history?limit=N`: the newest N (default all) says to all the room keeps, oldest
+/// first, as the seed protocol's say objects.
+fn history<P: Presence>(hub: &Hub<P>, room: &str, query: &[(String, String)]) -> ApiAnswer {
+    let limit = match query.iter().find(|(k, _)| k == "limit") {
+        None => usize::MAX,
+        Some((_, v)) => match v.parse::<usize>() {
+            Ok(n) => n,
+            Err(_) => return ApiAnswer::error(400, "bad_request", "limit must be a whole number"),
+        },
+    };
+    let said: Vec<&Said> = hub.said_in(room).collect();
+    let says: Vec<Value> = said[said.len().saturating_sub(limit)..]
+        .iter()
+        .filter_map(|s| match s.event() {
+            Event::Say { from_uid, content, time, .. } => {
+                Some(json!({"type": "say", "from_uid": from_uid, "to_uid": "all", "content": content, "time": time}))
+            }
+            _ => None,
+        })
+        .collect();
+    ApiAnswer::ok(json!({"ok": true, "room": room, "history": says}))
 }
 
 /// Who a send goes to: exactly one of its fields.
@@ -177,6 +202,33 @@ mod tests {
         assert_eq!(body(&a), json!({"ok":true,"room":"none","users":[]}));
         let a = answer(app.hub(), &get("/api/users/acct"), 1024, &mut Effects::default());
         assert_eq!(body(&a), json!({"ok":true,"user_id":"acct","online":false,"sessions":[]}));
+    }
+
+    #[test]
+    fn a_rooms_history_newest_last_as_say_objects() {
+        let mut app = ChatApp::new(HubLimits::unlimited(10).into());
+        let mut out = Effects::default();
+        app.on_text(1, r#"{"type":"login","name":"a","room_id":"r"}"#, &mut out);
+        for said in ["one", "two", "three"] {
+            app.on_text(1, &json!({"type":"say","to_uid":"all","content":said}).to_string(), &mut out);
+        }
+        app.on_text(1, r#"{"type":"say","to_uid":1,"content":"private"}"#, &mut out);
+        app.end_turn(&mut out);
+        let mut req = get("/api/rooms/r/history");
+        let all = body(&answer(app.hub(), &req, 1024, &mut Effects::default()));
+        let contents: Vec<&str> =
+            all["history"].as_array().unwrap().iter().filter_map(|s| s["content"].as_str()).collect();
+        assert_eq!(contents, ["one", "two", "three"], "says to all only");
+        assert_eq!(all["history"][0]["from_uid"], 1);
+        assert_eq!(all["history"][0]["to_uid"], "all");
+        req.query = vec![("limit".into(), "2".into())];
+        let two = body(&answer(app.hub(), &req, 1024, &mut Effects::default()));
+        assert_eq!(two["history"].as_array().unwrap().len(), 2);
+        assert_eq!(two["history"][1]["content"], "three");
+        req.query = vec![("limit".into(), "-1".into())];
+        assert_eq!(answer(app.hub(), &req, 1024, &mut Effects::default()).status, 400);
+        let none = body(&answer(app.hub(), &get("/api/rooms/empty/history"), 1024, &mut Effects::default()));
+        assert_eq!(none, json!({"ok":true,"room":"empty","history":[]}));
     }
 
     #[test]

@@ -204,6 +204,11 @@ impl<P: Presence> Hub<P> {
         &self.roster
     }
 
+    /// What `room` said to all that this process keeps (`--history`), oldest first.
+    pub fn said_in(&self, room: &str) -> impl Iterator<Item = &Said> + '_ {
+        self.history.of(room).into_iter().flat_map(|past| past.said)
+    }
+
     /// The end of a loop turn: a shared presence sends what the turn recorded.
     pub fn end_turn(&mut self) {
         self.presence.end_turn(&self.roster, &self.sessions);
