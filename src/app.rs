@@ -14,12 +14,12 @@ use crate::shared_bytes::SharedBytes;
 pub type ConnId = usize;
 
 /// The application's wish to close a connection after a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CloseRequest {
     /// The close code.
     pub code: u16,
-    /// The reason sent with it.
-    pub reason: &'static str,
+    /// The reason sent with it (at most 123 bytes go out).
+    pub reason: std::borrow::Cow<'static, str>,
 }
 
 /// How a connection's messages ended: what decides whether its user leaves or may come back

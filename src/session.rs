@@ -506,8 +506,8 @@ mod tests {
 
         let mut s = open_session();
         let mut buf = masked(OpCode::Binary, b"bin");
-        let wish = CloseRequest { code: close_code::UNSUPPORTED_DATA, reason: "no binary" };
-        let (used, stop) = s.decode(&mut buf, Instant::now(), |_| Err(wish));
+        let wish = CloseRequest { code: close_code::UNSUPPORTED_DATA, reason: "no binary".into() };
+        let (used, stop) = s.decode(&mut buf, Instant::now(), |_| Err(wish.clone()));
         assert_eq!((used, stop), (buf.len(), Stop::App(wish)));
     }
 

@@ -236,3 +236,36 @@ fn a_rooms_history_as_say_objects() {
     http.send(&request("GET", "/api/rooms/the%20lounge/users", None, true));
     assert_eq!(http.response().2, json!({"ok":true,"room":"the lounge","users":[{"uid":2,"name":"b"}]}));
 }
+
+#[test]
+fn a_closed_user_is_logged_out_and_cannot_resume() {
+    let (d, api) = daemon("close", &[]);
+    let mut a = Raw::open(d.ws);
+    a.send(&text_frame(r#"{"type":"login","name":"a","room_id":"r","resume":true}"#));
+    let session = a.read_json()["session"].as_str().expect("session").to_string();
+    a.read_json();
+    let mut b = login(d.ws, "b", "r");
+    b.read_json();
+    a.read_json();
+    let mut http = Client::open(api);
+    for bad in
+        [json!({"uid":1,"user_id":"x"}), json!({}), json!({"uid":1,"reason":"x".repeat(124)}), json!({"uid":"1"})]
+    {
+        http.send(&request("POST", "/api/close", Some(&bad), true));
+        assert_eq!(http.response().0, 400, "{bad}");
+    }
+    http.send(&request("POST", "/api/close", Some(&json!({"uid":1,"reason":"account suspended"})), true));
+    assert_eq!(http.response().2, json!({"ok":true,"closed":1}));
+    assert_eq!(a.expect_close(), 4000);
+    let logout = b.read_json();
+    assert_eq!((logout["type"].as_str(), logout["uid"].as_u64()), (Some("logout"), Some(1)));
+    // The session ended with it.
+    let mut again = Raw::open(d.ws);
+    again.send(&text_frame(&json!({"type":"resume","session":session,"last_mid":null}).to_string()));
+    assert_eq!(again.read_json()["code"], "session_expired");
+    // Nobody left to close.
+    http.send(&request("POST", "/api/close", Some(&json!({"uid":1})), true));
+    assert_eq!(http.response().2, json!({"ok":true,"closed":0}));
+    http.send(&request("GET", "/api/close", None, true));
+    assert_eq!(http.response().0, 405);
+}

@@ -27,7 +27,7 @@ pub fn answer<P: Presence>(hub: &Hub<P>, req: &Request, max_message_bytes: usize
         (_, ["api", "rooms"] | ["api", "rooms", _, "users" | "history"] | ["api", "users", _]) => {
             ApiAnswer::method_not_allowed("GET")
         }
-        (_, ["api", "send"]) => ApiAnswer::method_not_allowed("POST"),
+        (_, ["api", "send" | "close"]) => ApiAnswer::method_not_allowed("POST"),
         _ => ApiAnswer::error(404, "not_found", "no such API path"),
     }
 }
@@ -89,6 +89,35 @@ fn history<P: Presence>(hub: &Hub<P>, room: &str, query: &[(String, String)]) ->
         })
         .collect();
     ApiAnswer::ok(json!({"ok": true, "room": room, "history": says}))
+}
+
+/// Longest close reason (a close frame's payload is at most 125 bytes, 2 of them the code).
+pub const MAX_CLOSE_REASON: usize = 123;
+
+/// The body of `POST /api/close`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    uid: Option<u64>,
+    user_id: Option<String>,
+    reason: Option<String>,
+}
+
+/// `POST /api/close`: the users it names (uids, sorted) and the reason their connections are closed with; or
+/// the answer to a body that names nobody or too long a reason.
+pub fn close_targets<P: Presence>(hub: &Hub<P>, body: &[u8]) -> Result<(Vec<u64>, String), ApiAnswer> {
+    let body: CloseBody = serde_json::from_slice(body)
+        .map_err(|e| ApiAnswer::error(400, "bad_request", &format!("the body is not a close: {e}")))?;
+    let reason = body.reason.unwrap_or_else(|| "closed by the server".to_string());
+    if reason.len() > MAX_CLOSE_REASON {
+        return Err(ApiAnswer::error(400, "bad_request", "reason must be at most 123 bytes"));
+    }
+    let uids = match (body.uid, body.user_id) {
+        (Some(uid), None) => hub.roster().seat(uid).map(|_| uid).into_iter().collect(),
+        (None, Some(id)) => hub.roster().seats_of_account(&id).into_iter().map(|(uid, _)| uid).collect(),
+        _ => return Err(ApiAnswer::error(400, "bad_request", "name exactly one of uid and user_id")),
+    };
+    Ok((uids, reason))
 }
 
 /// Who a send goes to: exactly one of its fields.

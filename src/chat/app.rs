@@ -121,9 +121,12 @@ impl Auth {
     }
 }
 
+/// The close code of a connection the server API closed.
+const CLOSED_BY_SERVER: u16 = 4000;
+
 /// The close of a connection that failed to log in [`MAX_FAILURES`] times in a row.
 const TOO_MANY_FAILURES: CloseRequest =
-    CloseRequest { code: close_code::POLICY_VIOLATION, reason: "too many failed logins" };
+    CloseRequest { code: close_code::POLICY_VIOLATION, reason: std::borrow::Cow::Borrowed("too many failed logins") };
 
 /// The workerman-chat application; `P` keeps who is where (this process alone, or a cluster).
 #[derive(Debug)]
@@ -161,6 +164,33 @@ impl<P: Presence> ChatApp<P> {
             now: None,
             auth: None,
         }
+    }
+
+    /// `POST /api/close`: the users named leave (one logout to their rooms, their sessions ended, so they
+    /// cannot be resumed) and their connections here are closed with 4000 and the reason.
+    fn api_close(&mut self, body: &[u8], out: &mut Effects) -> crate::api::ApiAnswer {
+        let (uids, reason) = match super::api::close_targets(&self.hub, body) {
+            Ok(t) => t,
+            Err(answer) => return answer,
+        };
+        let time = self.time.refresh();
+        let mut closed = 0;
+        let mut conns = Vec::new();
+        {
+            let sink = &mut self.fanout.sink(out);
+            for uid in uids {
+                match self.hub.remove_user(uid, time, sink) {
+                    Some(Some(conn)) => conns.push(conn),
+                    Some(None) => closed += 1,
+                    None => {}
+                }
+            }
+        }
+        for conn in conns {
+            closed += 1;
+            out.closes.push((conn, CloseRequest { code: CLOSED_BY_SERVER, reason: reason.clone().into() }));
+        }
+        crate::api::ApiAnswer::ok(serde_json::json!({"ok": true, "closed": closed}))
     }
 
     /// The chat core, for reading.
@@ -269,7 +299,7 @@ impl<P: Presence> Application for ChatApp<P> {
     fn on_binary(&mut self, _conn: ConnId, _data: &[u8], _out: &mut Effects) -> Result<(), CloseRequest> {
         Err(CloseRequest {
             code: close_code::UNSUPPORTED_DATA,
-            reason: "binary messages are not part of the chat protocol",
+            reason: "binary messages are not part of the chat protocol".into(),
         })
     }
 
@@ -292,6 +322,10 @@ impl<P: Presence> Application for ChatApp<P> {
     }
 
     fn api(&mut self, req: &crate::api::request::Request, out: &mut Effects) -> crate::api::ApiAnswer {
+        use crate::api::request::Method;
+        if req.method == Method::Post && req.path.iter().map(String::as_str).eq(["api", "close"]) {
+            return self.api_close(&req.body, out);
+        }
         super::api::answer(&self.hub, req, self.limits.max_message_bytes, out)
     }
 

@@ -338,7 +338,7 @@ impl Reactor {
                 }
                 Stop::App(req) => {
                     self.metrics.protocol_errors_total += 1;
-                    self.close(k, req.code, req.reason);
+                    self.close(k, req.code, &req.reason);
                     return buf.len();
                 }
             }

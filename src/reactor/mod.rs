@@ -328,7 +328,7 @@ impl Reactor {
             self.deliver(d.conn, d.bytes, d.messages, d.welcome);
         }
         for (k, request) in effects.closes.drain(..) {
-            self.close(k, request.code, request.reason);
+            self.close(k, request.code, &request.reason);
         }
     }
 

@@ -35,7 +35,7 @@ use super::roster::{Home, Roster};
 use crate::app::{CloseRequest, ConnId, Departure};
 
 /// The close a session's old connection gets when a new one takes the session over.
-pub const RESUMED_ELSEWHERE: CloseRequest = CloseRequest { code: 4001, reason: "resumed elsewhere" };
+pub const RESUMED_ELSEWHERE: CloseRequest = CloseRequest { code: 4001, reason: Cow::Borrowed("resumed elsewhere") };
 
 /// What a hub enforces ([`HubLimits::unlimited`]: only the per-room history count).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -534,6 +534,25 @@ impl<P: Presence> Hub<P> {
             return;
         }
         self.depart(uid, &seat.room, &seat.name, time, sink);
+    }
+
+    /// The server removes `uid` (the API's close): its session ends, its room hears one logout. Answers
+    /// `Some(conn)` for a user on this process's connection `conn` (to be closed), `Some(None)` for a
+    /// detached one, `None` for a user this process does not hold.
+    pub fn remove_user(&mut self, uid: u64, time: &str, sink: &mut impl Sink) -> Option<Option<ConnId>> {
+        match self.roster.seat(uid)?.home {
+            Home::Here(conn) => {
+                self.leave(conn, Departure::Goodbye, time, sink);
+                Some(Some(conn))
+            }
+            Home::Away => {
+                self.sessions.end(uid);
+                let seat = self.roster.leave(uid)?;
+                self.depart(uid, &seat.room, &seat.name, time, sink);
+                Some(None)
+            }
+            Home::Node(_) => None,
+        }
     }
 
     /// `uid`, named `name`, has left `room`: the other processes and the room are told.
