@@ -147,7 +147,7 @@ impl Reactor {
             refuse_at_accept_with(stream, &mut self.scratch, self.tls.is_some(), &refusal.answer());
             return;
         }
-        let mut transport = match &self.tls {
+        let transport = match &self.tls {
             None => Transport::plain(stream),
             // Behind --proxy-protocol the PROXY header comes before the handshake, in the clear.
             Some(store) => match TlsStream::new(stream, store.config(), self.cfg.proxy_protocol) {
@@ -158,23 +158,43 @@ impl Reactor {
                 }
             },
         };
+        let timeout = match kind {
+            Kind::WebSocket => self.cfg.handshake_timeout,
+            Kind::Http | Kind::Api => HTTP_REQUEST_TIMEOUT,
+        };
+        self.register(transport, peer, kind, key, timeout);
+    }
+
+    /// Registers an accepted connection of port `kind` with the loop, its ticket taken (against `key` when
+    /// the client is known) and its first deadline `timeout` from now; its slab key, unless the
+    /// registration failed (then it is dropped).
+    pub(super) fn register(
+        &mut self,
+        mut transport: Transport,
+        peer: SocketAddr,
+        kind: Kind,
+        key: Option<IpAddr>,
+        timeout: Duration,
+    ) -> Option<usize> {
         let session = self.new_session();
         let entry = self.conns.vacant_entry();
         let k = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self.poll.registry().register(transport.socket(), Token(k), interest) {
             warn!("{peer}: cannot register socket: {e}");
-            return;
+            return None;
         }
         let serial = self.next_serial;
         self.next_serial += 1;
         entry.insert(Conn::new(transport, peer, self.admission.admit(kind, key), serial, session));
-        let timeout = match kind {
-            Kind::WebSocket => self.cfg.handshake_timeout,
-            Kind::Http | Kind::Api => HTTP_REQUEST_TIMEOUT,
-        };
         self.arm_timer(k, self.now + timeout);
-        debug!("{peer}: accepted on the {} port as #{k}", if kind == Kind::WebSocket { "ws" } else { "http" });
+        let port = match kind {
+            Kind::WebSocket => "ws",
+            Kind::Http => "http",
+            Kind::Api => "api",
+        };
+        debug!("{peer}: accepted on the {port} port as #{k}");
+        Some(k)
     }
 }
 

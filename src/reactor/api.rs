@@ -6,12 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use log::{debug, warn};
+use log::debug;
 use mio::net::TcpStream;
-use mio::{Interest, Token};
 
-use super::{Conn, Kind, Reactor};
-use crate::api::request::{RequestError, RequestReader};
+use super::{Kind, Reactor};
+use crate::api::request::RequestError;
 use crate::api::response::{error_body, json_response};
 use crate::api::ApiAnswer;
 use crate::shared_bytes::SharedBytes;
@@ -41,22 +40,11 @@ impl Reactor {
             self.metrics.web_rejections_total += 1;
             return;
         }
-        let mut transport = Transport::plain(stream);
-        let session = self.new_session();
-        let entry = self.conns.vacant_entry();
-        let k = entry.key();
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(transport.socket(), Token(k), interest) {
-            warn!("{peer}: cannot register socket: {e}");
-            return;
+        if let Some(conn) = self.register(Transport::plain(stream), peer, Kind::Api, None, API_IDLE) {
+            if let Some(c) = self.conns.get_mut(conn) {
+                c.api = Some(Box::default());
+            }
         }
-        let serial = self.next_serial;
-        self.next_serial += 1;
-        let mut conn = Conn::new(transport, peer, self.admission.admit(Kind::Api, None), serial, session);
-        conn.api = Some(Box::default());
-        entry.insert(conn);
-        self.arm_timer(k, self.now + API_IDLE);
-        debug!("{peer}: accepted on the api port as #{k}");
     }
 
     /// Bytes of API requests arrived in `scratch[..n]`: every complete request is answered, in order.
@@ -66,14 +54,14 @@ impl Reactor {
         if !reader.feed(&self.scratch[..n]) {
             // More than one request's worth is waiting unanswered: the client does not read its answers.
             debug!("{}: API input over its bound; closed", conn.peer);
-            return self.finish_api(k, ApiAnswer::error(413, "too_large", "too much input waiting"), false);
+            return self.finish_api(k, ApiAnswer::error(413, "too_large", "too much input waiting"));
         }
         loop {
             let Some(reader) = self.conns.get_mut(k).and_then(|c| c.api.as_mut()) else { return };
             let request = match reader.next_request() {
                 Ok(Some(request)) => request,
                 Ok(None) => return,
-                Err(e) => return self.finish_api(k, refusal(e), false),
+                Err(e) => return self.finish_api(k, refusal(e)),
             };
             self.metrics.http_requests_total += 1;
             let key = self.cfg.api.as_ref().map_or(&[][..], |a| &a.key[..]);
@@ -88,28 +76,25 @@ impl Reactor {
             };
             let keep_alive = request.keep_alive && !request.upgrade;
             if !keep_alive {
-                return self.finish_api(k, answer, false);
+                return self.finish_api(k, answer);
             }
-            self.queue_api(k, &answer, true);
+            self.queue_api(k, &answer);
             self.arm_timer(k, self.now + API_IDLE);
         }
     }
 
     /// Queues `answer` on API connection `k`, the connection kept open.
-    fn queue_api(&mut self, k: usize, answer: &ApiAnswer, keep_alive: bool) {
-        let bytes = json_response(answer.status, &answer.body, keep_alive, answer.allow);
+    fn queue_api(&mut self, k: usize, answer: &ApiAnswer) {
+        let bytes = json_response(answer.status, &answer.body, true, answer.allow);
         let Some(conn) = self.conns.get_mut(k) else { return };
         self.queued.track(&mut conn.session, |s| s.queue(SharedBytes::from(bytes), false));
         self.mark_dirty(k);
     }
 
-    /// Answers `answer` as the last thing on API connection `k`, then closes it.
-    fn finish_api(&mut self, k: usize, answer: ApiAnswer, keep_alive: bool) {
-        let bytes = json_response(answer.status, &answer.body, keep_alive, answer.allow);
-        if let Some(reader) = self.conns.get_mut(k).and_then(|c| c.api.as_mut()) {
-            **reader = RequestReader::new();
-        }
-        self.finish_with(k, bytes);
+    /// Answers `answer` as the last thing on API connection `k`, then closes it (what it sends meanwhile is
+    /// read and dropped).
+    fn finish_api(&mut self, k: usize, answer: ApiAnswer) {
+        self.finish_with(k, json_response(answer.status, &answer.body, false, answer.allow));
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::fmt;
 
+use super::bytes::{put_str, put_varint, Reader};
 use crate::chat::event::RoomEvent;
 
 /// The first bytes of every message: "wc" then the version.
@@ -264,19 +265,6 @@ impl Section {
     }
 }
 
-fn put_varint(buf: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        buf.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    buf.push(v as u8);
-}
-
-fn put_str(buf: &mut Vec<u8>, s: &str) {
-    put_varint(buf, s.len() as u64);
-    buf.extend_from_slice(s.as_bytes());
-}
-
 /// A decoded message, borrowing its bytes. Every record was checked by [`Message::decode`];
 /// [`Message::records`] only walks them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,13 +282,13 @@ impl<'a> Message<'a> {
     /// Reads only the header: `(origin, seq)`, for ordering before the whole message is checked.
     pub fn peek(bytes: &[u8]) -> Result<(u64, u64), WireError> {
         let mut r = Reader::new(bytes);
-        r.header()
+        read_header(&mut r)
     }
 
     /// The message that is the whole of `bytes`, every record checked.
     pub fn decode(bytes: &'a [u8]) -> Result<Message<'a>, WireError> {
         let mut r = Reader::new(bytes);
-        let (origin, seq) = r.header()?;
+        let (origin, seq) = read_header(&mut r)?;
         let body = &bytes[r.at..];
         let mut walk = Records { r: Reader::new(body), room: None, prev_time: None, base: r.at };
         let mut count = 0;
@@ -452,88 +440,24 @@ impl WireError {
     }
 }
 
-#[derive(Debug, Clone)]
-struct Reader<'a> {
-    bytes: &'a [u8],
-    at: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Reader<'a> {
-        Reader { bytes, at: 0 }
+/// Reads a message's header: its origin and sequence number.
+fn read_header(r: &mut Reader<'_>) -> Result<(u64, u64), WireError> {
+    if r.bytes.len() < 2 || r.bytes[..2] != MAGIC {
+        return Err(if MAGIC.starts_with(r.bytes) {
+            WireError::Truncated { at: r.bytes.len() }
+        } else {
+            WireError::Foreign
+        });
     }
-
-    fn header(&mut self) -> Result<(u64, u64), WireError> {
-        if self.bytes.len() < 2 || self.bytes[..2] != MAGIC {
-            return Err(if MAGIC.starts_with(self.bytes) {
-                WireError::Truncated { at: self.bytes.len() }
-            } else {
-                WireError::Foreign
-            });
-        }
-        self.at = 2;
-        let version = self.byte()?;
-        if version != VERSION {
-            return Err(WireError::Version(version));
-        }
-        let origin = self.u64_le()?;
-        debug_assert_eq!(self.at, FIXED_HEADER);
-        let seq = self.positive()?;
-        Ok((origin, seq))
+    r.at = 2;
+    let version = r.byte()?;
+    if version != VERSION {
+        return Err(WireError::Version(version));
     }
-
-    fn take(&mut self, n: usize) -> Result<&'a [u8], WireError> {
-        let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len());
-        let end = end.ok_or(WireError::Truncated { at: self.at })?;
-        let got = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(got)
-    }
-
-    fn byte(&mut self) -> Result<u8, WireError> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u64_le(&mut self) -> Result<u64, WireError> {
-        let at = self.at;
-        let bytes: [u8; 8] = self.take(8)?.try_into().map_err(|_| WireError::Truncated { at })?;
-        Ok(u64::from_le_bytes(bytes))
-    }
-
-    fn varint(&mut self) -> Result<u64, WireError> {
-        let start = self.at;
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            if shift == 63 && b > 1 {
-                return Err(WireError::Overlong { at: start });
-            }
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(WireError::Overlong { at: start })
-    }
-
-    fn positive(&mut self) -> Result<u64, WireError> {
-        let at = self.at;
-        match self.varint()? {
-            0 => Err(WireError::Zero { at }),
-            v => Ok(v),
-        }
-    }
-
-    fn text(&mut self, len: u64) -> Result<&'a str, WireError> {
-        let at = self.at;
-        let len = usize::try_from(len).map_err(|_| WireError::Truncated { at })?;
-        std::str::from_utf8(self.take(len)?).map_err(|_| WireError::Utf8 { at })
-    }
-
-    fn str(&mut self) -> Result<&'a str, WireError> {
-        let len = self.varint()?;
-        self.text(len)
-    }
+    let origin = r.u64_le()?;
+    debug_assert_eq!(r.at, FIXED_HEADER);
+    let seq = r.positive()?;
+    Ok((origin, seq))
 }
 
 /// One history entry as kept in Redis (`{p}:history:{room}`): a section holding one say to all.

@@ -14,6 +14,7 @@
 //! resumes every origin from [`Tracker::origins`] the same way (the recovery of Centrifugo, with the origin
 //! rather than the channel as the unit, so that a stream has one writer and its ids are the sequence).
 
+mod bytes;
 mod keys;
 mod message;
 mod recovery;
