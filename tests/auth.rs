@@ -187,7 +187,7 @@ fn anonymous_users_where_allowed_and_a_resume_keeps_the_account() {
 
 #[test]
 fn an_account_is_known_on_every_node_of_a_cluster() {
-    use common::cluster::{node, redis};
+    use common::cluster::{node, redis, settle};
     let Some(redis) = redis("an_account_is_known_on_every_node_of_a_cluster") else { return };
     let secret = secret_file("cluster");
     let key = secret.to_str().expect("path");
@@ -195,6 +195,8 @@ fn an_account_is_known_on_every_node_of_a_cluster() {
     let mut far = Raw::open(b.ws);
     assert_eq!(try_login(&mut far, Some(&hs(json!({"sub":"far","exp":now() + 60}))), "far", "r")["type"], "user_list");
     far.read_json();
+    // Node a has heard of far before near logs in there.
+    settle(&[&a, &b]);
     let mut near = Raw::open(a.ws);
     let list = try_login(&mut near, Some(&hs(json!({"sub":"near","exp":now() + 60}))), "near", "r");
     // Logins in the same millisecond on two nodes are ordered by uid: compare as sets.
@@ -206,6 +208,7 @@ fn an_account_is_known_on_every_node_of_a_cluster() {
     assert_eq!((login["type"].as_str(), login["user_id"].as_str()), (Some("login"), Some("near")));
     // A node that joins later learns the accounts from the others' snapshots.
     let c = node(&redis, &["--auth-key", key]);
+    settle(&[&a, &b, &c]);
     let mut late = Raw::open(c.ws);
     let list = try_login(&mut late, Some(&hs(json!({"sub":"late","exp":now() + 60}))), "late", "r");
     let mut ids: Vec<&str> =

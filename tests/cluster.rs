@@ -6,39 +6,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
-use common::cluster::{node, redis, send};
-use common::probe::{eventually, metric};
+use common::cluster::{node, redis, send, settle};
+use common::probe::metric;
 use common::{Daemon, Raw};
 use serde_json::{json, Value};
-
-/// Waits until every node has published and delivered everything (nothing buffered, counters still).
-fn settle(nodes: &[&Daemon]) {
-    let snapshot = || -> Vec<(u64, u64, u64)> {
-        nodes
-            .iter()
-            .map(|d| {
-                let m = common::probe::metrics(d.http);
-                let g = |n| common::probe::metric_in(&m, n);
-                (
-                    g("wschat_cluster_buffered_bytes"),
-                    g("wschat_cluster_published_total"),
-                    g("wschat_cluster_received_total"),
-                )
-            })
-            .collect()
-    };
-    let mut last = snapshot();
-    let settled = eventually(Duration::from_secs(10), || {
-        std::thread::sleep(Duration::from_millis(60));
-        let now = snapshot();
-        let quiet = now == last && now.iter().all(|(buffered, _, _)| *buffered == 0);
-        last = now;
-        quiet
-    });
-    assert!(settled, "the cluster did not settle: {last:?}");
-}
 
 /// Logs in as `name` in `room`; returns the connection, its uid and the user list it got (uid, name).
 fn login(ws: std::net::SocketAddr, name: &str, room: &str) -> (Raw, u64, Vec<(u64, String)>) {

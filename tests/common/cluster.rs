@@ -56,3 +56,30 @@ pub fn health(http: SocketAddr) -> (u16, String) {
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
 }
+
+/// Waits until every node has published and delivered everything (nothing buffered, counters still).
+pub fn settle(nodes: &[&Daemon]) {
+    let snapshot = || -> Vec<(u64, u64, u64)> {
+        nodes
+            .iter()
+            .map(|d| {
+                let m = super::probe::metrics(d.http);
+                let g = |n| super::probe::metric_in(&m, n);
+                (
+                    g("wschat_cluster_buffered_bytes"),
+                    g("wschat_cluster_published_total"),
+                    g("wschat_cluster_received_total"),
+                )
+            })
+            .collect()
+    };
+    let mut last = snapshot();
+    let settled = eventually(Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(60));
+        let now = snapshot();
+        let quiet = now == last && now.iter().all(|(buffered, _, _)| *buffered == 0);
+        last = now;
+        quiet
+    });
+    assert!(settled, "the cluster did not settle: {last:?}");
+}
