@@ -5,29 +5,26 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::dialect::text_frame;
 use super::event::{Event, Said};
-use super::hub::Hub;
+use super::hub::{Hub, ServerSayError};
 use super::presence::Presence;
-use super::roster::Home;
+use super::roster::Audience;
 use crate::api::request::{Method, Request};
 use crate::api::ApiAnswer;
-use crate::app::{ConnId, Effects};
 
-/// Answers `req` from `hub`'s chat; a send queues its frames on `out`. `max_message_bytes` bounds what a send
-/// may push (`--max-message-bytes`).
-pub fn answer<P: Presence>(hub: &Hub<P>, req: &Request, max_message_bytes: usize, out: &mut Effects) -> ApiAnswer {
+/// Answers a question `req` asks of `hub`'s chat (the calls that act are the application's: they need its
+/// delivery side); a path that is none of the API's is a 404, a wrong method a 405.
+pub fn answer<P: Presence>(hub: &Hub<P>, req: &Request) -> ApiAnswer {
     let path: Vec<&str> = req.path.iter().map(String::as_str).collect();
     match (req.method, path.as_slice()) {
         (Method::Get, ["api", "rooms"]) => rooms(hub),
         (Method::Get, ["api", "rooms", room, "users"]) => room_users(hub, room),
         (Method::Get, ["api", "users", user_id]) => user(hub, user_id),
         (Method::Get, ["api", "rooms", room, "history"]) => history(hub, room, &req.query),
-        (Method::Post, ["api", "send"]) => send(hub, &req.body, max_message_bytes, out),
         (_, ["api", "rooms"] | ["api", "rooms", _, "users" | "history"] | ["api", "users", _]) => {
             ApiAnswer::method_not_allowed("GET")
         }
-        (_, ["api", "send" | "close"]) => ApiAnswer::method_not_allowed("POST"),
+        (_, ["api", "send" | "close" | "say"]) => ApiAnswer::method_not_allowed("POST"),
         _ => ApiAnswer::error(404, "not_found", "no such API path"),
     }
 }
@@ -133,59 +130,115 @@ struct SendTo {
 /// The body of `POST /api/send`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SendBody {
+pub struct SendBody {
     to: SendTo,
-    data: String,
+    /// The text, sent verbatim.
+    pub data: String,
+    /// Uids left out.
     #[serde(default)]
-    exclude_uids: Vec<u64>,
+    pub exclude_uids: Vec<u64>,
 }
 
-/// `POST /api/send`: `data` verbatim, as one text frame, to every connection of the target on this process
-/// (logged-in users only: a connection that has not logged in belongs to no one).
-fn send<P: Presence>(hub: &Hub<P>, body: &[u8], max_message_bytes: usize, out: &mut Effects) -> ApiAnswer {
-    let body: SendBody = match serde_json::from_slice(body) {
-        Ok(b) => b,
-        Err(e) => return ApiAnswer::error(400, "bad_request", &format!("the body is not a send: {e}")),
-    };
+impl SendBody {
+    /// Whom it goes to.
+    pub fn audience(&self) -> Audience<'_> {
+        match &self.to {
+            SendTo { all: Some(true), .. } => Audience::All,
+            SendTo { room: Some(room), .. } => Audience::Room(room),
+            SendTo { user_id: Some(id), .. } => Audience::Account(id),
+            SendTo { uid: Some(uid), .. } => Audience::Uid(*uid),
+            // `send_body` let no other through.
+            _ => Audience::Uid(0),
+        }
+    }
+}
+
+/// Reads `POST /api/send`'s body: a target that is exactly one of all, room, user_id, uid, and data within
+/// `max_message_bytes`; or the 400 to answer.
+pub fn send_body(body: &[u8], max_message_bytes: usize) -> Result<SendBody, ApiAnswer> {
+    let body: SendBody = serde_json::from_slice(body)
+        .map_err(|e| ApiAnswer::error(400, "bad_request", &format!("the body is not a send: {e}")))?;
+    let one = matches!(
+        body.to,
+        SendTo { all: Some(true), room: None, user_id: None, uid: None }
+            | SendTo { all: None, room: Some(_), user_id: None, uid: None }
+            | SendTo { all: None, room: None, user_id: Some(_), uid: None }
+            | SendTo { all: None, room: None, user_id: None, uid: Some(_) }
+    );
+    if !one {
+        let message = "to must be exactly one of {\"all\":true}, {\"room\":R}, {\"user_id\":S}, {\"uid\":U}";
+        return Err(ApiAnswer::error(400, "bad_request", message));
+    }
     if body.data.len() > max_message_bytes {
-        return ApiAnswer::error(400, "bad_request", "data is over --max-message-bytes");
+        return Err(ApiAnswer::error(400, "bad_request", "data is over --max-message-bytes"));
     }
-    let roster = hub.roster();
-    let here = |home: Home| match home {
-        Home::Here(conn) => Some(conn),
-        _ => None,
+    Ok(body)
+}
+
+/// Whom a server say goes to: `"all"` or a uid.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum SayTo {
+    Uid(u64),
+    All(String),
+}
+
+/// The body of `POST /api/say`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SayBody {
+    room: String,
+    content: String,
+    #[serde(default)]
+    to_uid: Option<SayTo>,
+}
+
+/// A say from the server, read from `POST /api/say`'s body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSay {
+    /// The room.
+    pub room: String,
+    /// The text.
+    pub content: String,
+    /// One user of the room, or `None` for all of it.
+    pub to: Option<u64>,
+}
+
+/// Reads `POST /api/say`'s body (`to_uid` "all" when absent; content not empty and within
+/// `max_message_bytes`); or the 400 to answer.
+pub fn say_body(body: &[u8], max_message_bytes: usize) -> Result<ServerSay, ApiAnswer> {
+    let bad = |m: &str| ApiAnswer::error(400, "bad_request", m);
+    let body: SayBody = serde_json::from_slice(body).map_err(|e| bad(&format!("the body is not a say: {e}")))?;
+    let to = match body.to_uid {
+        None => None,
+        Some(SayTo::All(all)) if all == "all" => None,
+        Some(SayTo::Uid(uid)) if uid > 0 => Some(uid),
+        Some(_) => return Err(bad("to_uid must be \"all\" or a uid")),
     };
-    let mut conns: Vec<(ConnId, u64)> = match body.to {
-        SendTo { all: Some(true), room: None, user_id: None, uid: None } => roster.local_conns().collect(),
-        SendTo { all: None, room: Some(room), user_id: None, uid: None } => match roster.room(&room) {
-            Some(r) => r.locals().iter().filter_map(|&c| Some((c, roster.uid_of(c)?))).collect(),
-            None => Vec::new(),
-        },
-        SendTo { all: None, room: None, user_id: Some(id), uid: None } => {
-            roster.seats_of_account(&id).into_iter().filter_map(|(uid, s)| Some((here(s.home)?, uid))).collect()
-        }
-        SendTo { all: None, room: None, user_id: None, uid: Some(uid) } => {
-            roster.seat(uid).and_then(|s| here(s.home)).map(|c| (c, uid)).into_iter().collect()
-        }
-        _ => {
-            let message = "to must be exactly one of {\"all\":true}, {\"room\":R}, {\"user_id\":S}, {\"uid\":U}";
-            return ApiAnswer::error(400, "bad_request", message);
-        }
-    };
-    conns.retain(|(_, uid)| !body.exclude_uids.contains(uid));
-    conns.sort_unstable();
-    let frame = text_frame(body.data.as_bytes());
-    for &(conn, _) in &conns {
-        out.push(conn, frame.clone(), 1);
+    if body.content.is_empty() {
+        return Err(bad("content is empty"));
     }
-    ApiAnswer::ok(json!({"ok": true, "queued": conns.len()}))
+    if body.content.len() > max_message_bytes {
+        return Err(bad("content is over --max-message-bytes"));
+    }
+    Ok(ServerSay { room: body.room, content: body.content, to })
+}
+
+/// The answer to a say refused by the hub.
+pub fn say_refused(why: ServerSayError) -> ApiAnswer {
+    match why {
+        ServerSayError::EmptyRoom => ApiAnswer::error(404, "not_found", "nobody is in that room"),
+        ServerSayError::NoSuchUser => ApiAnswer::error(404, "not_found", "no such user in that room"),
+        ServerSayError::Refused(code) => ApiAnswer::error(503, code.as_str(), code.message()),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::Application;
+    use crate::app::{Application, ConnId, Effects};
     use crate::chat::app::ChatApp;
+    use crate::chat::dialect::text_frame;
     use crate::chat::hub::HubLimits;
 
     fn get(path: &str) -> Request {
@@ -222,14 +275,14 @@ mod tests {
     #[test]
     fn rooms_and_their_users_in_order() {
         let app = chat(&[("a", "r2"), ("b", "r1"), ("c", "r2")]);
-        let a = answer(app.hub(), &get("/api/rooms"), 1024, &mut Effects::default());
+        let a = answer(app.hub(), &get("/api/rooms"));
         assert_eq!(a.status, 200);
         assert_eq!(body(&a), json!({"ok":true,"rooms":[{"room":"r1","users":1},{"room":"r2","users":2}]}));
-        let a = answer(app.hub(), &get("/api/rooms/r2/users"), 1024, &mut Effects::default());
+        let a = answer(app.hub(), &get("/api/rooms/r2/users"));
         assert_eq!(body(&a), json!({"ok":true,"room":"r2","users":[{"uid":1,"name":"a"},{"uid":3,"name":"c"}]}));
-        let a = answer(app.hub(), &get("/api/rooms/none/users"), 1024, &mut Effects::default());
+        let a = answer(app.hub(), &get("/api/rooms/none/users"));
         assert_eq!(body(&a), json!({"ok":true,"room":"none","users":[]}));
-        let a = answer(app.hub(), &get("/api/users/acct"), 1024, &mut Effects::default());
+        let a = answer(app.hub(), &get("/api/users/acct"));
         assert_eq!(body(&a), json!({"ok":true,"user_id":"acct","online":false,"sessions":[]}));
     }
 
@@ -244,39 +297,39 @@ mod tests {
         app.on_text(1, r#"{"type":"say","to_uid":1,"content":"private"}"#, &mut out);
         app.end_turn(&mut out);
         let mut req = get("/api/rooms/r/history");
-        let all = body(&answer(app.hub(), &req, 1024, &mut Effects::default()));
+        let all = body(&answer(app.hub(), &req));
         let contents: Vec<&str> =
             all["history"].as_array().unwrap().iter().filter_map(|s| s["content"].as_str()).collect();
         assert_eq!(contents, ["one", "two", "three"], "says to all only");
         assert_eq!(all["history"][0]["from_uid"], 1);
         assert_eq!(all["history"][0]["to_uid"], "all");
         req.query = vec![("limit".into(), "2".into())];
-        let two = body(&answer(app.hub(), &req, 1024, &mut Effects::default()));
+        let two = body(&answer(app.hub(), &req));
         assert_eq!(two["history"].as_array().unwrap().len(), 2);
         assert_eq!(two["history"][1]["content"], "three");
         req.query = vec![("limit".into(), "-1".into())];
-        assert_eq!(answer(app.hub(), &req, 1024, &mut Effects::default()).status, 400);
-        let none = body(&answer(app.hub(), &get("/api/rooms/empty/history"), 1024, &mut Effects::default()));
+        assert_eq!(answer(app.hub(), &req).status, 400);
+        let none = body(&answer(app.hub(), &get("/api/rooms/empty/history")));
         assert_eq!(none, json!({"ok":true,"room":"empty","history":[]}));
     }
 
     #[test]
     fn wrong_methods_and_paths() {
         let app = chat(&[]);
-        let a = answer(app.hub(), &request(Method::Post, "/api/rooms", b""), 1024, &mut Effects::default());
+        let a = answer(app.hub(), &request(Method::Post, "/api/rooms", b""));
         assert_eq!((a.status, a.allow), (405, Some("GET")));
         assert_eq!(body(&a)["error"], "method_not_allowed");
-        let a = answer(app.hub(), &get("/api/send"), 1024, &mut Effects::default());
+        let a = answer(app.hub(), &get("/api/send"));
         assert_eq!((a.status, a.allow), (405, Some("POST")));
         for path in ["/api", "/api/nothing", "/api/rooms/r/users/x", "/"] {
-            let a = answer(app.hub(), &get(path), 1024, &mut Effects::default());
+            let a = answer(app.hub(), &get(path));
             assert_eq!((a.status, body(&a)["error"].as_str()), (404, Some("not_found")), "{path}");
         }
     }
 
     #[test]
     fn a_send_goes_verbatim_to_its_targets_connections() {
-        let app = chat(&[("a", "r1"), ("b", "r1"), ("c", "r2")]);
+        let mut app = chat(&[("a", "r1"), ("b", "r1"), ("c", "r2")]);
         let cases: [(Value, Vec<ConnId>); 5] = [
             (json!({"to":{"all":true},"data":"x"}), vec![1, 2, 3]),
             (json!({"to":{"room":"r1"},"data":"x"}), vec![1, 2]),
@@ -286,7 +339,7 @@ mod tests {
         ];
         for (send, want) in cases {
             let mut out = Effects::default();
-            let a = answer(app.hub(), &request(Method::Post, "/api/send", send.to_string().as_bytes()), 1024, &mut out);
+            let a = app.api(&request(Method::Post, "/api/send", send.to_string().as_bytes()), &mut out);
             assert_eq!(body(&a), json!({"ok":true,"queued":want.len()}), "{send}");
             let mut got: Vec<ConnId> = out.sends.iter().map(|d| d.conn).collect();
             got.sort_unstable();
@@ -297,7 +350,7 @@ mod tests {
 
     #[test]
     fn a_bad_send_is_a_400_that_sends_nothing() {
-        let app = chat(&[("a", "r1")]);
+        let mut app = chat(&[("a", "r1")]);
         for bad in [
             "not json",
             r#"{"to":{"all":true}}"#,
@@ -309,12 +362,87 @@ mod tests {
             r#"{"to":{"all":true},"data":"x","extra":1}"#,
         ] {
             let mut out = Effects::default();
-            let a = answer(app.hub(), &request(Method::Post, "/api/send", bad.as_bytes()), 1024, &mut out);
+            let a = app.api(&request(Method::Post, "/api/send", bad.as_bytes()), &mut out);
             assert_eq!((a.status, body(&a)["error"].as_str()), (400, Some("bad_request")), "{bad}");
             assert!(out.sends.is_empty(), "{bad}");
         }
-        let big = json!({"to":{"all":true},"data":"y".repeat(1025)}).to_string();
-        let a = answer(app.hub(), &request(Method::Post, "/api/send", big.as_bytes()), 1024, &mut Effects::default());
+        let big = json!({"to":{"all":true},"data":"y".repeat(crate::config::CHAT_MAX_MESSAGE + 1)}).to_string();
+        let a = app.api(&request(Method::Post, "/api/send", big.as_bytes()), &mut Effects::default());
         assert_eq!(a.status, 400);
+    }
+
+    /// The text frames `out` holds for `conn`, decoded.
+    fn frames_to(out: &Effects, conn: ConnId) -> Vec<Value> {
+        let mut all = Vec::new();
+        for d in out.sends.iter().filter(|d| d.conn == conn) {
+            let mut bytes: &[u8] = &d.bytes;
+            while !bytes.is_empty() {
+                let (len, head) = match bytes[1] & 0x7f {
+                    126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+                    127 => panic!("too long"),
+                    n => (n as usize, 2),
+                };
+                all.push(serde_json::from_slice(&bytes[head..head + len]).unwrap());
+                bytes = &bytes[head + len..];
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn a_server_say_reaches_the_room_from_uid_0_and_stays_in_history() {
+        let mut app = chat(&[("a", "r1"), ("b", "r1"), ("c", "r2")]);
+        let mut out = Effects::default();
+        let say = json!({"room":"r1","content":"<b>maintenance</b>"}).to_string();
+        let a = app.api(&request(Method::Post, "/api/say", say.as_bytes()), &mut out);
+        assert_eq!(body(&a), json!({"ok":true,"room":"r1","users":2}));
+        app.end_turn(&mut out);
+        for conn in [1, 2] {
+            let got = frames_to(&out, conn);
+            assert_eq!(got.len(), 1, "{got:?}");
+            assert_eq!((got[0]["type"].as_str(), got[0]["from_uid"].as_u64()), (Some("say"), Some(0)));
+            assert_eq!(
+                (got[0]["to_uid"].as_str(), got[0]["content"].as_str()),
+                (Some("all"), Some("<b>maintenance</b>"))
+            );
+        }
+        assert!(frames_to(&out, 3).is_empty(), "another room");
+        let history = body(&answer(app.hub(), &get("/api/rooms/r1/history")));
+        assert_eq!(history["history"][0]["from_uid"], 0);
+        // To one user of the room: that user alone; a user of another room, or an empty room, is a 404.
+        let mut out = Effects::default();
+        let a = app.api(&request(Method::Post, "/api/say", br#"{"room":"r1","content":"psst","to_uid":2}"#), &mut out);
+        assert_eq!(body(&a)["users"], 1);
+        app.end_turn(&mut out);
+        assert_eq!(frames_to(&out, 2)[0]["to_uid"], 2);
+        assert!(frames_to(&out, 1).is_empty());
+        for (bad, status) in [
+            (r#"{"room":"r1","content":"x","to_uid":3}"#, 404),
+            (r#"{"room":"nobody","content":"x"}"#, 404),
+            (r#"{"room":"r1","content":""}"#, 400),
+            (r#"{"room":"r1","content":"x","to_uid":"some"}"#, 400),
+            (r#"{"room":"r1","content":"x","to_uid":0}"#, 400),
+            (r#"{"room":"r1"}"#, 400),
+            (r#"{"room":"r1","content":"x","extra":1}"#, 400),
+        ] {
+            let mut out = Effects::default();
+            let a = app.api(&request(Method::Post, "/api/say", bad.as_bytes()), &mut out);
+            assert_eq!(a.status, status, "{bad}");
+            assert!(out.sends.is_empty(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_send_follows_what_the_turn_said_to_the_room_before_it() {
+        let mut app = chat(&[("a", "r1"), ("b", "r1")]);
+        let mut out = Effects::default();
+        app.on_text(1, r#"{"type":"say","to_uid":"all","content":"first"}"#, &mut out);
+        app.api(&request(Method::Post, "/api/send", br#"{"to":{"uid":2},"data":"second"}"#), &mut out);
+        app.end_turn(&mut out);
+        let got: Vec<String> =
+            out.sends.iter().filter(|d| d.conn == 2).map(|d| String::from_utf8_lossy(&d.bytes).to_string()).collect();
+        let joined = got.concat();
+        let (first, second) = (joined.find("first").unwrap(), joined.find("second").unwrap());
+        assert!(first < second, "{got:?}");
     }
 }

@@ -8,13 +8,15 @@ use std::time::{Duration, Instant, SystemTime};
 use super::dialect::{escape, text_frame, workerman, Dialect};
 use super::event::{ClientMessage, ErrorCode};
 use super::fanout::Fanout;
-use super::hub::{Hub, HubLimits, Login};
+use super::hub::{Hub, HubLimits, Login, Reach};
 use super::identity::{Identity, TokenRefusal, Verifier, MAX_FAILURES};
 use super::presence::{LocalPresence, Presence};
+use crate::api::ApiAnswer;
 use crate::app::{Application, CloseRequest, ConnId, Departure, Effects, LinkHost};
 use crate::metrics::Metrics;
 use crate::shared_bytes::SharedBytes;
 use crate::ws::frame::close_code;
+use serde_json::json;
 
 /// The local time stamp of chat messages ("YYYY-MM-DD HH:MM:SS"), formatted once per second.
 #[derive(Debug, Default)]
@@ -121,9 +123,6 @@ impl Auth {
     }
 }
 
-/// The close code of a connection the server API closed.
-const CLOSED_BY_SERVER: u16 = 4000;
-
 /// The close of a connection that failed to log in [`MAX_FAILURES`] times in a row.
 const TOO_MANY_FAILURES: CloseRequest =
     CloseRequest { code: close_code::POLICY_VIOLATION, reason: std::borrow::Cow::Borrowed("too many failed logins") };
@@ -167,30 +166,48 @@ impl<P: Presence> ChatApp<P> {
     }
 
     /// `POST /api/close`: the users named leave (one logout to their rooms, their sessions ended, so they
-    /// cannot be resumed) and their connections here are closed with 4000 and the reason.
-    fn api_close(&mut self, body: &[u8], out: &mut Effects) -> crate::api::ApiAnswer {
+    /// cannot be resumed) and their connections are closed with 4000 and the reason, on whichever process
+    /// holds them.
+    fn api_close(&mut self, body: &[u8], out: &mut Effects) -> ApiAnswer {
         let (uids, reason) = match super::api::close_targets(&self.hub, body) {
             Ok(t) => t,
             Err(answer) => return answer,
         };
         let time = self.time.refresh();
-        let mut closed = 0;
-        let mut conns = Vec::new();
-        {
-            let sink = &mut self.fanout.sink(out);
-            for uid in uids {
-                match self.hub.remove_user(uid, time, sink) {
-                    Some(Some(conn)) => conns.push(conn),
-                    Some(None) => closed += 1,
-                    None => {}
-                }
-            }
+        let reach = self.hub.close_users(&uids, &reason, time, &mut self.fanout.sink(out));
+        self.answer_reach(json!({"ok": true, "closed": reach.users}), reach)
+    }
+
+    /// `POST /api/send`: text verbatim to the connections of its target, wherever they are.
+    fn api_send(&mut self, body: &[u8], out: &mut Effects) -> ApiAnswer {
+        let send = match super::api::send_body(body, self.limits.max_message_bytes) {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
+        let sink = &mut self.fanout.sink(out);
+        let reach = self.hub.send_verbatim(send.audience(), &send.exclude_uids, &send.data, sink);
+        self.answer_reach(json!({"ok": true, "queued": reach.here}), reach)
+    }
+
+    /// `POST /api/say`: a say from the server to a room or one user of it.
+    fn api_say(&mut self, body: &[u8], out: &mut Effects) -> ApiAnswer {
+        let say = match super::api::say_body(body, self.limits.max_message_bytes) {
+            Ok(s) => s,
+            Err(answer) => return answer,
+        };
+        let time = self.time.refresh();
+        match self.hub.server_say(&say.room, say.to, &say.content, time, &mut self.fanout.sink(out)) {
+            Ok(users) => ApiAnswer::ok(json!({"ok": true, "room": say.room, "users": users})),
+            Err(why) => super::api::say_refused(why),
         }
-        for conn in conns {
-            closed += 1;
-            out.closes.push((conn, CloseRequest { code: CLOSED_BY_SERVER, reason: reason.clone().into() }));
+    }
+
+    /// `answer`, with `"nodes"` (the other processes the act was sent to) when the chat is shared.
+    fn answer_reach(&self, mut answer: serde_json::Value, reach: Reach) -> ApiAnswer {
+        if self.hub.is_shared() {
+            answer["nodes"] = reach.nodes.into();
         }
-        crate::api::ApiAnswer::ok(serde_json::json!({"ok": true, "closed": closed}))
+        ApiAnswer::ok(answer)
     }
 
     /// The chat core, for reading.
@@ -323,10 +340,12 @@ impl<P: Presence> Application for ChatApp<P> {
 
     fn api(&mut self, req: &crate::api::request::Request, out: &mut Effects) -> crate::api::ApiAnswer {
         use crate::api::request::Method;
-        if req.method == Method::Post && req.path.iter().map(String::as_str).eq(["api", "close"]) {
-            return self.api_close(&req.body, out);
+        match (req.method, req.path.iter().map(String::as_str).collect::<Vec<_>>().as_slice()) {
+            (Method::Post, ["api", "send"]) => self.api_send(&req.body, out),
+            (Method::Post, ["api", "say"]) => self.api_say(&req.body, out),
+            (Method::Post, ["api", "close"]) => self.api_close(&req.body, out),
+            _ => super::api::answer(&self.hub, req),
         }
-        super::api::answer(&self.hub, req, self.limits.max_message_bytes, out)
     }
 
     fn is_member(&self, conn: ConnId) -> bool {

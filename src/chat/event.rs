@@ -8,7 +8,7 @@ use std::collections::vec_deque;
 use std::fmt;
 
 use super::identity::TokenRefusal;
-use super::roster::RoomRoster;
+use super::roster::{Audience, RoomRoster};
 use crate::app::ConnId;
 
 /// A message from a client, validated for shape (not yet against the hub's state).
@@ -335,6 +335,10 @@ pub trait Sink {
 
     /// Closes `conn` after what was sent to it (a session's old connection, taken over by a new one).
     fn close(&mut self, conn: ConnId, request: crate::app::CloseRequest);
+
+    /// `frame` (one text frame made by the server API, the same in every dialect) for each of `conns`,
+    /// after what the turn sent them before.
+    fn verbatim(&mut self, conns: &[ConnId], frame: &crate::shared_bytes::SharedBytes);
 }
 
 /// A change in a room that every process sharing the chat applies alike: the hub makes it for its own
@@ -427,6 +431,30 @@ pub struct Position {
     pub index: u32,
 }
 
+/// What the server API asks the process that holds a user's connections to do, when that process is
+/// another one (the API answers on any node; the node holding the target acts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Directed<'a> {
+    /// `data` verbatim, as one text frame, to that process's connections of `to`, but not to the users
+    /// `exclude`.
+    Send {
+        /// Whom.
+        to: Audience<'a>,
+        /// Uids left out.
+        exclude: Vec<u64>,
+        /// The text.
+        data: &'a str,
+    },
+    /// The user `uid` leaves (one logout, its session ended) and its connection closes with 4000 and
+    /// `reason`.
+    Close {
+        /// The user.
+        uid: u64,
+        /// The close frame's reason.
+        reason: &'a str,
+    },
+}
+
 /// What other processes sharing the chat tell this one, in the order it is to be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Remote<'a> {
@@ -466,6 +494,13 @@ pub enum Remote<'a> {
     },
     /// Process `node` is gone, and its users with it.
     Gone(u64),
+    /// The server API of process `origin` asks this one to act on its own connections.
+    Directed {
+        /// The process whose API was called.
+        origin: u64,
+        /// What to do.
+        act: Directed<'a>,
+    },
     /// A room's history as the processes keep it together, oldest first.
     History {
         /// The room.

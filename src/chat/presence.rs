@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Instant;
 
-use super::event::{ErrorCode, Position, Remote, RoomEvent};
+use super::event::{Directed, ErrorCode, Position, Remote, RoomEvent};
 use super::resume::Sessions;
 use super::roster::Roster;
 use crate::app::LinkHost;
@@ -40,6 +40,15 @@ pub trait Presence {
     /// `event` happened on this process, after the roster changed for it: a shared presence tells the
     /// others. A say's place in this process's order is returned.
     fn replicate(&mut self, event: &RoomEvent<'_>) -> Option<Position>;
+
+    /// The server API asks process `node` (never this one) to do `act` on its connections; a shared presence
+    /// sends it there, to that process alone, at the end of the turn.
+    fn direct(&mut self, _node: u64, _act: &Directed<'_>) {}
+
+    /// Whether the chat is shared with other processes (a cluster).
+    fn is_shared(&self) -> bool {
+        false
+    }
 
     /// Whether a room's history outlives its last user (a cluster keeps it for every node).
     fn keeps_empty_rooms(&self) -> bool {

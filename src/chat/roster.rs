@@ -13,6 +13,19 @@ use std::rc::Rc;
 
 use crate::app::ConnId;
 
+/// Whom text pushed by the server API goes to (`POST /api/send`'s `to`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience<'a> {
+    /// Every logged-in user.
+    All,
+    /// The users of a room.
+    Room(&'a str),
+    /// The users of an account (a token's `sub`).
+    Account(&'a str),
+    /// One user.
+    Uid(u64),
+}
+
 /// Where a user's connection is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Home {
@@ -289,6 +302,29 @@ impl Roster {
             self.seats.iter().filter(|(_, s)| s.user_id.as_deref() == Some(user_id)).map(|(&u, s)| (u, s)).collect();
         seats.sort_unstable_by_key(|&(uid, _)| uid);
         seats
+    }
+
+    /// Calls `f` with every user `to` names (uid and seat), in no particular order.
+    pub fn each_of(&self, to: Audience<'_>, mut f: impl FnMut(u64, &Seat)) {
+        match to {
+            Audience::All => self.seats.iter().for_each(|(&uid, seat)| f(uid, seat)),
+            Audience::Room(room) => {
+                let Some(r) = self.rooms.get(room) else { return };
+                for e in r.entries.iter().filter(|e| e.live) {
+                    if let Some(seat) = self.seats.get(&e.uid) {
+                        f(e.uid, seat);
+                    }
+                }
+            }
+            Audience::Account(id) => {
+                self.seats.iter().filter(|(_, s)| s.user_id.as_deref() == Some(id)).for_each(|(&u, s)| f(u, s))
+            }
+            Audience::Uid(uid) => {
+                if let Some(seat) = self.seats.get(&uid) {
+                    f(uid, seat);
+                }
+            }
+        }
     }
 
     /// The connections of this process's logged-in users, in no particular order.

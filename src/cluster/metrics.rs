@@ -9,7 +9,7 @@ impl ClusterStats {
     /// Appends every `wschat_cluster_*` series.
     pub fn write(&self, out: &mut Series) {
         let c = self;
-        let rows: [(&str, &str, &str, u64); 13] = [
+        let rows: [(&str, &str, &str, u64); 16] = [
             ("wschat_cluster_up", "gauge", "1 while both Redis links are up and the node has joined.", c.up),
             ("wschat_cluster_nodes", "gauge", "Nodes alive, as the last heartbeat saw them.", c.nodes),
             ("wschat_cluster_published_total", "counter", "Messages published to the cluster.", c.published_total),
@@ -53,6 +53,24 @@ impl ClusterStats {
                 c.lost_total,
             ),
             ("wschat_cluster_garbage_total", "counter", "Foreign or malformed cluster data skipped.", c.garbage_total),
+            (
+                "wschat_cluster_direct_sent_total",
+                "counter",
+                "Server API acts on other nodes' users sent to those nodes alone.",
+                c.direct_sent_total,
+            ),
+            (
+                "wschat_cluster_direct_received_total",
+                "counter",
+                "Server API acts of other nodes received for this node's users.",
+                c.direct_received_total,
+            ),
+            (
+                "wschat_cluster_direct_dropped_total",
+                "counter",
+                "Server API acts for other nodes dropped while Redis was away past --cluster-buffer.",
+                c.direct_dropped_total,
+            ),
         ];
         out.rows(&rows);
         let help = ("wschat_cluster_node", "gauge", "This node's id (which node answered).");

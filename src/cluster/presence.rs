@@ -8,9 +8,9 @@ use std::time::{Instant, SystemTime};
 use log::warn;
 
 use super::node::{Inbound, Node, NodeConfig, SayRefusal};
-use super::wire::{read_history_entry, Message, Record};
+use super::wire::{read_history_entry, DirectMessage, Message, Record};
 use crate::app::LinkHost;
-use crate::chat::event::{ErrorCode, Position, Remote, RoomEvent, Said};
+use crate::chat::event::{Directed, ErrorCode, Position, Remote, RoomEvent, Said};
 use crate::chat::presence::Presence;
 use crate::chat::resume::Sessions;
 use crate::chat::roster::Roster;
@@ -128,7 +128,15 @@ impl Presence for ClusterPresence {
         self.node.record(event)
     }
 
+    fn direct(&mut self, node: u64, act: &Directed<'_>) {
+        self.node.direct(node, act);
+    }
+
     fn keeps_empty_rooms(&self) -> bool {
+        true
+    }
+
+    fn is_shared(&self) -> bool {
         true
     }
 
@@ -140,6 +148,13 @@ impl Presence for ClusterPresence {
         match item {
             Inbound::Message(bytes) => self.interpret_message(bytes, out),
             Inbound::Gone(node) => self.gone(*node, out),
+            Inbound::Direct(bytes) => match DirectMessage::decode(bytes) {
+                Ok(m) => out.extend(m.acts.into_iter().map(|act| Remote::Directed { origin: m.origin, act })),
+                Err(e) => {
+                    self.node.count_garbage();
+                    warn!("cluster: skipped a directed message: {e}");
+                }
+            },
             Inbound::History { room, entries } => {
                 let mut said = Vec::with_capacity(entries.len());
                 for entry in entries {

@@ -17,6 +17,7 @@
 //! connection is lost, stays in the roster (nobody sees a logout) and is taken back by a connection that names
 //! the session, which gets its user list, the says it missed, and `resumed`. The grace running out is the logout.
 
+mod directed;
 mod history;
 mod remote;
 #[cfg(test)]
@@ -25,6 +26,8 @@ mod tests;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+pub use self::directed::{Reach, ServerSayError, CLOSED_BY_SERVER, SERVER_NAME, SERVER_UID};
 
 use self::history::History;
 use super::event::{ClientMessage, ErrorCode, Event, Newcomer, Position, Recipient, RoomEvent, Said, Sink, To};
@@ -281,6 +284,11 @@ impl<P: Presence> Hub<P> {
             room_full_total: self.room_full_total,
             rate_limited_total: self.rate_limited_total,
         }
+    }
+
+    /// Whether the chat is shared with other processes (a cluster).
+    pub fn is_shared(&self) -> bool {
+        self.presence.is_shared()
     }
 
     /// How many users are logged in on this process's connections.

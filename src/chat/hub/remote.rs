@@ -8,7 +8,9 @@ use std::rc::Rc;
 use log::warn;
 
 use super::Hub;
-use crate::chat::event::{Event, Remote, RoomEvent, Said, Sink, To};
+use crate::app::CloseRequest;
+use crate::chat::dialect::text_frame;
+use crate::chat::event::{Directed, Event, Remote, RoomEvent, Said, Sink, To};
 use crate::chat::presence::Presence;
 use crate::chat::roster::Home;
 
@@ -110,6 +112,19 @@ impl<P: Presence> Hub<P> {
                     if !orphaned {
                         self.remote_leave(uid, time, sink);
                     }
+                }
+            }
+            Remote::Directed { act: Directed::Send { to, exclude, data }, .. } => {
+                let conns = self.connections_of(to, &exclude);
+                sink.verbatim(&conns, &text_frame(data.as_bytes()));
+            }
+            Remote::Directed { act: Directed::Close { uid, reason }, .. } => {
+                // Only this process's user (one that moved on meanwhile is left to where it went).
+                if self.roster.seat(uid).is_some_and(|s| !s.home.is_here()) {
+                    return;
+                }
+                if let Some(Some(conn)) = self.remove_user(uid, time, sink) {
+                    sink.close(conn, CloseRequest { code: super::CLOSED_BY_SERVER, reason: reason.to_owned().into() });
                 }
             }
             Remote::History { room, said } => {

@@ -15,6 +15,8 @@ use crate::cluster::wire::{Message, Verdict};
 pub enum Inbound {
     /// Another node's message, checked for order (decode it with [`Message::decode`]).
     Message(Vec<u8>),
+    /// A directed message for this node (decode it with [`crate::cluster::wire::DirectMessage::decode`]).
+    Direct(Vec<u8>),
     /// A node is gone and this node reaped it: its users leave.
     Gone(u64),
     /// A room's history as Redis keeps it, oldest first (each entry an encoded say), loaded when joining.

@@ -9,6 +9,7 @@
 //! has all of that (or the snapshots' wait ran out) and a block of uids.
 
 mod control;
+mod direct;
 mod history;
 mod inbox;
 mod outbox;
@@ -36,6 +37,9 @@ pub use self::refusals::SayRefusal;
 pub const COMMANDS: usize = 0;
 /// The connection subscribed to the bus.
 pub const BUS: usize = 1;
+
+/// The tag of the bus connection's subscription to this node's own channel (the bus's is 0).
+const DIRECT_TAG: Tag = 1;
 
 /// Default `--cluster-heartbeat-ms`.
 pub const DEFAULT_HEARTBEAT_MS: u64 = 1000;
@@ -131,6 +135,12 @@ pub struct ClusterStats {
     pub lost_total: u64,
     /// Messages or values that were not wschat's, skipped.
     pub garbage_total: u64,
+    /// Directed messages (the server API's acts on another node's users) published.
+    pub direct_sent_total: u64,
+    /// Directed messages received on this node's own channel.
+    pub direct_received_total: u64,
+    /// Directed messages dropped because Redis was away past `--cluster-buffer`.
+    pub direct_dropped_total: u64,
 }
 
 /// What a command on the commands connection was for.
@@ -211,6 +221,10 @@ pub struct Node {
     tracker: Tracker,
     holds: HashMap<u64, inbox::Hold>,
     inbound: VecDeque<Inbound>,
+    /// The server API's acts for other nodes, not written yet.
+    directs: direct::Directs,
+    /// This node's own channel, `{p}:node:{id}:direct`.
+    direct_channel: String,
     stats: ClusterStats,
     shutting_down: bool,
 }
@@ -219,6 +233,7 @@ impl Node {
     /// A node that will connect at the first turn.
     pub fn new(cfg: NodeConfig, now: Instant) -> Node {
         Node {
+            direct_channel: cfg.keys.node_direct(cfg.id),
             cfg,
             now,
             slots: [Slot::new(now), Slot::new(now)],
@@ -251,6 +266,7 @@ impl Node {
             tracker: Tracker::new(),
             holds: HashMap::new(),
             inbound: VecDeque::new(),
+            directs: direct::Directs::default(),
             stats: ClusterStats::default(),
             shutting_down: false,
         }
@@ -417,6 +433,7 @@ impl Node {
             let bus = self.cfg.keys.bus();
             if let Some(l) = slot.link() {
                 l.subscribe(0, &[bus.as_bytes()]);
+                l.subscribe(DIRECT_TAG, &[self.direct_channel.as_bytes()]);
             }
             return;
         }
@@ -433,6 +450,7 @@ impl Node {
             self.replay_recent();
         }
         self.send_pending();
+        self.send_directs();
         let origins: Vec<u64> = self.holds.keys().copied().collect();
         for origin in origins {
             self.ask_fill(origin);
@@ -446,6 +464,14 @@ impl Node {
                 if let Some(purpose) = self.inflight.remove(&tag) {
                     self.on_reply(purpose, value);
                 }
+            }
+            (BUS, Event::Reply { tag: DIRECT_TAG, value }) => {
+                if value.is_error() {
+                    warn!("cluster: SUBSCRIBE to this node's own channel refused: {value:?}");
+                }
+            }
+            (BUS, Event::Message { channel, payload }) if channel == self.direct_channel.as_bytes() => {
+                self.on_direct(payload)
             }
             (BUS, Event::Reply { value, .. }) => {
                 if value.is_error() {

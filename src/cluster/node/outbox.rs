@@ -165,6 +165,7 @@ impl Node {
         bytes.extend_from_slice(&section.bytes);
         self.queue(Outgoing { seq: self.seq, bytes, history: Vec::new(), parts_left: None });
         self.send_pending();
+        self.end_turn_directs();
     }
 
     /// Turns the records of this loop turn into one message and sends what is queued.
@@ -190,6 +191,7 @@ impl Node {
             self.queue(Outgoing { seq: self.seq, bytes, history, parts_left: None });
         }
         self.send_pending();
+        self.end_turn_directs();
     }
 
     fn queue(&mut self, m: Outgoing) {

@@ -43,6 +43,7 @@ impl std::error::Error for PrefixError {}
 /// | `{p}:history-sizes` | hash | each room's history in bytes as the budget counts them |
 /// | `{p}:history-bytes` | string | all rooms' history in bytes as the budget counts them |
 /// | `{p}:bus` | pub/sub channel | every node's messages |
+/// | `{p}:node:{id}:direct` | pub/sub channel | the server API's acts on users this node holds, from the node whose API was called |
 ///
 /// `{id}` is the node id as 16 lowercase hex digits. `{room}` is the room's byte length in decimal, a
 /// `:` and the room itself (`room1` → `5:room1`): the length says where the name ends, so no room name,
@@ -121,7 +122,12 @@ impl Keys {
         self.room_key("history", room, "")
     }
 
-    /// `{p}:bus`, the one pub/sub channel.
+    /// `{p}:node:{id}:direct`, the channel of the acts directed to node `node` alone.
+    pub fn node_direct(&self, node: u64) -> String {
+        format!("{}:node:{}:direct", self.prefix, node_hex(node))
+    }
+
+    /// `{p}:bus`, the channel of every node's messages.
     pub fn bus(&self) -> String {
         format!("{}:bus", self.prefix)
     }

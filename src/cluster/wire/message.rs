@@ -29,7 +29,8 @@ const HANDOVER: u8 = 10;
 /// The account id of the user of the login or present record right before it (same uid).
 const IDENTITY: u8 = 11;
 
-/// One record of a message, with the room it belongs to filled in. Uids are positive.
+/// One record of a message, with the room it belongs to filled in. Uids are positive, but for a say's
+/// sender: 0 is the server API's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Record<'a> {
     /// A login, say or logout in a room.
@@ -358,7 +359,8 @@ impl<'a> Records<'a> {
             }
             SAY => {
                 let room = self.room(at)?;
-                let from_uid = self.r.positive()?;
+                // 0: a say of the server API, which no user made.
+                let from_uid = self.r.varint()?;
                 let from_name = self.r.str()?;
                 let to_uid = Some(self.r.varint()?).filter(|&u| u != 0);
                 let content = self.r.str()?;

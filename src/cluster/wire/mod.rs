@@ -15,10 +15,12 @@
 //! rather than the channel as the unit, so that a stream has one writer and its ids are the sequence).
 
 mod bytes;
+mod direct;
 mod keys;
 mod message;
 mod recovery;
 
+pub use direct::{put_directed, write_direct_header, DirectMessage, DIRECT_MAGIC, DIRECT_VERSION};
 pub use keys::{node_hex, Keys, PrefixError, DEFAULT_PREFIX, MAX_PREFIX_LEN};
 pub use message::{
     history_entry, read_history_entry, write_header, Message, Record, Section, WireError, MAGIC, VERSION,
