@@ -5,21 +5,12 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::api::{key_file, request, Client};
 use common::{text_frame, Daemon, Raw};
-use serde_json::{json, Value};
-
-const KEY: &str = "test-api-key-0123456789";
-
-fn key_file(test: &str) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("wschat-test-api-{}-{test}.key", std::process::id()));
-    std::fs::write(&path, format!("{KEY}\n")).expect("write the key");
-    path
-}
+use serde_json::json;
 
 fn daemon(test: &str, extra: &[&str]) -> (Daemon, SocketAddr) {
     let key = key_file(test);
@@ -28,60 +19,6 @@ fn daemon(test: &str, extra: &[&str]) -> (Daemon, SocketAddr) {
     let d = Daemon::start(&args);
     let api = d.api.expect("the listening line names the API's address");
     (d, api)
-}
-
-/// One API connection, read with a timeout.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    fn open(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        Client { stream, buf: Vec::new() }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).expect("write");
-    }
-
-    /// One response: status, head, JSON body.
-    fn response(&mut self) -> (u16, String, Value) {
-        loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = String::from_utf8_lossy(&self.buf[..end]).to_string();
-                let len: usize = head
-                    .lines()
-                    .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
-                    .and_then(|v| v.parse().ok())
-                    .expect("content-length");
-                if self.buf.len() >= end + 4 + len {
-                    let body: Vec<u8> = self.buf[end + 4..end + 4 + len].to_vec();
-                    self.buf.drain(..end + 4 + len);
-                    let status = head.get(9..12).and_then(|s| s.parse().ok()).expect("status");
-                    return (status, head, serde_json::from_slice(&body).expect("JSON body"));
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).expect("read a response");
-            assert!(n > 0, "connection closed before a response");
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// Whether the server closed the connection (after what was read).
-    fn closed(&mut self) -> bool {
-        let mut chunk = [0u8; 64];
-        matches!(self.stream.read(&mut chunk), Ok(0) | Err(_))
-    }
-}
-
-fn request(method: &str, path: &str, body: Option<&Value>, auth: bool) -> Vec<u8> {
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let auth = if auth { format!("Authorization: Bearer {KEY}\r\n") } else { String::new() };
-    format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
 }
 
 fn login(ws: SocketAddr, name: &str, room: &str) -> Raw {
@@ -267,5 +204,69 @@ fn a_closed_user_is_logged_out_and_cannot_resume() {
     http.send(&request("POST", "/api/close", Some(&json!({"uid":1})), true));
     assert_eq!(http.response().2, json!({"ok":true,"closed":0}));
     http.send(&request("GET", "/api/close", None, true));
+    assert_eq!(http.response().0, 405);
+}
+
+/// `text` with its `"time":"YYYY-MM-DD HH:MM:SS"` replaced by `"time":"T"`.
+fn untimed(text: &str) -> String {
+    match text.find(r#""time":""#) {
+        Some(at) => format!("{}T{}", &text[..at + 8], &text[at + 8 + 19..]),
+        None => text.to_string(),
+    }
+}
+
+#[test]
+fn a_say_from_the_server_in_each_members_dialect() {
+    let (d, api) = daemon("say", &["--history", "5"]);
+    let mut seed = login(d.ws, "seed", "1");
+    seed.read_json();
+    let mut wm = Raw::open(d.ws);
+    wm.send(&text_frame(r#"{"type":"login","client_name":"wm","room_id":1}"#));
+    wm.read_text();
+    seed.read_json(); // wm's login
+    let mut resuming = Raw::open(d.ws);
+    resuming.send(&text_frame(r#"{"type":"login","name":"r","room_id":"1","resume":true}"#));
+    resuming.read_json();
+    resuming.read_json();
+    seed.read_json();
+    wm.read_text();
+    let mut http = Client::open(api);
+    let content = "<b>maintenance</b> at 5";
+    http.send(&request("POST", "/api/say", Some(&json!({"room":"1","content":content})), true));
+    assert_eq!(http.response().2, json!({"ok":true,"room":"1","users":3}));
+    assert_eq!(
+        untimed(&seed.read_text()),
+        r#"{"type":"say","from_uid":0,"to_uid":"all","content":"<b>maintenance</b> at 5","time":"T"}"#
+    );
+    assert_eq!(
+        untimed(&wm.read_text()),
+        r#"{"type":"say","from_client_id":"0","from_client_name":"server","to_client_id":"all","content":"&lt;b&gt;maintenance&lt;/b&gt; at 5","time":"T"}"#
+    );
+    let said = resuming.read_json();
+    assert_eq!((said["from_uid"].as_u64(), said["content"].as_str()), (Some(0), Some(content)));
+    assert!(said["mid"].is_string(), "a client with a session gets a mid: {said}");
+    // To one user of the room, and kept in the room's history (says to all only).
+    http.send(&request("POST", "/api/say", Some(&json!({"room":"1","content":"psst","to_uid":1})), true));
+    assert_eq!(http.response().2, json!({"ok":true,"room":"1","users":1}));
+    assert_eq!(untimed(&seed.read_text()), r#"{"type":"say","from_uid":0,"to_uid":1,"content":"psst","time":"T"}"#);
+    http.send(&request("GET", "/api/rooms/1/history", None, true));
+    let history = http.response().2;
+    assert_eq!(history["history"].as_array().map(Vec::len), Some(1), "{history}");
+    assert_eq!(history["history"][0]["from_uid"], 0);
+    let mut late = login(d.ws, "late", "1");
+    let past = late.read_json();
+    assert_eq!((past["from_uid"].as_u64(), past["content"].as_str()), (Some(0), Some(content)), "a newcomer's history");
+    // Refusals: nobody in the room, a user of another room, a bad body.
+    for (body, status) in [
+        (json!({"room":"empty","content":"x"}), 404),
+        (json!({"room":"1","content":"x","to_uid":99}), 404),
+        (json!({"room":"1","content":""}), 400),
+        (json!({"room":"1"}), 400),
+        (json!({"room":1,"content":"x"}), 400),
+    ] {
+        http.send(&request("POST", "/api/say", Some(&body), true));
+        assert_eq!(http.response().0, status, "{body}");
+    }
+    http.send(&request("GET", "/api/say", None, true));
     assert_eq!(http.response().0, 405);
 }

@@ -1,6 +1,7 @@
 //! Shared helpers for integration tests: start the real `wschat` binary on free loopback ports.
 #![allow(dead_code)]
 
+pub mod api;
 pub mod cluster;
 pub mod probe;
 pub mod redis;
