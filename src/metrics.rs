@@ -48,6 +48,8 @@ pub struct Metrics {
     pub per_ip_rejections_total: u64,
     /// TLS figures, when both ports speak TLS (`wschat_tls_*`).
     pub tls: Option<TlsStats>,
+    /// Server API figures, with `--api` (`wschat_api_*`).
+    pub api: Option<ApiStats>,
     /// The application's own series ([`crate::app::Application::fill_metrics`]), rendered after the
     /// daemon's.
     pub app: Series,
@@ -123,6 +125,9 @@ impl Metrics {
         if let Some(t) = &self.tls {
             t.render(&mut out);
         }
+        if let Some(a) = &self.api {
+            a.render(&mut out);
+        }
         out.push_str(&self.app.text);
         out
     }
@@ -152,6 +157,36 @@ impl Series {
         let _ = write!(self.text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
         for (value, n) in samples {
             let _ = writeln!(self.text, "{name}{{{label}=\"{value}\"}} {n}");
+        }
+    }
+}
+
+/// Server API counters (with `--api`).
+#[derive(Debug, Default, Clone)]
+pub struct ApiStats {
+    /// Open API connections.
+    pub connections: u64,
+    /// Requests answered, by status class: 2xx, 4xx, 5xx.
+    pub answered: [u64; 3],
+}
+
+impl ApiStats {
+    /// Counts one answer of `status`.
+    pub fn count(&mut self, status: u16) {
+        let class = match status {
+            200..=299 => 0,
+            400..=499 => 1,
+            _ => 2,
+        };
+        self.answered[class] += 1;
+    }
+
+    fn render(&self, out: &mut String) {
+        write_rows(out, &[("wschat_api_connections", "gauge", "Open server API connections.", self.connections)]);
+        let _ = writeln!(out, "# HELP wschat_api_requests_total Server API requests answered, by status class.");
+        let _ = writeln!(out, "# TYPE wschat_api_requests_total counter");
+        for (class, n) in ["2xx", "4xx", "5xx"].iter().zip(self.answered) {
+            let _ = writeln!(out, "wschat_api_requests_total{{status=\"{class}\"}} {n}");
         }
     }
 }

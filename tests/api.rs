@@ -30,7 +30,7 @@ fn login(ws: SocketAddr, name: &str, room: &str) -> Raw {
 
 #[test]
 fn the_key_keep_alive_and_pipelining() {
-    let (_d, api) = daemon("keys", &[]);
+    let (d, api) = daemon("keys", &[]);
     let mut c = Client::open(api);
     c.send(&request("GET", "/api/rooms", None, false));
     let (status, head, body) = c.response();
@@ -54,6 +54,12 @@ fn the_key_keep_alive_and_pipelining() {
     let (status, head, _) = c.response();
     assert!(status == 200 && head.contains("Connection: close"), "{head}");
     assert!(c.closed());
+    // Counted on /metrics by status class.
+    let m = common::probe::metrics(d.http);
+    assert!(m.contains("\nwschat_api_requests_total{status=\"2xx\"} 4\n"), "{m}");
+    assert!(m.contains("\nwschat_api_requests_total{status=\"4xx\"} 2\n"), "{m}");
+    let closed = || common::probe::metric(d.http, "wschat_api_connections") == 0;
+    assert!(common::probe::eventually(Duration::from_secs(5), closed), "the closed connection is gone");
 }
 
 #[test]

@@ -85,6 +85,9 @@ impl Reactor {
 
     /// Queues `answer` on API connection `k`, the connection kept open.
     fn queue_api(&mut self, k: usize, answer: &ApiAnswer) {
+        if let Some(stats) = self.metrics.api.as_mut() {
+            stats.count(answer.status);
+        }
         let bytes = json_response(answer.status, &answer.body, true, answer.allow);
         let Some(conn) = self.conns.get_mut(k) else { return };
         self.queued.track(&mut conn.session, |s| s.queue(SharedBytes::from(bytes), false));
@@ -94,6 +97,9 @@ impl Reactor {
     /// Answers `answer` as the last thing on API connection `k`, then closes it (what it sends meanwhile is
     /// read and dropped).
     fn finish_api(&mut self, k: usize, answer: ApiAnswer) {
+        if let Some(stats) = self.metrics.api.as_mut() {
+            stats.count(answer.status);
+        }
         self.finish_with(k, json_response(answer.status, &answer.body, false, answer.allow));
     }
 }

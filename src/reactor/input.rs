@@ -180,8 +180,12 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(k) else { return };
         let (metrics, app) = (&self.metrics, &self.app);
         let (open, queued) = (self.admission.open(), self.queued.bytes());
+        let api_open = self.admission.sockets(Kind::Api);
         let snapshot = || {
             let mut m = Metrics { connections: open, output_queued_bytes: queued, ..metrics.clone() };
+            if let Some(api) = m.api.as_mut() {
+                api.connections = api_open as u64;
+            }
             app.fill_metrics(&mut m);
             m
         };

@@ -187,7 +187,11 @@ impl Reactor {
         };
         let site = Site::with_root(ws_addr.port(), cfg.web_root.clone()).escaped(ws_addr.port(), cfg.escape_html);
         let now = Instant::now();
-        let metrics = Metrics { tls: tls.as_ref().map(|_| Default::default()), ..Default::default() };
+        let metrics = Metrics {
+            tls: tls.as_ref().map(|_| Default::default()),
+            api: cfg.api.as_ref().map(|_| Default::default()),
+            ..Default::default()
+        };
         Ok(Reactor {
             cfg,
             poll,
