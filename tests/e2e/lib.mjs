@@ -46,7 +46,10 @@ fs.mkdirSync(ARTIFACTS, { recursive: true });
 // ---- daemon -----------------------------------------------------------------------------------
 export const daemons = new Set();
 
-/** Starts the daemon and resolves with {proc, wsPort, httpPort} once it printed its listening line. */
+/**
+ * Starts the daemon and resolves with {proc, wsPort, httpPort, apiPort} once it printed its listening line
+ * (apiPort: the server API's port, with `--api` in `extra`; else undefined).
+ */
 export function startDaemon(wsAddr = '127.0.0.1:0', httpAddr = '127.0.0.1:0', tag = 'daemon', extra = []) {
   assert.ok(fs.existsSync(BIN), `daemon binary not found at ${BIN} (run \`cargo build --release\` first)`);
   const proc = spawn(BIN, ['--ws', wsAddr, '--http', httpAddr, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -65,9 +68,9 @@ export function startDaemon(wsAddr = '127.0.0.1:0', httpAddr = '127.0.0.1:0', ta
       if (!first) return;
       first = false;
       clearTimeout(timer);
-      const m = /^wschat listening ws=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)$/.exec(line);
+      const m = /^wschat listening ws=127\.0\.0\.1:(\d+) http=127\.0\.0\.1:(\d+)(?: api=127\.0\.0\.1:(\d+))?$/.exec(line);
       if (!m) return reject(new Error(`unexpected first stdout line from daemon: ${JSON.stringify(line)}`));
-      resolve({ proc, wsPort: Number(m[1]), httpPort: Number(m[2]) });
+      resolve({ proc, wsPort: Number(m[1]), httpPort: Number(m[2]), apiPort: m[3] ? Number(m[3]) : undefined });
     });
   });
 }
