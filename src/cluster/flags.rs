@@ -3,17 +3,24 @@
 
 use std::time::Duration;
 
-use super::link::RedisUrl;
-use super::node::{NodeConfig, DEFAULT_BUFFER, DEFAULT_HEARTBEAT_MS, DEFAULT_STREAM_BYTES};
+use std::net::SocketAddr;
+
+use super::link::ClusterUrl;
+use super::node::{NodeConfig, SentinelConfig, DEFAULT_BUFFER, DEFAULT_HEARTBEAT_MS, DEFAULT_STREAM_BYTES};
+use super::sentinel::{ask_at_start, StartError};
 use super::wire::{Keys, DEFAULT_PREFIX};
 use crate::config::{in_range, Config, ConfigError};
 
 /// The flags of a node of a cluster.
 #[derive(Debug, clap::Args)]
 pub struct ClusterArgs {
-    /// Join a cluster of wschat nodes through this Redis server: redis://[user:password@]HOST:PORT[/DB]
+    /// Join a cluster of wschat nodes through this Redis server: redis://[user:password@]HOST:PORT[/DB], or
+    /// the master Sentinel watches: redis+sentinel://[user:password@]HOST:PORT[,HOST:PORT…]/MASTER[/DB]
     #[arg(long, value_name = "URL")]
     pub cluster: Option<String>,
+    /// The sentinels' password, when it is not the master's (the URL's)
+    #[arg(long, value_name = "PASSWORD")]
+    pub cluster_sentinel_password: Option<String>,
     /// Name of the chat in Redis, so that several chats can share one server (letters, digits, _ - .)
     #[arg(long, value_name = "NAME", default_value = DEFAULT_PREFIX)]
     pub cluster_prefix: String,
@@ -38,13 +45,38 @@ impl ClusterArgs {
         if daemon.echo {
             return Err(err("--cluster", "cannot be used with --echo".to_string()));
         }
-        let url = RedisUrl::parse(url).map_err(|e| err("--cluster", e.to_string()))?;
-        let addr = url
-            .socket_addrs()
-            .map_err(|e| err("--cluster", format!("cannot resolve {}: {e}", url.host_port())))?
-            .into_iter()
-            .next()
-            .ok_or_else(|| err("--cluster", format!("{} resolves to no address", url.host_port())))?;
+        let (url, addr, sentinel) = match ClusterUrl::parse(url).map_err(|e| err("--cluster", e.to_string()))? {
+            ClusterUrl::Redis(url) => {
+                if self.cluster_sentinel_password.is_some() {
+                    let why = "is for a redis+sentinel:// --cluster".to_string();
+                    return Err(err("--cluster-sentinel-password", why));
+                }
+                let addr = url
+                    .socket_addrs()
+                    .map_err(|e| err("--cluster", format!("cannot resolve {}: {e}", url.host_port())))?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| err("--cluster", format!("{} resolves to no address", url.host_port())))?;
+                (url, Some(addr), None)
+            }
+            ClusterUrl::Sentinel(s) => {
+                let sentinels =
+                    s.socket_addrs().map_err(|e| err("--cluster", format!("cannot resolve a sentinel: {e}")))?;
+                let login = s.sentinel_login(self.cluster_sentinel_password.as_deref());
+                // Asked once now: a master no sentinel knows is an error at start. No sentinel answering is
+                // not: the node keeps asking from the loop.
+                let master = match ask_at_start(&sentinels, &login, &s.master) {
+                    Ok(addr) => Some(addr),
+                    Err(e @ StartError::UnknownMaster { .. }) => return Err(err("--cluster", e.to_string())),
+                    Err(e @ StartError::NoAnswer(_)) => {
+                        log::warn!("cluster: {e}; asking again from the loop");
+                        None
+                    }
+                };
+                let url = s.master_url(master.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))));
+                (url, master, Some(SentinelConfig { sentinels, master: s.master.clone(), login }))
+            }
+        };
         let keys = Keys::new(&self.cluster_prefix).map_err(|e| err("--cluster-prefix", e.to_string()))?;
         in_range((50..=60_000).contains(&self.cluster_heartbeat_ms), "--cluster-heartbeat-ms", "between 50 and 60000")?;
         in_range(self.cluster_buffer >= 64 * 1024, "--cluster-buffer", "at least 65536")?;
@@ -52,6 +84,7 @@ impl ClusterArgs {
         Ok(Some(NodeConfig {
             url,
             addr,
+            sentinel,
             keys,
             heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
             buffer: self.cluster_buffer,
@@ -79,7 +112,8 @@ mod tests {
         let args = ["--cluster", "redis://127.0.0.1:6390/2", "--cluster-prefix", "chat2", "--history", "5"];
         let cluster = parse(&args).unwrap().unwrap();
         assert_eq!((cluster.id, cluster.history, cluster.history_budget), (7, 5, 64 * 1024 * 1024));
-        assert_eq!((cluster.addr.port(), cluster.url.db, cluster.keys.prefix()), (6390, 2, "chat2"));
+        assert_eq!((cluster.addr.map(|a| a.port()), cluster.url.db, cluster.keys.prefix()), (Some(6390), 2, "chat2"));
+        assert!(cluster.sentinel.is_none());
         assert_eq!((cluster.heartbeat, cluster.buffer), (Duration::from_secs(1), 8 * 1024 * 1024));
         assert_eq!(cluster.stream_bytes, 16 * 1024 * 1024);
         for bad in [
@@ -89,6 +123,8 @@ mod tests {
             &["--cluster", "redis://127.0.0.1:1", "--cluster-buffer", "10"],
             &["--cluster", "redis://127.0.0.1:1", "--cluster-stream-bytes", "1000"],
             &["--cluster", "redis://127.0.0.1:1", "--echo"],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-sentinel-password", "x"],
+            &["--cluster", "redis+sentinel://127.0.0.1:1"],
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.to_string().starts_with("--cluster"), "{e}");

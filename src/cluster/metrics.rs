@@ -73,6 +73,28 @@ impl ClusterStats {
             ),
         ];
         out.rows(&rows);
+        if c.sentinel == 1 {
+            out.rows(&[
+                (
+                    "wschat_cluster_sentinel_up",
+                    "gauge",
+                    "1 while a sentinel is connected and has said where the master is.",
+                    c.sentinel_up,
+                ),
+                (
+                    "wschat_cluster_sentinel_failures_total",
+                    "counter",
+                    "Connects to a sentinel that failed.",
+                    c.sentinel_failures_total,
+                ),
+                (
+                    "wschat_cluster_master_changes_total",
+                    "counter",
+                    "Times the master moved (failovers this node followed).",
+                    c.master_changes_total,
+                ),
+            ]);
+        }
         let help = ("wschat_cluster_node", "gauge", "This node's id (which node answered).");
         out.labeled(help, ("id", &node_hex(self.node)), 1);
     }

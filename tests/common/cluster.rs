@@ -33,8 +33,12 @@ pub const HEARTBEAT_MS: &str = "200";
 /// Starts a node of `redis`'s cluster with `args` (the heartbeat [`HEARTBEAT_MS`] unless they name one)
 /// and waits until it joined.
 pub fn node(redis: &RedisServer, args: &[&str]) -> Daemon {
-    let url = redis.url();
-    let mut all = vec!["--cluster", url.as_str()];
+    node_at(&redis.url(), args)
+}
+
+/// As [`node`], for the cluster at `url` (`redis+sentinel://…`).
+pub fn node_at(url: &str, args: &[&str]) -> Daemon {
+    let mut all = vec!["--cluster", url];
     if !args.contains(&"--cluster-heartbeat-ms") {
         all.extend_from_slice(&["--cluster-heartbeat-ms", HEARTBEAT_MS]);
     }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod cluster;
 pub mod probe;
 pub mod redis;
+pub mod sentinel;
 pub mod tls;
 pub mod tls13;
 pub mod tung;

@@ -18,9 +18,11 @@ use redis_protocol::resp2::encode::encode_borrowed;
 use redis_protocol::resp2::types::{BorrowedFrame, OwnedFrame};
 
 mod scan;
+mod sentinel_url;
 mod url;
 
 pub use scan::{Limits, ReplyError, MAX_DEPTH, MAX_ELEMENTS, MAX_REPLY_BYTES};
+pub use sentinel_url::{ClusterUrl, SentinelUrl, DEFAULT_SENTINEL_PORT};
 pub use url::{RedisUrl, UrlError, DEFAULT_PORT};
 
 use scan::Scanner;

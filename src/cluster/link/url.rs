@@ -25,8 +25,11 @@ pub struct RedisUrl {
 /// Why a Redis URL was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UrlError {
-    /// The URL does not start with `redis://`.
+    /// The URL does not start with `redis://` (or `redis+sentinel://`).
     Scheme,
+    /// A Sentinel URL names no master (`redis+sentinel://HOST:PORT/MASTER`), or a name with bytes other than
+    /// ASCII letters, digits, `_`, `-` and `.`.
+    Master(String),
     /// No host between `//` (or `@`) and the port.
     EmptyHost,
     /// An IPv6 address whose `[` is not closed, or with something other than `:PORT` after the `]`.
@@ -46,7 +49,11 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UrlError::Scheme => write!(f, "a Redis URL starts with redis://"),
+            UrlError::Scheme => write!(f, "a Redis URL starts with redis:// or redis+sentinel://"),
+            UrlError::Master(m) => write!(
+                f,
+                "the Sentinel URL's master name {m:?} is not 1-64 ASCII letters, digits, _ - . (redis+sentinel://HOST:PORT[,HOST:PORT…]/MASTER[/DB])"
+            ),
             UrlError::EmptyHost => write!(f, "the Redis URL names no host"),
             UrlError::Ipv6 => write!(f, "the Redis URL's IPv6 address is not [ADDRESS] or [ADDRESS]:PORT"),
             UrlError::Port(p) => write!(f, "the Redis URL's port {p:?} is not a number in 1..=65535"),
@@ -60,7 +67,7 @@ impl fmt::Display for UrlError {
 
 impl std::error::Error for UrlError {}
 
-fn percent_decode(s: &str) -> Result<String, UrlError> {
+pub(super) fn percent_decode(s: &str) -> Result<String, UrlError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -85,6 +92,64 @@ fn parse_port(p: &str) -> Result<u16, UrlError> {
     }
 }
 
+/// `user:password` (either may be empty, %-encoded) into the user and the password.
+pub(super) fn parse_userinfo(userinfo: Option<&str>) -> Result<(Option<String>, Option<String>), UrlError> {
+    match userinfo {
+        None => Ok((None, None)),
+        Some(u) => match u.split_once(':') {
+            None => Err(UrlError::UserWithoutPassword),
+            Some((user, pass)) => {
+                let user = if user.is_empty() { None } else { Some(percent_decode(user)?) };
+                Ok((user, Some(percent_decode(pass)?)))
+            }
+        },
+    }
+}
+
+/// `HOST[:PORT]` (an IPv6 host in brackets), the port `default` when none is given.
+pub(super) fn parse_host_port(hostport: &str, default: u16) -> Result<(String, u16), UrlError> {
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        let (addr, after) = v6.split_once(']').ok_or(UrlError::Ipv6)?;
+        if addr.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(UrlError::Ipv6);
+        }
+        let port = match after {
+            "" => default,
+            _ => parse_port(after.strip_prefix(':').ok_or(UrlError::Ipv6)?)?,
+        };
+        (addr, port)
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, _)) if h.contains(':') => return Err(UrlError::Ipv6),
+            Some((h, p)) => (h, parse_port(p)?),
+            None => (hostport, default),
+        }
+    };
+    if host.is_empty() {
+        return Err(UrlError::EmptyHost);
+    }
+    Ok((host.to_string(), port))
+}
+
+/// The database of a path (`None` or empty: 0).
+pub(super) fn parse_db(path: Option<&str>) -> Result<u32, UrlError> {
+    match path {
+        None | Some("") => Ok(0),
+        Some(d) if d.contains('/') => Err(UrlError::Unexpected(d.to_string())),
+        Some(d) if d.bytes().all(|b| b.is_ascii_digit()) => d.parse().map_err(|_| UrlError::Db(d.to_string())),
+        Some(d) => Err(UrlError::Db(d.to_string())),
+    }
+}
+
+/// `HOST:PORT`, with an IPv6 host in brackets: what [`ToSocketAddrs`] takes.
+pub(super) fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 impl RedisUrl {
     /// Parses `redis://[user:password@]HOST[:PORT][/DB]`. HOST is a name, an IPv4 address or an IPv6 address
     /// in brackets; PORT defaults to 6379, DB to 0. User and password may be %-encoded; `:password@` alone
@@ -102,52 +167,15 @@ impl RedisUrl {
             Some((u, h)) => (Some(u), h),
             None => (None, authority),
         };
-        let (user, password) = match userinfo {
-            None => (None, None),
-            Some(u) => match u.split_once(':') {
-                None => return Err(UrlError::UserWithoutPassword),
-                Some((user, pass)) => {
-                    let user = if user.is_empty() { None } else { Some(percent_decode(user)?) };
-                    (user, Some(percent_decode(pass)?))
-                }
-            },
-        };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (addr, after) = v6.split_once(']').ok_or(UrlError::Ipv6)?;
-            if addr.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(UrlError::Ipv6);
-            }
-            let port = match after {
-                "" => DEFAULT_PORT,
-                _ => parse_port(after.strip_prefix(':').ok_or(UrlError::Ipv6)?)?,
-            };
-            (addr, port)
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, _)) if h.contains(':') => return Err(UrlError::Ipv6),
-                Some((h, p)) => (h, parse_port(p)?),
-                None => (hostport, DEFAULT_PORT),
-            }
-        };
-        if host.is_empty() {
-            return Err(UrlError::EmptyHost);
-        }
-        let db = match path {
-            None | Some("") => 0,
-            Some(d) if d.contains('/') => return Err(UrlError::Unexpected(d.to_string())),
-            Some(d) if d.bytes().all(|b| b.is_ascii_digit()) => d.parse().map_err(|_| UrlError::Db(d.to_string()))?,
-            Some(d) => return Err(UrlError::Db(d.to_string())),
-        };
-        Ok(RedisUrl { host: host.to_string(), port, user, password, db })
+        let (user, password) = parse_userinfo(userinfo)?;
+        let (host, port) = parse_host_port(hostport, DEFAULT_PORT)?;
+        let db = parse_db(path)?;
+        Ok(RedisUrl { host, port, user, password, db })
     }
 
     /// `HOST:PORT`, with an IPv6 host in brackets: what [`ToSocketAddrs`] takes.
     pub fn host_port(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        host_port(&self.host, self.port)
     }
 
     /// The server's addresses (a host name is resolved, which may block: call it at start-up).

@@ -9,6 +9,7 @@ use log::{debug, info, warn};
 use super::scripts::{self, Beat};
 use super::{Inbound, Node, Purpose, UID_BLOCK};
 use crate::cluster::link::Value;
+use crate::cluster::sentinel::means_not_master;
 use crate::cluster::wire::node_hex;
 
 /// A lease counts as renewed while this node was connected when that was at least this long after it
@@ -24,6 +25,13 @@ const SNAPSHOT_WAIT: Duration = Duration::from_secs(2);
 impl Node {
     pub(super) fn on_reply(&mut self, purpose: Purpose, value: Value) {
         if let Value::Error(e) = &value {
+            if means_not_master(e) && purpose != Purpose::Role {
+                // Not written: the connection is dropped, so everything unconfirmed is written again to the
+                // master the sentinels name next.
+                warn!("cluster: Redis answered {e:?}; reconnecting to the master");
+                self.drop_link(super::COMMANDS, "the server is not a usable master");
+                return;
+            }
             match purpose {
                 // A stream entry that is already there: a resend after a lost answer.
                 Purpose::Part { .. } if e.contains("equal or smaller") => {}
@@ -45,6 +53,7 @@ impl Node {
                 }
             }
             Purpose::HistoryPage => self.on_history_page(value),
+            Purpose::Role => self.on_role(&value),
             Purpose::Ignore => {}
         }
     }

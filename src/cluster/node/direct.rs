@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use log::warn;
 
-use super::{Inbound, Node, Purpose, COMMANDS};
+use super::{Inbound, Node, Purpose};
 use crate::chat::event::Directed;
 use crate::cluster::wire::{put_directed, write_direct_header, DirectMessage};
 
@@ -54,7 +54,7 @@ impl Node {
 
     /// Publishes the waiting directed messages, if the commands connection is up.
     pub(super) fn send_directs(&mut self) {
-        if !self.slots[COMMANDS].is_up() {
+        if !self.commands_ready {
             return;
         }
         while let Some((target, bytes)) = self.directs.waiting.pop_front() {

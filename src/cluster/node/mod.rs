@@ -10,6 +10,7 @@
 
 mod control;
 mod direct;
+mod failover;
 mod history;
 mod inbox;
 mod outbox;
@@ -37,6 +38,9 @@ pub use self::refusals::SayRefusal;
 pub const COMMANDS: usize = 0;
 /// The connection subscribed to the bus.
 pub const BUS: usize = 1;
+
+/// The connection to a sentinel (with Sentinel only): where the master is, and `+switch-master`.
+pub const SENTINEL: usize = 2;
 
 /// The tag of the bus connection's subscription to this node's own channel (the bus's is 0).
 const DIRECT_TAG: Tag = 1;
@@ -67,13 +71,26 @@ const UID_BLOCK: u64 = 1024;
 /// No answer from Redis for this long while commands wait: the connection is dropped and made again.
 const STALL: Duration = Duration::from_secs(10);
 
+/// Where the master is asked for when Sentinel watches it.
+#[derive(Debug, Clone)]
+pub struct SentinelConfig {
+    /// The sentinels, asked in turn.
+    pub sentinels: Vec<SocketAddr>,
+    /// The master's name.
+    pub master: String,
+    /// How to log in to a sentinel.
+    pub login: RedisUrl,
+}
+
 /// What a node is told at start.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
-    /// The Redis server.
+    /// How to log in to the Redis server (with Sentinel: to whichever is the master).
     pub url: RedisUrl,
-    /// Its address, resolved.
-    pub addr: SocketAddr,
+    /// Its address, resolved (with Sentinel: the master's as the sentinels said at start, if one answered).
+    pub addr: Option<SocketAddr>,
+    /// The sentinels, when Sentinel watches the master.
+    pub sentinel: Option<SentinelConfig>,
     /// The keys under `--cluster-prefix`.
     pub keys: Keys,
     /// `--cluster-heartbeat-ms`.
@@ -141,6 +158,14 @@ pub struct ClusterStats {
     pub direct_received_total: u64,
     /// Directed messages dropped because Redis was away past `--cluster-buffer`.
     pub direct_dropped_total: u64,
+    /// 1 when the node finds its master through Sentinel.
+    pub sentinel: u64,
+    /// With Sentinel: 1 while a sentinel connection is up and has said where the master is.
+    pub sentinel_up: u64,
+    /// With Sentinel: connects to a sentinel that failed.
+    pub sentinel_failures_total: u64,
+    /// With Sentinel: times the master moved (a failover seen by this node).
+    pub master_changes_total: u64,
 }
 
 /// What a command on the commands connection was for.
@@ -159,6 +184,8 @@ enum Purpose {
         node: u64,
     },
     HistoryPage,
+    /// The master's `ROLE`, with Sentinel.
+    Role,
     Ignore,
 }
 
@@ -180,7 +207,17 @@ struct Joining {
 pub struct Node {
     cfg: NodeConfig,
     now: Instant,
-    slots: [Slot; 2],
+    /// The commands and bus connections, and with Sentinel the sentinel connection.
+    slots: Vec<Slot>,
+    /// Where the master is: the server of a `redis://` URL, or what the sentinels said last (`None` until
+    /// one said).
+    master: Option<SocketAddr>,
+    /// The commands connection may be used: it is up and, with Sentinel, its server said it is the master.
+    commands_ready: bool,
+    /// The sentinel asked next.
+    sentinel_at: usize,
+    /// When the sentinels were last asked again because of a lost master link.
+    resolved_at: Option<Instant>,
     requests: Vec<LinkRequest>,
     inflight: HashMap<Tag, Purpose>,
     next_tag: Tag,
@@ -232,11 +269,17 @@ pub struct Node {
 impl Node {
     /// A node that will connect at the first turn.
     pub fn new(cfg: NodeConfig, now: Instant) -> Node {
+        let slots = (0..if cfg.sentinel.is_some() { 3 } else { 2 }).map(|_| Slot::new(now)).collect();
+        let master = cfg.addr;
         Node {
             direct_channel: cfg.keys.node_direct(cfg.id),
             cfg,
             now,
-            slots: [Slot::new(now), Slot::new(now)],
+            slots,
+            master,
+            commands_ready: false,
+            sentinel_at: 0,
+            resolved_at: None,
             requests: Vec::new(),
             inflight: HashMap::new(),
             next_tag: 1,
@@ -290,11 +333,20 @@ impl Node {
         s.buffered_bytes = (self.pending_bytes + self.turn.bytes()) as u64;
         s.history_loaded_bytes = self.joining.load.loaded;
         s.stream_bytes = self.stream_bytes as u64;
+        s.sentinel = u64::from(self.cfg.sentinel.is_some());
         s
     }
 
     /// Why the node cannot serve as a full member of the cluster right now, if it cannot.
     pub fn health(&self) -> Result<(), String> {
+        if self.master.is_none() {
+            let master = self.cfg.sentinel.as_ref().map_or("", |s| s.master.as_str());
+            let why = &self.slots.get(SENTINEL).map_or("", |s| s.down_reason.as_str());
+            return Err(format!("cluster: asking the sentinels where master {master:?} is (last: {why})"));
+        }
+        if !self.commands_ready && self.slots[COMMANDS].is_up() {
+            return Err("cluster: checking that the server the sentinels named is the master".to_string());
+        }
         if !self.joined {
             let mut why = "cluster: joining (waiting for Redis and the other nodes)".to_string();
             for (i, what) in [(COMMANDS, "commands"), (BUS, "subscription")] {
@@ -322,12 +374,16 @@ impl Node {
     /// Sets the time; runs what is due (reconnects, heartbeats, time-outs). Called once per loop turn.
     pub fn set_now(&mut self, now: Instant) {
         self.now = now;
-        for link in [COMMANDS, BUS] {
+        for link in 0..self.slots.len() {
+            let addr = if link == SENTINEL { self.sentinel_addr() } else { self.master };
             let slot = &mut self.slots[link];
             match &slot.state {
                 SlotState::Down { retry_at } if now >= *retry_at && !self.shutting_down => {
-                    slot.state = SlotState::Connecting { since: now };
-                    self.requests.push(LinkRequest::Connect { link, addr: self.cfg.addr });
+                    // Without a master known yet, only the sentinel connection is made.
+                    if let Some(addr) = addr {
+                        slot.state = SlotState::Connecting { since: now };
+                        self.requests.push(LinkRequest::Connect { link, addr });
+                    }
                 }
                 SlotState::Connecting { since } if now >= *since + slot::CONNECT_TIMEOUT => {
                     self.requests.push(LinkRequest::Close { link });
@@ -342,7 +398,7 @@ impl Node {
         }
         self.prune_recent();
         self.log_refusals(false);
-        if self.slots[COMMANDS].is_up() && !self.heartbeat_asked && now >= self.next_heartbeat {
+        if self.commands_ready && !self.heartbeat_asked && now >= self.next_heartbeat {
             self.heartbeat();
         }
         self.check_joined();
@@ -391,6 +447,9 @@ impl Node {
     /// Queues a command on the commands connection (nothing when it is down: what matters is redone when
     /// it comes back).
     fn command(&mut self, purpose: Purpose, args: &[&[u8]]) -> bool {
+        if !self.commands_ready {
+            return false;
+        }
         let tag = self.next_tag;
         let Some(link) = self.slots[COMMANDS].link() else { return false };
         link.command(tag, args);
@@ -401,15 +460,21 @@ impl Node {
 
     /// A connection went down (the reactor saw it, or the node gave it up).
     fn link_down(&mut self, link: usize, reason: &str) {
+        if link == SENTINEL {
+            return self.sentinel_down(reason);
+        }
         let was_up = self.slots[link].is_up();
         self.slots[link].down(reason, self.now);
         if was_up {
             self.stats.reconnects_total += 1;
             warn!("cluster: {} link to Redis lost: {reason}", if link == COMMANDS { "commands" } else { "bus" });
-        } else {
-            debug!("cluster: cannot connect to Redis at {}: {reason}", self.cfg.addr);
+        } else if let Some(addr) = self.master {
+            debug!("cluster: cannot connect to Redis at {addr}: {reason}");
         }
+        // With Sentinel the master may have moved: the sentinels are asked again.
+        self.ask_sentinels_again();
         if link == COMMANDS {
+            self.commands_ready = false;
             self.inflight.clear();
             self.heartbeat_asked = false;
             self.uids_asked = false;
@@ -427,6 +492,9 @@ impl Node {
     }
 
     fn link_up(&mut self, link: usize) {
+        if link == SENTINEL {
+            return self.sentinel_up();
+        }
         let slot = &mut self.slots[link];
         slot.up(&self.cfg.url, self.now);
         if link == BUS {
@@ -437,7 +505,19 @@ impl Node {
             }
             return;
         }
-        info!("cluster: connected to Redis at {}", self.cfg.addr);
+        if self.cfg.sentinel.is_some() {
+            // Only a server that says it is the master is written to; the rest waits for its answer.
+            return self.check_role();
+        }
+        self.commands_up();
+    }
+
+    /// The commands connection is usable: register, take uids, send what waits, fill, load.
+    fn commands_up(&mut self) {
+        self.commands_ready = true;
+        if let Some(addr) = self.master {
+            info!("cluster: connected to Redis at {addr}");
+        }
         self.command_ups += 1;
         self.connected_since = Some(self.now);
         self.first_beat = true;
@@ -481,6 +561,7 @@ impl Node {
                 }
             }
             (BUS, Event::Message { payload, .. }) => self.on_bus(payload),
+            (SENTINEL, event) => self.on_sentinel(event),
             (_, other) => {
                 self.stats.garbage_total += 1;
                 debug!("cluster: unexpected input on link {link}: {other:?}");
@@ -547,7 +628,11 @@ impl LinkHost for Node {
 
     fn wakeup(&self) -> Option<Instant> {
         let mut at = self.slots.iter().filter_map(Slot::due).min();
-        if self.slots[COMMANDS].is_up() && !self.heartbeat_asked {
+        if self.master.is_none() {
+            // No master to connect to: only the sentinel connection's time counts.
+            at = self.slots.get(SENTINEL).and_then(Slot::due);
+        }
+        if self.commands_ready && !self.heartbeat_asked {
             at = Some(at.map_or(self.next_heartbeat, |t| t.min(self.next_heartbeat)));
         }
         if !self.joined {
@@ -560,8 +645,7 @@ impl LinkHost for Node {
     }
 
     fn idle(&self) -> bool {
-        self.pending.is_empty() && self.turn.is_empty() && self.output(COMMANDS).is_empty()
-            || !self.slots[COMMANDS].is_up()
+        self.pending.is_empty() && self.turn.is_empty() && self.output(COMMANDS).is_empty() || !self.commands_ready
     }
 }
 

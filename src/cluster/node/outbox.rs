@@ -202,7 +202,7 @@ impl Node {
     /// Writes every queued message not sent on the current connection: stream entry first, then the
     /// publish (so a receiver that subscribes between the two finds it in the stream), then history.
     pub(super) fn send_pending(&mut self) {
-        if !self.slots[super::COMMANDS].is_up() {
+        if !self.commands_ready {
             return;
         }
         let stream = self.cfg.keys.node_stream(self.cfg.id);

@@ -22,7 +22,8 @@ const OTHER: u64 = 0xbbbb;
 fn config(history: usize, buffer: usize) -> NodeConfig {
     NodeConfig {
         url: RedisUrl::parse("redis://127.0.0.1:6379").unwrap(),
-        addr: "127.0.0.1:6379".parse().unwrap(),
+        addr: Some("127.0.0.1:6379".parse().unwrap()),
+        sentinel: None,
         keys: Keys::default(),
         heartbeat: Duration::from_millis(100),
         buffer,
