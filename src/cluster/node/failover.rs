@@ -109,12 +109,15 @@ impl Node {
         self.master = Some(addr);
         self.cfg.url.host = addr.ip().to_string();
         self.cfg.url.port = addr.port();
+        // The sentinels just said where it is: these drops are no reason to ask them again.
+        self.resolved_at = Some(self.now);
         for link in [COMMANDS, BUS] {
             if !matches!(self.slots[link].state, SlotState::Down { .. }) {
                 self.drop_link(link, "the master moved");
             }
             self.slots[link].state = SlotState::Down { retry_at: self.now };
         }
+        self.resolved_at = None;
     }
 
     /// Closes `link` and takes it down for `reason`.
