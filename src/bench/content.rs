@@ -100,6 +100,32 @@ pub fn say_request(out: &mut Vec<u8>, content: &[u8]) {
     out.extend_from_slice(br#""}"#);
 }
 
+/// How the text the `api` scenario pushes with `POST /api/send` starts: `{"type":"bench","content":"`.
+const BENCH_DATA_PREFIX: &[u8] = br#"{"type":"bench","content":""#;
+/// How it ends, after the content.
+const BENCH_DATA_SUFFIX: &[u8] = br#""}"#;
+
+/// Appends the text the `api` scenario pushes verbatim with `POST /api/send`: `{"type":"bench","content":"…"}`,
+/// a JSON object of a type no chat message has, that ends with the content and so with its stamp. The content
+/// must need no JSON escaping, which [`encode`]'s output never does.
+pub fn bench_data(out: &mut Vec<u8>, content: &[u8]) {
+    out.extend_from_slice(BENCH_DATA_PREFIX);
+    out.extend_from_slice(content);
+    out.extend_from_slice(BENCH_DATA_SUFFIX);
+}
+
+/// The stamp in a text [`bench_data`] wrote. Fast path: the stamp ends the text just before its closing `"}`;
+/// otherwise the `content` field is looked up by a scan.
+#[inline]
+pub fn bench_stamp(json: &[u8]) -> Option<Stamp> {
+    if let Some(fields) = json.strip_suffix(BENCH_DATA_SUFFIX) {
+        if let Some(stamp) = parse(fields) {
+            return Some(stamp);
+        }
+    }
+    parse(json_str_field(json, b"content")?)
+}
+
 /// The chat login request for `name`, in `room` when given, asking for a session when `resume`, proving who
 /// it is with `token` when given. Names, rooms and tokens must need no JSON escaping (a JWT is base64url and
 /// dots).
@@ -296,6 +322,8 @@ pub enum ChatKind {
     Error,
     /// The `resumed` that ends the answer to a resume.
     Resumed,
+    /// A text pushed by the `api` scenario through `POST /api/send` ([`bench_data`]).
+    Bench,
     /// Anything else, or no `type` at all.
     Other,
 }
@@ -320,6 +348,7 @@ pub fn chat_kind(json: &[u8]) -> ChatKind {
                 b'u' => (USER_LIST_PREFIX, ChatKind::UserList),
                 b'e' => (br#"{"type":"error","#, ChatKind::Error),
                 b'r' => (br#"{"type":"resumed","#, ChatKind::Resumed),
+                b'b' => (br#"{"type":"bench","#, ChatKind::Bench),
                 _ => (b"", ChatKind::Other),
             };
             if !prefix.is_empty() && json.starts_with(prefix) {
@@ -334,6 +363,7 @@ pub fn chat_kind(json: &[u8]) -> ChatKind {
         Some(b"logout") => ChatKind::Logout,
         Some(b"error") => ChatKind::Error,
         Some(b"resumed") => ChatKind::Resumed,
+        Some(b"bench") => ChatKind::Bench,
         _ => ChatKind::Other,
     }
 }
@@ -478,6 +508,29 @@ mod tests {
         assert_eq!(say_stamp(other.as_bytes()), Some(stamp));
         assert_eq!(say_stamp(br#"{"type":"say","content":"hello","time":"2024-01-01 00:00:00"}"#), None);
         assert_eq!(say_stamp(br#"","time":"2024-01-01 00:00:00"}"#), None);
+    }
+
+    #[test]
+    fn bench_data_is_json_and_parses_back() {
+        let stamp = Stamp { sender: 3, seq: 70_000, nanos: 9_876_543_210 };
+        let mut content = Vec::new();
+        encode(&mut content, stamp, 64);
+        let mut data = Vec::new();
+        bench_data(&mut data, &content);
+        let v: serde_json::Value = serde_json::from_slice(&data).unwrap();
+        assert_eq!(v["type"], "bench");
+        assert_eq!(v["content"].as_str().unwrap().as_bytes(), &content[..]);
+        assert_eq!(chat_kind(&data), ChatKind::Bench);
+        assert_eq!(bench_stamp(&data), Some(stamp));
+        // Another field order or spacing: the scan finds it.
+        let content = String::from_utf8(content).unwrap();
+        let other = format!(r#"{{"content": "{content}", "type":"bench"}}"#);
+        assert_eq!(chat_kind(other.as_bytes()), ChatKind::Bench);
+        assert_eq!(bench_stamp(other.as_bytes()), Some(stamp));
+        for bad in [&br#"{"type":"bench","content":"hello"}"#[..], br#"{"type":"bench"}"#, br#""}"#, b""] {
+            assert_eq!(bench_stamp(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(chat_kind(br#"{"type":"benches","content":"x"}"#), ChatKind::Other);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The result of a bench run: one flat record with the keys the contract names (for `--json`), the steps of
 //! a saturate run, and the human table printed by default.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use hdrhistogram::Histogram;
@@ -128,6 +129,51 @@ pub struct ChurnReport {
     pub problems: Vec<String>,
 }
 
+/// What an api run adds: the API's requests, their answers and the verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ApiReport {
+    /// The call: `say` or `send`.
+    pub verb: String,
+    /// The API's address.
+    pub addr: String,
+    /// The room the clients are in and the requests go to.
+    pub room: String,
+    /// Keep-alive connections to the API.
+    pub api_clients: usize,
+    /// Most requests unanswered on one connection.
+    pub depth: usize,
+    /// Requests per second offered, all connections together.
+    pub rate: f64,
+    /// Requests sent in the whole run (warm-up included).
+    pub requests: u64,
+    /// Requests sent per second in the measured window.
+    pub sent_per_s: f64,
+    /// Answers read per second in the measured window: the API's throughput.
+    pub requests_per_s: f64,
+    /// Answers by status, over the whole run.
+    pub statuses: BTreeMap<String, u64>,
+    /// Requests that did not succeed: answers other than 200, and requests a lost connection left unanswered.
+    pub api_errors: u64,
+    /// Of those, requests never answered.
+    pub unanswered: u64,
+    /// The first of them, in words.
+    pub first_api_error: Option<String>,
+    /// Recipients the 200 answers named (`users` of a say, `queued` of a send), summed.
+    pub recipients: u64,
+    /// Times a request fell due with every connection's pipeline full.
+    pub stalls: u64,
+    /// API connections lost (closed by the server, or failed).
+    pub connections_lost: usize,
+    /// From a request's send to its answer (the delivery latency is the report's `p50_us`…).
+    pub answer_latency: Latency,
+    /// Requests answered per second of server CPU time (with `--pid`).
+    pub requests_per_server_cpu_s: Option<f64>,
+    /// True when every request succeeded and every client got every message once, in order.
+    pub clean: bool,
+    /// What was not, in words.
+    pub problems: Vec<String>,
+}
+
 /// Everything a run reports. Keys follow CONTRACT.md; fields a scenario does not measure stay zero or null.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Report {
@@ -231,6 +277,8 @@ pub struct Report {
     pub steps: Vec<Step>,
     /// The churn run's cuts and resumes.
     pub churn: Option<ChurnReport>,
+    /// The api run's requests and answers.
+    pub api: Option<ApiReport>,
 }
 
 /// A number in engineering style: 1234567 → "1.23 M".
@@ -344,6 +392,9 @@ impl Report {
         if let Some(c) = &self.churn {
             c.table(&mut s);
         }
+        if let Some(a) = &self.api {
+            a.table(&mut s);
+        }
         if !self.steps.is_empty() {
             let _ = writeln!(s, "  steps:    msg/s   offered/s  delivered/s   p99 µs  client  server  verdict");
             for st in &self.steps {
@@ -361,6 +412,46 @@ impl Report {
             }
         }
         s
+    }
+}
+
+impl ApiReport {
+    /// Its lines of the human table.
+    fn table(&self, s: &mut String) {
+        let _ = writeln!(
+            s,
+            "  api            {} to room {:?} at {}, {} keep-alive connections (pipeline {})",
+            self.verb, self.room, self.addr, self.api_clients, self.depth
+        );
+        let statuses: Vec<String> = self.statuses.iter().map(|(k, v)| format!("{k}×{v}")).collect();
+        let _ = writeln!(
+            s,
+            "  requests       {}/s answered ({}/s sent, {}/s offered), {} in all; statuses {}",
+            si(self.requests_per_s),
+            si(self.sent_per_s),
+            si(self.rate),
+            self.requests,
+            if statuses.is_empty() { "none".to_string() } else { statuses.join(" ") }
+        );
+        let _ = writeln!(
+            s,
+            "  api errors     {} ({} unanswered, {} connections lost), {} stalls",
+            self.api_errors, self.unanswered, self.connections_lost, self.stalls
+        );
+        if let Some(e) = &self.first_api_error {
+            let _ = writeln!(s, "  first api err  {e}");
+        }
+        let l = &self.answer_latency;
+        let _ = writeln!(
+            s,
+            "  answer µs      p50 {:.0}  p99 {:.0}  max {:.0}  ({} samples; delivery latency above is from the same send)",
+            l.p50_us, l.p99_us, l.max_us, l.samples
+        );
+        if let Some(r) = self.requests_per_server_cpu_s {
+            let _ = writeln!(s, "  per server CPU {} API requests per CPU-second", si(r));
+        }
+        let verdict = if self.clean { "clean".to_string() } else { format!("NOT CLEAN: {}", self.problems.join(", ")) };
+        let _ = writeln!(s, "  verdict        {verdict}");
     }
 }
 
@@ -496,6 +587,43 @@ mod tests {
         let none: serde_json::Value = serde_json::from_str(&Report::default().to_json()).unwrap();
         assert!(none["churn"].is_null());
         assert!(!Report::default().to_table().contains("verdict"));
+    }
+
+    #[test]
+    fn an_api_run_reports_its_requests_and_verdict() {
+        let api = ApiReport {
+            verb: "say".into(),
+            addr: "127.0.0.1:8080".into(),
+            room: "1".into(),
+            api_clients: 4,
+            depth: 64,
+            rate: 10_000.0,
+            requests: 60_000,
+            requests_per_s: 9_990.0,
+            statuses: BTreeMap::from([("200".to_string(), 59_999), ("503".to_string(), 1)]),
+            api_errors: 1,
+            first_api_error: Some("answered 503: busy".into()),
+            requests_per_server_cpu_s: Some(20_000.0),
+            problems: vec!["1 API requests failed".into()],
+            ..ApiReport::default()
+        };
+        let r = Report { scenario: "api".into(), api: Some(api), ..Report::default() };
+        let t = r.to_table();
+        assert!(
+            t.contains(
+                "\n  api            say to room \"1\" at 127.0.0.1:8080, 4 keep-alive connections (pipeline 64)\n"
+            ),
+            "{t}"
+        );
+        assert!(t.contains("\n  requests       10.0 k/s answered (0/s sent, 10.0 k/s offered), 60000 in all; statuses 200×59999 503×1\n"), "{t}");
+        assert!(t.contains("\n  first api err  answered 503: busy\n"), "{t}");
+        assert!(t.contains("\n  per server CPU 20.0 k API requests per CPU-second\n"), "{t}");
+        assert!(t.contains("\n  verdict        NOT CLEAN: 1 API requests failed\n"), "{t}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!((v["api"]["requests"].as_u64(), v["api"]["api_errors"].as_u64()), (Some(60_000), Some(1)));
+        assert_eq!(v["api"]["statuses"]["503"], 1);
+        assert!(v["api"]["answer_latency"]["p99_us"].is_number());
+        assert!(serde_json::from_str::<serde_json::Value>(&Report::default().to_json()).unwrap()["api"].is_null());
     }
 
     #[test]

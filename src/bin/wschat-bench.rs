@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
+use wschat::bench::api::{ApiConfig, ApiKey, Verb};
 use wschat::bench::tls::{client_config, Trust};
 use wschat::bench::{self, target, BenchConfig, Proto, Scenario};
 
@@ -19,6 +20,18 @@ enum ScenarioArg {
     /// A fanout whose clients log in with resume and are cut at random (reset or FIN, no close frame), then
     /// resume on a new connection (to the next URL); audited over all their connections. Exits 1 unless clean.
     Churn,
+    /// C clients log in to one room; the server API (--api) says or sends to it at R requests/s over
+    /// --api-clients keep-alive connections; every message audited and timed by every client. Exits 1 unless
+    /// clean (nothing lost, duplicated or reordered, every request answered 200).
+    Api,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum VerbArg {
+    /// POST /api/say: a chat say from uid 0 to the room.
+    Say,
+    /// POST /api/send: a text pushed verbatim to every connection in the room.
+    Send,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -59,7 +72,8 @@ struct Args {
     /// Number of sending clients (default: all).
     #[arg(long, short = 's')]
     senders: Option<usize>,
-    /// Offered messages per second, all senders together (fanout default: 200000/clients; saturate: the first step).
+    /// Offered messages per second, all senders together (fanout default: 200000/clients; saturate: the first step;
+    /// api: API requests per second, default 10000).
     #[arg(long, short = 'r')]
     rate: Option<f64>,
     /// Seconds measured (saturate: per step; connect: seconds held idle).
@@ -86,6 +100,25 @@ struct Args {
     /// Chat room size (default: one room; connect: rooms of 10).
     #[arg(long)]
     room_size: Option<usize>,
+    /// Chat: the name of the room when every client is in one (default: the server's; api: "1").
+    #[arg(long, value_name = "NAME")]
+    room: Option<String>,
+    /// Api: the server API's address (the daemon's --api), host:port.
+    #[arg(long, value_name = "ADDR")]
+    api: Option<String>,
+    /// Api: a file holding the API key (the daemon's --api-key-file; surrounding whitespace trimmed).
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
+    /// Api: keep-alive HTTP connections to the API, requests spread round robin.
+    #[arg(long, default_value_t = 4)]
+    api_clients: usize,
+    /// Api: most requests unanswered on one connection (pipelining); a higher -r than the server answers
+    /// then measures the API at saturation.
+    #[arg(long, default_value_t = 64)]
+    api_depth: usize,
+    /// Api: the call: say (POST /api/say) or send (POST /api/send to the room, a JSON text the clients read).
+    #[arg(long, value_enum, default_value = "say")]
+    verb: VerbArg,
     /// Saturate: p99 latency bound in milliseconds.
     #[arg(long, default_value_t = 50.0)]
     p99_bound_ms: f64,
@@ -136,6 +169,7 @@ fn config(args: &Args) -> Result<BenchConfig, String> {
         ScenarioArg::Saturate => Scenario::Saturate,
         ScenarioArg::Connect => Scenario::Connect,
         ScenarioArg::Churn => Scenario::Churn,
+        ScenarioArg::Api => Scenario::Api,
     };
     let wss = targets.iter().any(|t| t.tls.is_some());
     let trust = match (&args.ca, args.insecure) {
@@ -183,7 +217,30 @@ fn config(args: &Args) -> Result<BenchConfig, String> {
             wschat::bench::token::TokenKey::load(path).map_err(|e| format!("--token-key {}: {e}", path.display()))?;
         cfg.token_key = Some(key);
     }
+    cfg.room = args.room.clone();
+    cfg.api = api_config(args)?;
     Ok(cfg)
+}
+
+/// The API settings: `--api` and `--api-key-file` together (the api scenario needs them, the others take none).
+fn api_config(args: &Args) -> Result<Option<ApiConfig>, String> {
+    let (addr, path) = match (&args.api, &args.api_key_file, args.scenario) {
+        (Some(addr), Some(path), ScenarioArg::Api) => (addr, path),
+        (None, None, ScenarioArg::Api) => return Err("api needs --api ADDR and --api-key-file FILE".into()),
+        (_, _, ScenarioArg::Api) => return Err("api needs both --api ADDR and --api-key-file FILE".into()),
+        (None, None, _) => return Ok(None),
+        _ => return Err("--api and --api-key-file apply to the api scenario only".into()),
+    };
+    let (addr, host) = wschat::bench::api::resolve(addr, args.allow_remote).map_err(|e| e.to_string())?;
+    let key = ApiKey::load(path).map_err(|e| format!("--api-key-file {e}"))?;
+    if args.api_clients == 0 || args.api_depth == 0 {
+        return Err("--api-clients and --api-depth must be at least 1".into());
+    }
+    let verb = match args.verb {
+        VerbArg::Say => Verb::Say,
+        VerbArg::Send => Verb::Send,
+    };
+    Ok(Some(ApiConfig { addr, host, key, clients: args.api_clients, depth: args.api_depth, verb }))
 }
 
 fn main() -> ExitCode {
@@ -215,6 +272,12 @@ fn main() -> ExitCode {
                 eprintln!("wschat-bench: churn not clean: {}", churn.problems.join(", "));
                 return ExitCode::FAILURE;
             }
+            if let Some(api) = report.api.as_ref().filter(|a| !a.clean) {
+                let first =
+                    api.first_api_error.as_ref().map(|e| format!(" (first API error: {e})")).unwrap_or_default();
+                eprintln!("wschat-bench: api not clean: {}{first}", api.problems.join(", "));
+                return ExitCode::FAILURE;
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -241,6 +304,38 @@ mod tests {
         let cfg = config(&args).unwrap();
         assert_eq!((cfg.cuts_per_sec, cfg.reset_share, cfg.away), (100.0, 0.25, Duration::from_millis(50)));
         assert!(config(&parse(&["churn", "--away-ms=-1"]).unwrap()).is_err());
+    }
+
+    #[test]
+    fn api_takes_its_address_key_and_verb() {
+        let dir = std::env::temp_dir().join(format!("wschat-bench-args-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let key = dir.join("api.key");
+        std::fs::write(&key, "0123456789abcdef\n").unwrap();
+        let key = key.to_str().unwrap();
+        let cfg = config(&parse(&["api", "--api", "127.0.0.1:8080", "--api-key-file", key]).unwrap()).unwrap();
+        assert_eq!(cfg.scenario, Scenario::Api);
+        let api = cfg.api.unwrap();
+        assert_eq!((api.addr, api.clients, api.depth, api.verb), ("127.0.0.1:8080".parse().unwrap(), 4, 64, Verb::Say));
+        assert_eq!(api.key.bytes(), b"0123456789abcdef");
+        let args = ["api", "--api", "127.0.0.1:1", "--api-key-file", key, "--verb", "send", "--api-clients", "2"];
+        let cfg = config(&parse(&[&args[..], &["--room", "lobby"]].concat()).unwrap()).unwrap();
+        assert_eq!(
+            (cfg.api.as_ref().map(|a| (a.verb, a.clients)), cfg.room.as_deref()),
+            (Some((Verb::Send, 2)), Some("lobby"))
+        );
+        for (bad, why) in [
+            (&["api"][..], "--api ADDR and --api-key-file"),
+            (&["api", "--api", "127.0.0.1:1"], "both"),
+            (&["fanout", "--api", "127.0.0.1:1", "--api-key-file", key], "api scenario only"),
+            (&["api", "--api", "192.0.2.1:1", "--api-key-file", key], "--allow-remote"),
+            (&["api", "--api", "127.0.0.1:1", "--api-key-file", "/nonexistent/k"], "/nonexistent/k"),
+            (&["api", "--api", "127.0.0.1:1", "--api-key-file", key, "--api-depth", "0"], "at least 1"),
+        ] {
+            let err = config(&parse(bad).unwrap()).unwrap_err();
+            assert!(err.contains(why), "{bad:?}: {err}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -43,6 +43,10 @@ use crate::ws::message::{MessageDecoder, Role};
 /// Smallest read the shared buffer always has room for.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Tokens from this one up are not the engine's connections: sockets of the caller's registered in the
+/// engine's `Poll` ([`Engine::registry`]), whose events [`Engine::turn_with`] hands back.
+pub const FOREIGN_TOKENS: usize = usize::MAX / 2 + 1;
+
 /// The client engine.
 pub struct Engine {
     config: EngineConfig,
@@ -108,6 +112,16 @@ impl Engine {
     /// Nanoseconds since the engine's clock base: the time stamped into messages.
     pub fn now_nanos(&self) -> u64 {
         self.clock.elapsed().as_nanos() as u64
+    }
+
+    /// The engine's clock base: a stamp's time is nanoseconds since it.
+    pub fn clock(&self) -> Instant {
+        self.clock
+    }
+
+    /// The engine's `Poll` registry, for sockets of the caller's under tokens from [`FOREIGN_TOKENS`] up.
+    pub fn registry(&self) -> &mio::Registry {
+        self.poll.registry()
     }
 
     /// Starts a connection to target `idx mod n` (round robin over the targets); with the chat protocol it
@@ -312,6 +326,16 @@ impl Engine {
 
     /// Waits up to `timeout` for readiness and handles every event: reads, frames, writes.
     pub fn turn(&mut self, timeout: Option<Duration>) -> Result<(), EngineError> {
+        self.turn_with(timeout, |_| {})
+    }
+
+    /// [`Engine::turn`], handing every event of a token from [`FOREIGN_TOKENS`] up to `foreign`, in the order
+    /// the events came.
+    pub fn turn_with(
+        &mut self,
+        timeout: Option<Duration>,
+        mut foreign: impl FnMut(&mio::event::Event),
+    ) -> Result<(), EngineError> {
         let mut events = std::mem::replace(&mut self.events, Events::with_capacity(0));
         let polled = self.poll.poll(&mut events, timeout);
         if let Err(e) = polled {
@@ -324,6 +348,9 @@ impl Engine {
         for event in events.iter() {
             let idx = event.token().0;
             if idx >= self.conns.len() {
+                if idx >= FOREIGN_TOKENS {
+                    foreign(event);
+                }
                 continue;
             }
             if event.is_writable() || event.is_write_closed() || event.is_error() {

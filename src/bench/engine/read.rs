@@ -208,6 +208,10 @@ impl Sink {
                         self.counters.first_server_error = Some(String::from_utf8_lossy(text).into_owned());
                     }
                 }
+                ChatKind::Bench => match content::bench_stamp(text) {
+                    Some(stamp) => self.on_stamp(receiver, stamp, now, false),
+                    None => self.counters.other_messages += 1,
+                },
                 ChatKind::Other => self.counters.other_messages += 1,
             },
         }
@@ -427,6 +431,24 @@ mod tests {
         assert!(sessions.has_session(0));
         assert_eq!(sessions.hist.len(), 1);
         assert_eq!(s.audit.totals().duplicated, 1);
+    }
+
+    #[test]
+    fn texts_pushed_through_the_api_are_deliveries() {
+        let (mut c, mut s) = (conn(Proto::Chat), sink(Proto::Chat, 2));
+        feed(&mut c, &mut s, &switching_protocols(KEY), 0).unwrap();
+        let mut bytes = Vec::new();
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"user_list","user_list":[]}"#);
+        for seq in 0..3 {
+            let mut data = Vec::new();
+            content::bench_data(&mut data, &stamped(1, seq, 10));
+            write_frame(&mut bytes, OpCode::Text, &data);
+        }
+        write_frame(&mut bytes, OpCode::Text, br#"{"type":"bench","content":"not stamped"}"#);
+        feed(&mut c, &mut s, &bytes, 510).unwrap();
+        assert_eq!((s.counters.deliveries, s.counters.other_messages), (3, 1));
+        assert_eq!((s.audit.totals().unique, s.audit.next(0, 1)), (3, 3));
+        assert!(s.hist.equivalent(s.hist.max(), 500));
     }
 
     #[test]

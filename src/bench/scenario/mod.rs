@@ -1,11 +1,13 @@
 //! The scenarios on top of the engine: `fanout` (paced senders, latency and audit), `saturate` (rate steps
 //! up, then bisects, to the highest sustained delivery rate), `connect` (handshakes and logins per second,
 //! server memory per idle connection) and `churn` (a fanout whose clients are cut and resume their
-//! sessions, audited over their connections). Every phase has a deadline, so
+//! sessions, audited over their connections) and `api` (the server API pushing to one room, each message
+//! audited and timed by the room's clients). Every phase has a deadline, so
 //! every run ends in bounded time whatever the server does. The clients may be spread over several targets,
 //! the nodes of one cluster: client i connects to target i mod n, and the audit follows every (receiver,
 //! sender) pair whatever nodes they are on.
 
+mod api;
 mod churn;
 mod connect;
 mod cpu;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use self::runner::Run;
+use super::api::{ApiConfig, ApiError};
 use super::engine::{Engine, EngineConfig, EngineError, Proto};
 use super::report::{Report, UrlShare};
 use super::sys;
@@ -37,6 +40,8 @@ pub enum Scenario {
     Connect,
     /// A fanout whose clients (logged in with resume) are cut at random without a close frame and resume.
     Churn,
+    /// The server API pushes to one room at a paced rate; the room's clients audit and time every message.
+    Api,
 }
 
 impl fmt::Display for Scenario {
@@ -46,6 +51,7 @@ impl fmt::Display for Scenario {
             Scenario::Saturate => "saturate",
             Scenario::Connect => "connect",
             Scenario::Churn => "churn",
+            Scenario::Api => "api",
         })
     }
 }
@@ -100,6 +106,11 @@ pub struct BenchConfig {
     pub opt_in: bool,
     /// Chat: every client logs in with a token signed with this key, its user_id its login name.
     pub token_key: Option<crate::bench::token::TokenKey>,
+    /// Chat: the room of a run with one room (`None`: the login names none, so the server's default); the api
+    /// scenario's clients are in it and its requests go to it (`None`: "1", the daemon's default room).
+    pub room: Option<String>,
+    /// Api: the server API to load.
+    pub api: Option<ApiConfig>,
 }
 
 impl BenchConfig {
@@ -134,6 +145,8 @@ impl BenchConfig {
             away: Duration::ZERO,
             opt_in: false,
             token_key: None,
+            room: None,
+            api: None,
         }
     }
 }
@@ -154,6 +167,8 @@ pub enum BenchError {
     },
     /// A setting that cannot work.
     Config(String),
+    /// The server API cannot be used (api).
+    Api(ApiError),
 }
 
 impl fmt::Display for BenchError {
@@ -168,11 +183,18 @@ impl fmt::Display for BenchError {
                 Ok(())
             }
             BenchError::Config(why) => write!(f, "bad settings: {why}"),
+            BenchError::Api(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for BenchError {}
+
+impl From<ApiError> for BenchError {
+    fn from(e: ApiError) -> Self {
+        BenchError::Api(e)
+    }
+}
 
 impl From<EngineError> for BenchError {
     fn from(e: EngineError) -> Self {
@@ -204,6 +226,16 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
     let distinct = cfg.targets.iter().filter(|t| t.addr != cfg.targets[0].addr).count();
     if cfg.scenario == Scenario::Churn {
         churn::check(cfg)?;
+    }
+    if let Some(room) = &cfg.room {
+        if room.is_empty() || room.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+            return Err(BenchError::Config(
+                "--room must be a name without quotes, backslashes or control characters".into(),
+            ));
+        }
+    }
+    if cfg.scenario == Scenario::Api {
+        api::check(cfg)?;
     }
     if cfg.proto == Proto::Raw && cfg.scenario != Scenario::Connect && distinct > 0 {
         return Err(BenchError::Config(
@@ -240,15 +272,17 @@ pub fn run(cfg: &BenchConfig) -> Result<Report, BenchError> {
         warmup_s: cfg.warmup.as_secs_f64(),
         ..Report::default()
     };
-    let mut run = Run { cfg, engine, unsettled: 0, tokens: runner::mint_tokens(cfg) };
+    let mut run = Run { cfg, engine, unsettled: 0, tokens: runner::mint_tokens(cfg), api: None };
     match cfg.scenario {
         Scenario::Fanout => run.fanout(&mut report)?,
         Scenario::Saturate => run.saturate(&mut report)?,
         Scenario::Connect => run.connect(&mut report)?,
         Scenario::Churn => run.churn(&mut report)?,
+        Scenario::Api => run.api(&mut report)?,
     }
     run.finish(&mut report);
     churn::judge(&mut report);
+    api::judge(&mut report);
     run.engine.close_all();
     Ok(report)
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::cpu::{per_cpu, CLIENT_LIMIT_SHARE};
 use super::{BenchConfig, BenchError, Scenario};
+use crate::bench::api::ApiClients;
 use crate::bench::content::client_name;
 use crate::bench::engine::{Engine, Proto};
 use crate::bench::report::{Latency, Report};
@@ -20,6 +21,8 @@ pub(super) struct Run<'a> {
     /// Each client's login token (`--token-key`), signed before any clock or CPU meter starts: the server's
     /// verification is measured, not the bench's signing.
     pub(super) tokens: Vec<String>,
+    /// Api: the connections to the server API, driven by the engine's turns ([`Run::turn`]).
+    pub(super) api: Option<ApiClients>,
 }
 
 /// One token per client of `cfg` (none without `--token-key`), its user_id the client's login name.
@@ -45,6 +48,7 @@ impl Run<'_> {
         let start = Instant::now();
         let rooms = self.room_size();
         let single_room = rooms >= wanted;
+        let named = self.room_name();
         while self.engine.ready() < wanted && Instant::now() < deadline {
             let settled = self.engine.ready() + self.engine.closed();
             if settled >= wanted && self.engine.len() >= wanted {
@@ -52,7 +56,7 @@ impl Run<'_> {
             }
             while self.engine.len() < wanted && self.engine.len() - settled < self.cfg.concurrency {
                 let i = self.engine.len();
-                let room = if single_room { None } else { Some(format!("r{}", i / rooms)) };
+                let room = if single_room { named.clone() } else { Some(format!("r{}", i / rooms)) };
                 self.engine.open(&client_name(i), room.as_deref(), self.tokens.get(i).map(String::as_str))?;
             }
             self.engine.turn(Some(Duration::from_millis(5)))?;
@@ -89,7 +93,12 @@ impl Run<'_> {
             }
             self.unsettled = self.engine.stop_tracking_members();
         }
-        let senders = self.cfg.senders.unwrap_or(self.cfg.clients).max(1);
+        // The api scenario's senders are its API connections: client i's messages carry sender i.
+        let senders = match &self.cfg.api {
+            Some(api) if self.cfg.scenario == Scenario::Api => api.clients,
+            _ => self.cfg.senders.unwrap_or(self.cfg.clients),
+        }
+        .max(1);
         self.engine.start_audit(senders);
         Ok(senders)
     }
@@ -156,20 +165,45 @@ impl Run<'_> {
         room.min(clients - start) as u64
     }
 
-    /// Deliveries expected so far: every message sent to every member of its sender's room.
+    /// Deliveries expected so far: every message sent to every member of its sender's room, and every API
+    /// request answered 200 to every client (all in the room).
     pub(super) fn expected(&self) -> u64 {
         let sent = self.engine.sent_per_sender().iter().enumerate();
-        sent.map(|(s, &n)| u64::from(n) * self.receivers_of(s)).sum()
+        let api = self.api.as_ref().map_or(0, |a| a.counters().ok * self.cfg.clients as u64);
+        sent.map(|(s, &n)| u64::from(n) * self.receivers_of(s)).sum::<u64>() + api
     }
 
-    /// Keeps receiving until every expected delivery arrived, or nothing arrived for the drain timeout, or
-    /// ten drain timeouts passed in all (a server far behind may take a while to catch up; the next step
-    /// must not start with its backlog).
+    /// The room of a run with one room, as its logins name it (`None`: the server's default).
+    fn room_name(&self) -> Option<String> {
+        match (&self.cfg.room, self.cfg.scenario) {
+            (Some(room), _) => Some(room.clone()),
+            (None, Scenario::Api) => Some(super::api::DEFAULT_ROOM.to_string()),
+            (None, _) => None,
+        }
+    }
+
+    /// One turn of the engine, the API's connections' events handled in it.
+    pub(super) fn turn(&mut self, timeout: Option<Duration>) -> Result<(), BenchError> {
+        match &mut self.api {
+            Some(api) => self.engine.turn_with(timeout, |event| api.on_event(event))?,
+            None => self.engine.turn(timeout)?,
+        }
+        Ok(())
+    }
+
+    /// Distinct deliveries and API answers so far: what a drain waits on.
+    fn progress(&self) -> (u64, u64) {
+        (self.engine.audit().totals().unique, self.api.as_ref().map_or(0, |a| a.counters().answered))
+    }
+
+    /// Keeps receiving until every expected delivery (and every API answer) arrived, or nothing arrived for
+    /// the drain timeout, or ten drain timeouts passed in all (a server far behind may take a while to catch
+    /// up; the next step must not start with its backlog).
     pub(super) fn drain(&mut self) -> Result<(), BenchError> {
         let start = Instant::now();
-        let mut last = self.engine.audit().totals().unique;
+        let mut last = self.progress();
         let mut last_progress = start;
-        while last < self.expected() {
+        while last.0 < self.expected() || self.api.as_ref().is_some_and(|a| a.in_flight() > 0) {
             let now = Instant::now();
             if now - last_progress > self.cfg.drain_timeout || now - start > self.cfg.drain_timeout * 10 {
                 break;
@@ -177,10 +211,10 @@ impl Run<'_> {
             if self.engine.ready() + self.engine.closed() < self.cfg.clients || self.engine.ready() == 0 {
                 break;
             }
-            self.engine.turn(Some(Duration::from_millis(2)))?;
-            let unique = self.engine.audit().totals().unique;
-            if unique > last {
-                last = unique;
+            self.turn(Some(Duration::from_millis(2)))?;
+            let now = self.progress();
+            if now != last {
+                last = now;
                 last_progress = Instant::now();
             }
         }
@@ -221,7 +255,7 @@ impl Run<'_> {
         let totals = self.engine.audit().totals();
         report.connected = self.engine.ready();
         report.failed = c.closed as usize;
-        report.sent = self.engine.sent();
+        report.sent = self.engine.sent() + self.api.as_ref().map_or(0, |a| a.counters().sent);
         report.expected = self.expected();
         report.delivered = totals.unique;
         report.lost = report.expected.saturating_sub(totals.unique);
