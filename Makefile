@@ -2,7 +2,7 @@
 CARGO ?= cargo
 RELEASE := target/release
 
-.PHONY: all build run test test-rust test-e2e lint fmt clean
+.PHONY: all build run cluster-ha test test-rust test-e2e lint fmt clean
 
 all: build
 
@@ -11,6 +11,11 @@ build:
 
 run: build
 	$(RELEASE)/wschat
+
+# A master, a replica, three sentinels and two nodes with --cluster redis+sentinel://…, to try a failover
+# (mk/cluster-ha.sh; Ctrl-C stops everything).
+cluster-ha: build
+	mk/cluster-ha.sh
 
 # A test skipped for want of something prints `SKIP: <test>: <reason>` and appends it to WSCHAT_SKIP_LOG;
 # `make test` lists them at the end (under CI=true a missing dependency fails the test instead).
