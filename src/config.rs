@@ -123,7 +123,13 @@ pub struct Args {
     /// Connections the API port serves at once; beyond it new ones are closed at accept
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_api_connections: usize,
+    /// What is logged: error, warn, info, debug, trace or off (RUST_LOG, when set, wins)
+    #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = LOG_LEVELS)]
+    pub log_level: String,
 }
+
+/// The values of `--log-level`.
+pub const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
 
 /// The server API's port (`--api`).
 #[derive(Clone)]
@@ -208,6 +214,8 @@ pub struct Config {
     pub auth: Option<crate::chat::identity::Verifier>,
     /// The server API's port (`--api`), if any.
     pub api: Option<ApiPort>,
+    /// `--log-level`.
+    pub log_level: log::LevelFilter,
 }
 
 /// Where the certificate chain and its key are read from (at start and at each SIGHUP).
@@ -428,6 +436,7 @@ impl Args {
             },
             auth,
             api,
+            log_level: self.log_level.parse().unwrap_or(log::LevelFilter::Info),
         })
     }
 }

@@ -12,6 +12,7 @@ use crate::chat::ChatApp;
 use crate::cluster::flags::ClusterArgs;
 use crate::cluster::ClusterPresence;
 use crate::config::{Args, Config, ConfigError};
+use crate::config_file::{self, LayerError};
 use crate::echo::EchoApp;
 use crate::reactor::{Reactor, StartError};
 
@@ -25,6 +26,14 @@ use crate::reactor::{Reactor, StartError};
                   Open http://127.0.0.1:55151 in a browser to chat. RUST_LOG sets the log level (default info)."
 )]
 pub struct CommandLine {
+    /// Read the flags' values from this TOML file (every flag a key: max-connections = 10000); the command
+    /// line and WSCHAT_* environment variables win over it
+    #[arg(long, value_name = "FILE", env = "WSCHAT_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+    /// Print the configuration in force (command line, environment, file, defaults) as a file --config reads,
+    /// and exit
+    #[arg(long)]
+    pub print_config: bool,
     /// The daemon's own flags.
     #[command(flatten)]
     pub daemon: Args,
@@ -40,7 +49,29 @@ pub struct Daemon {
     app: Box<dyn Application>,
 }
 
+/// The command line as `wschat` started with it: over the environment and the configuration file.
+pub struct Loaded {
+    /// The flags.
+    pub command_line: CommandLine,
+    /// With `--print-config`: the configuration in force, as a file.
+    pub print: Option<String>,
+    /// The configuration file, if one was read (read again at SIGHUP).
+    pub file: Option<config_file::FileLayer>,
+}
+
 impl CommandLine {
+    /// `argv` over the environment (`WSCHAT_*`) and the file `--config` names.
+    pub fn load(argv: &[std::ffi::OsString]) -> Result<Loaded, LayerError> {
+        let cmd = <CommandLine as clap::CommandFactory>::command();
+        let (matches, file) = config_file::layered(cmd.clone(), argv)?;
+        let command_line =
+            <CommandLine as clap::FromArgMatches>::from_arg_matches(&matches).map_err(LayerError::Clap)?;
+        let print = command_line
+            .print_config
+            .then(|| config_file::effective(&config_file::with_env(cmd), &matches, file.as_ref()));
+        Ok(Loaded { command_line, print, file })
+    }
+
     /// Validates every subsystem's flags and builds the application: the echo with `--echo`, else the chat
     /// with its limits — a node of a cluster with `--cluster`.
     pub fn into_daemon(self) -> Result<Daemon, ConfigError> {

@@ -11,6 +11,7 @@ pub mod bench;
 pub mod chat;
 pub mod cluster;
 pub mod config;
+pub mod config_file;
 pub mod daemon;
 #[cfg(feature = "dump")]
 pub mod dump;

@@ -3,13 +3,26 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
+use wschat::config_file::LayerError;
 use wschat::daemon::CommandLine;
 
 fn main() -> ExitCode {
-    let args = CommandLine::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let daemon = match args.into_daemon() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let loaded = match CommandLine::load(&argv) {
+        Ok(l) => l,
+        Err(LayerError::Clap(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("wschat: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(text) = loaded.print {
+        print!("{text}");
+        return ExitCode::SUCCESS;
+    }
+    let level = loaded.command_line.daemon.log_level.clone();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let daemon = match loaded.command_line.into_daemon() {
         Ok(daemon) => daemon,
         Err(e) => {
             eprintln!("wschat: error: {e}");
