@@ -250,6 +250,23 @@ pub fn effective(cmd: &Command, matches: &ArgMatches, file: Option<&FileLayer>) 
     out
 }
 
+/// The keys whose value differs between two outputs of [`effective`] (a key set in one and not the other
+/// included), in the order of `new`.
+pub fn changed_keys(old: &str, new: &str) -> Vec<String> {
+    fn values(text: &str) -> Vec<(String, String)> {
+        text.lines()
+            .filter_map(|l| {
+                let l = l.strip_prefix("# ").filter(|l| l.ends_with(" =") || l.contains(" = (set")).unwrap_or(l);
+                let (key, value) = l.split_once(" = ").or_else(|| l.strip_suffix(" =").map(|k| (k, "")))?;
+                let key_ok = !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'-');
+                key_ok.then(|| (key.to_string(), value.split(" # from ").next().unwrap_or("").to_string()))
+            })
+            .collect()
+    }
+    let (old, new) = (values(old), values(new));
+    new.into_iter().filter(|(k, v)| !old.iter().any(|(ok, ov)| ok == k && ov == v)).map(|(k, _)| k).collect()
+}
+
 /// Whether `v` is a URL with a password in it (`redis://:secret@host`).
 fn has_password(v: &str) -> bool {
     v.split_once("://").and_then(|(_, rest)| rest.split(['/', '?']).next()).is_some_and(|a| a.contains('@'))

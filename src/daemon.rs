@@ -55,6 +55,8 @@ pub struct Loaded {
     pub command_line: CommandLine,
     /// With `--print-config`: the configuration in force, as a file.
     pub print: Option<String>,
+    /// The configuration in force, as `--print-config` prints it (what SIGHUP compares).
+    pub effective: String,
     /// The configuration file, if one was read (read again at SIGHUP).
     pub file: Option<config_file::FileLayer>,
 }
@@ -66,10 +68,9 @@ impl CommandLine {
         let (matches, file) = config_file::layered(cmd.clone(), argv)?;
         let command_line =
             <CommandLine as clap::FromArgMatches>::from_arg_matches(&matches).map_err(LayerError::Clap)?;
-        let print = command_line
-            .print_config
-            .then(|| config_file::effective(&config_file::with_env(cmd), &matches, file.as_ref()));
-        Ok(Loaded { command_line, print, file })
+        let effective = config_file::effective(&config_file::with_env(cmd), &matches, file.as_ref());
+        let print = command_line.print_config.then(|| effective.clone());
+        Ok(Loaded { command_line, print, effective, file })
     }
 
     /// Validates every subsystem's flags and builds the application: the echo with `--echo`, else the chat
@@ -96,6 +97,19 @@ impl CommandLine {
     pub(crate) fn of(args: &[&str]) -> CommandLine {
         CommandLine::try_parse_from(std::iter::once("wschat").chain(args.iter().copied())).expect("clap accepts")
     }
+}
+
+/// A reloader for SIGHUP: `argv` loaded again (the file read again) into the configuration and the keys whose
+/// value changed since `effective` (the last configuration taken).
+pub fn reloader(argv: Vec<std::ffi::OsString>, mut effective: String) -> crate::reactor::Reloader {
+    Box::new(move || {
+        let loaded = CommandLine::load(&argv).map_err(|e| e.to_string())?;
+        let config = loaded.command_line.daemon.into_config().map_err(|e| e.to_string())?;
+        let changed = config_file::changed_keys(&effective, &loaded.effective);
+        effective = loaded.effective;
+        let file = loaded.file.map(|f| f.path);
+        Ok(crate::reactor::Reload { config, changed, file })
+    })
 }
 
 impl Daemon {

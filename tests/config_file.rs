@@ -1,6 +1,10 @@
 //! The configuration file (`--config`) and the environment (`WSCHAT_*`) under the command line, through the
 //! real binary: every key round-trips through `--print-config`; precedence command line > environment >
-//! file > default; each kind of bad file answered with the file, the line and the key, exit 2.
+//! file > default; each kind of bad file answered with the file, the line and the key, exit 2; SIGHUP reads
+//! the file again (what may change at run time changes, the rest is logged as needing a restart, a broken
+//! file changes nothing).
+
+mod common;
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -152,4 +156,60 @@ fn a_bad_file_names_the_file_the_line_and_the_key() {
     let f = file("together", "auth-optional = true\n");
     let out = wschat(&["--config", f.to_str().expect("path")], &[]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// The status line's code of an upgrade from `origin`.
+fn upgrade_status(ws: std::net::SocketAddr, origin: &str) -> u16 {
+    let mut raw = common::Raw::connect(ws);
+    raw.send(common::upgrade_request(&format!("Origin: {origin}\r\n")).as_bytes());
+    let head = raw.read_head();
+    head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+fn wait_for_log(log: &std::path::Path, says: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.contains(says) {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "the log never said {says:?}: {text}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn sighup(d: &common::Daemon) {
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    unsafe {
+        libc::kill(d.child.id() as i32, libc::SIGHUP);
+    }
+}
+
+#[test]
+fn sighup_reads_the_file_again_and_a_broken_one_changes_nothing() {
+    let f = file("sighup", "allow-origin = [\"https://a.example\"]\nlog-level = \"warn\"\n");
+    let log = std::env::temp_dir().join(format!("wschat-test-config-{}-sighup.log", std::process::id()));
+    let stderr = std::fs::File::create(&log).expect("log file");
+    let d = common::Daemon::start_with(&["--config", f.to_str().expect("path")], |cmd| {
+        cmd.env_remove("RUST_LOG").stderr(stderr);
+    });
+    assert_eq!(upgrade_status(d.ws, "https://a.example"), 101);
+    assert_eq!(upgrade_status(d.ws, "https://b.example"), 403);
+    std::fs::write(&f, "allow-origin = [\"https://b.example\"]\nlog-level = \"info\"\nhistory = 5\n").expect("write");
+    sighup(&d);
+    let text = wait_for_log(&log, "now in force: allow-origin, log-level");
+    wait_for_log(&log, "history changed in");
+    assert!(text.contains("takes a restart"), "{text}");
+    assert_eq!(upgrade_status(d.ws, "https://b.example"), 101, "the new origin is allowed");
+    assert_eq!(upgrade_status(d.ws, "https://a.example"), 403, "the old one no longer");
+    // A broken file: said why, nothing changed.
+    std::fs::write(&f, "allow-origin = [\"https://a.example\"]\nmax-connections = \"x\"\n").expect("write");
+    sighup(&d);
+    let text = wait_for_log(&log, "the configuration in force is kept");
+    assert!(text.contains(&format!("{}:2: max-connections: invalid value 'x'", f.display())), "{text}");
+    assert_eq!(upgrade_status(d.ws, "https://b.example"), 101, "still the last good configuration");
+    // The same file again: nothing changed.
+    std::fs::write(&f, "allow-origin = [\"https://b.example\"]\nlog-level = \"info\"\nhistory = 5\n").expect("write");
+    sighup(&d);
+    wait_for_log(&log, "read again; nothing changed");
 }

@@ -20,8 +20,14 @@ fn main() -> ExitCode {
         print!("{text}");
         return ExitCode::SUCCESS;
     }
-    let level = loaded.command_line.daemon.log_level.clone();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    if std::env::var_os("RUST_LOG").is_some() {
+        env_logger::Builder::from_env(env_logger::Env::default()).init();
+    } else {
+        // Everything passes the logger; the level in force (--log-level, changed at SIGHUP) filters.
+        env_logger::Builder::new().filter_level(log::LevelFilter::Trace).init();
+        log::set_max_level(loaded.command_line.daemon.log_level.parse().unwrap_or(log::LevelFilter::Info));
+    }
+    let reload = loaded.file.as_ref().map(|_| (argv.clone(), loaded.effective.clone()));
     let daemon = match loaded.command_line.into_daemon() {
         Ok(daemon) => daemon,
         Err(e) => {
@@ -40,6 +46,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some((argv, effective)) = reload {
+        reactor.set_reloader(wschat::daemon::reloader(argv, effective));
+    }
     let api = reactor.api_addr().map(|a| format!(" api={a}")).unwrap_or_default();
     println!("wschat listening ws={} http={}{api}", reactor.ws_addr(), reactor.http_addr());
     let _ = std::io::stdout().flush();

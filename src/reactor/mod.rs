@@ -15,6 +15,7 @@ mod conn;
 mod input;
 mod links;
 mod output;
+mod reload;
 mod trace;
 
 use std::fmt;
@@ -30,6 +31,7 @@ use signal_hook_mio::v1_0::Signals;
 use slab::Slab;
 
 pub use conn::{Conn, Kind};
+pub use reload::{Reload, Reloader, RELOADABLE};
 
 use admission::Moment;
 
@@ -136,6 +138,8 @@ pub struct Reactor {
     links_touched: bool,
     /// The certificate and key both ports serve with `--tls-cert` (reloaded at SIGHUP).
     tls: Option<crate::tls::CertStore>,
+    /// Reads the configuration again at SIGHUP (with `--config`).
+    reloader: Option<Reloader>,
 }
 
 impl Reactor {
@@ -227,6 +231,7 @@ impl Reactor {
             link_requests: Vec::new(),
             links_touched: false,
             tls,
+            reloader: None,
         })
     }
 
@@ -504,10 +509,11 @@ impl Reactor {
         }
     }
 
-    /// SIGHUP: reads the certificate and key again. New handshakes get the new pair; connections already
-    /// open keep theirs; a file that fails leaves the pair in use.
+    /// SIGHUP: reads the certificate and key again (new handshakes get the new pair; connections already
+    /// open keep theirs; a file that fails leaves the pair in use), and the configuration file.
     fn reload(&mut self) {
         crate::systemd::notify(crate::systemd::State::Reloading);
+        self.reload_config();
         match (self.tls.as_mut(), self.metrics.tls.as_mut()) {
             (Some(store), Some(stats)) => match store.reload() {
                 Ok(()) => {
