@@ -84,7 +84,7 @@ pub fn env_name(long: &str) -> String {
 /// `cmd` with an environment variable for every flag that is configuration.
 pub fn with_env(cmd: Command) -> Command {
     cmd.mut_args(|arg| match arg.get_long().map(str::to_string) {
-        Some(long) if !NOT_KEYS.contains(&long.as_str()) => arg.env(env_name(&long)),
+        Some(long) if !NOT_KEYS.contains(&long.as_str()) && !arg.is_hide_set() => arg.env(env_name(&long)),
         _ => arg,
     })
 }

@@ -53,8 +53,9 @@ pub struct Daemon {
 pub struct Loaded {
     /// The flags.
     pub command_line: CommandLine,
-    /// With `--print-config`: the configuration in force, as a file.
-    pub print: Option<String>,
+    /// What to print instead of running: the configuration in force as a file (`--print-config`), the man
+    /// page (`--man-page`) or a completion script (`--completions SHELL`).
+    pub print: Option<Vec<u8>>,
     /// The configuration in force, as `--print-config` prints it (what SIGHUP compares).
     pub effective: String,
     /// The configuration file, if one was read (read again at SIGHUP).
@@ -65,11 +66,12 @@ impl CommandLine {
     /// `argv` over the environment (`WSCHAT_*`) and the file `--config` names.
     pub fn load(argv: &[std::ffi::OsString]) -> Result<Loaded, LayerError> {
         let cmd = <CommandLine as clap::CommandFactory>::command();
-        let (matches, file) = config_file::layered(cmd.clone(), argv)?;
+        let (matches, file) = config_file::layered(crate::manual::with_flags(cmd.clone()), argv)?;
+        let manual = crate::manual::requested(|| config_file::with_env(cmd.clone()), &matches);
         let command_line =
             <CommandLine as clap::FromArgMatches>::from_arg_matches(&matches).map_err(LayerError::Clap)?;
         let effective = config_file::effective(&config_file::with_env(cmd), &matches, file.as_ref());
-        let print = command_line.print_config.then(|| effective.clone());
+        let print = manual.or_else(|| command_line.print_config.then(|| effective.clone().into_bytes()));
         Ok(Loaded { command_line, print, effective, file })
     }
 

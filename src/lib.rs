@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod dump;
 pub mod echo;
 pub mod http;
+pub mod manual;
 pub mod metrics;
 pub mod outbox;
 pub mod proxy;

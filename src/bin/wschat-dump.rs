@@ -6,7 +6,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 use wschat::dump::analyzer::AnalyzerOptions;
 use wschat::dump::render::Style;
 use wschat::dump::{run, Options, Output};
@@ -55,7 +55,16 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(text) = wschat::manual::early(&argv, Cli::command) {
+        let _ = std::io::stdout().write_all(&text);
+        return ExitCode::SUCCESS;
+    }
+    let matches = wschat::manual::with_flags(Cli::command()).get_matches_from(argv);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let name = if cli.file == "-" { "<stdin>".to_string() } else { cli.file.clone() };
     let input: Box<dyn Read> = if cli.file == "-" {
         Box::new(io::stdin().lock())

@@ -17,7 +17,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(text) = loaded.print {
-        print!("{text}");
+        let _ = std::io::stdout().write_all(&text);
         return ExitCode::SUCCESS;
     }
     if std::env::var_os("RUST_LOG").is_some() {
