@@ -244,7 +244,13 @@ fn api_config(args: &Args) -> Result<Option<ApiConfig>, String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(text) = wschat::manual::early(&argv, <Args as clap::CommandFactory>::command) {
+        use std::io::Write;
+        let _ = std::io::stdout().write_all(&text);
+        return ExitCode::SUCCESS;
+    }
+    let args = Args::parse_from(argv);
     let cfg = match config(&args) {
         Ok(cfg) => cfg,
         Err(e) => {
