@@ -4,6 +4,7 @@
 #    another user, prints the one command to run and exits 1.
 #  - npm packages: `npm ci` in each npm-ci directory whose node_modules/.deps-stamp (a copy of the
 #    package-lock.json it was installed from) differs from its package-lock.json.
+#  - Cargo tools (`cargo-install:CRATE@VERSION`): `cargo install --locked` when the command is missing.
 # With everything present it costs a `command -v` per tool and a `cmp` per npm directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,7 @@ PATH=$PATH:/usr/sbin:/sbin
 pkgs=()     # Debian packages to install
 missing=()  # what is missing, for the messages
 npm_dirs=() # directories that need `npm ci`
+crates=()   # cargo tools to install
 while read -r what rest; do
   rest=${rest%%#*}
   case $what in '' | '#'*) continue ;; esac
@@ -26,6 +28,10 @@ while read -r what rest; do
     *) command -v "$what" >/dev/null 2>&1 && continue ;;
   esac
   read -r -a need <<<"$rest"
+  if [[ ${need[0]} == cargo-install:* ]]; then
+    crates+=("${need[0]#cargo-install:}")
+    continue
+  fi
   missing+=("$what (package ${need[*]})")
   pkgs+=("${need[@]}")
 done <mk/deps.list
@@ -52,6 +58,11 @@ if [ ${#pkgs[@]} -gt 0 ]; then
   # shellcheck disable=SC2086
   apt-get install -y -q --no-install-recommends ${pkgs[*]}
 fi
+
+for crate in ${crates[@]+"${crates[@]}"}; do
+  echo "make deps: cargo install --locked $crate" >&2
+  cargo install --locked --quiet "$crate"
+done
 
 for dir in ${npm_dirs[@]+"${npm_dirs[@]}"}; do
   echo "make deps: npm ci in $dir ($dir/node_modules is missing or does not match its package-lock.json)" >&2
