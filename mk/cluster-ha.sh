@@ -25,7 +25,7 @@ done
 [ -x target/release/wschat ] || die "target/release/wschat is missing (make build)"
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for p in "${data_ports[@]}" "${sentinel_ports[@]}" 7272 55151 7273 55152; do
-    if port_taken "$p"; then die "port $p on 127.0.0.1 is taken (CLUSTER_HA_REDIS_PORT, CLUSTER_HA_SENTINEL_PORT)"; fi
+    if port_taken "$p"; then die "port $p on 127.0.0.1 is taken (another cluster running? CLUSTER_HA_REDIS_PORT and CLUSTER_HA_SENTINEL_PORT move the Redis ports)"; fi
 done
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/wschat-cluster-ha.XXXXXX")
@@ -115,9 +115,13 @@ for n in 1 2; do
     pids+=($!)
     node_pids+=($!)
 done
-healthy() { [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$1/healthz")" = 200 ]; }
-wait_for "node 1 did not report healthy on http://127.0.0.1:55151/healthz" 20 healthy 55151
-wait_for "node 2 did not report healthy on http://127.0.0.1:55152/healthz" 20 healthy 55152
+# healthy N PID: node N answers 200 on /healthz; a node that exited is an error at once (its own message is above).
+healthy() {
+    kill -0 "$2" 2>/dev/null || die "node $1 exited at start (see its error above; make build, or check CLUSTER_ARGS)"
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((55150 + $1))/healthz")" = 200 ]
+}
+wait_for "node 1 did not report healthy on http://127.0.0.1:55151/healthz" 20 healthy 1 "${node_pids[0]}"
+wait_for "node 2 did not report healthy on http://127.0.0.1:55152/healthz" 20 healthy 2 "${node_pids[1]}"
 
 cat <<EOF
 
