@@ -13,10 +13,11 @@ use super::link::{Event, Link, RedisUrl, Value};
 /// How long the question at start waits for each sentinel.
 const START_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The error replies of a server that is not (or not yet, or no longer) a usable master: the node asks
-/// the sentinels again and writes what was refused to the master they name.
+/// The error replies of a server that is not (or not yet, or no longer) a usable master — or a master that
+/// takes no write for want of replicas (`min-replicas-to-write`): the node reconnects (with Sentinel, asks
+/// the sentinels again) and writes what was refused again, rather than count it lost.
 pub fn means_not_master(error: &str) -> bool {
-    ["READONLY", "LOADING", "MASTERDOWN"].iter().any(|e| error.starts_with(e))
+    ["READONLY", "LOADING", "MASTERDOWN", "NOREPLICAS"].iter().any(|e| error.starts_with(e))
 }
 
 /// The master's address in an answer to `SENTINEL get-master-addr-by-name`: `[ip, port]`; `None` for
@@ -149,6 +150,7 @@ mod tests {
         assert!(means_not_master("READONLY You can't write against a read only replica."));
         assert!(means_not_master("LOADING Redis is loading the dataset in memory"));
         assert!(means_not_master("MASTERDOWN Link with MASTER is down"));
+        assert!(means_not_master("NOREPLICAS Not enough good replicas to write."));
         assert!(!means_not_master("OOM command not allowed"));
     }
 
