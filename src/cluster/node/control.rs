@@ -28,7 +28,9 @@ impl Node {
             if means_not_master(e) && purpose != Purpose::Role {
                 // Not written: the connection is dropped, so everything unconfirmed is written again to the
                 // master the sentinels name next.
-                warn!("cluster: Redis answered {e:?}; reconnecting to the master");
+                // Counted and logged at most once per 10 s with the other refusals (NOREPLICAS may last).
+                let e = format!("{e}; reconnecting to the master to write it again");
+                self.note_redis_error("a write", &e);
                 self.drop_link(super::COMMANDS, "the server is not a usable master");
                 return;
             }
