@@ -123,10 +123,17 @@ pub struct Args {
     /// Connections the API port serves at once; beyond it new ones are closed at accept
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_api_connections: usize,
+    /// Chat output waits up to this many microseconds after the first byte held, then goes out in one write
+    /// per connection (0: written at the end of each loop turn); pings, closes and answers never wait
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_COALESCE_US)]
+    pub coalesce_us: u64,
     /// What is logged: error, warn, info, debug, trace or off (RUST_LOG, when set, wins)
     #[arg(long, value_name = "LEVEL", default_value = "info", value_parser = LOG_LEVELS)]
     pub log_level: String,
 }
+
+/// Default `--coalesce-us`.
+pub const DEFAULT_COALESCE_US: u64 = 0;
 
 /// The values of `--log-level`.
 pub const LOG_LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
@@ -216,6 +223,8 @@ pub struct Config {
     pub api: Option<ApiPort>,
     /// `--log-level`.
     pub log_level: log::LevelFilter,
+    /// `--coalesce-us`: how long chat output may wait to go out with more (zero: not at all).
+    pub coalesce: Duration,
 }
 
 /// Where the certificate chain and its key are read from (at start and at each SIGHUP).
@@ -401,6 +410,7 @@ impl Args {
                 })?)
             }
         };
+        in_range(self.coalesce_us <= 10_000, "--coalesce-us", "at most 10000 (10 ms)")?;
         Ok(Config {
             ws_addr,
             http_addr,
@@ -437,6 +447,7 @@ impl Args {
             auth,
             api,
             log_level: self.log_level.parse().unwrap_or(log::LevelFilter::Info),
+            coalesce: Duration::from_micros(self.coalesce_us),
         })
     }
 }

@@ -72,6 +72,7 @@ const EVERY_KEY: &[(&str, &str)] = &[
     ("api", r#""127.0.0.1:8080""#),
     ("api-key-file", r#""/etc/wschat/api.key""#),
     ("max-api-connections", "16"),
+    ("coalesce-us", "300"),
     ("log-level", r#""debug""#),
     ("cluster", r#""redis://127.0.0.1:6390/2""#),
     ("cluster-prefix", r#""chat2""#),

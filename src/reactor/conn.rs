@@ -33,6 +33,8 @@ pub struct Conn {
     pub timer_tick: u64,
     /// Already in the reactor's list of connections to flush this turn.
     pub dirty: bool,
+    /// What it has queued must not wait for the coalescing window (a control frame, a close, an answer).
+    pub urgent: bool,
     /// Protocol state: phase, input, decoder, output.
     pub session: Session,
     /// Bytes the peer had taken at the last linger deadline of a last answer still being written.
@@ -58,6 +60,7 @@ impl Conn {
             serial,
             timer_tick: 0,
             dirty: false,
+            urgent: false,
             session,
             linger_taken: 0,
             socket_ip: peer.ip(),

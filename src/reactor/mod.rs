@@ -11,6 +11,7 @@ mod accept;
 mod addresses;
 mod admission;
 mod api;
+mod coalesce;
 mod conn;
 mod input;
 mod links;
@@ -48,6 +49,7 @@ const WS_LISTENER: Token = Token(usize::MAX - 1);
 const HTTP_LISTENER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
 const API_LISTENER: Token = Token(usize::MAX - 4);
+const COALESCE_TIMER: Token = Token(usize::MAX - 5);
 
 /// Time allowed to send an HTTP request head.
 const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -109,6 +111,10 @@ pub struct Reactor {
     expired: Vec<TimerEntry>,
     /// Connections with output queued this turn.
     dirty: Vec<usize>,
+    /// Connections whose chat output waits for the coalescing window (reused list).
+    held: Vec<usize>,
+    /// `--coalesce-us`: the window chat output may wait in, and its timer.
+    coalesce: coalesce::Coalescer,
     /// Connections that stopped reading early and must be read again next turn.
     read_again: Vec<usize>,
     /// Connections that wrote one chunk of a file body and must be written again next turn.
@@ -189,6 +195,7 @@ impl Reactor {
                 Some(l.local_addr().map_err(StartError::Setup)?)
             }
         };
+        let coalesce = coalesce::Coalescer::new(cfg.coalesce, registry, COALESCE_TIMER).map_err(StartError::Setup)?;
         let site = Site::with_root(ws_addr.port(), cfg.web_root.clone()).escaped(ws_addr.port(), cfg.escape_html);
         let now = Instant::now();
         let metrics = Metrics {
@@ -214,6 +221,8 @@ impl Reactor {
             wheel: TimerWheel::new(now),
             expired: Vec::new(),
             dirty: Vec::new(),
+            held: Vec::new(),
+            coalesce,
             read_again: Vec::new(),
             write_again: Vec::new(),
             leaving: Vec::new(),
@@ -269,6 +278,7 @@ impl Reactor {
                     HTTP_LISTENER => self.accept(Kind::Http),
                     API_LISTENER => self.accept(Kind::Api),
                     SIGNALS => self.on_signal(),
+                    COALESCE_TIMER => self.coalesce.on_timer(),
                     t if links::link_of(t).is_some() => {
                         let link = links::link_of(t).unwrap_or(0);
                         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
@@ -321,6 +331,10 @@ impl Reactor {
             consider(self.wheel.until_next_tick(now));
         }
         if let Some(until) = self.accept_paused_until {
+            consider(until.saturating_duration_since(now));
+        }
+        if let Some(until) = self.coalesce.until() {
+            // The timerfd wakes the loop on time; epoll's millisecond timeout is only the backstop.
             consider(until.saturating_duration_since(now));
         }
         if let Some(deadline) = self.shutdown_deadline {

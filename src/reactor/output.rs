@@ -58,7 +58,7 @@ impl Reactor {
             trace::outgoing(conn.peer, k, &frame);
         }
         self.queued.track(&mut conn.session, |s| s.queue(frame, welcome));
-        self.mark_dirty(k);
+        self.mark_held(k);
     }
 
     /// Queues a ping, or the pong for a ping's payload (replacing a pong still waiting to go out).
@@ -149,13 +149,32 @@ impl Reactor {
         self.write_again = waiting;
     }
 
+    /// `k` has output that must go out this turn (a control frame, a close, an answer), with whatever it
+    /// holds.
     pub(super) fn mark_dirty(&mut self, k: usize) {
+        if let Some(conn) = self.conns.get_mut(k) {
+            // Dirty but not urgent: it may be in the held list, which waits; the dirty list does not.
+            if !conn.dirty || !conn.urgent {
+                self.dirty.push(k);
+            }
+            conn.dirty = true;
+            conn.urgent = true;
+        }
+    }
+
+    /// `k` has chat output, which may wait for the coalescing window (`--coalesce-us`).
+    fn mark_held(&mut self, k: usize) {
         if let Some(conn) = self.conns.get_mut(k) {
             if !conn.dirty {
                 conn.dirty = true;
                 self.dirty.push(k);
             }
         }
+    }
+
+    /// Whether `k`'s output may wait for the window: nothing urgent, and less than [`coalesce::FLUSH_AT`].
+    fn may_wait(&self, k: usize) -> bool {
+        self.conns.get(k).is_some_and(|c| !c.urgent && c.session.queued_bytes() < super::coalesce::FLUSH_AT)
     }
 
     pub(super) fn flush_dirty(&mut self) {
@@ -165,9 +184,22 @@ impl Reactor {
         self.with_app(|app, out| app.end_turn(out));
         self.write_links();
         let mut dirty = std::mem::take(&mut self.dirty);
+        let mut held = std::mem::take(&mut self.held);
+        let holding = self.coalesce.is_on() && {
+            let something = dirty.iter().any(|&k| self.may_wait(k)) || !held.is_empty();
+            self.coalesce.holds(self.now, something)
+        };
+        if !holding {
+            // The window is over: what waited goes out with the rest.
+            dirty.append(&mut held);
+        }
         while !dirty.is_empty() {
             for &k in &dirty {
-                self.flush(k);
+                if holding && self.may_wait(k) {
+                    held.push(k);
+                } else {
+                    self.flush(k);
+                }
             }
             dirty.clear();
             self.with_app(|app, out| app.end_turn(out));
@@ -175,12 +207,14 @@ impl Reactor {
             std::mem::swap(&mut dirty, &mut self.dirty);
         }
         self.dirty = dirty;
+        self.held = held;
     }
 
     /// Writes what the connection has queued, then applies the session's judgement of what is left.
     pub(super) fn flush(&mut self, k: usize) {
         let Some(conn) = self.conns.get_mut(k) else { return };
         conn.dirty = false;
+        conn.urgent = false;
         let result = if conn.session.owes_output() {
             // Drained only when the transport holds nothing either (TLS records the socket did not take).
             let transport = &mut conn.transport;

@@ -1,0 +1,63 @@
+//! `--coalesce-us`: chat output held for a window still reaches everyone, once and in order (an audited
+//! fanout), and what must not wait does not wedge behind it: the handshake answer, a pong, a close, the web
+//! port's answers — with the longest window accepted (10 ms) and beside the default (no window).
+
+mod common;
+
+use std::process::Command;
+
+use common::probe::login;
+use common::{client_frame, text_frame, Daemon, Raw};
+use serde_json::{json, Value};
+
+fn audited_fanout(d: &Daemon) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_wschat-bench"))
+        .args(["fanout", "--url", &d.ws_url(), "-c", "20", "-r", "2000", "-d", "1.5", "-w", "0.3", "--json"])
+        .output()
+        .expect("run wschat-bench");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert!(out.status.success(), "{v}");
+    assert_eq!(v["delivered"], v["expected"], "{v}");
+    for key in ["lost", "duplicated", "out_of_order", "server_errors"] {
+        assert_eq!(v[key], 0, "{key}: {v}");
+    }
+    v
+}
+
+#[test]
+fn held_output_reaches_everyone_once_and_in_order() {
+    for window in ["0", "200", "10000"] {
+        let d = Daemon::start(&["--coalesce-us", window]);
+        let v = audited_fanout(&d);
+        assert!(v["sent"].as_u64().unwrap_or(0) > 1000, "{window}: {v}");
+    }
+}
+
+#[test]
+fn pings_closes_and_answers_do_not_wait_for_the_window() {
+    let d = Daemon::start(&["--coalesce-us", "10000"]);
+    let (mut a, _) = login(d.ws, "a", "r");
+    let (mut b, _) = login(d.ws, "b", "r");
+    a.read_json(); // b's login
+    a.send(&text_frame(&json!({"type":"say","to_uid":"all","content":"held a while"}).to_string()));
+    assert_eq!(b.read_json()["content"], "held a while");
+    // A ping is answered; a close is answered with a close.
+    a.send(&client_frame(true, 0, 0x9, b"are you there"));
+    let pong = loop {
+        let f = a.read_frame().expect("a frame");
+        if f.opcode == 0xA {
+            break f;
+        }
+    };
+    assert_eq!(pong.payload, b"are you there");
+    a.send(&client_frame(true, 0, 0x8, &1000u16.to_be_bytes()));
+    assert_eq!(a.expect_close(), 1000);
+    // The web port answers as ever.
+    let mut web = Raw::connect(d.http);
+    web.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert!(web.read_head().starts_with("HTTP/1.1 200"));
+    // And a bad value is refused at start.
+    let out = Command::new(env!("CARGO_BIN_EXE_wschat")).args(["--coalesce-us", "10001"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--coalesce-us"));
+}
