@@ -74,6 +74,7 @@ fn assert_clean(v: &serde_json::Value, clients: u64, verb: &str) {
     assert_eq!(v["delivered"], v["expected"], "{v}");
     assert!(v["latency_samples"].as_u64().unwrap() > 0, "the window's deliveries are timed: {v}");
     assert!(api["answer_latency"]["samples"].as_u64().unwrap() > 0, "{v}");
+    assert!(api["server_cpu_s"].is_number(), "--pid gives the server's CPU time: {v}");
 }
 
 #[test]

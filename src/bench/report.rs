@@ -166,6 +166,8 @@ pub struct ApiReport {
     pub connections_lost: usize,
     /// From a request's send to its answer (the delivery latency is the report's `p50_us`…).
     pub answer_latency: Latency,
+    /// CPU seconds the server used in the measured window (with `--pid`).
+    pub server_cpu_s: Option<f64>,
     /// Requests answered per second of server CPU time (with `--pid`).
     pub requests_per_server_cpu_s: Option<f64>,
     /// True when every request succeeded and every client got every message once, in order.
@@ -447,8 +449,8 @@ impl ApiReport {
             "  answer µs      p50 {:.0}  p99 {:.0}  max {:.0}  ({} samples; delivery latency above is from the same send)",
             l.p50_us, l.p99_us, l.max_us, l.samples
         );
-        if let Some(r) = self.requests_per_server_cpu_s {
-            let _ = writeln!(s, "  per server CPU {} API requests per CPU-second", si(r));
+        if let (Some(r), Some(cpu)) = (self.requests_per_server_cpu_s, self.server_cpu_s) {
+            let _ = writeln!(s, "  per server CPU {} API requests per CPU-second ({cpu:.2} CPU-seconds)", si(r));
         }
         let verdict = if self.clean { "clean".to_string() } else { format!("NOT CLEAN: {}", self.problems.join(", ")) };
         let _ = writeln!(s, "  verdict        {verdict}");
@@ -604,6 +606,7 @@ mod tests {
             api_errors: 1,
             first_api_error: Some("answered 503: busy".into()),
             requests_per_server_cpu_s: Some(20_000.0),
+            server_cpu_s: Some(2.5),
             problems: vec!["1 API requests failed".into()],
             ..ApiReport::default()
         };
@@ -617,7 +620,7 @@ mod tests {
         );
         assert!(t.contains("\n  requests       10.0 k/s answered (0/s sent, 10.0 k/s offered), 60000 in all; statuses 200×59999 503×1\n"), "{t}");
         assert!(t.contains("\n  first api err  answered 503: busy\n"), "{t}");
-        assert!(t.contains("\n  per server CPU 20.0 k API requests per CPU-second\n"), "{t}");
+        assert!(t.contains("\n  per server CPU 20.0 k API requests per CPU-second (2.50 CPU-seconds)\n"), "{t}");
         assert!(t.contains("\n  verdict        NOT CLEAN: 1 API requests failed\n"), "{t}");
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!((v["api"]["requests"].as_u64(), v["api"]["api_errors"].as_u64()), (Some(60_000), Some(1)));

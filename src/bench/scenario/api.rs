@@ -121,6 +121,7 @@ impl Run<'_> {
             stalls: c.stalls,
             connections_lost: c.closed,
             answer_latency,
+            server_cpu_s: shares.1.map(|share| share * secs),
             requests_per_server_cpu_s: per_cpu(requests_per_s, shares.1),
             clean: false,
             problems: Vec::new(),
