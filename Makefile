@@ -29,6 +29,11 @@ test:
 
 # The conformance suite runs twice: in plain text (with everything else) and over TLS (`WSCHAT_TEST_TLS=1`:
 # each daemon gets --tls-cert/--tls-key, each raw client speaks TLS), expecting the same outcomes.
+# The tests run optimised code but skip the release profile's thin LTO and single codegen unit: linking ~50
+# test binaries with LTO took 13 minutes here, without it 6 (`make build` alone keeps both for what ships).
+# The browser test uses the binaries the Rust tests built.
+test-rust test-e2e: export CARGO_PROFILE_RELEASE_LTO = false
+test-rust test-e2e: export CARGO_PROFILE_RELEASE_CODEGEN_UNITS = 16
 test-rust:
 	$(CARGO) test --release --all-targets
 	WSCHAT_TEST_TLS=1 $(CARGO) test --release --test conformance
