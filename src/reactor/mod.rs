@@ -24,7 +24,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use log::{debug, info, warn};
+use log::{debug, info};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -521,27 +521,6 @@ impl Reactor {
                 self.close(k, close_code::GOING_AWAY, "server shutting down");
             }
         }
-    }
-
-    /// SIGHUP: reads the certificate and key again (new handshakes get the new pair; connections already
-    /// open keep theirs; a file that fails leaves the pair in use), and the configuration file.
-    fn reload(&mut self) {
-        crate::systemd::notify(crate::systemd::State::Reloading);
-        self.reload_config();
-        match (self.tls.as_mut(), self.metrics.tls.as_mut()) {
-            (Some(store), Some(stats)) => match store.reload() {
-                Ok(()) => {
-                    stats.reloads_total += 1;
-                    info!("SIGHUP: certificate and key reloaded; new handshakes use them");
-                }
-                Err(e) => {
-                    stats.reload_failures_total += 1;
-                    warn!("SIGHUP: {e}; keeping the certificate and key in use");
-                }
-            },
-            _ => info!("SIGHUP: nothing to reload (no --tls-cert)"),
-        }
-        crate::systemd::notify(crate::systemd::State::Ready);
     }
 
     /// A fresh session for a connection accepted now.

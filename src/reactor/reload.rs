@@ -1,4 +1,4 @@
-//! SIGHUP with `--config`: the file read again, and what may change at run time taken — the origins
+//! SIGHUP: the TLS pair's files read again, and with `--config` the file read again, and what may change at run time taken — the origins
 //! allowed, the connection and rate limits, the output limits, the deadlines of new connections, the log
 //! level — while a change to anything else (a port, the cluster, the chat's limits) is logged as needing a
 //! restart. A file that cannot be read or is refused leaves everything as it was, and says why.
@@ -37,6 +37,27 @@ pub const RELOADABLE: [&str; 10] = [
 ];
 
 impl Reactor {
+    /// SIGHUP: reads the certificate and key again (new handshakes get the new pair; connections already
+    /// open keep theirs; a file that fails leaves the pair in use), and the configuration file.
+    pub(super) fn reload(&mut self) {
+        crate::systemd::notify(crate::systemd::State::Reloading);
+        self.reload_config();
+        match (self.tls.as_mut(), self.metrics.tls.as_mut()) {
+            (Some(store), Some(stats)) => match store.reload() {
+                Ok(()) => {
+                    stats.reloads_total += 1;
+                    info!("SIGHUP: certificate and key reloaded; new handshakes use them");
+                }
+                Err(e) => {
+                    stats.reload_failures_total += 1;
+                    warn!("SIGHUP: {e}; keeping the certificate and key in use");
+                }
+            },
+            _ => info!("SIGHUP: nothing to reload (no --tls-cert)"),
+        }
+        crate::systemd::notify(crate::systemd::State::Ready);
+    }
+
     /// Reads the configuration again at SIGHUP, when `--config` was given.
     pub(super) fn reload_config(&mut self) {
         let Some(reloader) = self.reloader.as_mut() else { return };
