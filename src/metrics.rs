@@ -15,6 +15,8 @@ pub struct Metrics {
     pub deliveries_total: u64,
     /// Bytes written to WebSocket clients.
     pub bytes_out_total: u64,
+    /// Times a connection's chat output waited for a `--coalesce-us` window.
+    pub coalesce_held_total: u64,
     /// Clients disconnected for exceeding the send-buffer limit.
     pub slow_consumer_disconnects_total: u64,
     /// Connections closed for a protocol violation (frames or handshake).
@@ -59,12 +61,18 @@ impl Metrics {
     /// The Prometheus text format of all metrics.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(1536);
-        let rows: [(&str, &str, &str, u64); 20] = [
+        let rows: [(&str, &str, &str, u64); 21] = [
             ("wschat_connections", "gauge", "Open WebSocket connections.", self.connections),
             ("wschat_users", "gauge", "Logged-in chat users.", self.users),
             ("wschat_messages_in_total", "counter", "Data messages received from clients.", self.messages_in_total),
             ("wschat_deliveries_total", "counter", "Messages queued to recipients.", self.deliveries_total),
             ("wschat_bytes_out_total", "counter", "Bytes written to WebSocket clients.", self.bytes_out_total),
+            (
+                "wschat_coalesce_held_total",
+                "counter",
+                "Times a connection's chat output waited for the --coalesce-us window.",
+                self.coalesce_held_total,
+            ),
             (
                 "wschat_slow_consumer_disconnects_total",
                 "counter",

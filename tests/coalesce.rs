@@ -1,12 +1,13 @@
 //! `--coalesce-us`: chat output held for a window still reaches everyone, once and in order (an audited
 //! fanout), and what must not wait does not wedge behind it: the handshake answer, a pong, a close, the web
-//! port's answers — with the longest window accepted (10 ms) and beside the default (no window).
+//! port's answers — with the longest window accepted (10 ms) and beside the default (no window). Only
+//! connections that stream (more than two frames a window) are held; light traffic never is.
 
 mod common;
 
 use std::process::Command;
 
-use common::probe::login;
+use common::probe::{login, metric};
 use common::{client_frame, text_frame, Daemon, Raw};
 use serde_json::{json, Value};
 
@@ -26,11 +27,36 @@ fn audited_fanout(d: &Daemon) -> Value {
 
 #[test]
 fn held_output_reaches_everyone_once_and_in_order() {
-    for window in ["0", "200", "10000"] {
+    // 2000 messages/s to 20 clients: 2000 frames/s each, a stream for windows of 1 ms and more.
+    for window in ["0", "200", "2000", "10000"] {
         let d = Daemon::start(&["--coalesce-us", window]);
         let v = audited_fanout(&d);
         assert!(v["sent"].as_u64().unwrap_or(0) > 1000, "{window}: {v}");
+        let held = metric(d.http, "wschat_coalesce_held_total");
+        let sent = v["sent"].as_u64().unwrap_or(0);
+        match window {
+            "0" => assert_eq!(held, 0),
+            // 2000 frames/s is under two a 200 µs window: at most a burst of the client's now and then waits
+            // (of 20 connections times `sent` messages).
+            "200" => assert!(held < sent / 10, "held {held} times of {sent} messages"),
+            _ => assert!(held > 100, "{window}: held {held} times"),
+        }
     }
+}
+
+#[test]
+fn light_traffic_is_never_held() {
+    let d = Daemon::start(&["--coalesce-us", "10000"]);
+    let (mut a, _) = login(d.ws, "a", "r");
+    let (mut b, _) = login(d.ws, "b", "r");
+    a.read_json(); // b's login
+    // Twenty frames/s, far under two per 10 ms window.
+    for i in 0..6 {
+        a.send(&text_frame(&json!({"type":"say","to_uid":"all","content":format!("m{i}")}).to_string()));
+        assert_eq!(b.read_json()["content"], format!("m{i}"));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(metric(d.http, "wschat_coalesce_held_total"), 0);
 }
 
 #[test]

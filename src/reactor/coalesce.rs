@@ -1,6 +1,10 @@
-//! `--coalesce-us N`: chat output is held for up to N µs after the first byte held, then written — one write
-//! per connection for everything the window gathered rather than one per message. Anything that must not
-//! wait (a ping or pong, a close, a handshake or HTTP answer) is written at once, with whatever its
+//! `--coalesce-us N`: output held for a window, for connections that receive a stream. A connection that
+//! has been getting chat frames faster than [`STREAM_FRAMES`] per [`PERIOD_WINDOWS`] windows has its chat
+//! output held: a window opens with the first output held and closes N µs later, and then every held
+//! connection is written — one write per connection for everything the window gathered rather than one per
+//! message, and all of them in one burst, so that the readers wake once for it. A connection below that rate
+//! is written at once, as without a window, so light traffic pays no latency for it. Anything that must not
+//! wait (a ping or pong, a close, a handshake or HTTP answer) is written at once with whatever its
 //! connection holds; so is a connection holding [`FLUSH_AT`] bytes or more. The window's end wakes the loop
 //! through a timerfd registered with it (epoll's own timeout counts whole milliseconds): no thread.
 
@@ -11,22 +15,62 @@ use std::time::{Duration, Instant};
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-/// A connection holding this many bytes is written without waiting for the window's end.
+/// A connection holding this many bytes is written without waiting for its due time.
 pub const FLUSH_AT: usize = 32 * 1024;
 
-/// The window and its timer.
+/// A connection streams when it got at least this many frames per [`PERIOD_WINDOWS`] windows…
+pub const STREAM_FRAMES: u32 = 8;
+/// …measured over periods of this many windows: two frames a window on average, so a connection is paced
+/// only when a window would carry more than one of its frames.
+pub const PERIOD_WINDOWS: u32 = 4;
+
+/// One connection's pace: whether it streams, and whether it is held.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pace {
+    period_start: Option<Instant>,
+    frames: u32,
+    streaming: bool,
+    /// In the coalescer's held list.
+    pub held: bool,
+}
+
+impl Pace {
+    /// `n` chat frames were queued for the connection at `now`; a period's end judges the rate.
+    pub fn count(&mut self, now: Instant, n: u32, window: Duration) {
+        let start = *self.period_start.get_or_insert(now);
+        let elapsed = now.saturating_duration_since(start);
+        let period = window * PERIOD_WINDOWS;
+        if elapsed >= period {
+            // The rate over the whole stretch since the period began (a quiet spell makes it longer).
+            self.streaming =
+                u128::from(self.frames) * period.as_nanos() >= u128::from(STREAM_FRAMES) * elapsed.as_nanos();
+            self.frames = 0;
+            self.period_start = Some(now);
+        }
+        self.frames = self.frames.saturating_add(n);
+    }
+
+    /// Whether its chat output may be held: it streams.
+    pub fn streams(&self) -> bool {
+        self.streaming
+    }
+}
+
+/// The window, the connections held in it and the timer that ends it.
 #[derive(Debug)]
 pub struct Coalescer {
     window: Duration,
-    /// When the held output goes out, while some is held.
+    /// When the held output goes out, while a window is open.
     until: Option<Instant>,
+    /// (slab key, serial) of the held connections; entries of connections written since, or gone, are stale.
+    held: Vec<(usize, u64)>,
     timer: Option<OwnedFd>,
 }
 
 impl Coalescer {
     /// No window: everything is written at the end of the turn that produced it.
     pub fn off() -> Coalescer {
-        Coalescer { window: Duration::ZERO, until: None, timer: None }
+        Coalescer { window: Duration::ZERO, until: None, held: Vec::new(), timer: None }
     }
 
     /// A window of `window`, its timer registered with `registry` under `token`.
@@ -42,7 +86,7 @@ impl Coalescer {
         // SAFETY: `fd` is a fresh descriptor nobody else owns.
         let timer = unsafe { OwnedFd::from_raw_fd(fd) };
         registry.register(&mut SourceFd(&timer.as_raw_fd()), token, Interest::READABLE)?;
-        Ok(Coalescer { window, until: None, timer: Some(timer) })
+        Ok(Coalescer { window, until: None, held: Vec::new(), timer: Some(timer) })
     }
 
     /// Whether output is held at all.
@@ -50,25 +94,25 @@ impl Coalescer {
         !self.window.is_zero()
     }
 
-    /// Whether output that may wait waits at `now`: a window opens with the first held byte and closes
-    /// when its time is up (then everything held goes out, and the next byte opens a new one).
-    pub fn holds(&mut self, now: Instant, something_held: bool) -> bool {
-        if self.window.is_zero() {
-            return false;
+    /// The window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Connection `k` (of `serial`) is held from `now`: into the open window, or one that opens now.
+    pub fn hold(&mut self, now: Instant, k: usize, serial: u64) {
+        if self.until.is_none() {
+            self.until = Some(now + self.window);
+            self.arm(self.window);
         }
-        match self.until {
-            Some(until) if now >= until => {
-                self.until = None;
-                false
-            }
-            Some(_) => true,
-            None if something_held => {
-                let until = now + self.window;
-                self.until = Some(until);
-                self.arm(self.window);
-                true
-            }
-            None => false,
+        self.held.push((k, serial));
+    }
+
+    /// When the window is over at `now`: every held connection into `out` (as slab key and serial).
+    pub fn take_due(&mut self, now: Instant, out: &mut Vec<(usize, u64)>) {
+        if self.until.is_some_and(|until| now >= until) {
+            self.until = None;
+            out.append(&mut self.held);
         }
     }
 
@@ -103,24 +147,67 @@ impl Coalescer {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_window_opens_with_the_first_held_byte_and_closes_on_time() {
-        let mut poll = mio::Poll::new().unwrap();
-        let mut c = Coalescer::new(Duration::from_micros(200), poll.registry(), Token(7)).unwrap();
+    const W: Duration = Duration::from_micros(500);
+
+    fn us(n: u64) -> Duration {
+        Duration::from_micros(n)
+    }
+
+    /// Feeds one frame every `gap` µs for `ms` milliseconds; whether the connection streams at the end.
+    fn streams_at(gap: u64, ms: u64) -> bool {
         let t0 = Instant::now();
-        assert!(!c.holds(t0, false), "nothing held, no window");
-        assert!(c.holds(t0, true));
-        assert_eq!(c.until(), Some(t0 + Duration::from_micros(200)));
-        assert!(c.holds(t0 + Duration::from_micros(100), true), "inside the window");
-        assert!(!c.holds(t0 + Duration::from_micros(200), true), "its end lets everything out");
+        let mut p = Pace::default();
+        for i in 0..(ms * 1000 / gap) {
+            p.count(t0 + us(gap * i), 1, W);
+        }
+        p.streams()
+    }
+
+    #[test]
+    fn a_connection_streams_above_two_frames_a_window() {
+        assert!(!streams_at(500, 20), "one frame a window");
+        assert!(!streams_at(300, 20), "1.7 frames a window");
+        assert!(streams_at(200, 20), "2.5 frames a window");
+        assert!(streams_at(100, 20), "5 frames a window");
+        // The first period is judged only at its end.
+        assert!(!streams_at(10, 1));
+    }
+
+    #[test]
+    fn a_quiet_spell_ends_the_stream() {
+        let t0 = Instant::now();
+        let mut p = Pace::default();
+        for i in 0..50 {
+            p.count(t0 + us(50 * i), 1, W);
+        }
+        assert!(p.streams());
+        // 10 ms later: the rate over the stretch is low, so its next frame is not held.
+        p.count(t0 + us(12_500), 1, W);
+        assert!(!p.streams());
+    }
+
+    #[test]
+    fn a_window_opens_with_the_first_held_connection_and_lets_all_out_at_its_end() {
+        let mut poll = mio::Poll::new().unwrap();
+        let mut c = Coalescer::new(us(200), poll.registry(), Token(7)).unwrap();
+        assert!(c.is_on());
+        let t0 = Instant::now();
+        c.hold(t0, 1, 10);
+        c.hold(t0 + us(150), 2, 20);
+        assert_eq!(c.until(), Some(t0 + us(200)), "the first held opened it");
+        let mut out = Vec::new();
+        c.take_due(t0 + us(199), &mut out);
+        assert!(out.is_empty());
+        c.take_due(t0 + us(200), &mut out);
+        assert_eq!(out, vec![(1, 10), (2, 20)]);
         assert_eq!(c.until(), None);
         // The timer wakes the loop.
-        assert!(c.holds(Instant::now(), true));
+        c.hold(Instant::now(), 3, 30);
         let mut events = mio::Events::with_capacity(4);
         poll.poll(&mut events, Some(Duration::from_millis(100))).unwrap();
         assert!(events.iter().any(|e| e.token() == Token(7)), "the timerfd fired");
         c.on_timer();
-        let mut off = Coalescer::off();
-        assert!(!off.is_on() && !off.holds(t0, true));
+        let off = Coalescer::off();
+        assert!(!off.is_on() && off.until().is_none());
     }
 }

@@ -35,6 +35,8 @@ pub struct Conn {
     pub dirty: bool,
     /// What it has queued must not wait for the coalescing window (a control frame, a close, an answer).
     pub urgent: bool,
+    /// Its output pace under `--coalesce-us`: last write, stream rate, whether it is held.
+    pub pace: super::coalesce::Pace,
     /// Protocol state: phase, input, decoder, output.
     pub session: Session,
     /// Bytes the peer had taken at the last linger deadline of a last answer still being written.
@@ -61,6 +63,7 @@ impl Conn {
             timer_tick: 0,
             dirty: false,
             urgent: false,
+            pace: super::coalesce::Pace::default(),
             session,
             linger_taken: 0,
             socket_ip: peer.ip(),

@@ -111,9 +111,9 @@ pub struct Reactor {
     expired: Vec<TimerEntry>,
     /// Connections with output queued this turn.
     dirty: Vec<usize>,
-    /// Connections whose chat output waits for the coalescing window (reused list).
-    held: Vec<usize>,
-    /// `--coalesce-us`: the window chat output may wait in, and its timer.
+    /// Held connections whose due time came (reused list of slab key and serial).
+    due_now: Vec<(usize, u64)>,
+    /// `--coalesce-us`: the window, the held connections and their timer.
     coalesce: coalesce::Coalescer,
     /// Connections that stopped reading early and must be read again next turn.
     read_again: Vec<usize>,
@@ -221,7 +221,7 @@ impl Reactor {
             wheel: TimerWheel::new(now),
             expired: Vec::new(),
             dirty: Vec::new(),
-            held: Vec::new(),
+            due_now: Vec::new(),
             coalesce,
             read_again: Vec::new(),
             write_again: Vec::new(),

@@ -58,6 +58,9 @@ impl Reactor {
             trace::outgoing(conn.peer, k, &frame);
         }
         self.queued.track(&mut conn.session, |s| s.queue(frame, welcome));
+        if self.coalesce.is_on() {
+            conn.pace.count(self.now, messages, self.coalesce.window());
+        }
         self.mark_held(k);
     }
 
@@ -162,19 +165,24 @@ impl Reactor {
         }
     }
 
-    /// `k` has chat output, which may wait for the coalescing window (`--coalesce-us`).
+    /// `k` has chat output, which may wait for the coalescing window (`--coalesce-us`); a held connection
+    /// that gathered [`coalesce::FLUSH_AT`] bytes goes out now.
     fn mark_held(&mut self, k: usize) {
-        if let Some(conn) = self.conns.get_mut(k) {
-            if !conn.dirty {
-                conn.dirty = true;
-                self.dirty.push(k);
-            }
+        let Some(conn) = self.conns.get_mut(k) else { return };
+        if !conn.dirty {
+            conn.dirty = true;
+            self.dirty.push(k);
+        } else if conn.pace.held && conn.session.queued_bytes() >= super::coalesce::FLUSH_AT {
+            self.mark_dirty(k);
         }
     }
 
-    /// Whether `k`'s output may wait for the window: nothing urgent, and less than [`coalesce::FLUSH_AT`].
+    /// Whether `k`'s output may wait for the window: only chat output (nothing urgent), under
+    /// [`coalesce::FLUSH_AT`], of a connection that streams.
     fn may_wait(&self, k: usize) -> bool {
-        self.conns.get(k).is_some_and(|c| !c.urgent && c.session.queued_bytes() < super::coalesce::FLUSH_AT)
+        self.conns.get(k).is_some_and(|c| {
+            !c.urgent && c.pace.streams() && c.session.queued_bytes() < super::coalesce::FLUSH_AT
+        })
     }
 
     pub(super) fn flush_dirty(&mut self) {
@@ -184,19 +192,29 @@ impl Reactor {
         self.with_app(|app, out| app.end_turn(out));
         self.write_links();
         let mut dirty = std::mem::take(&mut self.dirty);
-        let mut held = std::mem::take(&mut self.held);
-        let holding = self.coalesce.is_on() && {
-            let something = dirty.iter().any(|&k| self.may_wait(k)) || !held.is_empty();
-            self.coalesce.holds(self.now, something)
-        };
-        if !holding {
-            // The window is over: what waited goes out with the rest.
-            dirty.append(&mut held);
+        if self.coalesce.is_on() {
+            // At the window's end the held connections are written (entries of connections written since,
+            // or gone, are stale).
+            let mut due = std::mem::take(&mut self.due_now);
+            self.coalesce.take_due(self.now, &mut due);
+            for (k, serial) in due.drain(..) {
+                if self.conns.get(k).is_some_and(|c| c.serial == serial && c.pace.held) {
+                    self.flush(k);
+                }
+            }
+            self.due_now = due;
         }
         while !dirty.is_empty() {
             for &k in &dirty {
-                if holding && self.may_wait(k) {
-                    held.push(k);
+                if self.coalesce.is_on() && self.may_wait(k) {
+                    // Stays dirty, out of the list: the window's end brings it back.
+                    if let Some(conn) = self.conns.get_mut(k) {
+                        if !conn.pace.held {
+                            conn.pace.held = true;
+                            self.coalesce.hold(self.now, k, conn.serial);
+                            self.metrics.coalesce_held_total += 1;
+                        }
+                    }
                 } else {
                     self.flush(k);
                 }
@@ -207,7 +225,6 @@ impl Reactor {
             std::mem::swap(&mut dirty, &mut self.dirty);
         }
         self.dirty = dirty;
-        self.held = held;
     }
 
     /// Writes what the connection has queued, then applies the session's judgement of what is left.
@@ -215,6 +232,7 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(k) else { return };
         conn.dirty = false;
         conn.urgent = false;
+        conn.pace.held = false;
         let result = if conn.session.owes_output() {
             // Drained only when the transport holds nothing either (TLS records the socket did not take).
             let transport = &mut conn.transport;
