@@ -1,7 +1,8 @@
 # Benchmarks. `make bench`: criterion micro-benchmarks. `make bench-load`: the wschat-bench scenarios against
 # wschat, one run each, printed. `make bench-compare`: the same scenarios against wschat (chat protocol) and the
 # bench-only peers (raw protocol), server on core 0 and client on core 1, three runs each, into BENCHMARKS.md.
-# `make bench-cost`: syscalls per delivery and a profile of wschat (benches/cost.sh).
+# `make bench-cost`: syscalls per delivery and a profile of wschat (benches/cost.sh). `make bench-efficiency`: CPU
+# per delivery at equal load against the C floor and for a cluster (benches/efficiency.py).
 # BENCH_ARGS passes options to benches/compare.py (e.g. BENCH_ARGS=--quick).
 .PHONY: bench bench-load bench-compare bench-peers
 
@@ -31,3 +32,12 @@ bench-cost: build
 bench-write-cost:
 	$(MAKE) -C benches/probes write_cost
 	benches/probes/write_cost
+
+# CPU per delivery at equal offered load: wschat (defaults and --coalesce-us) beside the C floor at 100 k, 200 k
+# and 1 M deliveries/s, and one node beside a two-node cluster + Redis, 3 runs, into BENCHMARKS.md
+# (benches/efficiency.py; EFFICIENCY_ARGS=--no-write prints instead).
+.PHONY: bench-efficiency
+EFFICIENCY_ARGS ?=
+bench-efficiency: build
+	$(MAKE) -C benches/peers/c-floor
+	python3 benches/efficiency.py --runs 3 $(EFFICIENCY_ARGS)

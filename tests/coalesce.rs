@@ -12,8 +12,18 @@ use common::{client_frame, text_frame, Daemon, Raw};
 use serde_json::{json, Value};
 
 fn audited_fanout(d: &Daemon) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_wschat-bench"))
-        .args(["fanout", "--url", &d.ws_url(), "-c", "20", "-r", "2000", "-d", "1.5", "-w", "0.3", "--json"])
+    audited_fanout_over(&[d])
+}
+
+/// 20 clients spread over `nodes`, 2000 messages/s for 1.5 s: every message reaches every client once, in order.
+fn audited_fanout_over(nodes: &[&Daemon]) -> Value {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wschat-bench"));
+    cmd.arg("fanout");
+    for d in nodes {
+        cmd.args(["--url", &d.ws_url()]);
+    }
+    let out = cmd
+        .args(["-c", "20", "-r", "2000", "-d", "1.5", "-w", "0.3", "--setup-timeout", "15", "--json"])
         .output()
         .expect("run wschat-bench");
     let v: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
@@ -86,4 +96,34 @@ fn pings_closes_and_answers_do_not_wait_for_the_window() {
     let out = Command::new(env!("CARGO_BIN_EXE_wschat")).args(["--coalesce-us", "10001"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--coalesce-us"));
+}
+
+#[test]
+fn a_cluster_node_holds_its_redis_output_with_its_clients() {
+    let Some(redis) = common::cluster::redis("a_cluster_node_holds_its_redis_output_with_its_clients") else { return };
+    let a = common::cluster::node(&redis, &["--coalesce-us", "2000"]);
+    let b = common::cluster::node(&redis, &["--coalesce-us", "2000"]);
+    common::cluster::settle(&[&a, &b]);
+    let reads_before = redis_reads(&redis);
+    let v = audited_fanout_over(&[&a, &b]);
+    let reads = redis_reads(&redis) - reads_before;
+    let mut published = 0;
+    for d in [&a, &b] {
+        assert!(metric(d.http, "wschat_coalesce_held_total") > 100);
+        assert_eq!(metric(d.http, "wschat_cluster_lost_total"), 0);
+        published += metric(d.http, "wschat_cluster_published_total");
+    }
+    // The nodes' cluster messages reach Redis a window's worth at a time (one read of Redis's for several),
+    // not one write a loop turn.
+    assert!(published > 100, "{v}");
+    assert!(reads < published, "Redis read {reads} times for {published} cluster messages");
+}
+
+/// Redis's count of reads from its clients (INFO stats `total_reads_processed`).
+fn redis_reads(redis: &common::redis::RedisServer) -> u64 {
+    let info = redis.cli(&["INFO", "stats"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_reads_processed:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("total_reads_processed in INFO stats")
 }

@@ -24,30 +24,43 @@ pub const STREAM_FRAMES: u32 = 8;
 /// only when a window would carry more than one of its frames.
 pub const PERIOD_WINDOWS: u32 = 4;
 
-/// One connection's pace: whether it streams, and whether it is held.
+/// One connection's pace: whether it streams, and whether it is held. Eight bytes: every connection has
+/// one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Pace {
-    period_start: Option<Instant>,
-    frames: u32,
+    /// When the current period began, in µs of [`clock`] (wrapping after 71 minutes: a period is
+    /// milliseconds long, and a wrong judgement after a longer silence holds one window at most).
+    period_start: u32,
+    /// Frames in the current period; zero before the first.
+    frames: u16,
     streaming: bool,
     /// In the coalescer's held list.
     pub held: bool,
 }
 
+/// Microseconds since the process's first use of the clock, wrapping.
+fn clock(now: Instant) -> u32 {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| now);
+    now.saturating_duration_since(epoch).as_micros() as u32
+}
+
 impl Pace {
     /// `n` chat frames were queued for the connection at `now`; a period's end judges the rate.
     pub fn count(&mut self, now: Instant, n: u32, window: Duration) {
-        let start = *self.period_start.get_or_insert(now);
-        let elapsed = now.saturating_duration_since(start);
-        let period = window * PERIOD_WINDOWS;
+        let now_us = clock(now);
+        if self.frames == 0 && !self.streaming {
+            self.period_start = now_us;
+        }
+        let elapsed = u64::from(now_us.wrapping_sub(self.period_start));
+        let period = window.as_micros() as u64 * u64::from(PERIOD_WINDOWS);
         if elapsed >= period {
             // The rate over the whole stretch since the period began (a quiet spell makes it longer).
-            self.streaming =
-                u128::from(self.frames) * period.as_nanos() >= u128::from(STREAM_FRAMES) * elapsed.as_nanos();
+            self.streaming = u64::from(self.frames) * period >= u64::from(STREAM_FRAMES) * elapsed;
             self.frames = 0;
-            self.period_start = Some(now);
+            self.period_start = now_us;
         }
-        self.frames = self.frames.saturating_add(n);
+        self.frames = self.frames.saturating_add(u16::try_from(n).unwrap_or(u16::MAX));
     }
 
     /// Whether its chat output may be held: it streams.

@@ -83,6 +83,7 @@ mod size {
         println!("Conn is {size} bytes");
         // The bound is what the fields need: growing it is a decision taken here, not a side effect.
         // 368 → 376: an API connection's request reader, one pointer (`None` on the chat's ports).
-        assert!(size <= 376, "Conn grew to {size} bytes");
+        // 376 → 384: its pace under `--coalesce-us` (8 bytes).
+        assert!(size <= 384, "Conn grew to {size} bytes");
     }
 }

@@ -143,10 +143,23 @@ impl Reactor {
     /// Writes what the application queued for its links. Called right after the turn's end, before any
     /// client connection is flushed: a message is on its way to Redis before a local member can have read
     /// it, so a node killed between the two cannot leave a say its own users saw that the cluster never got.
+    /// While a `--coalesce-us` window is open the links wait for its end like the clients they serve — one
+    /// write to Redis a window rather than one a turn — unless a client is written first ([`Self::flush`]
+    /// writes them before any client's bytes).
     pub(super) fn write_links(&mut self) {
         if self.app.links().is_none() {
             return;
         }
+        if self.coalesce.until().is_some() {
+            self.links_deferred = true;
+            return;
+        }
+        self.write_links_now();
+    }
+
+    /// Writes the links' output whatever the window.
+    pub(super) fn write_links_now(&mut self) {
+        self.links_deferred = false;
         for link in 0..MAX_LINKS {
             self.write_link(link);
         }

@@ -142,6 +142,8 @@ pub struct Reactor {
     /// A link had an event this turn: the application applies what it brought (only link input brings
     /// anything).
     links_touched: bool,
+    /// The links have output that waits for the coalescing window's end (or the next client write).
+    links_deferred: bool,
     /// The certificate and key both ports serve with `--tls-cert` (reloaded at SIGHUP).
     tls: Option<crate::tls::CertStore>,
     /// Reads the configuration again at SIGHUP (with `--config`).
@@ -239,6 +241,7 @@ impl Reactor {
             link_sockets: Default::default(),
             link_requests: Vec::new(),
             links_touched: false,
+            links_deferred: false,
             tls,
             reloader: None,
         })
@@ -290,7 +293,8 @@ impl Reactor {
                             // further edge will come for it.
                             self.on_readable(k, event.is_read_closed() || event.is_error());
                         }
-                        if event.is_writable() {
+                        // A dirty connection is written at the turn's end, or at its window's end if held.
+                        if event.is_writable() && self.conns.get(k).is_some_and(|c| !c.dirty) {
                             self.flush(k);
                         }
                     }

@@ -188,11 +188,17 @@ impl Reactor {
     pub(super) fn flush_dirty(&mut self) {
         // A write error removes a connection, and its logout can open a batch and dirty others: seal and
         // flush until nothing is left, reusing the two lists' allocations. What the turn sends to the
-        // cluster goes out first (see `write_links`).
+        // cluster goes out first (see `write_links`): with a window, before the first client write of the
+        // turn or at the end of the window.
+        let coalescing = self.coalesce.is_on();
         self.with_app(|app, out| app.end_turn(out));
-        self.write_links();
+        if coalescing {
+            self.links_deferred = self.app.links().is_some();
+        } else {
+            self.write_links();
+        }
         let mut dirty = std::mem::take(&mut self.dirty);
-        if self.coalesce.is_on() {
+        if coalescing {
             // At the window's end the held connections are written (entries of connections written since,
             // or gone, are stale).
             let mut due = std::mem::take(&mut self.due_now);
@@ -206,7 +212,7 @@ impl Reactor {
         }
         while !dirty.is_empty() {
             for &k in &dirty {
-                if self.coalesce.is_on() && self.may_wait(k) {
+                if coalescing && self.may_wait(k) {
                     // Stays dirty, out of the list: the window's end brings it back.
                     if let Some(conn) = self.conns.get_mut(k) {
                         if !conn.pace.held {
@@ -221,14 +227,27 @@ impl Reactor {
             }
             dirty.clear();
             self.with_app(|app, out| app.end_turn(out));
-            self.write_links();
+            if coalescing {
+                self.links_deferred = self.app.links().is_some();
+            } else {
+                self.write_links();
+            }
             std::mem::swap(&mut dirty, &mut self.dirty);
         }
         self.dirty = dirty;
+        if coalescing && self.links_deferred {
+            // Now, unless a window is open (then at its end).
+            self.write_links();
+        }
     }
 
     /// Writes what the connection has queued, then applies the session's judgement of what is left.
     pub(super) fn flush(&mut self, k: usize) {
+        let Some(conn) = self.conns.get(k) else { return };
+        if self.links_deferred && (conn.session.owes_output() || conn.transport.wants_write()) {
+            // The cluster hears of what this client reads before the client can (see `write_links`).
+            self.write_links_now();
+        }
         let Some(conn) = self.conns.get_mut(k) else { return };
         conn.dirty = false;
         conn.urgent = false;
