@@ -147,7 +147,7 @@ def per_delivery_ns(r):
 
 
 def render_single(res, setups, rates):
-    out = ["| offered | setup | server CPU (cores) | vs the floor | p50 | p99 | lost |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    out = ["| offered | setup | server CPU (cores) | vs the floor | p50 (ms) | p99 (ms) | lost |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for rate in rates:
         floor = med([r["server_side_cpu"] for r in res[("floor", rate)] if "error" not in r])
         for s in setups:
@@ -157,27 +157,28 @@ def render_single(res, setups, rates):
             p99, _ = cell(rs, "p99_us", lambda v: f"{v / 1000:.2f}")
             lost = sum(r.get("lost", 0) for r in rs if "error" not in r)
             ratio = f"{m / floor:.2f}×" if m is not None and floor else "—"
-            out.append(f"| {rate * CLIENTS / 1000:,.0f} k/s | {s['name']} | {cpu} | {ratio} | {p50} ms | {p99} ms | {lost} |")
+            out.append(f"| {rate * CLIENTS / 1000:,.0f} k/s | {s['name']} | {cpu} | {ratio} | {p50} | {p99} | {lost} |")
     return out
 
 
 def render_cluster(res, setups, rates):
-    out = ["| offered | setup | server side CPU (cores) | CPU per delivery | vs one node | p50 | p99 | lost |",
+    """Each cluster setup's CPU per delivery against one node with the same flags (its `base`)."""
+    out = ["| offered | setup | server side CPU (cores) | CPU per delivery | vs one node, same flags | p50 (ms) | p99 (ms) | lost |",
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for rate in rates:
-        base = med([per_delivery_ns(r) for r in res[(setups[0]["key"], rate)] if "error" not in r])
         for s in setups:
+            base = med([per_delivery_ns(r) for r in res[(s.get("base", s["key"]), rate)] if "error" not in r])
             rs = res[(s["key"], rate)]
             cpu, _ = cell(rs, "server_side_cpu", lambda v: f"{v:.3f}")
             for r in rs:
                 if "error" not in r:
                     r["ns_per_delivery"] = per_delivery_ns(r)
-            per, m = cell(rs, "ns_per_delivery", lambda v: f"{v:.0f} ns")
+            per, m = cell(rs, "ns_per_delivery", lambda v: f"{v:,.0f} ns")
             p50, _ = cell(rs, "p50_us", lambda v: f"{v / 1000:.2f}")
             p99, _ = cell(rs, "p99_us", lambda v: f"{v / 1000:.2f}")
             lost = sum(r.get("lost", 0) for r in rs if "error" not in r)
             ratio = f"{m / base:.2f}×" if m is not None and base else "—"
-            out.append(f"| {rate * CLIENTS / 1000:,.0f} k/s | {s['name']} | {cpu} | {per} | {ratio} | {p50} ms | {p99} ms | {lost} |")
+            out.append(f"| {rate * CLIENTS / 1000:,.0f} k/s | {s['name']} | {cpu} | {per} | {ratio} | {p50} | {p99} | {lost} |")
     return out
 
 
@@ -204,6 +205,7 @@ def main():
     p.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     p.add_argument("--retries", type=int, default=2)
     p.add_argument("--json-dir", default=os.path.join(ROOT, "target", "bench-efficiency"))
+    p.add_argument("--from-json", metavar="FILE", help="render the results a previous run stored (results.json)")
     a = p.parse_args()
     parts = a.parts.split(",")
     for tool in [os.path.join(a.bin_dir, "wschat"), os.path.join(a.bin_dir, "wschat-bench")] + \
@@ -222,21 +224,33 @@ def main():
               {"key": "wschat", "name": "wschat (defaults)", "kind": "node"},
               {"key": "wschat-w", "name": f"wschat `--coalesce-us {a.coalesce_us}`", "kind": "node", "extra": window}]
     cluster = [{"key": "plain", "name": "one node", "kind": "node"},
-               {"key": "cluster2", "name": "two nodes + Redis", "kind": "cluster"},
+               {"key": "cluster2", "name": "two nodes + Redis", "kind": "cluster", "base": "plain"},
                {"key": "plain-w", "name": f"one node, `--coalesce-us {a.coalesce_us}`", "kind": "node", "extra": window},
                {"key": "cluster2-w", "name": f"two nodes + Redis, `--coalesce-us {a.coalesce_us}`", "kind": "cluster",
-                "extra": window}]
+                "extra": window, "base": "plain-w"}]
     lines, failed, raw = [], [], {}
+    stored = None
+    if a.from_json:
+        with open(a.from_json) as f:
+            stored = json.load(f)
+        info = stored["machine"]
+
+    def plan(setups, rates, label):
+        if stored is None:
+            return run_plan(a, setups, rates, label)
+        got = stored["results"][label]
+        return {(s["key"], rate): got[f"{s['key']}@{rate}"] for s in setups for rate in rates}, []
+
     try:
         if "single" in parts:
-            res, bad = run_plan(a, single, SINGLE_RATES, "single")
+            res, bad = plan(single, SINGLE_RATES, "single")
             failed += bad
             raw["single"] = {f"{k[0]}@{k[1]}": v for k, v in res.items()}
             lines += ["**One server against the C floor** (`wschat-bench fanout -c 100 -r R -d "
                       f"{a.duration:g} -w 1`; the floor with `--proto raw --payload 140`):", ""]
             lines += render_single(res, single, SINGLE_RATES) + [""]
         if "cluster" in parts:
-            res, bad = run_plan(a, cluster, CLUSTER_RATES, "cluster")
+            res, bad = plan(cluster, CLUSTER_RATES, "cluster")
             failed += bad
             raw["cluster"] = {f"{k[0]}@{k[1]}": v for k, v in res.items()}
             lines += ["**A two-node cluster against one plain node** (the same fanout; the cluster's clients "
@@ -247,9 +261,11 @@ def main():
         sys.exit("efficiency.py: interrupted; every process it started is stopped")
     finally:
         stop_all()
-    with open(os.path.join(a.json_dir, "results.json"), "w") as f:
-        json.dump({"machine": info, "results": raw}, f, indent=1)
-    cmdline = "python3 benches/efficiency.py " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else "make bench-efficiency"
+    if stored is None:
+        with open(os.path.join(a.json_dir, "results.json"), "w") as f:
+            json.dump({"machine": info, "results": raw}, f, indent=1)
+    args = [x for x in sys.argv[1:] if not x.startswith("--from-json") and x != a.from_json]
+    cmdline = "make bench-efficiency" if args == ["--runs", "3"] else "python3 benches/efficiency.py " + " ".join(args)
     block = "\n".join([BEGIN, "", f"Generated by `{cmdline}` ({a.runs} runs, the setups alternating within each run, "
                        "fresh processes per measurement; medians, range in brackets). Machine: " + info + ".", ""]
                       + lines + [END])
