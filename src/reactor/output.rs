@@ -180,9 +180,9 @@ impl Reactor {
     /// Whether `k`'s output may wait for the window: only chat output (nothing urgent), under
     /// [`coalesce::FLUSH_AT`], of a connection that streams.
     fn may_wait(&self, k: usize) -> bool {
-        self.conns.get(k).is_some_and(|c| {
-            !c.urgent && c.pace.streams() && c.session.queued_bytes() < super::coalesce::FLUSH_AT
-        })
+        self.conns
+            .get(k)
+            .is_some_and(|c| !c.urgent && c.pace.streams() && c.session.queued_bytes() < super::coalesce::FLUSH_AT)
     }
 
     pub(super) fn flush_dirty(&mut self) {
