@@ -35,13 +35,14 @@ fn token(link: usize) -> Token {
 }
 
 impl Reactor {
-    /// A link's socket is readable or writable (or failed).
-    pub(super) fn on_link_event(&mut self, link: usize, readable: bool, writable: bool) {
+    /// A link's socket is readable or writable (or failed); `to_end`: the peer's FIN or an error came with
+    /// the event, so it is read until EOF or EAGAIN (no further edge will come for it).
+    pub(super) fn on_link_event(&mut self, link: usize, readable: bool, writable: bool, to_end: bool) {
         if writable || readable {
             self.check_link_connected(link);
         }
         if readable {
-            self.read_link(link);
+            self.read_link(link, to_end);
         }
         self.links_touched = true;
     }
@@ -72,7 +73,7 @@ impl Reactor {
         }
     }
 
-    fn read_link(&mut self, link: usize) {
+    fn read_link(&mut self, link: usize, to_end: bool) {
         loop {
             let Some(sock) = self.link_sockets.get_mut(link).and_then(Option::as_mut) else { return };
             if !sock.connected {
@@ -83,6 +84,11 @@ impl Reactor {
                 Ok(n) => {
                     if let Some(host) = self.app.links() {
                         host.input(link, &self.scratch[..n]);
+                    }
+                    if n < self.scratch.len() && !to_end {
+                        // A short read emptied the socket: the next bytes bring a new edge, so no further
+                        // call just to hear EAGAIN (as for the clients).
+                        return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

@@ -285,7 +285,8 @@ impl Reactor {
                     t if links::link_of(t).is_some() => {
                         let link = links::link_of(t).unwrap_or(0);
                         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-                        self.on_link_event(link, readable, event.is_writable() || event.is_error());
+                        let to_end = event.is_read_closed() || event.is_error();
+                        self.on_link_event(link, readable, event.is_writable() || event.is_error(), to_end);
                     }
                     Token(k) => {
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
