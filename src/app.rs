@@ -189,4 +189,8 @@ pub trait LinkHost {
     fn wakeup(&self) -> Option<Instant>;
     /// Nothing is left to write (the reactor may exit).
     fn idle(&self) -> bool;
+    /// While `on`, the turns' messages gather instead of each going out at its turn's end (a coalescing
+    /// window is open); turning it off sends what gathered, as one message, before the reactor writes the
+    /// links. Hosts that do not gather ignore it.
+    fn gather(&mut self, _on: bool) {}
 }

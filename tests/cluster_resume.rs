@@ -212,10 +212,30 @@ fn redis_restarted_empty_while_a_session_is_detached() {
 #[cfg(feature = "bench")]
 #[test]
 fn an_audited_fanout_goes_through_a_killed_node() {
+    audited_fanout_through_a_killed_node("an_audited_fanout_goes_through_a_killed_node", &[]);
+}
+
+/// The same with `--coalesce-us 10000`: the clients (400 frames/s each) stream, so their output and the
+/// nodes' messages to Redis wait for 10 ms windows, several turns' says making one cluster message — and a
+/// say a member read was still on its way to Redis first.
+#[cfg(feature = "bench")]
+#[test]
+fn an_audited_fanout_goes_through_a_killed_node_with_a_coalescing_window() {
+    let b = audited_fanout_through_a_killed_node(
+        "an_audited_fanout_goes_through_a_killed_node_with_a_coalescing_window",
+        &["--coalesce-us", "10000"],
+    );
+    if let Some(b) = b {
+        assert!(common::probe::metric(b.http, "wschat_coalesce_held_total") > 100);
+    }
+}
+
+/// Runs the churn through a SIGKILL of one of two nodes started with `args`; the surviving node.
+#[cfg(feature = "bench")]
+fn audited_fanout_through_a_killed_node(name: &str, args: &[&str]) -> Option<common::Daemon> {
     use std::process::{Command, Stdio};
-    let name = "an_audited_fanout_goes_through_a_killed_node";
-    let Some(redis) = redis(name) else { return };
-    let (mut a, b) = (node(&redis, &[]), node(&redis, &[]));
+    let redis = redis(name)?;
+    let (mut a, b) = (node(&redis, args), node(&redis, args));
     let (url_a, url_b) = (format!("ws://{}/", a.ws), format!("ws://{}/", b.ws));
     let bench = Command::new(env!("CARGO_BIN_EXE_wschat-bench"))
         .args(["churn", "--url", &url_a, "--url", &url_b, "-c", "40", "-s", "8", "-r", "400", "-d", "4"])
@@ -249,4 +269,5 @@ fn an_audited_fanout_goes_through_a_killed_node() {
     let recovered: u64 = recovered.and_then(|n| n.trim().parse().ok()).expect("wschat_resumes_total");
     assert!(recovered >= c["dropped"].as_u64().unwrap_or(u64::MAX), "{recovered} {v}");
     assert!(m.contains("wschat_resumes_total{recovered=\"false\"} 0"), "{m}");
+    Some(b)
 }

@@ -163,8 +163,16 @@ impl Reactor {
         self.write_links_now();
     }
 
+    /// Seals what the application gathered for its links and writes them, whatever the window.
+    pub(super) fn release_links(&mut self) {
+        if let Some(host) = self.app.links() {
+            host.gather(false);
+        }
+        self.write_links_now();
+    }
+
     /// Writes the links' output whatever the window.
-    pub(super) fn write_links_now(&mut self) {
+    fn write_links_now(&mut self) {
         self.links_deferred = false;
         for link in 0..MAX_LINKS {
             self.write_link(link);

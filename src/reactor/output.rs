@@ -191,6 +191,13 @@ impl Reactor {
         // cluster goes out first (see `write_links`): with a window, before the first client write of the
         // turn or at the end of the window.
         let coalescing = self.coalesce.is_on();
+        if coalescing {
+            // The turn's message to the cluster may gather with the window's others (written at its end or
+            // before the first client write, whichever is first).
+            if let Some(host) = self.app.links() {
+                host.gather(true);
+            }
+        }
         self.with_app(|app, out| app.end_turn(out));
         if coalescing {
             self.links_deferred = self.app.links().is_some();
@@ -235,9 +242,9 @@ impl Reactor {
             std::mem::swap(&mut dirty, &mut self.dirty);
         }
         self.dirty = dirty;
-        if coalescing && self.links_deferred {
-            // Now, unless a window is open (then at its end).
-            self.write_links();
+        if coalescing && self.links_deferred && self.coalesce.until().is_none() {
+            // Now, unless a window is open (then at its end, or before the first client write).
+            self.release_links();
         }
     }
 
@@ -246,7 +253,7 @@ impl Reactor {
         let Some(conn) = self.conns.get(k) else { return };
         if self.links_deferred && (conn.session.owes_output() || conn.transport.wants_write()) {
             // The cluster hears of what this client reads before the client can (see `write_links`).
-            self.write_links_now();
+            self.release_links();
         }
         let Some(conn) = self.conns.get_mut(k) else { return };
         conn.dirty = false;

@@ -201,4 +201,11 @@ impl LinkHost for Node {
     fn idle(&self) -> bool {
         self.pending.is_empty() && self.turn.is_empty() && self.output(COMMANDS).is_empty() || !self.commands_ready
     }
+
+    fn gather(&mut self, on: bool) {
+        self.gathering = on;
+        if !on {
+            self.end_turn();
+        }
+    }
 }

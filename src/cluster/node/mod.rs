@@ -240,6 +240,8 @@ pub struct Node {
     live: Vec<u64>,
     /// A snapshot of this node's users is due (someone said hello, or presence must be re-registered).
     snapshot_due: bool,
+    /// The turns' records gather into one message until the reactor writes the links (`LinkHost::gather`).
+    gathering: bool,
     turn: Turn,
     seq: u64,
     pending: VecDeque<Outgoing>,
@@ -296,6 +298,7 @@ impl Node {
             first_beat: true,
             live: Vec::new(),
             snapshot_due: false,
+            gathering: false,
             turn: Turn::default(),
             seq: 0,
             pending: VecDeque::new(),

@@ -144,7 +144,8 @@ impl Node {
     /// Publishes this node's users as a snapshot, after the turn's message: `each` calls its argument with
     /// every local user and its session, grouped by room.
     pub fn publish_snapshot(&mut self, each: impl FnOnce(&mut dyn FnMut(HereUser<'_>, Option<&str>))) {
-        self.end_turn();
+        // What gathered goes first, under the sequence number its says were given.
+        self.seal_turn();
         self.snapshot_due = false;
         let mut section = Section::new();
         section.snapshot();
@@ -168,8 +169,16 @@ impl Node {
         self.end_turn_directs();
     }
 
-    /// Turns the records of this loop turn into one message and sends what is queued.
+    /// Turns the records of this loop turn into one message and sends what is queued — unless they gather
+    /// (a coalescing window is open; see `LinkHost::gather`), when the turns of the window make one message.
     pub fn end_turn(&mut self) {
+        if !self.gathering {
+            self.seal_turn();
+        }
+    }
+
+    /// Turns the records gathered into one message and sends what is queued.
+    fn seal_turn(&mut self) {
         if !self.turn.is_empty() {
             self.seq += 1;
             let mut bytes = Vec::with_capacity(self.turn.bytes() + 16);
