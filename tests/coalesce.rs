@@ -1,7 +1,7 @@
 //! `--coalesce-us`: chat output held for a window still reaches everyone, once and in order (an audited
 //! fanout), and what must not wait does not wedge behind it: the handshake answer, a pong, a close, the web
 //! port's answers — with the longest window accepted (10 ms) and beside the default (no window). Only
-//! connections that stream (more than two frames a window) are held; light traffic never is.
+//! connections that stream (three frames a window or more) are held; light traffic never is.
 
 mod common;
 
@@ -46,7 +46,7 @@ fn held_output_reaches_everyone_once_and_in_order() {
         let sent = v["sent"].as_u64().unwrap_or(0);
         match window {
             "0" => assert_eq!(held, 0),
-            // 2000 frames/s is under two a 200 µs window: at most a burst of the client's now and then waits
+            // 2000 frames/s is under three a 200 µs window: at most a burst of the client's now and then waits
             // (of 20 connections times `sent` messages).
             "200" => assert!(held < sent / 10, "held {held} times of {sent} messages"),
             _ => assert!(held > 100, "{window}: held {held} times"),

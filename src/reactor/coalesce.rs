@@ -1,6 +1,6 @@
 //! `--coalesce-us N`: output held for a window, for connections that receive a stream. A connection that
-//! has been getting chat frames faster than [`STREAM_FRAMES`] per [`PERIOD_WINDOWS`] windows has its chat
-//! output held: a window opens with the first output held and closes N µs later, and then every held
+//! has been getting [`START_PER_WINDOW`] chat frames a window or more (judged over [`PERIOD_WINDOWS`]
+//! windows; it keeps streaming down to [`KEEP_PER_WINDOW`]) has its chat output held: a window opens with the first output held and closes N µs later, and then every held
 //! connection is written — one write per connection for everything the window gathered rather than one per
 //! message, and all of them in one burst, so that the readers wake once for it. A connection below that rate
 //! is written at once, as without a window, so light traffic pays no latency for it. Anything that must not
@@ -18,11 +18,13 @@ use mio::{Interest, Registry, Token};
 /// A connection holding this many bytes is written without waiting for its due time.
 pub const FLUSH_AT: usize = 32 * 1024;
 
-/// A connection streams when it got at least this many frames per [`PERIOD_WINDOWS`] windows…
-pub const STREAM_FRAMES: u32 = 8;
-/// …measured over periods of this many windows: two frames a window on average, so a connection is paced
-/// only when a window would carry more than one of its frames.
-pub const PERIOD_WINDOWS: u32 = 4;
+/// A connection starts to stream at this many chat frames a window on average…
+pub const START_PER_WINDOW: u64 = 3;
+/// …and keeps streaming while it gets at least this many (so a rate near the line does not flap).
+pub const KEEP_PER_WINDOW: u64 = 2;
+/// The rate is judged over periods of this many windows (long enough that a burst of a lighter connection
+/// seldom passes the start line).
+pub const PERIOD_WINDOWS: u32 = 8;
 
 /// One connection's pace: whether it streams, and whether it is held. Eight bytes: every connection has
 /// one.
@@ -53,10 +55,11 @@ impl Pace {
             self.period_start = now_us;
         }
         let elapsed = u64::from(now_us.wrapping_sub(self.period_start));
-        let period = window.as_micros() as u64 * u64::from(PERIOD_WINDOWS);
-        if elapsed >= period {
-            // The rate over the whole stretch since the period began (a quiet spell makes it longer).
-            self.streaming = u64::from(self.frames) * period >= u64::from(STREAM_FRAMES) * elapsed;
+        let window_us = window.as_micros() as u64;
+        if elapsed >= window_us * u64::from(PERIOD_WINDOWS) {
+            // Frames a window over the whole stretch since the period began (a quiet spell makes it longer).
+            let line = if self.streaming { KEEP_PER_WINDOW } else { START_PER_WINDOW };
+            self.streaming = u64::from(self.frames) * window_us >= line * elapsed;
             self.frames = 0;
             self.period_start = now_us;
         }
@@ -177,25 +180,46 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_streams_above_two_frames_a_window() {
-        assert!(!streams_at(500, 20), "one frame a window");
-        assert!(!streams_at(300, 20), "1.7 frames a window");
-        assert!(streams_at(200, 20), "2.5 frames a window");
-        assert!(streams_at(100, 20), "5 frames a window");
+    fn a_connection_streams_from_three_frames_a_window() {
+        assert!(!streams_at(500, 40), "one frame a window");
+        assert!(!streams_at(300, 40), "1.7 frames a window");
+        assert!(!streams_at(200, 40), "2.5 frames a window");
+        assert!(streams_at(150, 40), "3.3 frames a window");
+        assert!(streams_at(100, 40), "5 frames a window");
         // The first period is judged only at its end.
-        assert!(!streams_at(10, 1));
+        assert!(!streams_at(10, 3));
+    }
+
+    #[test]
+    fn a_stream_keeps_streaming_down_to_two_frames_a_window() {
+        let mut p = Pace::default();
+        let mut t = Instant::now();
+        let mut feed = |p: &mut Pace, gap: u64, ms: u64| {
+            for _ in 0..(ms * 1000 / gap) {
+                t += us(gap);
+                p.count(t, 1, W);
+            }
+        };
+        feed(&mut p, 100, 20);
+        assert!(p.streams());
+        feed(&mut p, 200, 20);
+        assert!(p.streams(), "2.5 frames a window keeps it");
+        feed(&mut p, 300, 20);
+        assert!(!p.streams(), "1.7 frames a window ends it");
+        feed(&mut p, 200, 20);
+        assert!(!p.streams(), "and 2.5 does not start it again");
     }
 
     #[test]
     fn a_quiet_spell_ends_the_stream() {
         let t0 = Instant::now();
         let mut p = Pace::default();
-        for i in 0..50 {
+        for i in 0..100 {
             p.count(t0 + us(50 * i), 1, W);
         }
         assert!(p.streams());
-        // 10 ms later: the rate over the stretch is low, so its next frame is not held.
-        p.count(t0 + us(12_500), 1, W);
+        // 20 ms later: the rate over the stretch is low, so its next frame is not held.
+        p.count(t0 + us(25_000), 1, W);
         assert!(!p.streams());
     }
 
