@@ -60,7 +60,7 @@ fn light_traffic_is_never_held() {
     let (mut a, _) = login(d.ws, "a", "r");
     let (mut b, _) = login(d.ws, "b", "r");
     a.read_json(); // b's login
-                   // Twenty frames/s, far under two per 10 ms window.
+                   // Twenty frames/s, far under three per 10 ms window.
     for i in 0..6 {
         a.send(&text_frame(&json!({"type":"say","to_uid":"all","content":format!("m{i}")}).to_string()));
         assert_eq!(b.read_json()["content"], format!("m{i}"));
