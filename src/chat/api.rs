@@ -341,10 +341,35 @@ mod tests {
             let mut out = Effects::default();
             let a = app.api(&request(Method::Post, "/api/send", send.to_string().as_bytes()), &mut out);
             assert_eq!(body(&a), json!({"ok":true,"queued":want.len()}), "{send}");
+            // A room's sends join its batch of the turn, handed out when the turn ends.
+            app.end_turn(&mut out);
             let mut got: Vec<ConnId> = out.sends.iter().map(|d| d.conn).collect();
             got.sort_unstable();
             assert_eq!(got, want, "{send}");
             assert!(out.sends.iter().all(|d| d.bytes.as_ref() == text_frame(b"x").as_ref()));
+        }
+    }
+
+    #[test]
+    fn a_rooms_sends_and_says_of_a_turn_go_out_as_one_batch_in_order() {
+        let mut app = chat(&[("a", "r1"), ("b", "r1")]);
+        let mut out = Effects::default();
+        for data in ["one", "two"] {
+            let send = json!({"to":{"room":"r1"},"data":data}).to_string();
+            app.api(&request(Method::Post, "/api/send", send.as_bytes()), &mut out);
+        }
+        let say = json!({"room":"r1","content":"three"}).to_string();
+        app.api(&request(Method::Post, "/api/say", say.as_bytes()), &mut out);
+        app.end_turn(&mut out);
+        // One delivery per member holding all three, in the order they were made.
+        let mut got: Vec<ConnId> = out.sends.iter().map(|d| d.conn).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2]);
+        for d in &out.sends {
+            let text = String::from_utf8_lossy(&d.bytes);
+            let (one, two, three) = (text.find("one"), text.find("two"), text.find("three"));
+            assert!(one < two && two < three && one.is_some(), "{text}");
+            assert!(d.bytes.starts_with(text_frame(b"one").as_ref()), "a send is sent as it is");
         }
     }
 

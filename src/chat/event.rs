@@ -228,6 +228,8 @@ pub enum Event<'a> {
     },
     /// A request was refused; the connection stays open.
     Error(ErrorCode),
+    /// Text the server API sends as it is: the same bytes in every dialect (`POST /api/send` to a room).
+    Verbatim(&'a str),
     /// A resume is complete: the missed says were sent.
     Resumed {
         /// The session's user.

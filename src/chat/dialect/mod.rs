@@ -95,6 +95,10 @@ impl Dialect {
 
     /// Appends the JSON text of one message; false (and nothing appended) for a user list or a history.
     pub fn write_json(self, event: &Event<'_>, out: &mut Vec<u8>) -> bool {
+        if let Event::Verbatim(text) = event {
+            out.extend_from_slice(text.as_bytes());
+            return true;
+        }
         match self {
             Dialect::Workerman => workerman::write_json(event, out),
             _ => seed::write_json(event, self.escapes(), self.mids(), out),

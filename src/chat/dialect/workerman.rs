@@ -138,7 +138,8 @@ pub fn write_json(event: &Event<'_>, out: &mut Vec<u8>) -> bool {
         // Errors are wschat's own message, the same in every dialect.
         Event::Error(_) => return seed::write_json(event, false, false, out),
         // Its clients hold no sessions.
-        Event::UserList { .. } | Event::History(_) | Event::Resumed { .. } => return false,
+        // A verbatim text is written by `Dialect::write_json` itself, the same in every dialect.
+        Event::UserList { .. } | Event::History(_) | Event::Resumed { .. } | Event::Verbatim(_) => return false,
     }
     true
 }

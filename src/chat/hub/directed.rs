@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use super::Hub;
 use crate::app::{CloseRequest, ConnId};
 use crate::chat::dialect::text_frame;
-use crate::chat::event::{Directed, Sink};
+use crate::chat::event::{Directed, Event, Sink, To};
 use crate::chat::presence::Presence;
 use crate::chat::roster::{Audience, Home};
 
@@ -58,7 +58,19 @@ impl<P: Presence> Hub<P> {
             }
         });
         conns.sort_unstable();
-        if !conns.is_empty() {
+        if let (Audience::Room(room), false) = (to, conns.is_empty()) {
+            // A whole room joins the turn's batch of its broadcasts, like a say: one queue entry per member
+            // and turn, however many sends (its excluded members skip it, as resumed members skip a say).
+            if let Some(members) = self.roster.room(room) {
+                let skipped: Vec<ConnId> =
+                    members.locals().iter().copied().filter(|c| conns.binary_search(c).is_err()).collect();
+                if skipped.is_empty() {
+                    sink.send(To::Room(members), Event::Verbatim(data));
+                } else {
+                    sink.send(To::RoomBut(members, &skipped), Event::Verbatim(data));
+                }
+            }
+        } else if !conns.is_empty() {
             sink.verbatim(&conns, &text_frame(data.as_bytes()));
         }
         let act = Directed::Send { to, exclude: exclude.to_vec(), data };

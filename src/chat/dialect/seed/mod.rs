@@ -147,7 +147,8 @@ pub fn write_json(event: &Event<'_>, escape_html: bool, mids: bool, out: &mut Ve
         }
         Event::Error(code) => ServerMessage::Error { code: code.as_str(), message: code.message() }.write_json(out),
         Event::Resumed { uid, recovered, missed } => ServerMessage::Resumed { uid, recovered, missed }.write_json(out),
-        Event::UserList { .. } | Event::History(_) => return false,
+        // Written by `Dialect::write_json` itself, the same in every dialect.
+        Event::UserList { .. } | Event::History(_) | Event::Verbatim(_) => return false,
     }
     true
 }
