@@ -1,9 +1,11 @@
-"""What the side-by-side benchmark scripts (cluster.py, tls.py) share: logging, the descriptor limit, the
-processes they start and stop by PID, CPU ticks of a process and of the machine, waiting for a quiet machine,
-medians and number formats. Standard library only."""
+"""What the side-by-side benchmark scripts (cluster.py, tls.py, failover.py, efficiency.py) share: logging, the
+descriptor limit, the processes they start and stop by PID and the line a server prints once it listens, CPU
+ticks of a process and of the machine, waiting for a quiet machine, medians and number formats, and the
+section of BENCHMARKS.md a script rewrites. Standard library only."""
 
 import os
 import resource
+import select
 import signal
 import statistics
 import subprocess
@@ -111,3 +113,30 @@ def wait_quiet(limit=300):
             return
         log(f"    machine busy ({busy:.2f} cores used by others{', build: ' + ' '.join(builds) if builds else ''}); "
             "waiting")
+
+
+def first_line(proc, timeout=15):
+    """The first line a child prints on its stdout (a pipe, unbuffered), or what came before `timeout` s or
+    its end: bytes."""
+    line, deadline = b"", time.monotonic() + timeout
+    while b"\n" not in line and time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break
+            line += chunk
+    return line
+
+
+def replace_section(path, begin, end, block, missing):
+    """Writes `block` (which starts with `begin` and ends with `end`) over the one between those markers in the
+    file at `path`; without them, appends `missing` (a heading and any introduction) followed by `block`."""
+    with open(path) as f:
+        text = f.read()
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + (missing + "\n\n" if missing else "") + block + "\n"
+    with open(path, "w") as f:
+        f.write(text)

@@ -17,7 +17,6 @@ import os
 import platform
 import re
 import resource
-import select
 import shutil
 import signal
 import socket
@@ -27,8 +26,8 @@ import threading
 import time
 import urllib.request
 
-from benchlib import (PROCS, TICK, busy_ticks, cpu_ticks, log, med, num, pct, raise_nofile,  # noqa: E402
-                      rate, stop, stop_all, wait_quiet)
+from benchlib import (PROCS, TICK, busy_ticks, cpu_ticks, first_line, log, med, num, pct,  # noqa: E402
+                      raise_nofile, rate, replace_section, stop, stop_all, wait_quiet)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench-cluster:begin -->"
@@ -158,14 +157,7 @@ class Node:
         self.err = open(os.path.join(logdir, "nodes.log"), "ab")
         self.proc = spawn(cmd, 0, pin, stdout=subprocess.PIPE, stderr=self.err, bufsize=0,
                           env=dict(os.environ, RUST_LOG="warn"))
-        line, deadline = b"", time.time() + 15
-        while b"\n" not in line and time.time() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
+        line = first_line(self.proc)
         m = re.search(rb"ws=(\S+) http=(\S+)", line)
         if not m:
             raise RuntimeError(f"wschat did not print its listening line within 15 s (got {line!r})")
@@ -361,17 +353,6 @@ def render(res, a, cmdline, plan_args, info):
     return "\n".join(out)
 
 
-def write_out(path, block):
-    with open(path) as f:
-        text = f.read()
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n## Cluster\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=3)
@@ -442,7 +423,7 @@ def main():
     if a.no_write:
         print(block)
     else:
-        write_out(a.out, block)
+        replace_section(a.out, BEGIN, END, block, "## Cluster")
         log(f"wrote {a.out} (raw results in {a.json_dir}/results.json)")
 
 

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -26,7 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import PROCS, TICK, busy_ticks, cpu_ticks, log, med, raise_nofile, stop_all, wait_quiet  # noqa: E402
+from benchlib import (TICK, busy_ticks, cpu_ticks, first_line, log, med, raise_nofile, replace_section,  # noqa: E402
+                      stop_all, wait_quiet)
 from cluster import Node, Redis, machine, problems, spawn  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -42,14 +42,7 @@ class Floor:
     def __init__(self, pin):
         self.proc = spawn([FLOOR, "127.0.0.1:0"], 0, pin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           bufsize=0)
-        line, deadline = b"", time.time() + 10
-        while b"\n" not in line and time.time() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
+        line = first_line(self.proc, 10)
         m = re.search(rb"ws=(\S+)", line)
         if not m:
             raise RuntimeError(f"the floor did not print its listening line (got {line!r})")
@@ -142,6 +135,13 @@ def cell(rs, key, fmt):
     return f"{fmt(m)} ({fmt(min(vals))}–{fmt(max(vals))})" if len(vals) > 1 else fmt(m), m
 
 
+def latency_and_loss(rs):
+    """The p50 and p99 cells (ms) and the messages lost over the runs `rs`."""
+    p50, _ = cell(rs, "p50_us", lambda v: f"{v / 1000:.2f}")
+    p99, _ = cell(rs, "p99_us", lambda v: f"{v / 1000:.2f}")
+    return p50, p99, sum(r.get("lost", 0) for r in rs if "error" not in r)
+
+
 def per_delivery_ns(r):
     return r["server_side_cpu"] * 1e9 / r["deliveries_per_s"] if r.get("deliveries_per_s") else None
 
@@ -153,9 +153,7 @@ def render_single(res, setups, rates):
         for s in setups:
             rs = res[(s["key"], rate)]
             cpu, m = cell(rs, "server_side_cpu", lambda v: f"{v:.3f}")
-            p50, _ = cell(rs, "p50_us", lambda v: f"{v / 1000:.2f}")
-            p99, _ = cell(rs, "p99_us", lambda v: f"{v / 1000:.2f}")
-            lost = sum(r.get("lost", 0) for r in rs if "error" not in r)
+            p50, p99, lost = latency_and_loss(rs)
             ratio = f"{m / floor:.2f}×" if m is not None and floor else "—"
             out.append(f"| {rate * CLIENTS / 1000:,.0f} k/s | {s['name']} | {cpu} | {ratio} | {p50} | {p99} | {lost} |")
     return out
@@ -174,23 +172,10 @@ def render_cluster(res, setups, rates):
                 if "error" not in r:
                     r["ns_per_delivery"] = per_delivery_ns(r)
             per, m = cell(rs, "ns_per_delivery", lambda v: f"{v:,.0f} ns")
-            p50, _ = cell(rs, "p50_us", lambda v: f"{v / 1000:.2f}")
-            p99, _ = cell(rs, "p99_us", lambda v: f"{v / 1000:.2f}")
-            lost = sum(r.get("lost", 0) for r in rs if "error" not in r)
+            p50, p99, lost = latency_and_loss(rs)
             ratio = f"{m / base:.2f}×" if m is not None and base else "—"
             out.append(f"| {rate * CLIENTS / 1000:,.0f} k/s | {s['name']} | {cpu} | {per} | {ratio} | {p50} | {p99} | {lost} |")
     return out
-
-
-def write_out(path, block):
-    with open(path) as f:
-        text = f.read()
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
 
 
 def main():
@@ -276,7 +261,7 @@ def main():
     if a.no_write:
         print(block)
     else:
-        write_out(a.out, block)
+        replace_section(a.out, BEGIN, END, block, "## Efficiency")
         log(f"wrote {a.out} (raw results in {a.json_dir}/results.json)")
 
 

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import re
-import select
 import shutil
 import signal
 import socket
@@ -35,7 +34,8 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import PROCS, builds_running, log, raise_nofile, stop, stop_all, wait_quiet  # noqa: E402
+from benchlib import (PROCS, builds_running, first_line, log, raise_nofile, replace_section, stop,  # noqa: E402
+                      stop_all, wait_quiet)
 from wsclient import PING, PONG, TEXT, Client  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -236,14 +236,7 @@ class Node:
         self.err = open(os.path.join(logdir, "nodes.log"), "ab")
         self.proc = spawn(cmd, stdout=subprocess.PIPE, stderr=self.err, bufsize=0,
                           env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
-        line, deadline = b"", time.monotonic() + 15
-        while b"\n" not in line and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
+        line = first_line(self.proc)
         m = re.search(rb"ws=(\S+) http=(\S+)", line)
         if not m:
             raise RunError(f"wschat did not print its listening line within 15 s (got {line!r}; see nodes.log)")
@@ -661,17 +654,6 @@ def render(res, a, cmdline, info, plan):
     return "\n".join(out)
 
 
-def write_out(path, block):
-    with open(path) as f:
-        text = f.read()
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        text = text.rstrip("\n") + "\n\n## Redis failover (Sentinel)\n\n" + block + "\n"
-    with open(path, "w") as f:
-        f.write(text)
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 epilog="Exit 1 (nothing written) on any loss, duplicate, reordering or failed run.")
@@ -753,7 +735,7 @@ def main():
     if a.no_write:
         print(block)
     else:
-        write_out(a.out, block)
+        replace_section(a.out, BEGIN, END, block, "## Redis failover (Sentinel)")
         log(f"wrote {a.out} (raw results in {a.json_dir}/results.json)")
 
 

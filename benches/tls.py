@@ -25,7 +25,6 @@ import os
 import platform
 import re
 import resource
-import select
 import shutil
 import signal
 import ssl
@@ -35,8 +34,8 @@ import tempfile
 import time
 import urllib.request
 
-from benchlib import (PROCS, TICK, busy_ticks, cpu_ticks, log, med, num, pct, raise_nofile,  # noqa: E402
-                      rate, stop, stop_all, wait_quiet)
+from benchlib import (PROCS, TICK, busy_ticks, cpu_ticks, first_line, log, med, num, pct,  # noqa: E402
+                      raise_nofile, rate, replace_section, stop, stop_all, wait_quiet)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench-tls:begin -->"
@@ -80,14 +79,7 @@ class Daemon:
                                      env=dict(os.environ, RUST_LOG="warn"))
         PROCS.append(self.proc)
         self.pid = self.proc.pid
-        line, deadline = b"", time.time() + 15
-        while b"\n" not in line and time.time() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    break
-                line += chunk
+        line = first_line(self.proc)
         m = re.search(rb"ws=(\S+) http=(\S+)", line)
         if not m:
             stop(self.proc)
@@ -437,18 +429,11 @@ def render(res, plan, a, cmdline, info):
 
 def write_out(path, block):
     """Replaces the block between the markers; without them, appends a "## TLS" section holding it."""
-    with open(path) as f:
-        text = f.read()
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
-    else:
-        intro = ("What native TLS (`wschat --tls-cert FILE --tls-key FILE`, both ports over rustls's unbuffered API) "
-                 "costs against plain text, measured side by side in the same run by `make bench-tls` "
-                 "(`benches/tls.py`; `BENCH_TLS_ARGS=--quick`, `--runs N`, `--no-pin`). The block between the "
-                 "`bench-tls` markers is rewritten by each run.")
-        text = text.rstrip("\n") + f"\n\n{HEADING}\n\n{intro}\n\n{block}\n"
-    with open(path, "w") as f:
-        f.write(text)
+    intro = ("What native TLS (`wschat --tls-cert FILE --tls-key FILE`, both ports over rustls's unbuffered API) "
+             "costs against plain text, measured side by side in the same run by `make bench-tls` "
+             "(`benches/tls.py`; `BENCH_TLS_ARGS=--quick`, `--runs N`, `--no-pin`). The block between the "
+             "`bench-tls` markers is rewritten by each run.")
+    replace_section(path, BEGIN, END, block, f"{HEADING}\n\n{intro}")
 
 
 def main():

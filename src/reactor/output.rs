@@ -198,12 +198,7 @@ impl Reactor {
                 host.gather(true);
             }
         }
-        self.with_app(|app, out| app.end_turn(out));
-        if coalescing {
-            self.links_deferred = self.app.links().is_some();
-        } else {
-            self.write_links();
-        }
+        self.end_app_turn(coalescing);
         let mut dirty = std::mem::take(&mut self.dirty);
         if coalescing {
             // At the window's end the held connections are written (entries of connections written since,
@@ -233,18 +228,24 @@ impl Reactor {
                 }
             }
             dirty.clear();
-            self.with_app(|app, out| app.end_turn(out));
-            if coalescing {
-                self.links_deferred = self.app.links().is_some();
-            } else {
-                self.write_links();
-            }
+            self.end_app_turn(coalescing);
             std::mem::swap(&mut dirty, &mut self.dirty);
         }
         self.dirty = dirty;
         if coalescing && self.links_deferred && self.coalesce.until().is_none() {
             // Now, unless a window is open (then at its end, or before the first client write).
             self.release_links();
+        }
+    }
+
+    /// Ends the application's turn; what it queued for the cluster is written now, or with a window left for
+    /// the window's end or the first client write.
+    fn end_app_turn(&mut self, coalescing: bool) {
+        self.with_app(|app, out| app.end_turn(out));
+        if coalescing {
+            self.links_deferred = self.app.links().is_some();
+        } else {
+            self.write_links();
         }
     }
 
