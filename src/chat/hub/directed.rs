@@ -62,8 +62,13 @@ impl<P: Presence> Hub<P> {
             // A whole room joins the turn's batch of its broadcasts, like a say: one queue entry per member
             // and turn, however many sends (its excluded members skip it, as resumed members skip a say).
             if let Some(members) = self.roster.room(room) {
-                let skipped: Vec<ConnId> =
-                    members.locals().iter().copied().filter(|c| conns.binary_search(c).is_err()).collect();
+                // `conns` is a subset of the room's local members: equal sizes, nobody skipped (the usual
+                // case, found without a search per member).
+                let skipped: Vec<ConnId> = if conns.len() == members.locals().len() {
+                    Vec::new()
+                } else {
+                    members.locals().iter().copied().filter(|c| conns.binary_search(c).is_err()).collect()
+                };
                 if skipped.is_empty() {
                     sink.send(To::Room(members), Event::Verbatim(data));
                 } else {
