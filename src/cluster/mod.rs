@@ -7,6 +7,7 @@ pub mod flags;
 pub mod link;
 mod metrics;
 pub mod node;
+pub mod peer;
 mod presence;
 pub mod sentinel;
 pub mod wire;
