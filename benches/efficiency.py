@@ -205,6 +205,7 @@ def main():
     raise_nofile()
     info = machine()
     window = ["--coalesce-us", str(a.coalesce_us)]
+    peer = ["--cluster-peer", "127.0.0.1:0"]
     single = [{"key": "floor", "name": "C floor", "kind": "floor"},
               {"key": "wschat", "name": "wschat (defaults)", "kind": "node"},
               {"key": "wschat-w", "name": f"wschat `--coalesce-us {a.coalesce_us}`", "kind": "node", "extra": window}]
@@ -212,7 +213,11 @@ def main():
                {"key": "cluster2", "name": "two nodes + Redis", "kind": "cluster", "base": "plain"},
                {"key": "plain-w", "name": f"one node, `--coalesce-us {a.coalesce_us}`", "kind": "node", "extra": window},
                {"key": "cluster2-w", "name": f"two nodes + Redis, `--coalesce-us {a.coalesce_us}`", "kind": "cluster",
-                "extra": window, "base": "plain-w"}]
+                "extra": window, "base": "plain-w"},
+               {"key": "cluster2-p", "name": "two nodes + Redis, `--cluster-peer`", "kind": "cluster",
+                "extra": peer, "base": "plain"},
+               {"key": "cluster2-pw", "name": f"two nodes + Redis, `--cluster-peer`, `--coalesce-us {a.coalesce_us}`",
+                "kind": "cluster", "extra": peer + window, "base": "plain-w"}]
     lines, failed, raw = [], [], {}
     stored = None
     if a.from_json:

@@ -189,6 +189,15 @@ pub trait LinkHost {
     fn wakeup(&self) -> Option<Instant>;
     /// Nothing is left to write (the reactor may exit).
     fn idle(&self) -> bool;
+    /// A listener for links other hosts open (a cluster node's peer links), handed over once; the reactor
+    /// accepts on it and asks [`LinkHost::accepted`] for each connection's link.
+    fn listener(&mut self) -> Option<std::net::TcpListener> {
+        None
+    }
+    /// A connection came in on [`LinkHost::listener`]: the link it becomes, or `None` to refuse it.
+    fn accepted(&mut self) -> Option<usize> {
+        None
+    }
     /// While `on`, the turns' messages gather instead of each going out at its turn's end (a coalescing
     /// window is open); turning it off sends what gathered, as one message, before the reactor writes the
     /// links. Hosts that do not gather ignore it.

@@ -6,6 +6,7 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use super::link::ClusterUrl;
+use super::peer::PeerConfig;
 use super::node::{NodeConfig, SentinelConfig, DEFAULT_BUFFER, DEFAULT_HEARTBEAT_MS, DEFAULT_STREAM_BYTES};
 use super::sentinel::{ask_at_start, StartError};
 use super::wire::{Keys, DEFAULT_PREFIX};
@@ -34,6 +35,10 @@ pub struct ClusterArgs {
     /// entry always; at most 10000 entries)
     #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_STREAM_BYTES)]
     pub cluster_stream_bytes: usize,
+    /// Take the other nodes' peer links on this address (an IP the other nodes reach, and a port; 0 picks
+    /// one) and send this node's messages straight to the nodes that take them, Redis keeping the rest
+    #[arg(long, value_name = "ADDR")]
+    pub cluster_peer: Option<SocketAddr>,
 }
 
 impl ClusterArgs {
@@ -81,6 +86,14 @@ impl ClusterArgs {
         in_range((50..=60_000).contains(&self.cluster_heartbeat_ms), "--cluster-heartbeat-ms", "between 50 and 60000")?;
         in_range(self.cluster_buffer >= 64 * 1024, "--cluster-buffer", "at least 65536")?;
         in_range(self.cluster_stream_bytes >= 64 * 1024, "--cluster-stream-bytes", "at least 65536")?;
+        let peer = match self.cluster_peer {
+            None => None,
+            Some(addr) if addr.ip().is_unspecified() => {
+                let why = format!("{addr} is not an address other nodes can reach: name this machine's IP");
+                return Err(err("--cluster-peer", why));
+            }
+            Some(addr) => Some(bind_peer(addr).map_err(|e| err("--cluster-peer", format!("cannot listen on {addr}: {e}")))?),
+        };
         Ok(Some(NodeConfig {
             url,
             addr,
@@ -92,8 +105,16 @@ impl ClusterArgs {
             history_budget: daemon.history_budget,
             stream_bytes: self.cluster_stream_bytes,
             id,
+            peer,
         }))
     }
+}
+
+/// Binds the peer listener (non-blocking, as the reactor drives it); the port as bound is advertised.
+fn bind_peer(addr: SocketAddr) -> std::io::Result<PeerConfig> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(PeerConfig { addr: listener.local_addr()?, listener: Some(std::sync::Arc::new(listener)) })
 }
 
 #[cfg(test)]
@@ -116,6 +137,14 @@ mod tests {
         assert!(cluster.sentinel.is_none());
         assert_eq!((cluster.heartbeat, cluster.buffer), (Duration::from_secs(1), 8 * 1024 * 1024));
         assert_eq!(cluster.stream_bytes, 16 * 1024 * 1024);
+        assert!(cluster.peer.is_none(), "peer links are asked for");
+        let args = ["--cluster", "redis://127.0.0.1:6390", "--cluster-peer", "127.0.0.1:0"];
+        let peer = parse(&args).unwrap().unwrap().peer.expect("a peer listener");
+        assert!(peer.addr.ip().is_loopback() && peer.addr.port() != 0, "the port as bound: {}", peer.addr);
+        // The port taken: a clear error, not a panic.
+        let taken = format!("127.0.0.1:{}", peer.addr.port());
+        let e = parse(&["--cluster", "redis://127.0.0.1:6390", "--cluster-peer", &taken]).unwrap_err();
+        assert!(e.to_string().starts_with("--cluster-peer: cannot listen on"), "{e}");
         for bad in [
             &["--cluster", "http://x"][..],
             &["--cluster", "redis://127.0.0.1:1", "--cluster-prefix", "a:b"],
@@ -125,6 +154,7 @@ mod tests {
             &["--cluster", "redis://127.0.0.1:1", "--echo"],
             &["--cluster", "redis://127.0.0.1:1", "--cluster-sentinel-password", "x"],
             &["--cluster", "redis+sentinel://127.0.0.1:1"],
+            &["--cluster", "redis://127.0.0.1:1", "--cluster-peer", "0.0.0.0:7300"],
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.to_string().starts_with("--cluster"), "{e}");

@@ -73,6 +73,29 @@ impl ClusterStats {
             ),
         ];
         out.rows(&rows);
+        if c.peer == 1 {
+            out.rows(&[
+                ("wschat_cluster_peer_links", "gauge", "Peer links to other nodes up (--cluster-peer).", c.peer_links),
+                (
+                    "wschat_cluster_peer_sent_total",
+                    "counter",
+                    "Messages sent to the other nodes over peer links instead of the bus.",
+                    c.peer_sent_total,
+                ),
+                (
+                    "wschat_cluster_peer_received_total",
+                    "counter",
+                    "Messages received over peer links (repeats of bus messages included).",
+                    c.peer_received_total,
+                ),
+                (
+                    "wschat_cluster_peer_failures_total",
+                    "counter",
+                    "Peer links refused or dropped (a bad opening, a refusal, a peer too slow to read).",
+                    c.peer_failures_total,
+                ),
+            ]);
+        }
         if c.sentinel == 1 {
             out.rows(&[
                 (

@@ -11,8 +11,12 @@ use mio::{Interest, Token};
 use super::Reactor;
 use crate::app::LinkRequest;
 
-/// Links an application may keep.
-pub(super) const MAX_LINKS: usize = 4;
+/// Links an application may keep (a cluster node: three to Redis, 32 peer links).
+pub(super) const MAX_LINKS: usize = 35;
+
+/// Bytes written to a link that stay unacknowledged this long fail it (`TCP_USER_TIMEOUT`): a peer or a
+/// Redis cut off without a reset is noticed.
+const LINK_USER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The token of link 0; link `i` is `LINK_BASE - i`.
 const LINK_BASE: usize = usize::MAX - 16;
@@ -182,6 +186,7 @@ impl Reactor {
     fn open_link(&mut self, link: usize, addr: std::net::SocketAddr) -> io::Result<LinkSocket> {
         let mut stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
+        socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(LINK_USER_TIMEOUT))?;
         self.poll.registry().register(&mut stream, token(link), Interest::READABLE | Interest::WRITABLE)?;
         Ok(LinkSocket { stream, connected: false })
     }
@@ -203,6 +208,45 @@ impl Reactor {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return self.link_failed(link, &e.to_string()),
+            }
+        }
+    }
+
+    /// Connections other hosts opened on the application's link listener: each becomes the link the
+    /// application names, or is closed at once when it names none.
+    pub(super) fn accept_links(&mut self) {
+        loop {
+            let Some(listener) = &self.link_listener else { return };
+            match listener.accept() {
+                Ok((mut stream, addr)) => {
+                    let Some(link) = self.app.links().and_then(|host| host.accepted()) else {
+                        debug!("link from {addr} refused: no link left");
+                        continue;
+                    };
+                    if link >= MAX_LINKS || self.link_sockets[link].is_some() {
+                        debug!("link from {addr} refused: link {link} is not free");
+                        continue;
+                    }
+                    let registered = stream
+                        .set_nodelay(true)
+                        .and_then(|()| self.poll.registry().register(&mut stream, token(link), Interest::READABLE | Interest::WRITABLE));
+                    match registered {
+                        Ok(()) => self.link_sockets[link] = Some(LinkSocket { stream, connected: true }),
+                        Err(e) => {
+                            if let Some(host) = self.app.links() {
+                                host.closed(link, &e.to_string());
+                            }
+                        }
+                    }
+                    self.links_touched = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of descriptors or the like: the other node's connect times out and it tries again.
+                    debug!("accepting a link failed: {e}");
+                    return;
+                }
             }
         }
     }

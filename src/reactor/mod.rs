@@ -50,6 +50,7 @@ const HTTP_LISTENER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
 const API_LISTENER: Token = Token(usize::MAX - 4);
 const COALESCE_TIMER: Token = Token(usize::MAX - 5);
+const LINK_LISTENER: Token = Token(usize::MAX - 6);
 
 /// Time allowed to send an HTTP request head.
 const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -136,7 +137,9 @@ pub struct Reactor {
     /// Reads of connections still in their TLS handshake this loop turn ([`input::TLS_HANDSHAKE_READS_PER_TURN`]).
     tls_handshake_reads: usize,
     /// The application's link sockets (a cluster's Redis connections), by link.
-    link_sockets: [Option<links::LinkSocket>; links::MAX_LINKS],
+    link_sockets: Vec<Option<links::LinkSocket>>,
+    /// Where other hosts open links to the application (a cluster node's peer links), if it takes any.
+    link_listener: Option<TcpListener>,
     /// Reused for the application's link requests.
     link_requests: Vec<crate::app::LinkRequest>,
     /// A link had an event this turn: the application applies what it brought (only link input brings
@@ -198,6 +201,11 @@ impl Reactor {
             }
         };
         let coalesce = coalesce::Coalescer::new(cfg.coalesce, registry, COALESCE_TIMER).map_err(StartError::Setup)?;
+        let mut app = app;
+        let mut link_listener = app.links().and_then(|host| host.listener()).map(TcpListener::from_std);
+        if let Some(l) = link_listener.as_mut() {
+            registry.register(l, LINK_LISTENER, Interest::READABLE).map_err(StartError::Setup)?;
+        }
         let site = Site::with_root(ws_addr.port(), cfg.web_root.clone()).escaped(ws_addr.port(), cfg.escape_html);
         let now = Instant::now();
         let metrics = Metrics {
@@ -238,7 +246,8 @@ impl Reactor {
             admission: Default::default(),
             queued: Default::default(),
             tls_handshake_reads: 0,
-            link_sockets: Default::default(),
+            link_sockets: (0..links::MAX_LINKS).map(|_| None).collect(),
+            link_listener,
             link_requests: Vec::new(),
             links_touched: false,
             links_deferred: false,
@@ -282,6 +291,7 @@ impl Reactor {
                     API_LISTENER => self.accept(Kind::Api),
                     SIGNALS => self.on_signal(),
                     COALESCE_TIMER => self.coalesce.on_timer(),
+                    LINK_LISTENER => self.accept_links(),
                     t if links::link_of(t).is_some() => {
                         let link = links::link_of(t).unwrap_or(0);
                         let readable = event.is_readable() || event.is_read_closed() || event.is_error();
@@ -513,7 +523,8 @@ impl Reactor {
         self.shutdown_deadline = Some(self.now + SHUTDOWN_GRACE);
         crate::systemd::notify(crate::systemd::State::Stopping);
         self.app.shutdown();
-        let listeners = [self.ws_listener.take(), self.http_listener.take(), self.api_listener.take()];
+        let listeners =
+            [self.ws_listener.take(), self.http_listener.take(), self.api_listener.take(), self.link_listener.take()];
         for listener in listeners.into_iter().flatten() {
             let mut listener = listener;
             let _ = self.poll.registry().deregister(&mut listener);

@@ -56,6 +56,12 @@ impl Node {
             }
             Purpose::HistoryPage => self.on_history_page(value),
             Purpose::Role => self.on_role(&value),
+            Purpose::PeerAddr { node } => {
+                let now = self.now;
+                if let Some(peers) = &mut self.peers {
+                    peers.address(node, value.as_bytes(), now);
+                }
+            }
             Purpose::Ignore => {}
         }
     }
@@ -79,6 +85,29 @@ impl Node {
         ];
         if self.command(Purpose::Heartbeat, &args) {
             self.heartbeat_asked = true;
+        }
+        if let (Some(peer), Some(peers)) = (&self.cfg.peer, &self.peers) {
+            // Where this node takes peer links, for as long as its lease.
+            let key = self.cfg.keys.node_peer(self.cfg.id);
+            let value = format!("{} {}", peer.addr, peers.token());
+            let args: [&[u8]; 5] = [b"SET", key.as_bytes(), value.as_bytes(), b"PX", lease.as_bytes()];
+            self.command(Purpose::Ignore, &args);
+        }
+    }
+
+    /// Asks where the live nodes without a peer link take them, and closes the links of nodes gone.
+    fn tend_peers(&mut self) {
+        let Some(peers) = &mut self.peers else { return };
+        let (now, live, tracker) = (self.now, &self.live, &self.tracker);
+        peers.tend(now, |n| live.contains(&n) || tracker.last(n).is_some());
+        let wanted: Vec<u64> = self.live.iter().copied().filter(|&n| peers.wants_address(n, now)).collect();
+        for node in wanted {
+            let key = self.cfg.keys.node_peer(node);
+            if !self.command(Purpose::PeerAddr { node }, &[b"GET", key.as_bytes()]) {
+                if let Some(peers) = &mut self.peers {
+                    peers.address(node, None, now);
+                }
+            }
         }
     }
 
@@ -109,6 +138,7 @@ impl Node {
             self.joining.awaiting = Some(others);
         }
         self.live = beat.live;
+        self.tend_peers();
         let Some(since) = self.connected_since else { return };
         if self.shutting_down {
             return;

@@ -29,6 +29,7 @@ impl Node {
         self.ask_sentinels_again();
         if link == COMMANDS {
             self.commands_ready = false;
+            (self.lag_until, self.lag_urgent) = (None, false);
             self.inflight.clear();
             self.heartbeat_asked = false;
             self.uids_asked = false;
@@ -127,15 +128,31 @@ impl Node {
 impl LinkHost for Node {
     fn requests(&mut self, out: &mut Vec<LinkRequest>) {
         out.append(&mut self.requests);
+        if let Some(peers) = &mut self.peers {
+            peers.requests(out);
+        }
     }
 
     fn connected(&mut self, link: usize) {
+        if Node::is_peer_link(link) {
+            if let Some(peers) = &mut self.peers {
+                peers.connected(link);
+            }
+            return;
+        }
         if matches!(self.slots.get(link).map(|s| &s.state), Some(SlotState::Connecting { .. })) {
             self.link_up(link);
         }
     }
 
     fn input(&mut self, link: usize, bytes: &[u8]) {
+        if Node::is_peer_link(link) {
+            let mut messages = Vec::new();
+            if let Some(peers) = &mut self.peers {
+                peers.input(link, bytes, self.now, &mut messages);
+            }
+            return self.on_peer_messages(messages);
+        }
         let Some(l) = self.slots.get_mut(link).and_then(Slot::link) else { return };
         l.feed(bytes);
         let mut events = Vec::new();
@@ -162,25 +179,87 @@ impl LinkHost for Node {
     }
 
     fn closed(&mut self, link: usize, reason: &str) {
+        if Node::is_peer_link(link) {
+            debug!("cluster: peer link {link} closed: {reason}");
+            if let Some(peers) = &mut self.peers {
+                peers.closed(link, self.now);
+            }
+            return;
+        }
         if link < self.slots.len() && !matches!(self.slots[link].state, SlotState::Down { .. }) {
             self.link_down(link, reason);
         }
     }
 
     fn output(&self, link: usize) -> &[u8] {
+        if Node::is_peer_link(link) {
+            return self.peers.as_ref().map_or(&[], |p| p.output(link));
+        }
+        if link == COMMANDS && self.lagging() {
+            // Only writes the peers do not wait for are queued: they go together, a little later.
+            return &[];
+        }
+        self.link_output(link)
+    }
+
+    fn written(&mut self, link: usize, n: usize) {
+        if Node::is_peer_link(link) {
+            if let Some(peers) = &mut self.peers {
+                peers.written(link, n);
+            }
+            return;
+        }
+        if let Some(l) = self.slots.get_mut(link).and_then(Slot::link) {
+            l.consumed_output(n);
+        }
+        if link == COMMANDS && self.link_output(COMMANDS).is_empty() {
+            (self.lag_until, self.lag_urgent) = (None, false);
+        }
+    }
+
+    fn listener(&mut self) -> Option<std::net::TcpListener> {
+        let listener = self.listener.take()?;
+        std::sync::Arc::try_unwrap(listener).or_else(|shared| shared.try_clone()).ok()
+    }
+
+    fn accepted(&mut self) -> Option<usize> {
+        let now = self.now;
+        self.peers.as_mut()?.accepted(now)
+    }
+
+    fn wakeup(&self) -> Option<Instant> {
+        let mut at = self.redis_wakeup();
+        if self.lagging() {
+            at = at.into_iter().chain(self.lag_until).min();
+        }
+        at.into_iter().chain(self.peers.as_ref().and_then(|p| p.wakeup())).min()
+    }
+
+    fn idle(&self) -> bool {
+        self.peers.as_ref().is_none_or(|p| p.idle())
+            && (self.pending.is_empty() && self.turn.is_empty() && self.link_output(COMMANDS).is_empty()
+                || !self.commands_ready)
+    }
+
+    fn gather(&mut self, on: bool) {
+        self.gathering = on;
+        if !on {
+            self.end_turn();
+        }
+    }
+}
+
+impl Node {
+    /// What a Redis connection has to write, lag or not.
+    fn link_output(&self, link: usize) -> &[u8] {
         match self.slots.get(link).map(|s| &s.state) {
             Some(SlotState::Up(l)) => l.pending_output(),
             _ => &[],
         }
     }
 
-    fn written(&mut self, link: usize, n: usize) {
-        if let Some(l) = self.slots.get_mut(link).and_then(Slot::link) {
-            l.consumed_output(n);
-        }
-    }
-
-    fn wakeup(&self) -> Option<Instant> {
+    /// When the Redis side next has something to do.
+    fn redis_wakeup(&self) -> Option<Instant> {
         let mut at = self.slots.iter().filter_map(Slot::due).min();
         if self.master.is_none() {
             // No master to connect to: only the sentinel connection's time counts.
@@ -196,16 +275,5 @@ impl LinkHost for Node {
             );
         }
         at
-    }
-
-    fn idle(&self) -> bool {
-        self.pending.is_empty() && self.turn.is_empty() && self.output(COMMANDS).is_empty() || !self.commands_ready
-    }
-
-    fn gather(&mut self, on: bool) {
-        self.gathering = on;
-        if !on {
-            self.end_turn();
-        }
     }
 }

@@ -57,7 +57,7 @@ impl Node {
         self.accept(origin, seq, payload);
     }
 
-    fn accept(&mut self, origin: u64, seq: u64, payload: Vec<u8>) {
+    pub(super) fn accept(&mut self, origin: u64, seq: u64, payload: Vec<u8>) {
         if let Some(hold) = self.holds.get_mut(&origin) {
             hold.queue.push_back((seq, payload));
             return;

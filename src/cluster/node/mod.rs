@@ -15,6 +15,7 @@ mod history;
 mod host;
 mod inbox;
 mod outbox;
+mod peering;
 mod refusals;
 mod scripts;
 mod slot;
@@ -29,6 +30,7 @@ use self::slot::{Slot, SlotState};
 use super::link::{RedisUrl, Tag};
 use super::wire::{Keys, Tracker};
 use crate::app::LinkRequest;
+use crate::cluster::peer::{PeerConfig, Peers};
 
 pub use self::inbox::Inbound;
 pub use self::refusals::SayRefusal;
@@ -57,6 +59,10 @@ pub const STREAM_LEN: usize = 10_000;
 
 /// Bytes counted for a stream entry beyond its message: what Redis spends on keeping one.
 pub const STREAM_ENTRY_OVERHEAD: usize = 64;
+
+/// How long the writes of messages that went over peer links (their stream entries and history) may wait
+/// before going to Redis, so that several go in one write: the other nodes have them already.
+const REDIS_LAG: Duration = Duration::from_millis(10);
 
 /// Refusals (commands Redis answered with an error, says refused) are logged at most once per this long.
 const LOG_EVERY: Duration = Duration::from_secs(10);
@@ -105,6 +111,9 @@ pub struct NodeConfig {
     pub stream_bytes: usize,
     /// This node's id (random, fresh at every start).
     pub id: u64,
+    /// `--cluster-peer`: where it takes the other nodes' peer links; with it, it sends its messages over
+    /// peer links to the nodes that take them.
+    pub peer: Option<PeerConfig>,
 }
 
 impl NodeConfig {
@@ -157,6 +166,16 @@ pub struct ClusterStats {
     pub direct_received_total: u64,
     /// Directed messages dropped because Redis was away past `--cluster-buffer`.
     pub direct_dropped_total: u64,
+    /// 1 when the node takes peer links (`--cluster-peer`).
+    pub peer: u64,
+    /// Outgoing peer links up (`--cluster-peer`).
+    pub peer_links: u64,
+    /// Messages sent over peer links instead of the bus.
+    pub peer_sent_total: u64,
+    /// Messages received over peer links (repeats included).
+    pub peer_received_total: u64,
+    /// Peer links refused or dropped.
+    pub peer_failures_total: u64,
     /// 1 when the node finds its master through Sentinel.
     pub sentinel: u64,
     /// With Sentinel: 1 while a sentinel connection is up and has said where the master is.
@@ -175,6 +194,10 @@ enum Purpose {
     /// One part (stream entry, publish, history append) of message `seq`.
     Part {
         seq: u64,
+    },
+    /// Where node `node` takes peer links.
+    PeerAddr {
+        node: u64,
     },
     Fill {
         origin: u64,
@@ -265,6 +288,14 @@ pub struct Node {
     direct_channel: String,
     stats: ClusterStats,
     shutting_down: bool,
+    /// The peer links, with `--cluster-peer`.
+    peers: Option<Peers>,
+    /// The peer listener, until the reactor takes it.
+    listener: Option<std::sync::Arc<std::net::TcpListener>>,
+    /// Commands written may wait until then ([`REDIS_LAG`]): only writes of messages the peers have.
+    lag_until: Option<Instant>,
+    /// A command that may not wait was queued: everything queued goes at the turn's end.
+    lag_urgent: bool,
 }
 
 impl Node {
@@ -272,6 +303,12 @@ impl Node {
     pub fn new(cfg: NodeConfig, now: Instant) -> Node {
         let slots = (0..if cfg.sentinel.is_some() { 3 } else { 2 }).map(|_| Slot::new(now)).collect();
         let master = cfg.addr;
+        let mut cfg = cfg;
+        let listener = cfg.peer.as_mut().and_then(|p| p.listener.take());
+        // A peer is sent at most what the buffer holds: beyond it, the bus carries its messages.
+        let peers = cfg.peer.as_ref().map(|_| {
+            Peers::new(cfg.id, cfg.keys.prefix(), random_token(), PEER_MAX_MESSAGE, cfg.buffer)
+        });
         Node {
             direct_channel: cfg.keys.node_direct(cfg.id),
             cfg,
@@ -314,6 +351,10 @@ impl Node {
             directs: direct::Directs::default(),
             stats: ClusterStats::default(),
             shutting_down: false,
+            peers,
+            listener,
+            lag_until: None,
+            lag_urgent: false,
         }
     }
 
@@ -336,6 +377,10 @@ impl Node {
         s.history_loaded_bytes = self.joining.load.loaded;
         s.stream_bytes = self.stream_bytes as u64;
         s.sentinel = u64::from(self.cfg.sentinel.is_some());
+        if let Some(p) = self.peers.as_ref().map(|p| p.stats()) {
+            s.peer = 1;
+            (s.peer_links, s.peer_sent_total, s.peer_failures_total) = (p.links, p.sent_total, p.failures_total);
+        }
         s
     }
 
@@ -400,6 +445,12 @@ impl Node {
         }
         self.prune_recent();
         self.log_refusals(false);
+        if let Some(peers) = &mut self.peers {
+            if peers.wakeup().is_some_and(|t| now >= t) {
+                let (live, tracker) = (&self.live, &self.tracker);
+                peers.tend(now, |n| live.contains(&n) || tracker.last(n).is_some());
+            }
+        }
         if self.commands_ready && !self.heartbeat_asked && now >= self.next_heartbeat {
             self.heartbeat();
         }
@@ -449,6 +500,12 @@ impl Node {
     /// Queues a command on the commands connection (nothing when it is down: what matters is redone when
     /// it comes back).
     fn command(&mut self, purpose: Purpose, args: &[&[u8]]) -> bool {
+        self.command_lagging(purpose, args, false)
+    }
+
+    /// Queues a command that may wait up to [`REDIS_LAG`] (`lag`) for others to go in the same write, or
+    /// that goes at the turn's end, with everything queued before it.
+    fn command_lagging(&mut self, purpose: Purpose, args: &[&[u8]], lag: bool) -> bool {
         if !self.commands_ready {
             return false;
         }
@@ -457,8 +514,36 @@ impl Node {
         link.command(tag, args);
         self.next_tag += 1;
         self.inflight.insert(tag, purpose);
+        if lag {
+            self.lag_until.get_or_insert(self.now + REDIS_LAG);
+        } else {
+            self.lag_urgent = true;
+        }
         true
     }
+
+    /// Whether the commands queued wait (see [`Node::command_lagging`]).
+    fn lagging(&self) -> bool {
+        !self.lag_urgent && self.lag_until.is_some_and(|t| self.now < t)
+    }
+}
+
+/// The largest message a peer link takes (every node the same, whatever its `--cluster-buffer`); a larger
+/// one goes over the bus.
+const PEER_MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// A fresh random token for the peer links (128 bits as 32 hex digits): the standard library's randomly
+/// keyed hasher, twice.
+fn random_token() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut token = String::new();
+    for i in 0..2u8 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u8(i);
+        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+        token.push_str(&format!("{:016x}", h.finish()));
+    }
+    token
 }
 
 #[cfg(test)]

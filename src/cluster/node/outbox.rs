@@ -84,6 +84,9 @@ pub(super) struct Outgoing {
     history: Vec<(String, Vec<Vec<u8>>)>,
     /// Answers still awaited; `None` while not sent on the current connection.
     parts_left: Option<usize>,
+    /// It went to every other node over peer links: Redis gets only its stream entry and history, and
+    /// those may wait ([`super::REDIS_LAG`]).
+    direct: bool,
 }
 
 impl Outgoing {
@@ -100,6 +103,11 @@ impl Outgoing {
     /// Whether it was written to the current connection.
     pub fn is_sent(&self) -> bool {
         self.parts_left.is_some()
+    }
+
+    /// Whether it went to the other nodes over peer links.
+    pub fn is_direct(&self) -> bool {
+        self.direct
     }
 }
 
@@ -164,7 +172,8 @@ impl Node {
         let mut bytes = Vec::with_capacity(section.bytes.len() + 16);
         write_header(&mut bytes, self.cfg.id, self.seq);
         bytes.extend_from_slice(&section.bytes);
-        self.queue(Outgoing { seq: self.seq, bytes, history: Vec::new(), parts_left: None });
+        let direct = self.send_to_peers(&bytes);
+        self.queue(Outgoing { seq: self.seq, bytes, history: Vec::new(), parts_left: None, direct });
         self.send_pending();
         self.end_turn_directs();
     }
@@ -197,7 +206,8 @@ impl Node {
                 history[at].1.push(entry);
             }
             self.turn.clear();
-            self.queue(Outgoing { seq: self.seq, bytes, history, parts_left: None });
+            let direct = self.send_to_peers(&bytes);
+            self.queue(Outgoing { seq: self.seq, bytes, history, parts_left: None, direct });
         }
         self.send_pending();
         self.end_turn_directs();
@@ -225,16 +235,21 @@ impl Node {
         for m in pending.iter_mut().filter(|m| !m.is_sent()) {
             let seq = m.seq;
             let mut parts = m.history.len();
-            if peers {
+            // A message the peers have over their links is not published, and its writes may wait.
+            let lag = m.direct;
+            if peers || m.direct {
                 let id = format!("{seq}-0");
                 let minid = format!("{}-0", self.stream_keep(seq, m.bytes.len()));
                 let xadd: [&[u8]; 8] =
                     [b"XADD", stream.as_bytes(), b"MINID", b"~", minid.as_bytes(), id.as_bytes(), b"m", &m.bytes];
-                if !self.command(Purpose::Part { seq }, &xadd) {
+                if !self.command_lagging(Purpose::Part { seq }, &xadd, lag) {
                     break;
                 }
-                self.command(Purpose::Part { seq }, &[b"PUBLISH", bus.as_bytes(), &m.bytes]);
-                parts += 2;
+                parts += 1;
+                if !m.direct {
+                    self.command(Purpose::Part { seq }, &[b"PUBLISH", bus.as_bytes(), &m.bytes]);
+                    parts += 1;
+                }
                 // Sequence numbers count the messages, so the highest one sent is how many were published (a
                 // resend is not counted again).
                 self.stats.published_total = self.stats.published_total.max(m.seq);
@@ -244,7 +259,7 @@ impl Node {
                 args.extend_from_slice(&[b"EVAL", super::history::HISTORY_APPEND.as_bytes(), b"4", key.as_bytes()]);
                 args.extend(history_args.iter().map(String::as_bytes));
                 args.extend(entries.iter().map(Vec::as_slice));
-                self.command(Purpose::Part { seq }, &args);
+                self.command_lagging(Purpose::Part { seq }, &args, lag);
             }
             m.parts_left = Some(parts);
         }

@@ -329,9 +329,10 @@ impl Peers {
         self.stats.sent_total += 1;
     }
 
-    /// Whether a message of `len` bytes may go over a link.
+    /// Whether a message of `len` bytes may go over a link: within what the other side takes and what a
+    /// link may hold unwritten.
     pub fn fits(&self, len: usize) -> bool {
-        wire::fits(len, self.max_message)
+        wire::fits(len, self.max_message.min(self.out_cap))
     }
 
     /// Closes the links to nodes `alive` says are gone, and gives up openings that took too long.

@@ -127,6 +127,11 @@ impl Keys {
         format!("{}:node:{}:direct", self.prefix, node_hex(node))
     }
 
+    /// `{p}:node:{id}:peer`, where node `node` takes peer links (`<address> <token>`, with its lease).
+    pub fn node_peer(&self, node: u64) -> String {
+        format!("{}:node:{}:peer", self.prefix, node_hex(node))
+    }
+
     /// `{p}:bus`, the channel of every node's messages.
     pub fn bus(&self) -> String {
         format!("{}:bus", self.prefix)

@@ -35,6 +35,7 @@ fn config(history: usize, buffer: usize) -> NodeConfig {
         history_budget: 1024 * 1024,
         stream_bytes: DEFAULT_STREAM_BYTES,
         id: ME,
+        peer: None,
     }
 }
 
