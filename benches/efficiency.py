@@ -190,6 +190,9 @@ def main():
     p.add_argument("--bin-dir", default=os.path.join(ROOT, "target", "release"))
     p.add_argument("--retries", type=int, default=2)
     p.add_argument("--json-dir", default=os.path.join(ROOT, "target", "bench-efficiency"))
+    p.add_argument("--only", metavar="KEYS", help="measure only these setups (comma-separated keys, e.g. "
+                   "plain-w,cluster2-pw) and print them; BENCHMARKS.md is not written")
+    p.add_argument("--rates", metavar="R", help="messages/s to measure (comma-separated), instead of all")
     p.add_argument("--from-json", metavar="FILE", help="render the results a previous run stored (results.json)")
     a = p.parse_args()
     parts = a.parts.split(",")
@@ -218,6 +221,13 @@ def main():
                 "extra": peer, "base": "plain"},
                {"key": "cluster2-pw", "name": f"two nodes + Redis, `--cluster-peer`, `--coalesce-us {a.coalesce_us}`",
                 "kind": "cluster", "extra": peer + window, "base": "plain-w"}]
+    if a.only:
+        keep = set(a.only.split(","))
+        single = [s for s in single if s["key"] in keep]
+        cluster = [s for s in cluster if s["key"] in keep]
+        a.no_write = True
+    single_rates = [int(r) for r in a.rates.split(",")] if a.rates else SINGLE_RATES
+    cluster_rates = [int(r) for r in a.rates.split(",")] if a.rates else CLUSTER_RATES
     lines, failed, raw = [], [], {}
     stored = None
     if a.from_json:
@@ -232,20 +242,20 @@ def main():
         return {(s["key"], rate): got[f"{s['key']}@{rate}"] for s in setups for rate in rates}, []
 
     try:
-        if "single" in parts:
-            res, bad = plan(single, SINGLE_RATES, "single")
+        if "single" in parts and single:
+            res, bad = plan(single, single_rates, "single")
             failed += bad
             raw["single"] = {f"{k[0]}@{k[1]}": v for k, v in res.items()}
             lines += ["**One server against the C floor** (`wschat-bench fanout -c 100 -r R -d "
                       f"{a.duration:g} -w 1`; the floor with `--proto raw --payload 140`):", ""]
-            lines += render_single(res, single, SINGLE_RATES) + [""]
-        if "cluster" in parts:
-            res, bad = plan(cluster, CLUSTER_RATES, "cluster")
+            lines += render_single(res, single, single_rates) + [""]
+        if "cluster" in parts and cluster:
+            res, bad = plan(cluster, cluster_rates, "cluster")
             failed += bad
             raw["cluster"] = {f"{k[0]}@{k[1]}": v for k, v in res.items()}
             lines += ["**A two-node cluster against one plain node** (the same fanout; the cluster's clients "
                       "alternate between the nodes, its CPU is both nodes' and Redis's together):", ""]
-            lines += render_cluster(res, cluster, CLUSTER_RATES) + [""]
+            lines += render_cluster(res, cluster, cluster_rates) + [""]
     except KeyboardInterrupt:
         stop_all()
         sys.exit("efficiency.py: interrupted; every process it started is stopped")

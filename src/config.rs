@@ -123,8 +123,9 @@ pub struct Args {
     /// Connections the API port serves at once; beyond it new ones are closed at accept
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub max_api_connections: usize,
-    /// Chat output waits up to this many microseconds after the first byte held, then goes out in one write
-    /// per connection (0: written at the end of each loop turn); pings, closes and answers never wait
+    /// Chat output of busy connections waits for the next tick of an N µs clock (so at most N µs), then goes
+    /// out in one write per connection (0: written at the end of each loop turn); pings, closes and answers
+    /// never wait
     #[arg(long, value_name = "N", default_value_t = DEFAULT_COALESCE_US)]
     pub coalesce_us: u64,
     /// What is logged: error, warn, info, debug, trace or off (RUST_LOG, when set, wins)

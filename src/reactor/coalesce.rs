@@ -1,8 +1,12 @@
 //! `--coalesce-us N`: output held for a window, for connections that receive a stream. A connection that
 //! has been getting [`START_PER_WINDOW`] chat frames a window or more (judged over [`PERIOD_WINDOWS`]
-//! windows; it keeps streaming down to [`KEEP_PER_WINDOW`]) has its chat output held: a window opens with the first output held and closes N µs later, and then every held
+//! windows; it keeps streaming down to [`KEEP_PER_WINDOW`]) has its chat output held: a window opens with
+//! the first output held and closes at the next tick of a clock of period N µs, and then every held
 //! connection is written — one write per connection for everything the window gathered rather than one per
-//! message, and all of them in one burst, so that the readers wake once for it. A connection below that rate
+//! message, and all of them in one burst, so that the readers wake once for it. The clock is the machine's
+//! monotonic clock cut into periods of N µs, so output waits at most N µs, a busy connection is written once
+//! a period however long a burst of writes takes, and every daemon on the machine with the same N (the
+//! nodes of a cluster) writes at the same instants: their readers wake once for all of them. A connection below that rate
 //! is written at once, as without a window, so light traffic pays no latency for it. Anything that must not
 //! wait (a ping or pong, a close, a handshake or HTTP answer) is written at once with whatever its
 //! connection holds; so is a connection holding [`FLUSH_AT`] bytes or more. The window's end wakes the loop
@@ -76,6 +80,8 @@ impl Pace {
 #[derive(Debug)]
 pub struct Coalescer {
     window: Duration,
+    /// An instant and the monotonic clock's reading then (ns): where the ticks fall.
+    anchor: (Instant, u128),
     /// When the held output goes out, while a window is open.
     until: Option<Instant>,
     /// (slab key, serial) of the held connections; entries of connections written since, or gone, are stale.
@@ -86,7 +92,7 @@ pub struct Coalescer {
 impl Coalescer {
     /// No window: everything is written at the end of the turn that produced it.
     pub fn off() -> Coalescer {
-        Coalescer { window: Duration::ZERO, until: None, held: Vec::new(), timer: None }
+        Coalescer { window: Duration::ZERO, anchor: (Instant::now(), 0), until: None, held: Vec::new(), timer: None }
     }
 
     /// A window of `window`, its timer registered with `registry` under `token`.
@@ -102,7 +108,7 @@ impl Coalescer {
         // SAFETY: `fd` is a fresh descriptor nobody else owns.
         let timer = unsafe { OwnedFd::from_raw_fd(fd) };
         registry.register(&mut SourceFd(&timer.as_raw_fd()), token, Interest::READABLE)?;
-        Ok(Coalescer { window, until: None, held: Vec::new(), timer: Some(timer) })
+        Ok(Coalescer { window, anchor: (Instant::now(), monotonic_ns()), until: None, held: Vec::new(), timer: Some(timer) })
     }
 
     /// Whether output is held at all.
@@ -118,8 +124,9 @@ impl Coalescer {
     /// Connection `k` (of `serial`) is held from `now`: into the open window, or one that opens now.
     pub fn hold(&mut self, now: Instant, k: usize, serial: u64) {
         if self.until.is_none() {
-            self.until = Some(now + self.window);
-            self.arm(self.window);
+            let until = self.next_tick(now);
+            self.until = Some(until);
+            self.arm(until.saturating_duration_since(Instant::now()));
         }
         self.held.push((k, serial));
     }
@@ -146,8 +153,18 @@ impl Coalescer {
         self.until
     }
 
+    /// The first tick after `now` of the clock of period `window` (the monotonic clock's multiples of it).
+    fn next_tick(&self, now: Instant) -> Instant {
+        let (at, ns) = self.anchor;
+        let mono = ns + now.saturating_duration_since(at).as_nanos();
+        let period = self.window.as_nanos().max(1);
+        now + Duration::from_nanos((period - mono % period) as u64)
+    }
+
     fn arm(&self, after: Duration) {
         let Some(timer) = &self.timer else { return };
+        // A zero it_value would disarm the timer: the tick is now, so it fires at once.
+        let after = after.max(Duration::from_nanos(1));
         let spec = libc::itimerspec {
             it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
             it_value: libc::timespec { tv_sec: after.as_secs() as libc::time_t, tv_nsec: after.subsec_nanos() as _ },
@@ -157,6 +174,14 @@ impl Coalescer {
             libc::timerfd_settime(timer.as_raw_fd(), 0, &spec, std::ptr::null_mut());
         }
     }
+}
+
+/// The machine's monotonic clock (the one `Instant` reads), in ns.
+fn monotonic_ns() -> u128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec into `ts`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
 
 #[cfg(test)]
@@ -224,19 +249,31 @@ mod tests {
     }
 
     #[test]
-    fn a_window_opens_with_the_first_held_connection_and_lets_all_out_at_its_end() {
+    fn a_window_opens_with_the_first_held_connection_and_lets_all_out_at_the_next_tick() {
         let mut poll = mio::Poll::new().unwrap();
         let mut c = Coalescer::new(us(200), poll.registry(), Token(7)).unwrap();
         assert!(c.is_on());
         let t0 = Instant::now();
         c.hold(t0, 1, 10);
-        c.hold(t0 + us(150), 2, 20);
-        assert_eq!(c.until(), Some(t0 + us(200)), "the first held opened it");
+        let until = c.until().expect("the first held opened it");
+        assert!(until > t0 && until <= t0 + us(200), "at most a period: {:?}", until - t0);
+        c.hold(until - us(1), 2, 20);
+        assert_eq!(c.until(), Some(until), "the window stays as it opened");
         let mut out = Vec::new();
-        c.take_due(t0 + us(199), &mut out);
+        c.take_due(until - us(1), &mut out);
         assert!(out.is_empty());
-        c.take_due(t0 + us(200), &mut out);
+        c.take_due(until, &mut out);
         assert_eq!(out, vec![(1, 10), (2, 20)]);
+        // The next window ends at a later tick, a whole number of periods on.
+        c.hold(until + us(1), 3, 30);
+        assert_eq!(c.until(), Some(until + us(200)));
+        c.take_due(until + us(200), &mut out);
+        // Another coalescer with the same period (another daemon on the machine) ticks at the same instants.
+        let mut other = Coalescer::new(us(200), poll.registry(), Token(8)).unwrap();
+        other.hold(until + us(250), 1, 1);
+        // (Within the few µs between reading `Instant` and the clock itself when each started.)
+        let off = other.until().map_or(u128::MAX, |t| t.duration_since(until).as_nanos() % 200_000);
+        assert!(off.min(200_000 - off) < 5_000, "{off} ns off the tick");
         assert_eq!(c.until(), None);
         // The timer wakes the loop.
         c.hold(Instant::now(), 3, 30);

@@ -10,6 +10,7 @@ use super::*;
 use crate::app::LinkHost;
 
 mod gather;
+mod peering;
 mod sentinel;
 use crate::chat::event::RoomEvent;
 use crate::chat::roster::HereUser;
