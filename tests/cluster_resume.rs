@@ -230,12 +230,36 @@ fn an_audited_fanout_goes_through_a_killed_node_with_a_coalescing_window() {
     }
 }
 
+/// The same with peer links (`--cluster-peer`): the nodes' messages go straight to each other, their stream
+/// entries to Redis up to 10 ms later — and a say a member read was on its way to the other node first, so
+/// every dropped client resumes on the survivor with all it missed.
+#[cfg(feature = "bench")]
+#[test]
+fn an_audited_fanout_goes_through_a_killed_node_with_peer_links() {
+    let addr = |_| std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.to_string());
+    let (Ok(pa), Ok(pb)) = (addr(0), addr(1)) else { panic!("no free port") };
+    let name = "an_audited_fanout_goes_through_a_killed_node_with_peer_links";
+    let Some(redis) = redis(name) else { return };
+    let (a, b) = (node(&redis, &["--cluster-peer", &pa]), node(&redis, &["--cluster-peer", &pb]));
+    let up = |d: &common::Daemon| common::probe::metric(d.http, "wschat_cluster_peer_links") == 1;
+    assert!(common::probe::eventually(Duration::from_secs(10), || up(&a) && up(&b)), "peer links up");
+    if let Some(b) = churn_through_kill(a, b) {
+        assert!(common::probe::metric(b.http, "wschat_cluster_peer_sent_total") > 100);
+    }
+}
+
 /// Runs the churn through a SIGKILL of one of two nodes started with `args`; the surviving node.
 #[cfg(feature = "bench")]
 fn audited_fanout_through_a_killed_node(name: &str, args: &[&str]) -> Option<common::Daemon> {
-    use std::process::{Command, Stdio};
     let redis = redis(name)?;
-    let (mut a, b) = (node(&redis, args), node(&redis, args));
+    let (a, b) = (node(&redis, args), node(&redis, args));
+    churn_through_kill(a, b)
+}
+
+/// The churn over nodes `a` and `b`, `a` killed with SIGKILL in the middle; the audit clean; `b`.
+#[cfg(feature = "bench")]
+fn churn_through_kill(mut a: common::Daemon, b: common::Daemon) -> Option<common::Daemon> {
+    use std::process::{Command, Stdio};
     let (url_a, url_b) = (format!("ws://{}/", a.ws), format!("ws://{}/", b.ws));
     let bench = Command::new(env!("CARGO_BIN_EXE_wschat-bench"))
         .args(["churn", "--url", &url_a, "--url", &url_b, "-c", "40", "-s", "8", "-r", "400", "-d", "4"])

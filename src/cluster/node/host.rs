@@ -219,6 +219,9 @@ impl LinkHost for Node {
 
     fn listener(&mut self) -> Option<std::net::TcpListener> {
         let listener = self.listener.take()?;
+        if let Some(peer) = &self.cfg.peer {
+            info!("cluster: taking peer links on {}", peer.addr);
+        }
         std::sync::Arc::try_unwrap(listener).or_else(|shared| shared.try_clone()).ok()
     }
 
