@@ -149,7 +149,7 @@ def per_delivery_ns(r):
 def render_single(res, setups, rates):
     out = ["| offered | setup | server CPU (cores) | vs the floor | p50 (ms) | p99 (ms) | lost |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for rate in rates:
-        floor = med([r["server_side_cpu"] for r in res[("floor", rate)] if "error" not in r])
+        floor = med([r["server_side_cpu"] for r in res.get(("floor", rate), []) if "error" not in r])
         for s in setups:
             rs = res[(s["key"], rate)]
             cpu, m = cell(rs, "server_side_cpu", lambda v: f"{v:.3f}")
@@ -165,7 +165,7 @@ def render_cluster(res, setups, rates):
            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for rate in rates:
         for s in setups:
-            base = med([per_delivery_ns(r) for r in res[(s.get("base", s["key"]), rate)] if "error" not in r])
+            base = med([per_delivery_ns(r) for r in res.get((s.get("base", s["key"]), rate), []) if "error" not in r])
             rs = res[(s["key"], rate)]
             cpu, _ = cell(rs, "server_side_cpu", lambda v: f"{v:.3f}")
             for r in rs:
@@ -182,7 +182,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--duration", type=float, default=4, help="seconds measured per fanout (after 1 s warm-up)")
-    p.add_argument("--coalesce-us", type=int, default=500, help="the window measured beside the defaults")
+    p.add_argument("--coalesce-us", type=int, default=1000, help="the window measured beside the defaults")
     p.add_argument("--parts", default="single,cluster")
     p.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"))
     p.add_argument("--no-write", action="store_true", help="print the section instead of writing the file")
