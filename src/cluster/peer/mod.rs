@@ -72,6 +72,9 @@ enum Opening {
 #[derive(Debug)]
 enum Peer {
     Free,
+    /// Dropped, its close not yet taken by the reactor: not handed out again before (a connection accepted
+    /// meanwhile would get the index whose close is pending).
+    Closing,
     /// This node's link to `node`.
     Out { node: u64, opening: Opening, since: Instant, out: Vec<u8>, answer: Vec<u8> },
     /// A link from another node (`from` once its opening line was accepted).
@@ -134,6 +137,11 @@ impl Peers {
     /// Takes the connects and closes asked since the last call.
     pub fn requests(&mut self, out: &mut Vec<LinkRequest>) {
         out.append(&mut self.requests);
+        for peer in &mut self.links {
+            if matches!(peer, Peer::Closing) {
+                *peer = Peer::Free;
+            }
+        }
     }
 
     /// Whether `node`'s address should be asked of Redis now (it is then counted as asked).
@@ -370,7 +378,7 @@ impl Peers {
         self.requests.push(LinkRequest::Close { link });
         self.closed(link, now);
         if let Some(peer) = self.peer(link) {
-            *peer = Peer::Free;
+            *peer = Peer::Closing;
         }
     }
 

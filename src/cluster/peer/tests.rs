@@ -149,6 +149,13 @@ fn an_opening_that_never_completes_times_out() {
     b.tend(now + OPEN_TIMEOUT, |_| true);
     assert_eq!(requests(&mut b), vec![LinkRequest::Close { link }]);
     assert_eq!(b.wakeup(), None);
+    // A dropped link's index is not handed out again before the reactor took its close.
+    let mut b = table(B, "tb");
+    let first = b.accepted(now).unwrap();
+    assert!(!b.input(first, b"junk\n", now, &mut Vec::new()));
+    assert_ne!(b.accepted(now), Some(first), "its close is pending");
+    assert_eq!(requests(&mut b), vec![LinkRequest::Close { link: first }]);
+    assert_eq!(b.accepted(now), Some(first), "free again once the close was taken");
     // Every link taken: a further connection is not accepted.
     let mut b = table(B, "tb");
     for _ in 0..MAX_PEER_LINKS {
