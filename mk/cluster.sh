@@ -3,7 +3,8 @@
 # all sharing the default ports 7272 and 55151 (--reuse-port), so the kernel spreads browsers over the nodes
 # (/metrics tells which node answered: wschat_cluster_node{id=...}). Ctrl-C stops everything.
 # CLUSTER_REDIS_PORT (default 6380, so a system redis on 6379 is left alone), CLUSTER_NODES (default: nproc),
-# CLUSTER_ARGS (more wschat flags, e.g. --history 20).
+# CLUSTER_ARGS (more wschat flags, e.g. --history 20). The nodes send their messages to each other over peer
+# links on loopback ports of their own (--cluster-peer 127.0.0.1:0); CLUSTER_PEER=0 sends them through Redis.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 port=${CLUSTER_REDIS_PORT:-6380}
@@ -25,7 +26,9 @@ for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; slee
 redis-cli -p "$port" ping >/dev/null || { echo "make cluster: redis-server did not start on port $port" >&2; exit 1; }
 for i in $(seq "$nodes"); do
     # shellcheck disable=SC2086
-    target/release/wschat --reuse-port --cluster "redis://127.0.0.1:$port" ${CLUSTER_ARGS:-} &
+    peer=()
+    [ "${CLUSTER_PEER:-1}" = 0 ] || peer=(--cluster-peer 127.0.0.1:0)
+    target/release/wschat --reuse-port --cluster "redis://127.0.0.1:$port" "${peer[@]}" ${CLUSTER_ARGS:-} &
     pids+=($!)
 done
 echo "cluster: redis-server on 127.0.0.1:$port, $nodes node(s) on ws 7272 and http 55151 — open http://127.0.0.1:55151 (Ctrl-C stops)"

@@ -36,6 +36,11 @@ impl Node {
         put_directed(&mut turn[at].1, act);
     }
 
+    /// Whether directed messages of this turn, or older ones, wait to be written.
+    pub(super) fn has_directs(&self) -> bool {
+        !self.directs.turn.is_empty() || !self.directs.waiting.is_empty()
+    }
+
     /// The end of a turn: its directed messages join the waiting ones, and what waits is written.
     pub(super) fn end_turn_directs(&mut self) {
         for (target, bytes) in self.directs.turn.drain(..) {

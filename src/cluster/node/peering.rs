@@ -22,6 +22,11 @@ impl Node {
         if !peers.fits(message.len()) || self.pending.iter().any(|m| !m.is_direct()) {
             return false;
         }
+        // A turn with server API acts for other nodes goes over the bus: those acts go through Redis on the
+        // same connection right after it, so a node reads the turn's say and its API send in that order.
+        if self.has_directs() {
+            return false;
+        }
         let me = self.cfg.id;
         let mut others: Vec<u64> = self.live.iter().copied().filter(|&n| n != me).collect();
         others.extend(self.tracker.origins().map(|(n, _)| n).filter(|n| !self.live.contains(n)));

@@ -53,8 +53,6 @@ pub struct PeerStats {
     pub links: u64,
     /// Messages sent over peer links (one per message, whatever the number of peers).
     pub sent_total: u64,
-    /// Messages received over peer links.
-    pub received_total: u64,
     /// Links refused or dropped: a bad opening, a peer that did not accept, one too slow to read.
     pub failures_total: u64,
 }

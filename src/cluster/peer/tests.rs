@@ -59,7 +59,6 @@ fn a_link_opens_with_the_token_and_carries_messages_in_order() {
     assert!(got.is_empty());
     assert!(b.input(in_link, &bytes[7..], now, &mut got));
     assert_eq!(got, vec![(A, b"first".to_vec()), (A, b"second".to_vec())]);
-    assert_eq!(b.stats().received_total, 0, "counted by the node, which checks them");
 }
 
 #[test]

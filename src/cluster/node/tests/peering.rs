@@ -178,3 +178,17 @@ fn an_incoming_link_is_taken_like_the_bus_from_its_own_node_only() {
     assert_eq!(reqs, [LinkRequest::Close { link }]);
     let _ = now;
 }
+
+#[test]
+fn a_turn_with_api_acts_for_another_node_goes_over_the_bus_before_them() {
+    use crate::chat::event::Directed;
+    let (mut node, _) = peered(true);
+    sent(&mut node, PEER_BASE);
+    node.record(&say("with an act"));
+    node.direct(OTHER, &Directed::Close { uid: 5, reason: "bye" });
+    node.end_turn();
+    assert!(sent(&mut node, PEER_BASE).is_empty());
+    let cmds = commands(&mut node, COMMANDS);
+    assert_eq!(names(&cmds), ["XADD", "PUBLISH", "PUBLISH"], "{cmds:?}");
+    assert_eq!((cmds[1][1].as_str(), cmds[2][1].as_str()), ("wschat:bus", "wschat:node:000000000000bbbb:direct"));
+}
