@@ -6,8 +6,8 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use super::link::ClusterUrl;
-use super::peer::PeerConfig;
 use super::node::{NodeConfig, SentinelConfig, DEFAULT_BUFFER, DEFAULT_HEARTBEAT_MS, DEFAULT_STREAM_BYTES};
+use super::peer::PeerConfig;
 use super::sentinel::{ask_at_start, StartError};
 use super::wire::{Keys, DEFAULT_PREFIX};
 use crate::config::{in_range, Config, ConfigError};
@@ -92,7 +92,9 @@ impl ClusterArgs {
                 let why = format!("{addr} is not an address other nodes can reach: name this machine's IP");
                 return Err(err("--cluster-peer", why));
             }
-            Some(addr) => Some(bind_peer(addr).map_err(|e| err("--cluster-peer", format!("cannot listen on {addr}: {e}")))?),
+            Some(addr) => {
+                Some(bind_peer(addr).map_err(|e| err("--cluster-peer", format!("cannot listen on {addr}: {e}")))?)
+            }
         };
         Ok(Some(NodeConfig {
             url,

@@ -108,7 +108,13 @@ impl Coalescer {
         // SAFETY: `fd` is a fresh descriptor nobody else owns.
         let timer = unsafe { OwnedFd::from_raw_fd(fd) };
         registry.register(&mut SourceFd(&timer.as_raw_fd()), token, Interest::READABLE)?;
-        Ok(Coalescer { window, anchor: (Instant::now(), monotonic_ns()), until: None, held: Vec::new(), timer: Some(timer) })
+        Ok(Coalescer {
+            window,
+            anchor: (Instant::now(), monotonic_ns()),
+            until: None,
+            held: Vec::new(),
+            timer: Some(timer),
+        })
     }
 
     /// Whether output is held at all.

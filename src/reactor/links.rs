@@ -227,9 +227,9 @@ impl Reactor {
                         debug!("link from {addr} refused: link {link} is not free");
                         continue;
                     }
-                    let registered = stream
-                        .set_nodelay(true)
-                        .and_then(|()| self.poll.registry().register(&mut stream, token(link), Interest::READABLE | Interest::WRITABLE));
+                    let registered = stream.set_nodelay(true).and_then(|()| {
+                        self.poll.registry().register(&mut stream, token(link), Interest::READABLE | Interest::WRITABLE)
+                    });
                     match registered {
                         Ok(()) => self.link_sockets[link] = Some(LinkSocket { stream, connected: true }),
                         Err(e) => {

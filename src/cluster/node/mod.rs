@@ -306,9 +306,10 @@ impl Node {
         let mut cfg = cfg;
         let listener = cfg.peer.as_mut().and_then(|p| p.listener.take());
         // A peer is sent at most what the buffer holds: beyond it, the bus carries its messages.
-        let peers = cfg.peer.as_ref().map(|_| {
-            Peers::new(cfg.id, cfg.keys.prefix(), random_token(), PEER_MAX_MESSAGE, cfg.buffer)
-        });
+        let peers = cfg
+            .peer
+            .as_ref()
+            .map(|_| Peers::new(cfg.id, cfg.keys.prefix(), random_token(), PEER_MAX_MESSAGE, cfg.buffer));
         Node {
             direct_channel: cfg.keys.node_direct(cfg.id),
             cfg,

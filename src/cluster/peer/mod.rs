@@ -74,9 +74,20 @@ enum Peer {
     /// meanwhile would get the index whose close is pending).
     Closing,
     /// This node's link to `node`.
-    Out { node: u64, opening: Opening, since: Instant, out: Vec<u8>, answer: Vec<u8> },
+    Out {
+        node: u64,
+        opening: Opening,
+        since: Instant,
+        out: Vec<u8>,
+        answer: Vec<u8>,
+    },
     /// A link from another node (`from` once its opening line was accepted).
-    In { from: Option<u64>, since: Instant, buf: Vec<u8>, out: Vec<u8> },
+    In {
+        from: Option<u64>,
+        since: Instant,
+        buf: Vec<u8>,
+        out: Vec<u8>,
+    },
 }
 
 /// A node's peer links, sans-IO.
@@ -309,9 +320,7 @@ impl Peers {
 
     /// Whether messages may go to `node` over its link.
     pub fn ready(&self, node: u64) -> bool {
-        self.outbound
-            .get(&node)
-            .is_some_and(|&i| matches!(self.links[i], Peer::Out { opening: Opening::Ready, .. }))
+        self.outbound.get(&node).is_some_and(|&i| matches!(self.links[i], Peer::Out { opening: Opening::Ready, .. }))
     }
 
     /// Queues `message` for `node`, whose link must be [`Peers::ready`]; a peer that left more than the cap
@@ -363,9 +372,8 @@ impl Peers {
         self.links
             .iter()
             .filter_map(|p| match p {
-                Peer::Out { opening: Opening::Connecting | Opening::Opened, since, .. } | Peer::In { from: None, since, .. } => {
-                    Some(*since + OPEN_TIMEOUT)
-                }
+                Peer::Out { opening: Opening::Connecting | Opening::Opened, since, .. }
+                | Peer::In { from: None, since, .. } => Some(*since + OPEN_TIMEOUT),
                 _ => None,
             })
             .min()
