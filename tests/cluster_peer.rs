@@ -186,3 +186,74 @@ fn a_bad_peer_address_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--cluster-peer") && err.contains("name this machine's IP"), "{err}");
 }
+
+/// Runs an audited fanout over `urls` for `secs` seconds in the background; its JSON once done.
+#[cfg(feature = "bench")]
+fn fanout(urls: &[String], rate: &str, secs: &str, extra: &[&str]) -> std::thread::JoinHandle<serde_json::Value> {
+    let mut args = vec!["fanout".to_string(), "-c".into(), "40".into(), "-r".into(), rate.into(), "-d".into()];
+    args.extend([secs.to_string(), "-w".into(), "0.5".into(), "--json".into()]);
+    for u in urls {
+        args.extend(["--url".to_string(), u.clone()]);
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    std::thread::spawn(move || {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wschat-bench")).args(&args).output().expect("bench");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert!(out.status.success(), "{v}");
+        v
+    })
+}
+
+#[cfg(feature = "bench")]
+fn assert_clean(v: &serde_json::Value) {
+    for key in ["lost", "duplicated", "out_of_order", "server_errors"] {
+        assert_eq!(v[key], 0, "{key}: {v}");
+    }
+    assert_eq!(v["delivered"], v["expected"], "{v}");
+}
+
+/// A node without peer links joins in the middle of a fanout (every message goes on the bus from then on)
+/// and leaves again (back to the links): each switch loses, repeats and reorders nothing.
+#[cfg(feature = "bench")]
+#[test]
+fn switching_between_links_and_the_bus_under_load_loses_nothing() {
+    let Some(redis) = redis("switching_between_links_and_the_bus_under_load_loses_nothing") else { return };
+    let ((a, _), (b, _)) = (peered(&redis, &[]), peered(&redis, &[]));
+    links_up(&[&a, &b], 1);
+    settle(&[&a, &b]);
+    let run = fanout(&[a.ws_url(), b.ws_url()], "2000", "5", &[]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let published_before = publishes(&redis);
+    let mut c = node(&redis, &[]);
+    let sent_with_c = metric(a.http, "wschat_cluster_peer_sent_total");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(publishes(&redis) > published_before + 100, "with c there, the bus carries the messages");
+    assert!(metric(a.http, "wschat_cluster_peer_sent_total") < sent_with_c + 20, "and the links do not");
+    c.terminate(Duration::from_secs(10));
+    // Once c is gone from the live nodes (a heartbeat later), the links carry the messages again.
+    std::thread::sleep(Duration::from_millis(600));
+    let sent_after_c = metric(a.http, "wschat_cluster_peer_sent_total");
+    let v = run.join().expect("fanout");
+    assert_clean(&v);
+    let sent = metric(a.http, "wschat_cluster_peer_sent_total");
+    assert!(sent > sent_after_c + 100, "{sent} > {sent_after_c} + 100");
+    assert_eq!(metric(a.http, "wschat_cluster_lost_total") + metric(b.http, "wschat_cluster_lost_total"), 0);
+}
+
+/// Peer links with a coalescing window: the windows' gathered messages go over the links, and an audited
+/// fanout whose clients stream is clean.
+#[cfg(feature = "bench")]
+#[test]
+fn peer_links_carry_the_windows_messages() {
+    let Some(redis) = redis("peer_links_carry_the_windows_messages") else { return };
+    let window = ["--coalesce-us", "1000"];
+    let ((a, _), (b, _)) = (peered(&redis, &window), peered(&redis, &window));
+    links_up(&[&a, &b], 1);
+    settle(&[&a, &b]);
+    let v = fanout(&[a.ws_url(), b.ws_url()], "8000", "2", &[]).join().expect("fanout");
+    assert_clean(&v);
+    for d in [&a, &b] {
+        assert!(metric(d.http, "wschat_coalesce_held_total") > 100, "the clients streamed");
+        assert!(metric(d.http, "wschat_cluster_peer_sent_total") > 200);
+    }
+}
