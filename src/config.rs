@@ -125,7 +125,7 @@ pub struct Args {
     pub max_api_connections: usize,
     /// Chat output of busy connections waits for the next tick of an N µs clock (so at most N µs), then goes
     /// out in one write per connection (0: written at the end of each loop turn); pings, closes and answers
-    /// never wait
+    /// are not held, but while output waits, input is read at the tick too
     #[arg(long, value_name = "N", default_value_t = DEFAULT_COALESCE_US)]
     pub coalesce_us: u64,
     /// What is logged: error, warn, info, debug, trace or off (RUST_LOG, when set, wins)

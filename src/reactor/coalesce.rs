@@ -6,11 +6,17 @@
 //! message, and all of them in one burst, so that the readers wake once for it. The clock is the machine's
 //! monotonic clock cut into periods of N µs, so output waits at most N µs, a busy connection is written once
 //! a period however long a burst of writes takes, and every daemon on the machine with the same N (the
-//! nodes of a cluster) writes at the same instants: their readers wake once for all of them. A connection below that rate
-//! is written at once, as without a window, so light traffic pays no latency for it. Anything that must not
-//! wait (a ping or pong, a close, a handshake or HTTP answer) is written at once with whatever its
-//! connection holds; so is a connection holding [`FLUSH_AT`] bytes or more. The window's end wakes the loop
-//! through a timerfd registered with it (epoll's own timeout counts whole milliseconds): no thread.
+//! nodes of a cluster) writes at the same instants: their readers wake once for all of them. A connection
+//! below that rate is written at once, as without a window. Anything that must not wait (a ping or pong, a
+//! close, a handshake or HTTP answer) is written at once with whatever its connection holds; so is a
+//! connection holding [`FLUSH_AT`] bytes or more. The window's end wakes the loop through a timerfd
+//! registered with it (epoll's own timeout counts whole milliseconds): no thread.
+//!
+//! While a window is open the loop sleeps on that timer alone and takes all its input at the tick: what it
+//! would write waits for the tick anyway, and a loop woken for every message it reads spends more on the
+//! wake-ups than on the messages — a cluster node most, being idler between its ticks than one node doing
+//! everything. So while a daemon streams, what it reads waits up to N µs as well (timers are kept); while
+//! no window is open, nothing waits.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -154,6 +160,25 @@ impl Coalescer {
         }
     }
 
+    /// While a window is open, blocks until its tick (the timer fires) or `max` passes, whichever is first:
+    /// the loop then takes everything that came meanwhile in one turn. Whether it waited (no window open,
+    /// or nothing to wait for, returns at once).
+    pub fn wait_for_tick(&self, max: Option<Duration>) -> bool {
+        let Some(timer) = &self.timer else { return false };
+        if self.until.is_none() || max.is_some_and(|d| d.is_zero()) {
+            return false;
+        }
+        let mut fd = libc::pollfd { fd: timer.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let ts = max.map(|d| libc::timespec {
+            tv_sec: d.as_secs().min(i32::MAX as u64) as libc::time_t,
+            tv_nsec: d.subsec_nanos() as _,
+        });
+        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: one valid pollfd for a descriptor this owns, a valid (or null: no limit) timeout, no mask.
+        unsafe { libc::ppoll(&mut fd, 1, ts_ptr, std::ptr::null()) };
+        true
+    }
+
     /// When the loop must wake for the window, if one is open.
     pub fn until(&self) -> Option<Instant> {
         self.until
@@ -289,5 +314,27 @@ mod tests {
         c.on_timer();
         let off = Coalescer::off();
         assert!(!off.is_on() && off.until().is_none());
+    }
+
+    #[test]
+    fn the_loop_sleeps_to_the_tick_only_while_a_window_is_open() {
+        let poll = mio::Poll::new().unwrap();
+        let mut c = Coalescer::new(us(2000), poll.registry(), Token(7)).unwrap();
+        assert!(!c.wait_for_tick(None), "no window: the loop blocks in epoll as usual");
+        let t0 = Instant::now();
+        c.hold(t0, 1, 1);
+        let until = c.until().unwrap();
+        assert!(!c.wait_for_tick(Some(Duration::ZERO)), "something is due now: no wait");
+        assert!(c.wait_for_tick(Some(Duration::from_secs(1))));
+        assert!(Instant::now() >= until, "woken by the tick, not before");
+        assert!(Instant::now() < until + Duration::from_millis(500));
+        // An earlier deadline (a timer of the loop) cuts the wait short.
+        c.on_timer();
+        let mut out = Vec::new();
+        c.take_due(Instant::now(), &mut out);
+        c.hold(Instant::now(), 2, 2);
+        let before = Instant::now();
+        assert!(c.wait_for_tick(Some(us(1))));
+        assert!(Instant::now() < before + us(1900), "the deadline, not the tick");
     }
 }

@@ -275,7 +275,12 @@ impl Reactor {
     pub fn run(&mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = self.poll_timeout();
+            let mut timeout = self.poll_timeout();
+            // With a window open, input waits for its tick like the output it would make (see `coalesce`);
+            // not while stopping, when the loop only drains.
+            if self.shutdown_deadline.is_none() && self.coalesce.wait_for_tick(timeout) {
+                timeout = Some(Duration::ZERO);
+            }
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
