@@ -90,14 +90,29 @@ enum Peer {
     },
 }
 
-/// A node's peer links, sans-IO.
+/// Who this node is to the nodes that open links to it, and what it takes from them.
 #[derive(Debug)]
-pub struct Peers {
+struct Identity {
     me: u64,
     prefix: String,
     token: String,
     /// The largest message sent or taken over a link.
     max_message: usize,
+}
+
+impl Identity {
+    /// Whether an opening line is for this node, from another node of the same chat, with its token.
+    fn accepts(&self, hello: &Hello) -> bool {
+        // A constant-time comparison is not needed: the token is as secret as the Redis keys, and a wrong
+        // guess costs the guesser a connection.
+        hello.prefix == self.prefix && hello.to == self.me && hello.token == self.token && hello.from != self.me
+    }
+}
+
+/// A node's peer links, sans-IO.
+#[derive(Debug)]
+pub struct Peers {
+    id: Identity,
     /// Bytes waiting for a peer's socket past which the peer counts as too slow: its link is dropped and
     /// the bus carries the messages.
     out_cap: usize,
@@ -117,10 +132,7 @@ impl Peers {
     /// to `max_message` bytes go over links, and a peer that leaves `out_cap` bytes unread is dropped.
     pub fn new(me: u64, prefix: &str, token: String, max_message: usize, out_cap: usize) -> Peers {
         Peers {
-            me,
-            prefix: prefix.to_string(),
-            token,
-            max_message,
+            id: Identity { me, prefix: prefix.to_string(), token, max_message },
             out_cap,
             links: (0..MAX_PEER_LINKS).map(|_| Peer::Free).collect(),
             outbound: HashMap::new(),
@@ -133,7 +145,7 @@ impl Peers {
 
     /// The token other nodes must open a link with.
     pub fn token(&self) -> &str {
-        &self.token
+        &self.id.token
     }
 
     /// The figures for /metrics.
@@ -155,7 +167,7 @@ impl Peers {
 
     /// Whether `node`'s address should be asked of Redis now (it is then counted as asked).
     pub fn wants_address(&mut self, node: u64, now: Instant) -> bool {
-        if node == self.me || self.outbound.contains_key(&node) || self.asked.contains(&node) {
+        if node == self.id.me || self.outbound.contains_key(&node) || self.asked.contains(&node) {
             return false;
         }
         if self.retry.get(&node).is_some_and(|&(at, _)| now < at) {
@@ -184,7 +196,7 @@ impl Peers {
             self.back_off(node, now);
             return;
         };
-        let hello = Hello { prefix: self.prefix.clone(), from: self.me, to: node, token }.encode();
+        let hello = Hello { prefix: self.id.prefix.clone(), from: self.id.me, to: node, token }.encode();
         self.links[i] = Peer::Out { node, opening: Opening::Connecting, since: now, out: hello, answer: Vec::new() };
         self.outbound.insert(node, i);
         self.requests.push(LinkRequest::Connect { link: PEER_BASE + i, addr });
@@ -207,7 +219,6 @@ impl Peers {
     /// Bytes read from link `link`: the messages they complete are appended to `messages` with the node
     /// that sent them. A link that broke the protocol is closed (and `false` returned).
     pub fn input(&mut self, link: usize, bytes: &[u8], now: Instant, messages: &mut Vec<(u64, Vec<u8>)>) -> bool {
-        let (me, max) = (self.me, self.max_message);
         let outcome = match link.checked_sub(PEER_BASE).and_then(|i| self.links.get_mut(i)) {
             Some(Peer::Out { node, opening, answer, .. }) => {
                 let node = *node;
@@ -234,7 +245,7 @@ impl Peers {
                 // What stays buffered is bounded: an opening line over MAX_HELLO or a frame over `max` is
                 // refused, so at most one partial frame waits.
                 buf.extend_from_slice(bytes);
-                Self::take_input(me, &self.prefix, &self.token, max, from, buf, out, messages)
+                Self::take_input(&self.id, from, buf, out, messages)
             }
             _ => Ok(()),
         };
@@ -250,12 +261,8 @@ impl Peers {
     }
 
     /// An incoming link's buffer: its opening line checked once, then its whole messages cut out.
-    #[allow(clippy::too_many_arguments)]
     fn take_input(
-        me: u64,
-        prefix: &str,
-        token: &str,
-        max: usize,
+        id: &Identity,
         from: &mut Option<u64>,
         buf: &mut Vec<u8>,
         out: &mut Vec<u8>,
@@ -265,9 +272,7 @@ impl Peers {
             Some(node) => node,
             None => {
                 let Some((hello, used)) = Hello::take(buf)? else { return Ok(()) };
-                // A constant-time comparison is not needed: the token is as secret as the Redis keys, and a
-                // wrong guess costs the guesser a connection.
-                if hello.prefix != prefix || hello.to != me || hello.token != token || hello.from == me {
+                if !id.accepts(&hello) {
                     return Err(PeerError::BadHello);
                 }
                 *from = Some(hello.from);
@@ -278,7 +283,7 @@ impl Peers {
             }
         };
         let mut got = Vec::new();
-        let used = take_frames(buf, max, &mut got)?;
+        let used = take_frames(buf, id.max_message, &mut got)?;
         buf.drain(..used);
         messages.extend(got.into_iter().map(|m| (node, m)));
         Ok(())
@@ -347,7 +352,7 @@ impl Peers {
     /// Whether a message of `len` bytes may go over a link: within what the other side takes and what a
     /// link may hold unwritten.
     pub fn fits(&self, len: usize) -> bool {
-        wire::fits(len, self.max_message.min(self.out_cap))
+        wire::fits(len, self.id.max_message.min(self.out_cap))
     }
 
     /// Closes the links to nodes `alive` says are gone, and gives up openings that took too long.
