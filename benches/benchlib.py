@@ -129,6 +129,20 @@ def first_line(proc, timeout=15):
     return line
 
 
+def publish_section(a, block, failed, begin, end, missing):
+    """The end of a bench that owns a section of BENCHMARKS.md: with failures, prints `block` and exits 1
+    without writing; with `--no-write` prints it; else writes it into `a.out` between `begin` and `end`."""
+    if failed:
+        print(block)
+        log("\n*** AUDIT OR RUN FAILURES — BENCHMARKS.md not written ***\n  " + "\n  ".join(failed))
+        sys.exit(1)
+    if a.no_write:
+        print(block)
+    else:
+        replace_section(a.out, begin, end, block, missing)
+        log(f"wrote {a.out} (raw results in {a.json_dir}/results.json)")
+
+
 def replace_section(path, begin, end, block, missing):
     """Writes `block` (which starts with `begin` and ends with `end`) over the one between those markers in the
     file at `path`; without them, appends `missing` (a heading and any introduction) followed by `block`."""

@@ -27,7 +27,7 @@ import time
 import urllib.request
 
 from benchlib import (PROCS, TICK, busy_ticks, cpu_ticks, first_line, log, med, num, pct,  # noqa: E402
-                      raise_nofile, rate, replace_section, stop, stop_all, wait_quiet)
+                      raise_nofile, rate, publish_section, stop, stop_all, wait_quiet)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEGIN = "<!-- bench-cluster:begin -->"
@@ -416,15 +416,7 @@ def main():
         json.dump({"machine": info, "plan": plan, "results": res}, f, indent=1)
     cmdline = "make bench-cluster" if a.runs == 3 and not a.quick else "python3 benches/cluster.py " + " ".join(sys.argv[1:])
     block = render(res, a, cmdline, plan, info)
-    if failed:
-        print(block)
-        log("\n*** AUDIT OR RUN FAILURES — BENCHMARKS.md not written ***\n  " + "\n  ".join(failed))
-        sys.exit(1)
-    if a.no_write:
-        print(block)
-    else:
-        replace_section(a.out, BEGIN, END, block, "## Cluster")
-        log(f"wrote {a.out} (raw results in {a.json_dir}/results.json)")
+    publish_section(a, block, failed, BEGIN, END, "## Cluster")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (PROCS, builds_running, first_line, log, raise_nofile, replace_section, stop,  # noqa: E402
+from benchlib import (PROCS, builds_running, first_line, log, raise_nofile, publish_section, stop,  # noqa: E402
                       stop_all, wait_quiet)
 from wsclient import PING, PONG, TEXT, Client  # noqa: E402
 
@@ -728,15 +728,7 @@ def main():
         json.dump({"machine": info, "plan": plan, "results": res}, f, indent=1)
     cmdline = "python3 benches/failover.py " + " ".join(sys.argv[1:])
     block = render(res, a, cmdline.strip(), info, plan)
-    if failed:
-        print(block)
-        log("\n*** AUDIT OR RUN FAILURES — BENCHMARKS.md not written ***\n  " + "\n  ".join(failed))
-        sys.exit(1)
-    if a.no_write:
-        print(block)
-    else:
-        replace_section(a.out, BEGIN, END, block, "## Redis failover (Sentinel)")
-        log(f"wrote {a.out} (raw results in {a.json_dir}/results.json)")
+    publish_section(a, block, failed, BEGIN, END, "## Redis failover (Sentinel)")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ pub mod manual;
 pub mod metrics;
 pub mod outbox;
 pub mod proxy;
+pub mod random_id;
 pub mod reactor;
 pub mod session;
 pub mod shared_bytes;

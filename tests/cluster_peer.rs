@@ -103,6 +103,23 @@ fn an_audited_fanout_over_peer_links_loses_nothing_and_leaves_the_bus_quiet() {
     assert_eq!(metric(a.http, "wschat_cluster_buffered_bytes"), 0);
 }
 
+/// At the default heartbeat (1 s, the lease 4 s) the links come up within the first beats and carry a say.
+#[test]
+fn links_come_up_at_the_default_heartbeat() {
+    let Some(redis) = redis("links_come_up_at_the_default_heartbeat") else { return };
+    let default = ["--cluster-heartbeat-ms", "1000"];
+    let ((a, _), (b, _)) = (peered(&redis, &default), peered(&redis, &default));
+    links_up(&[&a, &b], 1);
+    let mut one = login(a.ws, "one");
+    settle(&[&a, &b]);
+    let mut two = login(b.ws, "two");
+    settle(&[&a, &b]);
+    let sent = metric(b.http, "wschat_cluster_peer_sent_total");
+    send(&mut two, json!({"type":"say","to_uid":"all","content":"over the link"}));
+    says(&mut one, "over the link");
+    assert!(metric(b.http, "wschat_cluster_peer_sent_total") > sent);
+}
+
 #[test]
 fn a_node_without_peer_links_gets_everything_over_the_bus() {
     let Some(redis) = redis("a_node_without_peer_links_gets_everything_over_the_bus") else { return };

@@ -187,8 +187,12 @@ impl Reactor {
         let mut stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         socket2::SockRef::from(&stream).set_tcp_user_timeout(Some(LINK_USER_TIMEOUT))?;
-        self.poll.registry().register(&mut stream, token(link), Interest::READABLE | Interest::WRITABLE)?;
+        self.register_link(&mut stream, link)?;
         Ok(LinkSocket { stream, connected: false })
+    }
+
+    fn register_link(&self, stream: &mut TcpStream, link: usize) -> io::Result<()> {
+        self.poll.registry().register(stream, token(link), Interest::READABLE | Interest::WRITABLE)
     }
 
     fn write_link(&mut self, link: usize) {
@@ -223,16 +227,15 @@ impl Reactor {
                         debug!("link from {addr} refused: no link left");
                         continue;
                     };
-                    if link >= MAX_LINKS || self.link_sockets[link].is_some() {
-                        debug!("link from {addr} refused: link {link} is not free");
-                        continue;
-                    }
-                    let registered = stream.set_nodelay(true).and_then(|()| {
-                        self.poll.registry().register(&mut stream, token(link), Interest::READABLE | Interest::WRITABLE)
-                    });
+                    let registered = if link >= MAX_LINKS || self.link_sockets[link].is_some() {
+                        Err(io::Error::other(format!("link {link} is not free")))
+                    } else {
+                        stream.set_nodelay(true).and_then(|()| self.register_link(&mut stream, link))
+                    };
                     match registered {
                         Ok(()) => self.link_sockets[link] = Some(LinkSocket { stream, connected: true }),
                         Err(e) => {
+                            debug!("link from {addr} refused: {e}");
                             if let Some(host) = self.app.links() {
                                 host.closed(link, &e.to_string());
                             }

@@ -13,6 +13,7 @@ mod admission;
 mod api;
 mod coalesce;
 mod conn;
+mod deadlines;
 mod input;
 mod links;
 mod output;
@@ -40,10 +41,10 @@ use crate::app::{Application, Departure, Effects};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::outbox::Reply;
-use crate::session::{close_frame, Deadline, Phase, Session, LINGER};
+use crate::session::{close_frame, Session, LINGER};
 use crate::timer::{TimerEntry, TimerWheel};
 use crate::web::Site;
-use crate::ws::frame::{close_code, OpCode};
+use crate::ws::frame::close_code;
 
 const WS_LISTENER: Token = Token(usize::MAX - 1);
 const HTTP_LISTENER: Token = Token(usize::MAX - 2);
@@ -455,62 +456,6 @@ impl Reactor {
             debug!("{}: deregister failed: {e}", conn.peer);
         }
         debug!("{}: connection #{k} closed", conn.peer);
-    }
-
-    // ----- timers -----
-
-    fn arm_timer(&mut self, k: usize, at: Instant) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        conn.timer_tick = self.wheel.schedule(at, k, conn.serial);
-    }
-
-    fn expire_timers(&mut self) {
-        let mut expired = std::mem::take(&mut self.expired);
-        self.wheel.expire(self.now, &mut expired);
-        for entry in expired.drain(..) {
-            let Some(conn) = self.conns.get_mut(entry.key) else { continue };
-            if conn.serial != entry.serial || conn.timer_tick != entry.tick {
-                continue; // Stale: the connection was replaced or re-armed since.
-            }
-            self.on_deadline(entry.key);
-        }
-        self.expired = expired;
-    }
-
-    fn on_deadline(&mut self, k: usize) {
-        let Some(conn) = self.conns.get_mut(k) else { return };
-        if let Some(written) = conn.session.writing_last_answer() {
-            // A last answer still being written (a large file of --web-root to a slow reader) lingers as long
-            // as the peer keeps taking bytes: more of what was written has left the kernel since the last look.
-            let taken = conn.transport.peer_taken(written);
-            if let Some(taken) = taken.filter(|&t| t > conn.linger_taken) {
-                conn.linger_taken = taken;
-                self.arm_timer(k, self.now + LINGER);
-                return;
-            }
-        }
-        match conn.session.on_deadline(self.now, self.cfg.ping_interval) {
-            Deadline::Remove => {
-                if conn.transport.tls().is_some_and(|t| t.handshaking()) {
-                    debug!("{}: TLS handshake not finished in time; closing", conn.peer);
-                    if let Some(tls) = self.metrics.tls.as_mut() {
-                        tls.count_failure("timeout");
-                    }
-                } else if conn.session.phase() == Phase::Handshake {
-                    debug!("{}: no complete request in time; closing", conn.peer);
-                }
-                self.remove(k);
-            }
-            Deadline::CloseIdle => {
-                debug!("{}: silent for two ping intervals; closing", conn.peer);
-                self.close(k, close_code::GOING_AWAY, "idle timeout");
-            }
-            Deadline::Ping { rearm } => {
-                self.send_control(k, OpCode::Ping, b"");
-                self.arm_timer(k, rearm);
-            }
-            Deadline::Rearm(at) => self.arm_timer(k, at),
-        }
     }
 
     // ----- shutdown -----

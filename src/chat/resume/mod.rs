@@ -30,9 +30,6 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 /// Default `--resume-buffer`.
 pub const DEFAULT_BUFFER: usize = 256 * 1024;
 
-/// Bytes of a session id: 128 random bits.
-const ID_BYTES: usize = 16;
-
 /// Characters of a session id shown in logs.
 const LOGGED_ID_CHARS: usize = 6;
 
@@ -61,9 +58,7 @@ impl ResumeLimits {
 /// A fresh session id: 128 bits from the operating system's random source, as 32 hex digits; `None` when the
 /// source fails (the login then goes on without a session).
 pub fn new_session_id() -> Option<String> {
-    let mut bytes = [0u8; ID_BYTES];
-    getrandom::fill(&mut bytes).ok()?;
-    Some(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    crate::random_id::hex128()
 }
 
 /// The first characters of a session id, for logs: an id is never logged whole.

@@ -97,9 +97,9 @@ impl Node {
 
     /// Asks where the live nodes without a peer link take them, and closes the links of nodes gone.
     fn tend_peers(&mut self) {
+        self.tend_peer_links();
+        let now = self.now;
         let Some(peers) = &mut self.peers else { return };
-        let (now, live, tracker) = (self.now, &self.live, &self.tracker);
-        peers.tend(now, |n| live.contains(&n) || tracker.last(n).is_some());
         let wanted: Vec<u64> = self.live.iter().copied().filter(|&n| peers.wants_address(n, now)).collect();
         for node in wanted {
             let key = self.cfg.keys.node_peer(node);

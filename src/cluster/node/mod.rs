@@ -306,10 +306,13 @@ impl Node {
         let mut cfg = cfg;
         let listener = cfg.peer.as_mut().and_then(|p| p.listener.take());
         // A peer is sent at most what the buffer holds: beyond it, the bus carries its messages.
-        let peers = cfg
-            .peer
-            .as_ref()
-            .map(|_| Peers::new(cfg.id, cfg.keys.prefix(), random_token(), PEER_MAX_MESSAGE, cfg.buffer));
+        let peers = cfg.peer.as_ref().and_then(|_| match crate::random_id::hex128() {
+            Some(token) => Some(Peers::new(cfg.id, cfg.keys.prefix(), token, PEER_MAX_MESSAGE, cfg.buffer)),
+            None => {
+                log::warn!("cluster: no random token for peer links (the random source failed); using the bus");
+                None
+            }
+        });
         Node {
             direct_channel: cfg.keys.node_direct(cfg.id),
             cfg,
@@ -446,11 +449,8 @@ impl Node {
         }
         self.prune_recent();
         self.log_refusals(false);
-        if let Some(peers) = &mut self.peers {
-            if peers.wakeup().is_some_and(|t| now >= t) {
-                let (live, tracker) = (&self.live, &self.tracker);
-                peers.tend(now, |n| live.contains(&n) || tracker.last(n).is_some());
-            }
+        if self.peers.as_ref().and_then(|p| p.wakeup()).is_some_and(|t| now >= t) {
+            self.tend_peer_links();
         }
         if self.commands_ready && !self.heartbeat_asked && now >= self.next_heartbeat {
             self.heartbeat();
@@ -532,20 +532,6 @@ impl Node {
 /// The largest message a peer link takes (every node the same, whatever its `--cluster-buffer`); a larger
 /// one goes over the bus.
 const PEER_MAX_MESSAGE: usize = 64 * 1024 * 1024;
-
-/// A fresh random token for the peer links (128 bits as 32 hex digits): the standard library's randomly
-/// keyed hasher, twice.
-fn random_token() -> String {
-    use std::hash::{BuildHasher, Hasher};
-    let mut token = String::new();
-    for i in 0..2u8 {
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u8(i);
-        h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
-        token.push_str(&format!("{:016x}", h.finish()));
-    }
-    token
-}
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use log::warn;
 
 use super::Node;
 use crate::cluster::peer::PEER_BASE;
-use crate::cluster::wire::Message;
+use crate::cluster::wire::{Message, Tracker};
 
 impl Node {
     /// Sends `message` to every other node over its peer link, if they all have one up and the bus has no
@@ -27,15 +27,13 @@ impl Node {
         if self.has_directs() {
             return false;
         }
-        let me = self.cfg.id;
-        let mut others: Vec<u64> = self.live.iter().copied().filter(|&n| n != me).collect();
-        others.extend(self.tracker.origins().map(|(n, _)| n).filter(|n| !self.live.contains(n)));
-        if others.is_empty() || !others.iter().all(|&n| peers.ready(n)) {
+        let (me, live, tracker) = (self.cfg.id, &self.live, &self.tracker);
+        if others(me, live, tracker).next().is_none() || !others(me, live, tracker).all(|n| peers.ready(n)) {
             return false;
         }
         let now = self.now;
         let Some(peers) = &mut self.peers else { return false };
-        for node in others {
+        for node in others(me, live, tracker) {
             if !peers.send(node, message, now) {
                 // That link was dropped: the message goes over the bus too (the others drop the repeat).
                 return false;
@@ -63,8 +61,22 @@ impl Node {
         }
     }
 
+    /// Closes the links of nodes neither alive nor heard from, and gives up openings that took too long.
+    pub(super) fn tend_peer_links(&mut self) {
+        let Some(peers) = &mut self.peers else { return };
+        let (me, live, tracker) = (self.cfg.id, &self.live, &self.tracker);
+        peers.tend(self.now, |n| others(me, live, tracker).any(|o| o == n));
+    }
+
     /// Whether `link` is a peer link (rather than a Redis connection).
     pub(super) fn is_peer_link(link: usize) -> bool {
         link >= PEER_BASE
     }
+}
+
+/// The other nodes that read this node's messages: the live ones, and those heard from (whose lease this
+/// node may not have seen yet).
+fn others<'a>(me: u64, live: &'a [u64], tracker: &'a Tracker) -> impl Iterator<Item = u64> + 'a {
+    let heard = tracker.origins().map(|(n, _)| n).filter(|n| !live.contains(n));
+    live.iter().copied().chain(heard).filter(move |&n| n != me)
 }

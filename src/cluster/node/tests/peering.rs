@@ -10,13 +10,7 @@ fn peered(link_up: bool) -> (Node, Instant) {
     let now = Instant::now();
     let mut cfg = config(0, DEFAULT_BUFFER);
     cfg.peer = Some(PeerConfig { addr: "127.0.0.1:7300".parse().unwrap(), listener: None });
-    let mut node = Node::new(cfg, now);
-    node.set_now(now);
-    node.requests(&mut Vec::new());
-    node.connected(COMMANDS);
-    node.connected(BUS);
-    commands(&mut node, BUS);
-    node.input(BUS, &array(&[bulk(b"subscribe"), bulk(b"wschat:bus"), int(1)]));
+    let mut node = subscribed(cfg, now);
     node.input(BUS, &array(&[bulk(b"subscribe"), bulk(b"wschat:node:000000000000aaaa:direct"), int(2)]));
     let cmds = commands(&mut node, COMMANDS);
     let token = node.peers.as_ref().unwrap().token().to_string();
