@@ -56,6 +56,15 @@ fn login(ws: SocketAddr, name: &str) -> Raw {
     }
 }
 
+/// User "one" logged in on `a`, then "two" on `b`, each login known to both nodes.
+fn one_on_each(a: &Daemon, b: &Daemon) -> (Raw, Raw) {
+    let one = login(a.ws, "one");
+    settle(&[a, b]);
+    let two = login(b.ws, "two");
+    settle(&[a, b]);
+    (one, two)
+}
+
 /// Reads until a say with `content` comes (logins of others may come first).
 fn says(raw: &mut Raw, content: &str) {
     loop {
@@ -110,10 +119,7 @@ fn links_come_up_at_the_default_heartbeat() {
     let default = ["--cluster-heartbeat-ms", "1000"];
     let ((a, _), (b, _)) = (peered(&redis, &default), peered(&redis, &default));
     links_up(&[&a, &b], 1);
-    let mut one = login(a.ws, "one");
-    settle(&[&a, &b]);
-    let mut two = login(b.ws, "two");
-    settle(&[&a, &b]);
+    let (mut one, mut two) = one_on_each(&a, &b);
     let sent = metric(b.http, "wschat_cluster_peer_sent_total");
     send(&mut two, json!({"type":"say","to_uid":"all","content":"over the link"}));
     says(&mut one, "over the link");
@@ -125,10 +131,7 @@ fn a_node_without_peer_links_gets_everything_over_the_bus() {
     let Some(redis) = redis("a_node_without_peer_links_gets_everything_over_the_bus") else { return };
     let ((a, _), b) = (peered(&redis, &[]), node(&redis, &[]));
     settle(&[&a, &b]);
-    let mut one = login(a.ws, "one");
-    settle(&[&a, &b]);
-    let mut two = login(b.ws, "two");
-    settle(&[&a, &b]);
+    let (mut one, mut two) = one_on_each(&a, &b);
     send(&mut one, json!({"type":"say","to_uid":"all","content":"from a"}));
     says(&mut two, "from a");
     says(&mut one, "from a");
@@ -144,10 +147,7 @@ fn messages_keep_flowing_over_peer_links_while_redis_is_down() {
     let Some(mut redis) = redis("messages_keep_flowing_over_peer_links_while_redis_is_down") else { return };
     let ((a, _), (b, _)) = (peered(&redis, &[]), peered(&redis, &[]));
     links_up(&[&a, &b], 1);
-    let mut one = login(a.ws, "one");
-    settle(&[&a, &b]);
-    let mut two = login(b.ws, "two");
-    settle(&[&a, &b]);
+    let (mut one, mut two) = one_on_each(&a, &b);
     redis.kill();
     send(&mut one, json!({"type":"say","to_uid":"all","content":"Redis is gone"}));
     says(&mut two, "Redis is gone");
@@ -182,10 +182,7 @@ fn the_peer_port_refuses_whoever_lacks_the_token() {
     drop(held);
     assert!(metric(a.http, "wschat_cluster_peer_failures_total") >= 3);
     // The real link is untouched: a say still goes over it.
-    let mut one = login(a.ws, "one");
-    settle(&[&a, &b]);
-    let mut two = login(b.ws, "two");
-    settle(&[&a, &b]);
+    let (mut one, mut two) = one_on_each(&a, &b);
     let sent = metric(b.http, "wschat_cluster_peer_sent_total");
     send(&mut two, json!({"type":"say","to_uid":"all","content":"still here"}));
     says(&mut one, "still here");
